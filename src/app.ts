@@ -1,0 +1,140 @@
+import { readFileSync } from "node:fs";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from "fastify";
+import type { Redis } from "ioredis";
+import type { Config } from "./config.js";
+import { createAccessModule } from "./modules/access/index.js";
+import { createCustomersModule } from "./modules/customers/index.js";
+import { AuditLog } from "./platform/audit.js";
+import { registerAuth } from "./platform/auth.js";
+import { type Clock, systemClock } from "./platform/clock.js";
+import { type Database, openDatabase } from "./platform/database.js";
+import { registerDocs } from "./platform/docs.js";
+import { registerErrorHandlers } from "./platform/error-handler.js";
+import { registerHealth } from "./platform/health.js";
+import { parseJsonBody } from "./platform/json-body.js";
+import { loggerOptions, requestIdFor } from "./platform/logger.js";
+import { registerMetrics } from "./platform/metrics.js";
+import { openRedis, waitForRedis } from "./platform/redis.js";
+import { ErrorSchema } from "./platform/tmf.js";
+import { validatorCompiler } from "./platform/validation.js";
+import { REDIS_CONNECT_TIMEOUT_MS } from "./shared/limits.js";
+
+export interface AppOptions {
+  /** Business time; tests inject a ManualClock. */
+  clock?: Clock;
+  /** pino options, or false to silence the app (tests). */
+  logger?: FastifyServerOptions["logger"];
+}
+
+/** A route as registered, for the test that proves every route declares roles and schemas. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  config: { roles?: readonly string[]; public?: boolean };
+  hasResponseSchema: boolean;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    services: AppServices;
+    database: Database;
+    routeTable: RegisteredRoute[];
+  }
+}
+
+type AppServices = {
+  access: ReturnType<typeof createAccessModule>["service"];
+  customers: ReturnType<typeof createCustomersModule>["services"];
+};
+
+const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
+  .version;
+
+/**
+ * Builds the engine: platform plugins first, then each module, listed by hand. The server, the tests,
+ * the CLI and the workers all start here. Nothing listens until the caller says so.
+ */
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const clock = options.clock ?? systemClock;
+  const app = Fastify({
+    logger: (options.logger ?? loggerOptions(config.logLevel)) as Exclude<FastifyServerOptions["logger"], undefined>,
+    genReqId: requestIdFor,
+    bodyLimit: config.bodyLimitBytes,
+    connectionTimeout: config.requestTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    forceCloseConnections: "idle",
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+
+  const routeTable: RegisteredRoute[] = [];
+  app.addHook("onRoute", (route: RouteOptions) => {
+    for (const method of [route.method].flat()) {
+      routeTable.push({
+        method,
+        url: route.url,
+        config: (route.config ?? {}) as RegisteredRoute["config"],
+        hasResponseSchema: route.schema?.response !== undefined,
+      });
+    }
+  });
+  app.decorate("routeTable", routeTable);
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    ["application/json", "application/merge-patch+json"],
+    { parseAs: "buffer" },
+    (_request, body, done) => {
+      try {
+        done(null, parseJsonBody(body as Buffer));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    },
+  );
+  app.addSchema(ErrorSchema);
+  registerErrorHandlers(app);
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: config.dbPoolMax,
+  });
+  let redis: Redis | null = null;
+  app.addHook("onClose", async () => {
+    if (redis !== null) await redis.quit().catch(() => redis?.disconnect());
+    await database.close();
+  });
+  try {
+    if (config.migrateOnStart) await database.migrate();
+    if (config.redisUrl !== undefined) {
+      redis = openRedis(config.redisUrl, config.redisKeyPrefix, app.log);
+      // Start even if Redis is not there yet: readiness reports it and the client keeps reconnecting.
+      await waitForRedis(redis, REDIS_CONNECT_TIMEOUT_MS);
+    }
+
+    const audit = new AuditLog(clock);
+    const deps = { database, audit, clock };
+    const customers = createCustomersModule(deps);
+    const access = createAccessModule({ ...deps, billingAccountExists: customers.services.billingAccountExists });
+    app.decorate("services", { access: access.service, customers: customers.services });
+    app.decorate("database", database);
+
+    registerAuth(app, access.service.authenticate);
+    await registerDocs(app, VERSION);
+    registerHealth(app, database, redis);
+    registerMetrics(app, database, redis);
+    await app.register(access.routes);
+    await app.register(customers.routes);
+    await app.ready();
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+  return app;
+}

@@ -1,0 +1,116 @@
+import path from "node:path";
+import { API_KEY_MAX_LENGTH, API_KEY_MIN_LENGTH, BODY_LIMIT_BYTES_DEFAULT } from "./shared/limits.js";
+
+/**
+ * The engine's configuration. This file is the only reader of process.env: everything else receives a
+ * Config. Every problem is listed at once, so an operator fixes a deployment in one pass.
+ */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** PostgreSQL URL; unset, the engine runs on embedded PGlite under `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  /** Redis URL; unset, the engine uses its in-process stores. */
+  readonly redisUrl: string | undefined;
+  readonly redisKeyPrefix: string;
+  /** Becomes the first admin key when the engine starts with none (at least 32 characters). */
+  readonly adminApiKey: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly dataDir: string;
+  readonly bodyLimitBytes: number;
+  readonly dbPoolMax: number;
+  readonly migrateOnStart: boolean;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const text = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+      return fallback;
+    }
+    return Number(raw);
+  };
+  const url = (name: string, protocols: readonly string[]): string | undefined => {
+    const raw = text(name);
+    if (raw === undefined) return undefined;
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) {
+        problems.push(`${name} must use ${protocols.join(" or ")}, got "${parsed.protocol}"`);
+      }
+    } catch {
+      // new URL throws TypeError on anything unparseable; the message would echo a password.
+      problems.push(`${name} is not a valid URL`);
+    }
+    return raw;
+  };
+  const flag = (name: string, fallback: boolean): boolean => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (["1", "true", "yes"].includes(raw.toLowerCase())) return true;
+    if (["0", "false", "no"].includes(raw.toLowerCase())) return false;
+    problems.push(`${name} must be true or false, got "${raw}"`);
+    return fallback;
+  };
+
+  const logLevel = (text("LOG_LEVEL") ?? "info").toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+  }
+  const adminApiKey = text("ADMIN_API_KEY");
+  if (adminApiKey !== undefined) {
+    if (adminApiKey.length < API_KEY_MIN_LENGTH || adminApiKey.length > API_KEY_MAX_LENGTH) {
+      problems.push(
+        `ADMIN_API_KEY must be ${API_KEY_MIN_LENGTH} to ${API_KEY_MAX_LENGTH} characters, got ${adminApiKey.length}`,
+      );
+    } else if (!/^[\x21-\x7e]+$/.test(adminApiKey)) {
+      problems.push("ADMIN_API_KEY must be printable ASCII without spaces");
+    }
+  }
+  const host = text("HOST") ?? "127.0.0.1";
+  const redisKeyPrefix = text("BSS_REDIS_KEY_PREFIX") ?? "";
+  if (!/^[A-Za-z0-9:_-]{0,64}$/.test(redisKeyPrefix)) {
+    problems.push("BSS_REDIS_KEY_PREFIX may hold only letters, digits, ':', '_' and '-' (at most 64)");
+  }
+
+  const config: Config = {
+    port: integer("PORT", 3000, 0, 65535),
+    host,
+    databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
+    redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
+    redisKeyPrefix,
+    adminApiKey,
+    logLevel: logLevel as LogLevel,
+    dataDir: path.resolve(text("BSS_DATA_DIR") ?? "data"),
+    bodyLimitBytes: integer("BSS_BODY_LIMIT_BYTES", BODY_LIMIT_BYTES_DEFAULT, 1024, 64 * 1_048_576),
+    dbPoolMax: integer("BSS_DB_POOL_MAX", 10, 1, 200),
+    migrateOnStart: flag("BSS_MIGRATE_ON_START", true),
+    requestTimeoutMs: integer("BSS_REQUEST_TIMEOUT_MS", 30_000, 1_000, 600_000),
+    keepAliveTimeoutMs: integer("BSS_KEEP_ALIVE_TIMEOUT_MS", 72_000, 1_000, 600_000),
+    shutdownTimeoutMs: integer("BSS_SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

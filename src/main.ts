@@ -1,0 +1,62 @@
+import { buildApp } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { SYSTEM_ACTOR } from "./platform/audit.js";
+
+/** The API server process: configuration, the engine, the bootstrap key, listening, graceful shutdown. */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const app = await buildApp(config);
+  const bootstrap = await app.services.access.ensureBootstrapKey(SYSTEM_ACTOR, config.adminApiKey);
+  if (bootstrap.generated !== null) {
+    // Printed once, to the terminal only: the logger would (rightly) redact it.
+    process.stderr.write(
+      `\n  First start: an admin API key was generated. It is shown once; store it now.\n\n    ${bootstrap.generated}\n\n` +
+        `  Use it as 'Authorization: Bearer <key>'. Set ADMIN_API_KEY before the first start to choose your own.\n\n`,
+    );
+  } else if (bootstrap.created) {
+    app.log.info("ADMIN_API_KEY stored as the first admin key");
+  }
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, "shutting down: draining in-flight requests");
+    const timer = setTimeout(() => {
+      app.log.error("shutdown timed out; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        app.log.error({ err: error }, "error while shutting down");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+
+  await app.listen({ port: config.port, host: config.host });
+  app.log.info(
+    { database: config.databaseUrl === undefined ? `embedded PGlite in ${config.dataDir}` : "PostgreSQL",
+      redis: config.redisUrl === undefined ? "in-process" : "Redis" },
+    `engine listening; API docs at http://${config.host}:${config.port}/docs`,
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,492 @@
+import { eq } from "drizzle-orm";
+import type { Actor } from "../../platform/audit.js";
+import type { Db } from "../../platform/database.js";
+import { AppError, invalidField } from "../../platform/errors.js";
+import { mergePatcher } from "../../platform/merge-patch.js";
+import { type ResourceModel, ResourceStore, type ServiceDeps } from "../../platform/resource-service.js";
+import { TMF_BASE } from "../../platform/tmf.js";
+import { isCurrencyCode } from "../../shared/currency.js";
+import { isId } from "../../shared/ids.js";
+import { amountToJsonNumber, type Money } from "../../shared/money.js";
+import { withoutEmpty } from "../../shared/objects.js";
+import { canonicalTimeZone, formatLocalDate, nextBillDate } from "../../shared/time.js";
+import * as repository from "./customers.repository.js";
+import {
+  ACCOUNT_LIFECYCLE,
+  CUSTOMER_LIFECYCLE,
+  checkContactMedia,
+  checkCountry,
+  checkIdentifications,
+  INDIVIDUAL_LIFECYCLE,
+  ORGANIZATION_LIFECYCLE,
+  parseLimit,
+} from "./customers.rules.js";
+import {
+  type BillingAccount,
+  type BillingAccountCreate,
+  BillingAccountCreateSchema,
+  type Customer,
+  type CustomerCreate,
+  CustomerCreateSchema,
+  type Individual,
+  type IndividualCreate,
+  IndividualCreateSchema,
+  type Organization,
+  type OrganizationCreate,
+  OrganizationCreateSchema,
+} from "./customers.schemas.js";
+import {
+  billingAccounts,
+  type BillingAccountRow,
+  type CustomerRow,
+  type IndividualRow,
+  type OrganizationRow,
+} from "./customers.tables.js";
+
+export const INDIVIDUAL_PATH = `${TMF_BASE.party}/individual`;
+export const ORGANIZATION_PATH = `${TMF_BASE.party}/organization`;
+export const CUSTOMER_PATH = `${TMF_BASE.customer}/customer`;
+export const BILLING_ACCOUNT_PATH = `${TMF_BASE.account}/billingAccount`;
+
+type IndividualStatus = Individual["status"];
+type OrganizationStatus = Organization["status"];
+type CustomerStatus = Customer["status"];
+type AccountState = BillingAccount["state"];
+
+function refuseStart(field: string, entity: string, state: string): never {
+  throw invalidField(field, `a new ${entity} cannot start ${state}`);
+}
+
+function unknownReference(field: string, entity: string, id: string): AppError {
+  return new AppError("unprocessable", "unknown_reference", `${field}: ${entity} ${id} does not exist`, field);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Individuals (TMF632)
+
+function individualModel(deps: ServiceDeps): ResourceModel<
+  IndividualRow,
+  typeof import("./customers.tables.js").individuals.$inferInsert,
+  Individual,
+  IndividualCreate,
+  IndividualStatus,
+  "status"
+> {
+  const toInput = (row: IndividualRow): IndividualCreate => ({
+    ...withoutEmpty({
+      middleName: row.middleName,
+      title: row.title,
+      gender: row.gender,
+      birthDate: row.birthDate,
+      nationality: row.nationality,
+    }),
+    givenName: row.givenName,
+    familyName: row.familyName,
+    status: row.status as IndividualStatus,
+    contactMedium: row.contactMedium,
+    individualIdentification: row.identifications,
+  });
+  return {
+    entity: "individual",
+    rows: repository.individualRows,
+    lifecycle: INDIVIDUAL_LIFECYCLE,
+    stateColumn: "status",
+    stateOf: (row) => row.status as IndividualStatus,
+    initialState: (input) =>
+      input.status === "deceased" ? refuseStart("status", "individual", "deceased") : (input.status ?? "initialized"),
+    requestedState: (input, row) => input.status ?? (row.status as IndividualStatus),
+    toInput,
+    mergePatch: mergePatcher<IndividualCreate>(IndividualCreateSchema),
+    async present(_db, rows) {
+      return rows.map((row) => ({
+        id: row.id,
+        href: `${INDIVIDUAL_PATH}/${row.id}`,
+        "@type": "Individual" as const,
+        ...toInput(row),
+        fullName: [row.givenName, row.middleName, row.familyName].filter(Boolean).join(" "),
+        status: row.status as IndividualStatus,
+        contactMedium: row.contactMedium,
+        individualIdentification: row.identifications,
+      }));
+    },
+    async validate(_db, input) {
+      const today = deps.clock.now().toISOString().slice(0, 10);
+      if (input.birthDate !== undefined && input.birthDate > today) {
+        throw invalidField("birthDate", "must not be in the future");
+      }
+      checkCountry(input.nationality, "nationality");
+      checkContactMedia(input.contactMedium, "contactMedium");
+      checkIdentifications(input.individualIdentification, "individualIdentification");
+    },
+    columns: (input) => ({
+      givenName: input.givenName,
+      familyName: input.familyName,
+      middleName: input.middleName ?? null,
+      title: input.title ?? null,
+      gender: input.gender ?? null,
+      birthDate: input.birthDate ?? null,
+      nationality: input.nationality ?? null,
+      contactMedium: input.contactMedium ?? [],
+      identifications: input.individualIdentification ?? [],
+    }),
+    async beforeRemove(db, row) {
+      if ((await repository.countCustomersOfParty(db, { individualId: row.id })) > 0) {
+        throw new AppError("conflict", "party_in_use", `individual ${row.id} is the engaged party of a customer`);
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Organizations (TMF632)
+
+function organizationModel(): ResourceModel<
+  OrganizationRow,
+  typeof import("./customers.tables.js").organizations.$inferInsert,
+  Organization,
+  OrganizationCreate,
+  OrganizationStatus,
+  "status"
+> {
+  const toInput = (row: OrganizationRow): OrganizationCreate => ({
+    ...withoutEmpty({ name: row.name, isLegalEntity: row.isLegalEntity, organizationType: row.organizationType }),
+    tradingName: row.tradingName,
+    status: row.status as OrganizationStatus,
+    contactMedium: row.contactMedium,
+    organizationIdentification: row.identifications,
+  });
+  return {
+    entity: "organization",
+    rows: repository.organizationRows,
+    lifecycle: ORGANIZATION_LIFECYCLE,
+    stateColumn: "status",
+    stateOf: (row) => row.status as OrganizationStatus,
+    initialState: (input) =>
+      input.status === "closed" ? refuseStart("status", "organization", "closed") : (input.status ?? "initialized"),
+    requestedState: (input, row) => input.status ?? (row.status as OrganizationStatus),
+    toInput,
+    mergePatch: mergePatcher<OrganizationCreate>(OrganizationCreateSchema),
+    async present(_db, rows) {
+      return rows.map((row) => ({
+        id: row.id,
+        href: `${ORGANIZATION_PATH}/${row.id}`,
+        "@type": "Organization" as const,
+        ...toInput(row),
+        status: row.status as OrganizationStatus,
+        contactMedium: row.contactMedium,
+        organizationIdentification: row.identifications,
+      }));
+    },
+    async validate(_db, input) {
+      checkContactMedia(input.contactMedium, "contactMedium");
+      checkIdentifications(input.organizationIdentification, "organizationIdentification");
+    },
+    columns: (input) => ({
+      tradingName: input.tradingName,
+      name: input.name ?? null,
+      isLegalEntity: input.isLegalEntity ?? null,
+      organizationType: input.organizationType ?? null,
+      contactMedium: input.contactMedium ?? [],
+      identifications: input.organizationIdentification ?? [],
+    }),
+    async beforeRemove(db, row) {
+      if ((await repository.countCustomersOfParty(db, { organizationId: row.id })) > 0) {
+        throw new AppError("conflict", "party_in_use", `organization ${row.id} is the engaged party of a customer`);
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Customers (TMF629)
+
+const PARTY_TYPES = ["Individual", "Organization"] as const;
+
+function customerModel(): ResourceModel<
+  CustomerRow,
+  typeof import("./customers.tables.js").customers.$inferInsert,
+  Customer,
+  CustomerCreate,
+  CustomerStatus,
+  "status"
+> {
+  const toInput = (row: CustomerRow): CustomerCreate => {
+    const validFor = withoutEmpty({
+      startDateTime: row.validFrom?.toISOString(),
+      endDateTime: row.validTo?.toISOString(),
+    });
+    return {
+      ...withoutEmpty({ statusReason: row.statusReason }),
+      name: row.name,
+      status: row.status as CustomerStatus,
+      engagedParty: row.individualId
+        ? { id: row.individualId, "@referredType": "Individual" }
+        : { id: row.organizationId ?? "", "@referredType": "Organization" },
+      contactMedium: row.contactMedium,
+      ...(Object.keys(validFor).length > 0 ? { validFor } : {}),
+    };
+  };
+  return {
+    entity: "customer",
+    rows: repository.customerRows,
+    lifecycle: CUSTOMER_LIFECYCLE,
+    stateColumn: "status",
+    stateOf: (row) => row.status as CustomerStatus,
+    initialState: (input) =>
+      input.status === "approved" || input.status === "initialized" || input.status === undefined
+        ? (input.status ?? "approved")
+        : refuseStart("status", "customer", input.status),
+    requestedState: (input, row) => input.status ?? (row.status as CustomerStatus),
+    toInput,
+    mergePatch: mergePatcher<CustomerCreate>(CustomerCreateSchema),
+    async present(db, rows) {
+      const names = await repository.partyNames(
+        db,
+        rows.flatMap((row) => (row.individualId ? [row.individualId] : [])),
+        rows.flatMap((row) => (row.organizationId ? [row.organizationId] : [])),
+      );
+      const accounts = await repository.accountsOfCustomers(
+        db,
+        rows.map((row) => row.id),
+      );
+      return rows.map((row) => {
+        const input = toInput(row);
+        const partyId = input.engagedParty.id;
+        const partyType = input.engagedParty["@referredType"];
+        const partyPath = partyType === "Individual" ? INDIVIDUAL_PATH : ORGANIZATION_PATH;
+        return {
+          id: row.id,
+          href: `${CUSTOMER_PATH}/${row.id}`,
+          "@type": "Customer" as const,
+          ...input,
+          status: row.status as CustomerStatus,
+          engagedParty: {
+            id: partyId,
+            href: `${partyPath}/${partyId}`,
+            ...withoutEmpty({ name: names.get(partyId) }),
+            "@referredType": partyType,
+          },
+          contactMedium: row.contactMedium,
+          account: accounts
+            .filter((account) => account.customerId === row.id)
+            .map((account) => ({
+              id: account.id,
+              href: `${BILLING_ACCOUNT_PATH}/${account.id}`,
+              name: account.name,
+              "@referredType": "BillingAccount",
+            })),
+        };
+      });
+    },
+    async validate(db, input, current) {
+      checkContactMedia(input.contactMedium, "contactMedium");
+      const party = input.engagedParty;
+      if (!(PARTY_TYPES as readonly string[]).includes(party["@referredType"])) {
+        throw invalidField("engagedParty.@referredType", `must be one of ${PARTY_TYPES.join(", ")}`);
+      }
+      const start = input.validFor?.startDateTime;
+      const end = input.validFor?.endDateTime;
+      if (start !== undefined && end !== undefined && Date.parse(end) < Date.parse(start)) {
+        throw invalidField("validFor.endDateTime", "must not be before startDateTime");
+      }
+      if (current !== null) {
+        const before = toInput(current).engagedParty;
+        if (before.id !== party.id || before["@referredType"] !== party["@referredType"]) {
+          throw new AppError("unprocessable", "immutable_field", "engagedParty: a customer's party cannot change", "engagedParty");
+        }
+        return;
+      }
+      const rows = party["@referredType"] === "Individual" ? repository.individualRows : repository.organizationRows;
+      const found = isId(party.id) ? await rows.find(db, party.id) : undefined;
+      if (!found) throw unknownReference("engagedParty.id", party["@referredType"].toLowerCase(), party.id);
+    },
+    columns: (input) => ({
+      name: input.name,
+      statusReason: input.statusReason ?? null,
+      individualId: input.engagedParty["@referredType"] === "Individual" ? input.engagedParty.id : null,
+      organizationId: input.engagedParty["@referredType"] === "Organization" ? input.engagedParty.id : null,
+      contactMedium: input.contactMedium ?? [],
+      validFrom: input.validFor?.startDateTime ? new Date(input.validFor.startDateTime) : null,
+      validTo: input.validFor?.endDateTime ? new Date(input.validFor.endDateTime) : null,
+    }),
+    async beforeTransition(db, row, to) {
+      if (to === "closed" && (await repository.countOpenAccounts(db, row.id)) > 0) {
+        throw new AppError(
+          "conflict",
+          "customer_has_open_accounts",
+          `customer ${row.id} has billing accounts that are not closed; close them first`,
+        );
+      }
+    },
+    async beforeRemove(db, row) {
+      if ((await repository.countAccounts(db, row.id)) > 0) {
+        throw new AppError("conflict", "customer_has_accounts", `customer ${row.id} has billing accounts; close it instead`);
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Billing accounts (TMF666)
+
+/** The owning customer among a billing account's related parties: exactly one, of type Customer. */
+function owningCustomer(input: BillingAccountCreate): { id: string; index: number } {
+  const owners = input.relatedParty
+    .map((party, index) => ({ party, index }))
+    .filter(({ party }) => party["@referredType"] === "Customer");
+  const others = input.relatedParty.findIndex((party) => party["@referredType"] !== "Customer");
+  if (others >= 0) {
+    throw invalidField(`relatedParty[${others}].@referredType`, "only the owning Customer is supported");
+  }
+  if (owners.length !== 1) throw invalidField("relatedParty", "must name exactly one Customer, the account owner");
+  const owner = owners[0] as { party: { id: string }; index: number };
+  return { id: owner.party.id, index: owner.index };
+}
+
+function limitsOf(input: BillingAccountCreate): { creditLimit: Money | null; billLimit: Money | null } {
+  return {
+    creditLimit: parseLimit(input.creditLimit, input.currency, "creditLimit"),
+    billLimit: parseLimit(input.billLimit, input.currency, "billLimit"),
+  };
+}
+
+function billingAccountModel(deps: ServiceDeps): ResourceModel<
+  BillingAccountRow,
+  typeof import("./customers.tables.js").billingAccounts.$inferInsert,
+  BillingAccount,
+  BillingAccountCreate,
+  AccountState,
+  "state"
+> {
+  const money = (amount: Money | null, unit: string) =>
+    amount === null ? undefined : { unit, value: amountToJsonNumber(amount) };
+  const toInput = (row: BillingAccountRow): BillingAccountCreate => ({
+    ...withoutEmpty({
+      description: row.description,
+      creditLimit: money(row.creditLimit, row.currency),
+      billLimit: money(row.billLimit, row.currency),
+    }),
+    name: row.name,
+    relatedParty: [{ id: row.customerId, role: "owner", "@referredType": "Customer" }],
+    accountType: row.accountType as BillingAccount["accountType"],
+    state: row.state as AccountState,
+    currency: row.currency,
+    billCycleDay: row.billCycleDay,
+    paymentTermsDays: row.paymentTermsDays,
+    timeZone: row.timeZone,
+    taxJurisdiction: row.taxJurisdiction,
+    contact: row.contacts,
+  });
+  return {
+    entity: "billingAccount",
+    rows: repository.billingAccountRows,
+    lifecycle: ACCOUNT_LIFECYCLE,
+    stateColumn: "state",
+    stateOf: (row) => row.state as AccountState,
+    initialState: (input) =>
+      input.state === undefined || input.state === "active" ? "active" : refuseStart("state", "billing account", input.state),
+    requestedState: (input, row) => input.state ?? (row.state as AccountState),
+    toInput,
+    mergePatch: mergePatcher<BillingAccountCreate>(BillingAccountCreateSchema),
+    async present(db, rows) {
+      const names = await repository.customerNames(
+        db,
+        rows.map((row) => row.customerId),
+      );
+      const now = deps.clock.now();
+      return rows.map((row) => ({
+        id: row.id,
+        href: `${BILLING_ACCOUNT_PATH}/${row.id}`,
+        "@type": "BillingAccount" as const,
+        ...toInput(row),
+        relatedParty: [
+          {
+            id: row.customerId,
+            href: `${CUSTOMER_PATH}/${row.customerId}`,
+            ...withoutEmpty({ name: names.get(row.customerId) }),
+            role: "owner",
+            "@referredType": "Customer",
+          },
+        ],
+        accountType: row.accountType as BillingAccount["accountType"],
+        state: row.state as AccountState,
+        billCycleDay: row.billCycleDay,
+        paymentTermsDays: row.paymentTermsDays,
+        timeZone: row.timeZone,
+        contact: row.contacts,
+        nextBillDate: formatLocalDate(nextBillDate(row.billCycleDay, now, row.timeZone)),
+        lastModified: row.updatedAt.toISOString(),
+      }));
+    },
+    async validate(db, input, current) {
+      if (!isCurrencyCode(input.currency)) throw invalidField("currency", "is not an ISO 4217 currency code");
+      if (input.timeZone !== undefined && canonicalTimeZone(input.timeZone) === null) {
+        throw invalidField("timeZone", "is not an IANA time zone such as Europe/Berlin");
+      }
+      checkCountry(input.taxJurisdiction.slice(0, 2), "taxJurisdiction");
+      input.contact?.forEach((contact, index) => checkContactMedia(contact.contactMedium, `contact[${index}].contactMedium`));
+      const owner = owningCustomer(input);
+      const limits = limitsOf(input);
+      if ((input.accountType ?? "postpaid") === "prepaid" && (limits.creditLimit !== null || limits.billLimit !== null)) {
+        throw new AppError(
+          "unprocessable",
+          "limit_not_applicable",
+          "creditLimit and billLimit apply to postpaid accounts only",
+          limits.creditLimit !== null ? "creditLimit" : "billLimit",
+        );
+      }
+      if (limits.billLimit?.isZero()) throw invalidField("billLimit.value", "must be greater than zero");
+      if (current !== null) {
+        for (const [field, before, after] of [
+          ["relatedParty", current.customerId, owner.id],
+          ["currency", current.currency, input.currency],
+          ["accountType", current.accountType, input.accountType ?? current.accountType],
+        ] as const) {
+          if (before !== after) {
+            throw new AppError("unprocessable", "immutable_field", `${field}: cannot change once the account exists`, field);
+          }
+        }
+        return;
+      }
+      const field = `relatedParty[${owner.index}].id`;
+      const customer = isId(owner.id) ? await repository.customerRows.find(db, owner.id) : undefined;
+      if (!customer) throw unknownReference(field, "customer", owner.id);
+      if (customer.status === "closed") {
+        throw new AppError("unprocessable", "customer_closed", `${field}: customer ${owner.id} is closed`, field);
+      }
+    },
+    columns: (input) => ({
+      customerId: owningCustomer(input).id,
+      name: input.name,
+      description: input.description ?? null,
+      accountType: input.accountType ?? "postpaid",
+      currency: input.currency,
+      billCycleDay: input.billCycleDay ?? 1,
+      paymentTermsDays: input.paymentTermsDays ?? 14,
+      timeZone: canonicalTimeZone(input.timeZone ?? "UTC") ?? "UTC",
+      taxJurisdiction: input.taxJurisdiction,
+      ...limitsOf(input),
+      contacts: input.contact ?? [],
+    }),
+    scope: (actor: Actor) =>
+      actor.role === "subscriber" ? eq(billingAccounts.id, actor.billingAccountId ?? "") : undefined,
+    visible: (actor: Actor, row) => actor.role !== "subscriber" || actor.billingAccountId === row.id,
+  };
+}
+
+/** The module's services. Other modules reach customers only through these. */
+export function createCustomerServices(deps: ServiceDeps) {
+  const billingAccounts = new ResourceStore(billingAccountModel(deps), deps);
+  return {
+    individuals: new ResourceStore(individualModel(deps), deps),
+    organizations: new ResourceStore(organizationModel(), deps),
+    customers: new ResourceStore(customerModel(), deps),
+    billingAccounts,
+    /** Whether a billing account exists (for binding subscriber keys and, later, orders). */
+    async billingAccountExists(db: Db, id: string): Promise<boolean> {
+      return isId(id) && (await repository.billingAccountRows.find(db, id)) !== undefined;
+    },
+  };
+}
+
+export type CustomerServices = ReturnType<typeof createCustomerServices>;

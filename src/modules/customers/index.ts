@@ -1,0 +1,15 @@
+/**
+ * customers: parties (individuals, organizations), customers and billing accounts (currency, bill cycle,
+ * limits, time zone, tax jurisdiction). Owns their tables. Never deletes a billing account (they close),
+ * never shows a subscriber another account, and never lets a limit leave the account's currency.
+ */
+import type { ServiceDeps } from "../../platform/resource-service.js";
+import { customersRoutes } from "./customers.routes.js";
+import { createCustomerServices } from "./customers.service.js";
+
+export function createCustomersModule(deps: ServiceDeps) {
+  const services = createCustomerServices(deps);
+  return { services, routes: customersRoutes(services) };
+}
+
+export type CustomersModule = ReturnType<typeof createCustomersModule>;

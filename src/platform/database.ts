@@ -1,0 +1,129 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import { DB_CONNECT_TIMEOUT_SECONDS, DB_IDLE_TIMEOUT_SECONDS } from "../shared/limits.js";
+
+/**
+ * The database handle every repository takes. A transaction is a Db too, so repositories never know
+ * whether they run inside one; services own transactions (STYLE.md). On PGlite a query on the root
+ * handle while a transaction is open waits forever, so callers pass the transaction handle down.
+ */
+export type Db = PgDatabase<PgQueryResultHKT>;
+
+export interface Database {
+  readonly kind: "postgres" | "pglite";
+  readonly db: Db;
+  transaction<T>(work: (tx: Db) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  stats(): { poolMax: number; transactionsInFlight: number };
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL URL; undefined selects PGlite. */
+  databaseUrl: string | undefined;
+  /** PGlite's directory, or "memory://" for a throwaway in-memory database. */
+  dataDir: string;
+  poolMax: number;
+}
+
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../migrations", import.meta.url));
+
+/** Any fixed number works; it only has to be the same in every process that migrates. */
+const MIGRATION_LOCK_KEY = 7_201_442_117;
+const STATEMENT_TIMEOUT_MS = 30_000;
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl === undefined
+    ? openPglite(options.dataDir)
+    : openPostgres(options.databaseUrl, options.poolMax);
+}
+
+function withTransactionCount(
+  base: Omit<Database, "transaction" | "stats">,
+  poolMax: number,
+): Database {
+  let inFlight = 0;
+  return {
+    ...base,
+    async transaction(work) {
+      inFlight += 1;
+      try {
+        return await base.db.transaction((tx) => work(tx as unknown as Db));
+      } finally {
+        inFlight -= 1;
+      }
+    },
+    stats: () => ({ poolMax, transactionsInFlight: inFlight }),
+  };
+}
+
+function openPostgres(url: string, poolMax: number): Database {
+  const client = postgres(url, {
+    max: poolMax,
+    idle_timeout: DB_IDLE_TIMEOUT_SECONDS,
+    connect_timeout: DB_CONNECT_TIMEOUT_SECONDS,
+    onnotice: () => {},
+    connection: { application_name: "bss", statement_timeout: STATEMENT_TIMEOUT_MS },
+  });
+  const db = drizzlePostgres(client) as unknown as Db;
+  return withTransactionCount(
+    {
+      kind: "postgres",
+      db,
+      async ping() {
+        await client`select 1`;
+      },
+      async migrate() {
+        // The advisory lock must be held by the connection that runs the migrations, so this client
+        // has exactly one connection; two engines starting together then migrate one after the other.
+        const single = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: DB_CONNECT_TIMEOUT_SECONDS });
+        try {
+          await single`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+          await migratePostgres(drizzlePostgres(single), { migrationsFolder: MIGRATIONS_FOLDER });
+          await single`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+        } finally {
+          await single.end({ timeout: 5 });
+        }
+      },
+      async close() {
+        await client.end({ timeout: 5 });
+      },
+    },
+    poolMax,
+  );
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  const inMemory = dataDir.startsWith("memory://");
+  const directory = inMemory ? dataDir : path.join(dataDir, "pglite");
+  if (!inMemory) mkdirSync(directory, { recursive: true });
+  const client = await PGlite.create(directory);
+  const db = drizzlePglite(client) as unknown as Db;
+  return withTransactionCount(
+    {
+      kind: "pglite",
+      db,
+      async ping() {
+        await db.execute(sql`select 1`);
+      },
+      async migrate() {
+        // PGlite has one session and one owning process; no lock is needed.
+        await migratePglite(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER });
+      },
+      async close() {
+        await client.close();
+      },
+    },
+    1,
+  );
+}

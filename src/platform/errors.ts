@@ -1,0 +1,83 @@
+/**
+ * One error type with a closed set of kinds, mapped to HTTP in one place (Medusa's MedusaError). Services
+ * throw AppErrors for expected failures; anything else is a bug and answers 500 without detail.
+ */
+export const ERROR_STATUS = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unprocessable: 422,
+  rate_limited: 429,
+  internal: 500,
+  unavailable: 503,
+} as const;
+export type ErrorKind = keyof typeof ERROR_STATUS;
+
+const REASON: Record<ErrorKind, string> = {
+  bad_request: "Bad request",
+  unauthorized: "Not authenticated",
+  forbidden: "Not allowed",
+  not_found: "Not found",
+  conflict: "Conflict",
+  payload_too_large: "Payload too large",
+  unsupported_media_type: "Unsupported media type",
+  unprocessable: "Business rule violated",
+  rate_limited: "Too many requests",
+  internal: "Internal error",
+  unavailable: "Service unavailable",
+};
+
+export class AppError extends Error {
+  override name = "AppError";
+  readonly kind: ErrorKind;
+  /** Stable snake_case code clients may branch on. */
+  readonly code: string;
+  /** The request field at fault, as a dotted path ("creditLimit.value"), when one is. */
+  readonly field: string | undefined;
+
+  constructor(kind: ErrorKind, code: string, message: string, field?: string) {
+    super(message);
+    this.kind = kind;
+    this.code = code;
+    this.field = field;
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.kind];
+  }
+}
+
+/** A field-level validation failure: 400 with the field and why. */
+export function invalidField(field: string, reason: string): AppError {
+  return new AppError("bad_request", "invalid_field", `${field}: ${reason}`, field);
+}
+
+export function notFound(resource: string, id: string): AppError {
+  return new AppError("not_found", "not_found", `${resource} ${id} does not exist`);
+}
+
+/** The TM Forum error body (TMF630): code, reason, message, status as a string, plus the field. */
+export interface ErrorBody {
+  code: string;
+  reason: string;
+  message: string;
+  status: string;
+  field?: string;
+  "@type": "Error";
+}
+
+export function errorBody(kind: ErrorKind, code: string, message: string, field?: string): ErrorBody {
+  const body: ErrorBody = {
+    code,
+    reason: REASON[kind],
+    message,
+    status: String(ERROR_STATUS[kind]),
+    "@type": "Error",
+  };
+  if (field !== undefined) body.field = field;
+  return body;
+}

@@ -1,0 +1,143 @@
+import type { SQL } from "drizzle-orm";
+import { canTransition, type StateMachine, transitionRefusal } from "../shared/state-machine.js";
+import { newId } from "../shared/ids.js";
+import type { Actor, AuditLog } from "./audit.js";
+import type { Clock } from "./clock.js";
+import type { Database, Db } from "./database.js";
+import { AppError, notFound } from "./errors.js";
+import type { ResourceService } from "./tmf-routes.js";
+import type { ListRequest } from "./tmf.js";
+
+export interface ServiceDeps {
+  database: Database;
+  audit: AuditLog;
+  clock: Clock;
+}
+
+/** The rows a model reads and writes, as tableRepository provides them. */
+interface Rows<Row, Insert> {
+  insert(db: Db, values: Insert): Promise<Row>;
+  find(db: Db, id: string, lock?: boolean): Promise<Row | undefined>;
+  list(db: Db, request: ListRequest, scope?: SQL): Promise<{ rows: Row[]; total: number }>;
+  update(db: Db, id: string, values: Partial<Insert>): Promise<Row>;
+  remove(db: Db, id: string): Promise<boolean>;
+}
+
+/**
+ * What one resource type defines; the use cases around it (list, get, create, merge-patch, delete, each
+ * write with its audit row in the same transaction) are the same for all and live in ResourceStore.
+ */
+export interface ResourceModel<Row extends { id: string }, Insert, R, C, S extends string, K extends string = string> {
+  /** Name in errors and in the audit trail ("billingAccount"). */
+  entity: string;
+  rows: Rows<Row, Insert>;
+  lifecycle: StateMachine<S>;
+  stateOf(row: Row): S;
+  /** The state a create asks for (or the default); a terminal or otherwise impossible start is refused. */
+  initialState(input: C): S;
+  /** The state a merged patch asks for. */
+  requestedState(input: C, row: Row): S;
+  /** The row in create-input shape, the base a merge patch applies to. */
+  toInput(row: Row): C;
+  /** Rows as API resources; batched, so a page costs a fixed number of queries. */
+  present(db: Db, rows: Row[]): Promise<R[]>;
+  /** Rules beyond the schema, checked on create (current null) and on every patch. */
+  validate(db: Db, input: C, current: Row | null): Promise<void>;
+  /** Column values for the input (without id, state and timestamps). */
+  columns(input: C): Omit<Insert, "id" | "createdAt" | "updatedAt" | K>;
+  /** The column that holds the lifecycle state ("status" or "state"). */
+  stateColumn: K;
+  mergePatch(current: C, patch: unknown): C;
+  /** Rules that depend on other data before a state change (a customer with open accounts cannot close). */
+  beforeTransition?(db: Db, row: Row, to: S): Promise<void>;
+  /** Refuses a delete that would orphan or destroy records others depend on. */
+  beforeRemove?(db: Db, row: Row): Promise<void>;
+  /** Restricts what an actor may see (subscriber keys); undefined scope means everything. */
+  scope?(actor: Actor): SQL | undefined;
+  visible?(actor: Actor, row: Row): boolean;
+}
+
+export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends string, K extends string = string>
+  implements ResourceService<R, C, unknown>
+{
+  constructor(
+    private readonly model: ResourceModel<Row, Insert, R, C, S, K>,
+    private readonly deps: ServiceDeps,
+  ) {}
+
+  private async one(db: Db, row: Row): Promise<R> {
+    const [resource] = await this.model.present(db, [row]);
+    if (resource === undefined) throw new Error(`${this.model.entity} ${row.id} could not be presented`);
+    return resource;
+  }
+
+  async list(actor: Actor, request: ListRequest): Promise<{ items: R[]; total: number }> {
+    const db = this.deps.database.db;
+    const { rows, total } = await this.model.rows.list(db, request, this.model.scope?.(actor));
+    return { items: await this.model.present(db, rows), total };
+  }
+
+  /** The row if it exists and the actor may see it; other parties' rows are 404, never 403 (API.md). */
+  async findVisible(db: Db, actor: Actor, id: string, lock = false): Promise<Row> {
+    const row = await this.model.rows.find(db, id, lock);
+    if (!row || (this.model.visible && !this.model.visible(actor, row))) throw notFound(this.model.entity, id);
+    return row;
+  }
+
+  async get(actor: Actor, id: string): Promise<R> {
+    const db = this.deps.database.db;
+    return this.one(db, await this.findVisible(db, actor, id));
+  }
+
+  async create(actor: Actor, input: C): Promise<R> {
+    const state = this.model.initialState(input);
+    const now = this.deps.clock.now();
+    return this.deps.database.transaction(async (tx) => {
+      await this.model.validate(tx, input, null);
+      const row = await this.model.rows.insert(tx, {
+        ...this.model.columns(input),
+        id: newId(now.getTime()),
+        [this.model.stateColumn]: state,
+        createdAt: now,
+        updatedAt: now,
+      } as Insert);
+      const resource = await this.one(tx, row);
+      await this.deps.audit.record(tx, actor, { action: "create", entityType: this.model.entity, entityId: row.id, after: resource });
+      return resource;
+    });
+  }
+
+  /** Lock → re-read inside the lock → compute → write, in one transaction (Lago's rule for changes). */
+  async update(actor: Actor, id: string, patch: unknown): Promise<R> {
+    return this.deps.database.transaction(async (tx) => {
+      const current = await this.findVisible(tx, actor, id, true);
+      const next = this.model.mergePatch(this.model.toInput(current), patch);
+      await this.model.validate(tx, next, current);
+      const from = this.model.stateOf(current);
+      const to = this.model.requestedState(next, current);
+      if (!canTransition(this.model.lifecycle, from, to)) {
+        throw new AppError("conflict", "illegal_transition", transitionRefusal(this.model.lifecycle, this.model.entity, from, to));
+      }
+      if (from !== to) await this.model.beforeTransition?.(tx, current, to);
+      const before = await this.one(tx, current);
+      const row = await this.model.rows.update(tx, id, {
+        ...this.model.columns(next),
+        [this.model.stateColumn]: to,
+        updatedAt: this.deps.clock.now(),
+      } as unknown as Partial<Insert>);
+      const after = await this.one(tx, row);
+      await this.deps.audit.record(tx, actor, { action: "update", entityType: this.model.entity, entityId: id, before, after });
+      return after;
+    });
+  }
+
+  async remove(actor: Actor, id: string): Promise<void> {
+    await this.deps.database.transaction(async (tx) => {
+      const current = await this.findVisible(tx, actor, id, true);
+      await this.model.beforeRemove?.(tx, current);
+      const before = await this.one(tx, current);
+      await this.model.rows.remove(tx, id);
+      await this.deps.audit.record(tx, actor, { action: "delete", entityType: this.model.entity, entityId: id, before });
+    });
+  }
+}

@@ -1,0 +1,57 @@
+import { asc, count, eq, type SQL } from "drizzle-orm";
+import type { PgColumn, PgTable, TableConfig } from "drizzle-orm/pg-core";
+import type { PgTableWithColumns } from "drizzle-orm/pg-core";
+import type { Db } from "./database.js";
+import { equalityFilters } from "./sql.js";
+import type { ListRequest } from "./tmf.js";
+
+type TableWithId<C extends TableConfig> = PgTableWithColumns<C> & { id: PgColumn; createdAt: PgColumn };
+
+/**
+ * The SQL every resource table needs (insert, find by id with an optional row lock, filtered and paged
+ * list with its total, update, delete), written once. Repositories add their own queries beside it.
+ */
+export function tableRepository<C extends TableConfig>(
+  table: TableWithId<C>,
+  filterColumns: Readonly<Record<string, PgColumn>>,
+) {
+  type Row = TableWithId<C>["$inferSelect"];
+  type Insert = TableWithId<C>["$inferInsert"];
+  const anyTable = table as unknown as PgTable;
+  return {
+    async insert(db: Db, values: Insert): Promise<Row> {
+      const [row] = await db.insert(anyTable).values(values as never).returning();
+      return row as Row;
+    },
+    /** With `lock`, the row stays locked until the caller's transaction ends (read → compute → write). */
+    async find(db: Db, id: string, lock = false): Promise<Row | undefined> {
+      const query = db.select().from(anyTable).where(eq(table.id, id));
+      const [row] = lock ? await query.for("update") : await query;
+      return row as Row | undefined;
+    },
+    async list(db: Db, request: ListRequest, scope?: SQL): Promise<{ rows: Row[]; total: number }> {
+      const where = equalityFilters(filterColumns, request.filters, [scope]);
+      const rows = await db
+        .select()
+        .from(anyTable)
+        .where(where)
+        .orderBy(asc(table.createdAt), asc(table.id))
+        .offset(request.offset)
+        .limit(request.limit);
+      const [counted] = await db.select({ total: count() }).from(anyTable).where(where);
+      return { rows: rows as Row[], total: counted?.total ?? 0 };
+    },
+    async update(db: Db, id: string, values: Partial<Insert>): Promise<Row> {
+      const [row] = await db
+        .update(anyTable)
+        .set(values as never)
+        .where(eq(table.id, id))
+        .returning();
+      return row as Row;
+    },
+    async remove(db: Db, id: string): Promise<boolean> {
+      const deleted = await db.delete(anyTable).where(eq(table.id, id)).returning({ id: table.id });
+      return deleted.length > 0;
+    },
+  };
+}

@@ -1,0 +1,151 @@
+import type { FastifyInstance } from "fastify";
+import { Type, type TObject } from "typebox";
+import { isId } from "../shared/ids.js";
+import type { Actor } from "./audit.js";
+import { actorOf, type Role } from "./auth.js";
+import { notFound } from "./errors.js";
+import {
+  errorResponses,
+  FieldsQuerySchema,
+  type FilterSpecs,
+  IdParamsSchema,
+  type ListRequest,
+  listQuerySchema,
+  parseListQuery,
+  readFieldsParameter,
+  selectFields,
+  sendCreated,
+  sendList,
+} from "./tmf.js";
+
+/** What a TMF resource's service offers the generic routes. Services know nothing of HTTP. */
+export interface ResourceService<R, C, P> {
+  list(actor: Actor, request: ListRequest): Promise<{ items: R[]; total: number }>;
+  get(actor: Actor, id: string): Promise<R>;
+  create(actor: Actor, input: C): Promise<R>;
+  update(actor: Actor, id: string, patch: P): Promise<R>;
+  remove?(actor: Actor, id: string): Promise<void>;
+}
+
+export interface ResourceRoutesSpec<R, C, P> {
+  /** Collection path, e.g. /tmf-api/party/v4/individual. */
+  path: string;
+  /** The resource's name in documentation ("individual"). */
+  name: string;
+  tag: string;
+  resource: TObject;
+  create: TObject;
+  patch: TObject;
+  filters: FilterSpecs;
+  roles: { read: readonly Role[]; write: readonly Role[] };
+  service: ResourceService<R, C, P>;
+  /** Whether DELETE exists; financial records (billing accounts) are closed, never deleted. */
+  deletable: boolean;
+}
+
+/**
+ * The five routes of a TMF resource (list, get, create, merge-patch, delete), each a parse, one service
+ * call and a reply. Every resource registers through here so the conventions cannot drift apart.
+ */
+export function registerResourceRoutes<R extends { href: string }, C, P>(
+  app: FastifyInstance,
+  spec: ResourceRoutesSpec<R, C, P>,
+): void {
+  const knownFields = Object.keys(spec.resource.properties);
+  const partial = Type.Partial(spec.resource);
+  const itemPath = `${spec.path}/:id`;
+  const checkedId = (id: string) => {
+    if (!isId(id)) throw notFound(spec.name, id);
+    return id;
+  };
+
+  app.get(
+    spec.path,
+    {
+      config: { roles: spec.roles.read },
+      schema: {
+        tags: [spec.tag],
+        summary: `List or find ${spec.name} objects`,
+        querystring: listQuerySchema(spec.filters),
+        response: { 200: Type.Array(partial), ...errorResponses() },
+      },
+    },
+    async (request, reply) => {
+      const list = parseListQuery(request.query as Record<string, unknown>, spec.filters, knownFields);
+      const { items, total } = await spec.service.list(actorOf(request), list);
+      return sendList(reply, items, total, list.fields);
+    },
+  );
+
+  app.get(
+    itemPath,
+    {
+      config: { roles: spec.roles.read },
+      schema: {
+        tags: [spec.tag],
+        summary: `Retrieve a ${spec.name} by id`,
+        params: IdParamsSchema,
+        querystring: FieldsQuerySchema,
+        response: { 200: partial, ...errorResponses(404) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const fields = readFieldsParameter(request.query as { fields?: string }, knownFields);
+      return selectFields(await spec.service.get(actorOf(request), checkedId(id)), fields);
+    },
+  );
+
+  app.post(
+    spec.path,
+    {
+      config: { roles: spec.roles.write },
+      schema: {
+        tags: [spec.tag],
+        summary: `Create a ${spec.name}`,
+        body: spec.create,
+        response: { 201: spec.resource, ...errorResponses(409, 413, 415, 422) },
+      },
+    },
+    async (request, reply) => sendCreated(reply, await spec.service.create(actorOf(request), request.body as C)),
+  );
+
+  app.patch(
+    itemPath,
+    {
+      config: { roles: spec.roles.write },
+      schema: {
+        tags: [spec.tag],
+        summary: `Update a ${spec.name} (JSON merge patch)`,
+        params: IdParamsSchema,
+        body: spec.patch,
+        response: { 200: spec.resource, ...errorResponses(404, 409, 413, 415, 422) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      return spec.service.update(actorOf(request), checkedId(id), request.body as P);
+    },
+  );
+
+  const remove = spec.service.remove?.bind(spec.service);
+  if (spec.deletable && remove) {
+    app.delete(
+      itemPath,
+      {
+        config: { roles: spec.roles.write },
+        schema: {
+          tags: [spec.tag],
+          summary: `Delete a ${spec.name}`,
+          params: IdParamsSchema,
+          response: { 204: Type.Null(), ...errorResponses(404, 409) },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        await remove(actorOf(request), checkedId(id));
+        return reply.code(204).send();
+      },
+    );
+  }
+}

@@ -1,0 +1,75 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+import type { FastifySchemaCompiler } from "fastify";
+
+// ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+/**
+ * Request validation (API.md): bodies are validated as sent, with no type coercion ("60" is not 60) and
+ * nothing stripped; query strings and path parameters arrive as text and may be coerced. Two Ajv
+ * instances make that choice explicit instead of Fastify's default of coercing everything.
+ */
+function newAjv(coerceTypes: boolean | "array"): Ajv {
+  const ajv = new Ajv({
+    coerceTypes,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: false,
+    strict: false,
+  });
+  return addFormats(ajv);
+}
+
+const bodyAjv = newAjv(false);
+const parameterAjv = newAjv("array");
+
+export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  const ajv = httpPart === "body" ? bodyAjv : parameterAjv;
+  return ajv.compile(schema as object) as ValidateFunction;
+};
+
+/** A validator for code outside routes (merged PATCH results, catalog files): same rules as bodies. */
+export function compileBodyValidator<T>(schema: object): ValidateFunction<T> {
+  return bodyAjv.compile<T>(schema);
+}
+
+/** Turns an Ajv error into the field it concerns and a sentence a client can act on. */
+export function describeValidationError(error: ErrorObject, part: string): { field: string; reason: string } {
+  const base = pointerToPath(error.instancePath);
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case "required":
+      return { field: joinField(base, String(params.missingProperty)), reason: "is required" };
+    case "additionalProperties":
+      return { field: joinField(base, String(params.additionalProperty)), reason: "is not a known field" };
+    case "type":
+      return { field: fieldOrPart(base, part), reason: `must be ${String(params.type)}` };
+    case "enum":
+      return {
+        field: fieldOrPart(base, part),
+        reason: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`,
+      };
+    case "const":
+      return { field: fieldOrPart(base, part), reason: `must be ${JSON.stringify(params.allowedValue)}` };
+    default:
+      return { field: fieldOrPart(base, part), reason: error.message ?? "is invalid" };
+  }
+}
+
+function pointerToPath(pointer: string): string {
+  if (pointer === "") return "";
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((segment) => segment.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .reduce((path, segment) => (/^\d+$/.test(segment) ? `${path}[${segment}]` : joinField(path, segment)), "");
+}
+
+function joinField(base: string, key: string): string {
+  return base === "" ? key : `${base}.${key}`;
+}
+
+function fieldOrPart(field: string, part: string): string {
+  return field === "" ? part : field;
+}

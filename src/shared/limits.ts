@@ -1,0 +1,45 @@
+// Every batch, page, body, cache and string in the engine has a named bound here (STYLE.md, TigerBeetle).
+
+/** Default and maximum page sizes of TMF list endpoints. */
+export const PAGE_LIMIT_DEFAULT = 50;
+export const PAGE_LIMIT_MAX = 1000;
+/** Largest offset a list accepts; deeper paging should filter instead of scanning. */
+export const PAGE_OFFSET_MAX = 1_000_000;
+
+/** Default request body limit; configurable with BSS_BODY_LIMIT_BYTES. */
+export const BODY_LIMIT_BYTES_DEFAULT = 1_048_576;
+
+/** Amounts arriving as JSON numbers keep at most this many significant digits (API.md). */
+export const MONEY_MAX_SIGNIFICANT_DIGITS = 15;
+/** Largest absolute amount the engine accepts anywhere (a trillion in any currency). */
+export const MONEY_MAX_ABS = "1000000000000";
+/** Decimal places stored for amounts: micro-units (DESIGN.md §2). */
+export const MONEY_SCALE = 6;
+
+/** API key lookups are cached this long, so a revoked key stops working everywhere within it. */
+export const API_KEY_CACHE_TTL_MS = 5_000;
+export const API_KEY_CACHE_MAX_ENTRIES = 10_000;
+
+/** String bounds of request fields. */
+export const NAME_MAX_LENGTH = 200;
+export const TEXT_MAX_LENGTH = 2_000;
+export const SHORT_TEXT_MAX_LENGTH = 100;
+/** Array bounds of request fields (contact media, identifications, related parties). */
+export const LIST_FIELD_MAX_ITEMS = 20;
+
+/** Filter values per query parameter (comma-separated OR). */
+export const FILTER_VALUES_MAX = 50;
+
+/** Longest API key a client may present; anything longer is rejected before hashing. */
+export const API_KEY_MAX_LENGTH = 256;
+export const API_KEY_MIN_LENGTH = 32;
+
+/** Database and Redis timeouts. */
+export const DB_CONNECT_TIMEOUT_SECONDS = 10;
+export const DB_IDLE_TIMEOUT_SECONDS = 60;
+export const REDIS_CONNECT_TIMEOUT_MS = 5_000;
+export const REDIS_COMMAND_TIMEOUT_MS = 2_000;
+export const REDIS_MAX_RETRIES_PER_REQUEST = 2;
+export const REDIS_RECONNECT_MAX_DELAY_MS = 2_000;
+/** Readiness gives each dependency this long to answer. */
+export const READY_CHECK_TIMEOUT_MS = 2_000;
