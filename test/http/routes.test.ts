@@ -1,0 +1,135 @@
+import t from "tap";
+import { isPublicPrefix, ROLES, type Role } from "../../src/platform/auth.js";
+import { type Engine, startEngine } from "../support/engine.js";
+import { billingAccountBody, createBillingAccount, createCustomer, createIndividual } from "../support/fixtures.js";
+
+/**
+ * Proves three rules for every route the app registers, so a route added later cannot skip them:
+ * it declares roles (or is public) and a response schema; a caller without a key or with a role it does
+ * not list is refused; and every write leaves an audit row naming what it changed.
+ */
+
+type WriteSample = (engine: Engine) => Promise<{ url: string; body?: unknown; contentType?: string; entityId?: string }>;
+
+const BA = "/tmf-api/accountManagement/v4/billingAccount";
+
+/** One valid request per write route. A write route missing here fails the test below. */
+const WRITE_SAMPLES: Record<string, WriteSample> = {
+  "POST /api/v1/api-keys": async () => ({ url: "/api/v1/api-keys", body: { name: "sample", role: "crm" } }),
+  "DELETE /api/v1/api-keys/:id": async (engine) => {
+    const created = await engine.request("POST", "/api/v1/api-keys", { body: { name: "to revoke", role: "network" } });
+    const id = created.json().id as string;
+    return { url: `/api/v1/api-keys/${id}`, entityId: id };
+  },
+  "POST /tmf-api/party/v4/individual": async () => ({
+    url: "/tmf-api/party/v4/individual",
+    body: { givenName: "Grace", familyName: "Hopper" },
+  }),
+  "PATCH /tmf-api/party/v4/individual/:id": async (engine) => {
+    const { id } = await createIndividual(engine);
+    return { url: `/tmf-api/party/v4/individual/${id}`, body: { title: "Dr" }, entityId: id };
+  },
+  "DELETE /tmf-api/party/v4/individual/:id": async (engine) => {
+    const { id } = await createIndividual(engine);
+    return { url: `/tmf-api/party/v4/individual/${id}`, entityId: id };
+  },
+  "POST /tmf-api/party/v4/organization": async () => ({
+    url: "/tmf-api/party/v4/organization",
+    body: { tradingName: "Acme" },
+  }),
+  "PATCH /tmf-api/party/v4/organization/:id": async (engine) => {
+    const created = await engine.request("POST", "/tmf-api/party/v4/organization", { body: { tradingName: "Acme" } });
+    const id = created.json().id as string;
+    return {
+      url: `/tmf-api/party/v4/organization/${id}`,
+      body: { status: "validated" },
+      contentType: "application/merge-patch+json",
+      entityId: id,
+    };
+  },
+  "DELETE /tmf-api/party/v4/organization/:id": async (engine) => {
+    const created = await engine.request("POST", "/tmf-api/party/v4/organization", { body: { tradingName: "Gone" } });
+    const id = created.json().id as string;
+    return { url: `/tmf-api/party/v4/organization/${id}`, entityId: id };
+  },
+  "POST /tmf-api/customerManagement/v4/customer": async (engine) => {
+    const party = await createIndividual(engine);
+    return {
+      url: "/tmf-api/customerManagement/v4/customer",
+      body: { name: "Grace", engagedParty: { id: party.id, "@referredType": "Individual" } },
+    };
+  },
+  "PATCH /tmf-api/customerManagement/v4/customer/:id": async (engine) => {
+    const { id } = await createCustomer(engine);
+    return { url: `/tmf-api/customerManagement/v4/customer/${id}`, body: { statusReason: "KYC done" }, entityId: id };
+  },
+  "DELETE /tmf-api/customerManagement/v4/customer/:id": async (engine) => {
+    const { id } = await createCustomer(engine);
+    return { url: `/tmf-api/customerManagement/v4/customer/${id}`, entityId: id };
+  },
+  "POST /tmf-api/accountManagement/v4/billingAccount": async (engine) => {
+    const customer = await createCustomer(engine);
+    return { url: BA, body: billingAccountBody(customer.id) };
+  },
+  "PATCH /tmf-api/accountManagement/v4/billingAccount/:id": async (engine) => {
+    const { id } = await createBillingAccount(engine);
+    return { url: `${BA}/${id}`, body: { creditLimit: { unit: "EUR", value: 250 } }, entityId: id };
+  },
+};
+
+const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);
+
+t.test("every route declares roles or is public, and has a response schema", async (t) => {
+  const engine = await startEngine(t);
+  const routes = engine.app.routeTable.filter((route) => !isPublicPrefix(route.url));
+  t.ok(routes.length > 20, `found ${routes.length} routes`);
+  for (const route of routes) {
+    const name = `${route.method} ${route.url}`;
+    const declared = (route.config.roles?.length ?? 0) > 0 || route.config.public === true;
+    t.ok(declared, `${name} declares roles or public`);
+    t.ok(route.hasResponseSchema, `${name} has a response schema`);
+  }
+});
+
+t.test("a guarded route refuses no key (401) and a role it does not list (403)", async (t) => {
+  const engine = await startEngine(t);
+  const guarded = engine.app.routeTable.filter((route) => route.config.roles !== undefined && route.method !== "HEAD");
+  for (const route of guarded) {
+    const url = route.url.replace(":id", "00000000-0000-7000-8000-000000000000");
+    const anonymous = await engine.request(route.method, url, { key: null });
+    t.equal(anonymous.statusCode, 401, `${route.method} ${route.url} without a key`);
+    t.equal(anonymous.json().status, "401");
+    const outsider = (ROLES as readonly Role[]).find((role) => role !== "subscriber" && !route.config.roles?.includes(role));
+    if (outsider === undefined) continue;
+    const refused = await engine.request(route.method, url, { key: engine.keys[outsider as Exclude<Role, "subscriber">] });
+    t.equal(refused.statusCode, 403, `${route.method} ${route.url} as ${outsider}`);
+    t.equal(refused.json().code, "role_not_allowed");
+  }
+});
+
+t.test("every write route leaves an audit row for the entity it changed", async (t) => {
+  const engine = await startEngine(t);
+  const writes = engine.app.routeTable.filter((route) => WRITE_METHODS.has(route.method) && !isPublicPrefix(route.url));
+  for (const route of writes) {
+    const name = `${route.method} ${route.url}`;
+    const sample = WRITE_SAMPLES[name];
+    if (sample === undefined) {
+      t.fail(`${name} has no sample in WRITE_SAMPLES: add one so its audit row is proven`);
+      continue;
+    }
+    const request = await sample(engine);
+    const [{ total: before }] = await engine.sql<{ total: number }>("select count(*)::int as total from audit_log");
+    const response = await engine.request(route.method, request.url, {
+      ...(request.body === undefined ? {} : { body: request.body }),
+      ...(request.contentType ? { headers: { "content-type": request.contentType } } : {}),
+    });
+    t.ok(response.statusCode >= 200 && response.statusCode < 300, `${name} succeeds (${response.statusCode} ${response.body})`);
+    const entityId = request.entityId ?? (response.json().id as string);
+    const rows = await engine.sql<{ action: string; actor_role: string }>(
+      "select action, actor_role from audit_log where entity_id = $1 and id > $2 order by id",
+      [entityId, before],
+    );
+    t.equal(rows.length, 1, `${name} wrote one audit row`);
+    t.equal(rows[0]?.actor_role, "admin", `${name} audit row names the actor`);
+  }
+});

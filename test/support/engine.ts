@@ -1,0 +1,167 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import { Redis } from "ioredis";
+import postgres from "postgres";
+import { buildApp } from "../../src/app.js";
+import { type Config, loadConfig } from "../../src/config.js";
+import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
+import type { Role } from "../../src/platform/auth.js";
+import { type Clock, ManualClock } from "../../src/platform/clock.js";
+
+/**
+ * Starts the engine for one test file: its own PostgreSQL database cloned from the run's migrated
+ * template and its own Redis key prefix (tap runs files in parallel), or the embedded engines when the
+ * runner found no servers. Requests go through app.inject(), so no port is opened.
+ */
+
+export type Driver = "postgres" | "pglite";
+
+/** What the test runner found; absent values mean embedded mode. */
+export const services = {
+  pgUrl: process.env.BSS_TEST_PG_URL,
+  template: process.env.BSS_TEST_TEMPLATE,
+  redisUrl: process.env.BSS_TEST_REDIS_URL,
+  runId: process.env.BSS_TEST_RUN_ID ?? String(process.pid),
+};
+
+export const hasServers = services.pgUrl !== undefined && services.template !== undefined && services.redisUrl !== undefined;
+
+/** Drivers the module tests run on: both where PostgreSQL exists (DESIGN.md §6), else PGlite alone. */
+export const drivers: Driver[] = hasServers ? ["postgres", "pglite"] : ["pglite"];
+
+interface TapLike {
+  teardown(fn: () => unknown): void;
+  comment(...message: unknown[]): void;
+}
+
+export interface RequestOptions {
+  key?: string | null;
+  body?: unknown;
+  /** Sent as is, with no JSON encoding. */
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  query?: Record<string, string>;
+}
+
+export interface Engine {
+  app: FastifyInstance;
+  config: Config;
+  clock: ManualClock;
+  driver: Driver;
+  keys: Record<Exclude<Role, "subscriber">, string>;
+  request(method: string, url: string, options?: RequestOptions): Promise<LightMyRequestResponse>;
+  /** Issues a subscriber key bound to a billing account. */
+  subscriberKey(billingAccountId: string): Promise<string>;
+  /** Runs SQL against this file's database (assertions on stored rows). */
+  sql<T = Record<string, unknown>>(query: string, params?: unknown[]): Promise<T[]>;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+export async function startEngine(
+  t: TapLike,
+  options: { driver?: Driver; clock?: ManualClock; env?: Record<string, string> } = {},
+): Promise<Engine> {
+  const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
+  const clock = options.clock ?? new ManualClock("2026-03-15T10:00:00Z");
+  const suffix = randomBytes(4).toString("hex");
+  const env: Record<string, string> = { LOG_LEVEL: "silent", ...options.env };
+  let dropDatabase: (() => Promise<void>) | null = null;
+
+  if (driver === "postgres") {
+    if (!hasServers) throw new Error("postgres driver requested but the runner found no PostgreSQL");
+    const name = `bss_t_${services.runId}_${suffix}`;
+    const admin = postgres(services.pgUrl as string, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}" template "${services.template}"`);
+    await admin.end();
+    env.DATABASE_URL = withDatabase(services.pgUrl as string, name);
+    env.REDIS_URL = services.redisUrl as string;
+    env.BSS_REDIS_KEY_PREFIX = `t:${suffix}:`;
+    env.BSS_MIGRATE_ON_START = "false";
+    dropDatabase = async () => {
+      const cleanup = postgres(services.pgUrl as string, { max: 1, onnotice: () => {} });
+      await cleanup.unsafe(`drop database if exists "${name}" with (force)`);
+      await cleanup.end();
+      const redis = new Redis(services.redisUrl as string);
+      const keys = await redis.keys(`t:${suffix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    };
+  } else {
+    env.BSS_DATA_DIR = "memory://";
+  }
+
+  const config = { ...loadConfig(env), dataDir: env.BSS_DATA_DIR ?? "memory://" };
+  const app = await buildApp(config, { clock: clock as Clock, logger: false });
+  let sqlClient: postgres.Sql | null = null;
+  t.teardown(async () => {
+    await app.close();
+    await sqlClient?.end({ timeout: 1 });
+    await dropDatabase?.();
+  });
+
+  const keys = {} as Engine["keys"];
+  for (const role of ["admin", "crm", "network", "finance"] as const) {
+    keys[role] = (await app.services.access.create(SYSTEM_ACTOR, { name: `test ${role}`, role })).key;
+  }
+
+  const engine: Engine = {
+    app,
+    config,
+    clock,
+    driver,
+    keys,
+    async request(method, url, requestOptions = {}) {
+      const headers: Record<string, string> = { ...requestOptions.headers };
+      const key = requestOptions.key === undefined ? keys.admin : requestOptions.key;
+      if (key !== null) headers.authorization = `Bearer ${key}`;
+      let payload: string | Buffer | undefined;
+      if (requestOptions.rawBody !== undefined) payload = requestOptions.rawBody;
+      else if (requestOptions.body !== undefined) {
+        payload = JSON.stringify(requestOptions.body);
+        headers["content-type"] ??= "application/json";
+      }
+      return app.inject({
+        method: method as "GET",
+        url,
+        headers,
+        ...(payload === undefined ? {} : { payload }),
+        ...(requestOptions.query ? { query: requestOptions.query } : {}),
+      });
+    },
+    async subscriberKey(billingAccountId) {
+      const created = await app.services.access.create(SYSTEM_ACTOR, {
+        name: `subscriber ${billingAccountId} ${randomBytes(2).toString("hex")}`,
+        role: "subscriber",
+        billingAccountId,
+      });
+      return created.key;
+    },
+    async sql(query, params = []) {
+      if (driver === "postgres") {
+        sqlClient ??= postgres(env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+        return (await sqlClient.unsafe(query, params as never[])) as never;
+      }
+      const { sql: rawSql } = await import("drizzle-orm");
+      const result = await app.database.db.execute(rawSql.raw(inline(query, params)));
+      return (result as unknown as { rows: never[] }).rows;
+    },
+  };
+  return engine;
+}
+
+/** PGlite through drizzle takes no parameters here; test queries pass only ids and plain strings. */
+function inline(query: string, params: unknown[]): string {
+  return query.replace(/\$(\d+)/g, (_match, index: string) => {
+    const value = params[Number(index) - 1];
+    return `'${String(value).replace(/'/g, "''")}'`;
+  });
+}
+
+export function json<T = Record<string, unknown>>(response: LightMyRequestResponse): T {
+  return response.json() as T;
+}

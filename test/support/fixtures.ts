@@ -1,0 +1,43 @@
+import type { Engine } from "./engine.js";
+
+/** Builders for the resources most tests need, created over HTTP like a CRM would. */
+
+export async function createIndividual(engine: Engine, overrides: Record<string, unknown> = {}) {
+  const response = await engine.request("POST", "/tmf-api/party/v4/individual", {
+    body: { givenName: "Ada", familyName: "Lovelace", ...overrides },
+  });
+  if (response.statusCode !== 201) throw new Error(`individual: ${response.statusCode} ${response.body}`);
+  return response.json() as { id: string; href: string };
+}
+
+export async function createCustomer(engine: Engine, overrides: Record<string, unknown> = {}) {
+  const party = await createIndividual(engine);
+  const response = await engine.request("POST", "/tmf-api/customerManagement/v4/customer", {
+    body: { name: "Ada Lovelace", engagedParty: { id: party.id, "@referredType": "Individual" }, ...overrides },
+  });
+  if (response.statusCode !== 201) throw new Error(`customer: ${response.statusCode} ${response.body}`);
+  return response.json() as { id: string; href: string };
+}
+
+export function billingAccountBody(customerId: string, overrides: Record<string, unknown> = {}) {
+  return {
+    name: "Main account",
+    relatedParty: [{ id: customerId, "@referredType": "Customer" }],
+    accountType: "postpaid",
+    currency: "EUR",
+    billCycleDay: 1,
+    timeZone: "Europe/Berlin",
+    taxJurisdiction: "DE",
+    creditLimit: { unit: "EUR", value: 100 },
+    ...overrides,
+  };
+}
+
+export async function createBillingAccount(engine: Engine, overrides: Record<string, unknown> = {}) {
+  const customer = await createCustomer(engine);
+  const response = await engine.request("POST", "/tmf-api/accountManagement/v4/billingAccount", {
+    body: billingAccountBody(customer.id, overrides),
+  });
+  if (response.statusCode !== 201) throw new Error(`billingAccount: ${response.statusCode} ${response.body}`);
+  return { ...(response.json() as { id: string; href: string }), customerId: customer.id };
+}
