@@ -5,9 +5,11 @@ import type { Db } from "./database.js";
 import { equalityFilters } from "./sql.js";
 import type { ListRequest } from "./tmf.js";
 
-type TableWithId<C extends TableConfig> = PgTableWithColumns<C> & { id: PgColumn; createdAt: PgColumn };
+type TableWithId<C extends TableConfig> = PgTableWithColumns<C> & { id: PgColumn };
 
 /**
+ * Ids are time-ordered UUIDs (shared/ids.ts), so ordering by id is creation order.
+ *
  * The SQL every resource table needs (insert, find by id with an optional row lock, filtered and paged
  * list with its total, update, delete), written once. Repositories add their own queries beside it.
  */
@@ -35,7 +37,7 @@ export function tableRepository<C extends TableConfig>(
         .select()
         .from(anyTable)
         .where(where)
-        .orderBy(asc(table.createdAt), asc(table.id))
+        .orderBy(asc(table.id))
         .offset(request.offset)
         .limit(request.limit);
       const [counted] = await db.select({ total: count() }).from(anyTable).where(where);

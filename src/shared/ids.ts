@@ -2,18 +2,33 @@ import { randomBytes } from "node:crypto";
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+let lastMs = 0;
+let sequence = 0;
+
 /**
- * A UUID version 7 (RFC 9562): 48 bits of milliseconds, then random bits. Time-ordered ids keep
- * B-tree inserts at the right edge of the index and give lists a stable creation order.
+ * A UUID version 7 (RFC 9562): 48 bits of milliseconds, a 12-bit sequence, then random bits. Ids made by
+ * one process sort in the order they were made, even within one millisecond or under a clock that stands
+ * still (RFC 9562 §6.2, method 1), so lists ordered by creation are stable and B-tree inserts stay at the
+ * right edge of the index.
  */
 export function newId(nowMs: number): string {
+  if (nowMs > lastMs) {
+    lastMs = nowMs;
+    sequence = 0;
+  } else if (sequence < 0xfff) {
+    sequence += 1;
+  } else {
+    lastMs += 1;
+    sequence = 0;
+  }
   const bytes = randomBytes(16);
-  let ms = BigInt(nowMs);
+  let ms = BigInt(lastMs);
   for (let i = 5; i >= 0; i--) {
     bytes[i] = Number(ms & 0xffn);
     ms >>= 8n;
   }
-  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x70;
+  bytes[6] = 0x70 | (sequence >> 8);
+  bytes[7] = sequence & 0xff;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
   const hex = bytes.toString("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;

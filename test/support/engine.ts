@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { Redis } from "ioredis";
 import postgres from "postgres";
+import type { Test } from "tap";
 import { buildApp } from "../../src/app.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
@@ -54,6 +55,8 @@ export interface Engine {
   subscriberKey(billingAccountId: string): Promise<string>;
   /** Runs SQL against this file's database (assertions on stored rows). */
   sql<T = Record<string, unknown>>(query: string, params?: unknown[]): Promise<T[]>;
+  /** Rows in a table, optionally filtered by a WHERE clause. */
+  count(table: string, where?: string, params?: unknown[]): Promise<number>;
 }
 
 function withDatabase(url: string, database: string): string {
@@ -141,6 +144,13 @@ export async function startEngine(
       });
       return created.key;
     },
+    async count(table, where, params = []) {
+      const rows = await engine.sql<{ total: number }>(
+        `select count(*)::int as total from ${table}${where ? ` where ${where}` : ""}`,
+        params,
+      );
+      return rows[0]?.total ?? 0;
+    },
     async sql(query, params = []) {
       if (driver === "postgres") {
         sqlClient ??= postgres(env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
@@ -164,4 +174,18 @@ function inline(query: string, params: unknown[]): string {
 
 export function json<T = Record<string, unknown>>(response: LightMyRequestResponse): T {
   return response.json() as T;
+}
+
+/** Asserts a TM Forum error body: status, code, reason, message and, when given, the field. */
+export function expectError(
+  t: Test,
+  response: { statusCode: number; json(): unknown }, status: number, code: string, field?: string) {
+  t.equal(response.statusCode, status, `status ${status}`);
+  const body = response.json() as Record<string, unknown>;
+  t.equal(body.status, String(status), "status echoed as a string");
+  t.equal(body.code, code, `code ${code}`);
+  t.type(body.reason, "string", "has a reason");
+  t.type(body.message, "string", "has a message");
+  t.equal(body["@type"], "Error");
+  if (field !== undefined) t.equal(body.field, field, `names field ${field}`);
 }

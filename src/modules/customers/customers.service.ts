@@ -419,23 +419,7 @@ function billingAccountModel(deps: ServiceDeps): ResourceModel<
       }));
     },
     async validate(db, input, current) {
-      if (!isCurrencyCode(input.currency)) throw invalidField("currency", "is not an ISO 4217 currency code");
-      if (input.timeZone !== undefined && canonicalTimeZone(input.timeZone) === null) {
-        throw invalidField("timeZone", "is not an IANA time zone such as Europe/Berlin");
-      }
-      checkCountry(input.taxJurisdiction.slice(0, 2), "taxJurisdiction");
-      input.contact?.forEach((contact, index) => checkContactMedia(contact.contactMedium, `contact[${index}].contactMedium`));
       const owner = owningCustomer(input);
-      const limits = limitsOf(input);
-      if ((input.accountType ?? "postpaid") === "prepaid" && (limits.creditLimit !== null || limits.billLimit !== null)) {
-        throw new AppError(
-          "unprocessable",
-          "limit_not_applicable",
-          "creditLimit and billLimit apply to postpaid accounts only",
-          limits.creditLimit !== null ? "creditLimit" : "billLimit",
-        );
-      }
-      if (limits.billLimit?.isZero()) throw invalidField("billLimit.value", "must be greater than zero");
       if (current !== null) {
         for (const [field, before, after] of [
           ["relatedParty", current.customerId, owner.id],
@@ -446,8 +430,24 @@ function billingAccountModel(deps: ServiceDeps): ResourceModel<
             throw new AppError("unprocessable", "immutable_field", `${field}: cannot change once the account exists`, field);
           }
         }
-        return;
       }
+      if (!isCurrencyCode(input.currency)) throw invalidField("currency", "is not an ISO 4217 currency code");
+      if (input.timeZone !== undefined && canonicalTimeZone(input.timeZone) === null) {
+        throw invalidField("timeZone", "is not an IANA time zone such as Europe/Berlin");
+      }
+      checkCountry(input.taxJurisdiction.slice(0, 2), "taxJurisdiction");
+      input.contact?.forEach((contact, index) => checkContactMedia(contact.contactMedium, `contact[${index}].contactMedium`));
+      const limits = limitsOf(input);
+      if ((input.accountType ?? "postpaid") === "prepaid" && (limits.creditLimit !== null || limits.billLimit !== null)) {
+        throw new AppError(
+          "unprocessable",
+          "limit_not_applicable",
+          "creditLimit and billLimit apply to postpaid accounts only",
+          limits.creditLimit !== null ? "creditLimit" : "billLimit",
+        );
+      }
+      if (limits.billLimit?.isZero()) throw invalidField("billLimit.value", "must be greater than zero");
+      if (current !== null) return;
       const field = `relatedParty[${owner.index}].id`;
       const customer = isId(owner.id) ? await repository.customerRows.find(db, owner.id) : undefined;
       if (!customer) throw unknownReference(field, "customer", owner.id);
