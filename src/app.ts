@@ -22,8 +22,9 @@ import { REDIS_CONNECT_TIMEOUT_MS } from "./shared/limits.js";
 export interface AppOptions {
   /** Business time; tests inject a ManualClock. */
   clock?: Clock;
-  /** pino options, or false to silence the app (tests). */
-  logger?: FastifyServerOptions["logger"];
+  /** false silences the app (tests); otherwise logs go to stdout, or to this stream. */
+  logger?: false;
+  logStream?: NodeJS.WritableStream;
 }
 
 /** A route as registered, for the test that proves every route declares roles and schemas. */
@@ -57,7 +58,13 @@ const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const clock = options.clock ?? systemClock;
   const app = Fastify({
-    logger: (options.logger ?? loggerOptions(config.logLevel)) as Exclude<FastifyServerOptions["logger"], undefined>,
+    logger:
+      options.logger === false
+        ? false
+        : ({ ...loggerOptions(config.logLevel), ...(options.logStream ? { stream: options.logStream } : {}) } as Exclude<
+            FastifyServerOptions["logger"],
+            undefined
+          >),
     genReqId: requestIdFor,
     bodyLimit: config.bodyLimitBytes,
     connectionTimeout: config.requestTimeoutMs,

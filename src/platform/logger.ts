@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import type { FastifyServerOptions } from "fastify";
+import type { FastifyLoggerOptions } from "fastify";
+import type { LoggerOptions } from "pino";
 import { REDACTED, SECRET_FIELD_NAMES } from "../shared/redact.js";
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -9,7 +10,7 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{8,128}$/;
  * pino options: structured JSON, request ids (the caller's X-Request-Id when it looks like one), and
  * redaction of credentials and SIM secrets wherever they appear in a logged object.
  */
-export function loggerOptions(level: string): FastifyServerOptions["logger"] {
+export function loggerOptions(level: string): FastifyLoggerOptions & LoggerOptions {
   const secretPaths = SECRET_FIELD_NAMES.flatMap((name) => [name, `*.${name}`, `*.*.${name}`]);
   return {
     level,

@@ -69,7 +69,7 @@ for (const driver of drivers) {
   t.test(`[${driver}] billing accounts: limits, currency, time zone and ownership rules`, async (t) => {
     const engine = await startEngine(t, { driver });
     const customer = await createCustomer(engine);
-    const post = (overrides: object) => engine.request("POST", BA, { body: billingAccountBody(customer.id, overrides) });
+    const post = (overrides: Record<string, unknown>) => engine.request("POST", BA, { body: billingAccountBody(customer.id, overrides) });
 
     expectError(t, await post({ accountType: "prepaid" }), 422, "limit_not_applicable", "creditLimit");
     expectError(t, await post({ billLimit: { unit: "EUR", value: 0 } }), 400, "invalid_field", "billLimit.value");

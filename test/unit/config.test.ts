@@ -1,0 +1,45 @@
+import t from "tap";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+t.test("defaults run the embedded engine with no configuration", async (t) => {
+  const config = loadConfig({});
+  t.equal(config.port, 3000);
+  t.equal(config.host, "127.0.0.1");
+  t.equal(config.databaseUrl, undefined);
+  t.equal(config.redisUrl, undefined);
+  t.equal(config.migrateOnStart, true);
+  t.ok(Object.isFrozen(config));
+});
+
+t.test("every problem is listed at once", async (t) => {
+  const error = t.throws(() =>
+    loadConfig({
+      PORT: "99999",
+      DATABASE_URL: "mysql://x",
+      REDIS_URL: "not a url",
+      ADMIN_API_KEY: "short",
+      LOG_LEVEL: "loud",
+      BSS_MIGRATE_ON_START: "maybe",
+      BSS_BODY_LIMIT_BYTES: "12",
+    }),
+  ) as ConfigError;
+  t.ok(error instanceof ConfigError);
+  t.equal(error.problems.length, 7, error.message);
+  for (const name of ["PORT", "DATABASE_URL", "REDIS_URL", "ADMIN_API_KEY", "LOG_LEVEL", "BSS_MIGRATE_ON_START", "BSS_BODY_LIMIT_BYTES"]) {
+    t.match(error.message, name);
+  }
+  t.notMatch(error.message, "short", "the key's value is not echoed");
+});
+
+t.test("valid settings are read", async (t) => {
+  const config = loadConfig({
+    PORT: "8080",
+    HOST: "0.0.0.0",
+    DATABASE_URL: "postgres://bss@db:5432/bss",
+    REDIS_URL: "redis://cache:6379",
+    ADMIN_API_KEY: "a".repeat(40),
+    LOG_LEVEL: "warn",
+    BSS_MIGRATE_ON_START: "false",
+  });
+  t.match(config, { port: 8080, host: "0.0.0.0", logLevel: "warn", migrateOnStart: false });
+});
