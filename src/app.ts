@@ -61,10 +61,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     logger:
       options.logger === false
         ? false
-        : ({ ...loggerOptions(config.logLevel), ...(options.logStream ? { stream: options.logStream } : {}) } as Exclude<
-            FastifyServerOptions["logger"],
-            undefined
-          >),
+        : ({
+            ...loggerOptions(config.logLevel),
+            ...(options.logStream ? { stream: options.logStream } : {}),
+          } as Exclude<FastifyServerOptions["logger"], undefined>),
     genReqId: requestIdFor,
     bodyLimit: config.bodyLimitBytes,
     connectionTimeout: config.requestTimeoutMs,

@@ -50,8 +50,10 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.port, host: config.host });
   app.log.info(
-    { database: config.databaseUrl === undefined ? `embedded PGlite in ${config.dataDir}` : "PostgreSQL",
-      redis: config.redisUrl === undefined ? "in-process" : "Redis" },
+    {
+      database: config.databaseUrl === undefined ? `embedded PGlite in ${config.dataDir}` : "PostgreSQL",
+      redis: config.redisUrl === undefined ? "in-process" : "Redis",
+    },
     `engine listening; API docs at http://${config.host}:${config.port}/docs`,
   );
 }

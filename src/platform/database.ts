@@ -48,10 +48,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     : openPostgres(options.databaseUrl, options.poolMax);
 }
 
-function withTransactionCount(
-  base: Omit<Database, "transaction" | "stats">,
-  poolMax: number,
-): Database {
+function withTransactionCount(base: Omit<Database, "transaction" | "stats">, poolMax: number): Database {
   let inFlight = 0;
   return {
     ...base,

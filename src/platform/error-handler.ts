@@ -69,7 +69,14 @@ export function registerErrorHandlers(app: FastifyInstance): void {
         : { field: part, reason: "is invalid" };
       return reply
         .code(400)
-        .send(errorBody("bad_request", part === "body" ? "invalid_field" : "invalid_parameter", `${field}: ${reason}`, field));
+        .send(
+          errorBody(
+            "bad_request",
+            part === "body" ? "invalid_field" : "invalid_parameter",
+            `${field}: ${reason}`,
+            field,
+          ),
+        );
     }
     const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
     if (mapped) {

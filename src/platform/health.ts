@@ -21,7 +21,10 @@ async function timed(probe: () => Promise<unknown>): Promise<Check> {
     await Promise.race([
       probe(),
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${READY_CHECK_TIMEOUT_MS} ms`)), READY_CHECK_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${READY_CHECK_TIMEOUT_MS} ms`)),
+          READY_CHECK_TIMEOUT_MS,
+        );
       }),
     ]);
     return { status: "up", latencyMs: Math.round((performance.now() - started) * 100) / 100 };
@@ -77,9 +80,7 @@ export function registerHealth(app: FastifyInstance, database: Database, redis: 
       const down = Object.entries(checks).filter(([, check]) => check.status === "down");
       if (down.length === 0) return { status: "ready" as const, checks };
       const names = down.map(([name, check]) => `${name}: ${check.detail ?? "down"}`).join("; ");
-      return reply
-        .code(503)
-        .send({ ...errorBody("unavailable", "not_ready", `not ready: ${names}`), checks });
+      return reply.code(503).send({ ...errorBody("unavailable", "not_ready", `not ready: ${names}`), checks });
     },
   );
 }

@@ -24,7 +24,9 @@ export function mergePatcher<C>(createSchema: TObject): (current: C, patch: unkn
     const merged = applyMergePatch(current, patch);
     if (!validate(merged)) {
       const first = validate.errors?.[0];
-      const { field, reason } = first ? describeValidationError(first, "body") : { field: "body", reason: "is invalid" };
+      const { field, reason } = first
+        ? describeValidationError(first, "body")
+        : { field: "body", reason: "is invalid" };
       throw invalidField(field, reason);
     }
     return merged;

@@ -1,5 +1,5 @@
-import { Redis } from "ioredis";
 import type { FastifyBaseLogger } from "fastify";
+import { Redis } from "ioredis";
 import {
   REDIS_COMMAND_TIMEOUT_MS,
   REDIS_CONNECT_TIMEOUT_MS,

@@ -1,12 +1,12 @@
 import type { SQL } from "drizzle-orm";
-import { canTransition, type StateMachine, transitionRefusal } from "../shared/state-machine.js";
 import { newId } from "../shared/ids.js";
+import { canTransition, type StateMachine, transitionRefusal } from "../shared/state-machine.js";
 import type { Actor, AuditLog } from "./audit.js";
 import type { Clock } from "./clock.js";
 import type { Database, Db } from "./database.js";
 import { AppError, notFound } from "./errors.js";
-import type { ResourceService } from "./tmf-routes.js";
 import type { ListRequest } from "./tmf.js";
+import type { ResourceService } from "./tmf-routes.js";
 
 export interface ServiceDeps {
   database: Database;
@@ -102,7 +102,12 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
         updatedAt: now,
       } as Insert);
       const resource = await this.one(tx, row);
-      await this.deps.audit.record(tx, actor, { action: "create", entityType: this.model.entity, entityId: row.id, after: resource });
+      await this.deps.audit.record(tx, actor, {
+        action: "create",
+        entityType: this.model.entity,
+        entityId: row.id,
+        after: resource,
+      });
       return resource;
     });
   }
@@ -116,7 +121,11 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
       const from = this.model.stateOf(current);
       const to = this.model.requestedState(next, current);
       if (!canTransition(this.model.lifecycle, from, to)) {
-        throw new AppError("conflict", "illegal_transition", transitionRefusal(this.model.lifecycle, this.model.entity, from, to));
+        throw new AppError(
+          "conflict",
+          "illegal_transition",
+          transitionRefusal(this.model.lifecycle, this.model.entity, from, to),
+        );
       }
       if (from !== to) await this.model.beforeTransition?.(tx, current, to);
       const before = await this.one(tx, current);
@@ -126,7 +135,13 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
         updatedAt: this.deps.clock.now(),
       } as unknown as Partial<Insert>);
       const after = await this.one(tx, row);
-      await this.deps.audit.record(tx, actor, { action: "update", entityType: this.model.entity, entityId: id, before, after });
+      await this.deps.audit.record(tx, actor, {
+        action: "update",
+        entityType: this.model.entity,
+        entityId: id,
+        before,
+        after,
+      });
       return after;
     });
   }
@@ -137,7 +152,12 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
       await this.model.beforeRemove?.(tx, current);
       const before = await this.one(tx, current);
       await this.model.rows.remove(tx, id);
-      await this.deps.audit.record(tx, actor, { action: "delete", entityType: this.model.entity, entityId: id, before });
+      await this.deps.audit.record(tx, actor, {
+        action: "delete",
+        entityType: this.model.entity,
+        entityId: id,
+        before,
+      });
     });
   }
 }

@@ -1,6 +1,5 @@
 import { asc, count, eq, type SQL } from "drizzle-orm";
-import type { PgColumn, PgTable, TableConfig } from "drizzle-orm/pg-core";
-import type { PgTableWithColumns } from "drizzle-orm/pg-core";
+import type { PgColumn, PgTable, PgTableWithColumns, TableConfig } from "drizzle-orm/pg-core";
 import type { Db } from "./database.js";
 import { equalityFilters } from "./sql.js";
 import type { ListRequest } from "./tmf.js";
@@ -22,7 +21,10 @@ export function tableRepository<C extends TableConfig>(
   const anyTable = table as unknown as PgTable;
   return {
     async insert(db: Db, values: Insert): Promise<Row> {
-      const [row] = await db.insert(anyTable).values(values as never).returning();
+      const [row] = await db
+        .insert(anyTable)
+        .values(values as never)
+        .returning();
       return row as Row;
     },
     /** With `lock`, the row stays locked until the caller's transaction ends (read → compute → write). */

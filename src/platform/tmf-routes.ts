@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { Type, type TObject } from "typebox";
+import { type TObject, Type } from "typebox";
 import { isId } from "../shared/ids.js";
 import type { Actor } from "./audit.js";
 import { actorOf, type Role } from "./auth.js";

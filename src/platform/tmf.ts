@@ -1,5 +1,5 @@
 import type { FastifyReply } from "fastify";
-import { Type, type TObject, type TProperties, type TSchema } from "typebox";
+import { type TObject, type TProperties, type TSchema, Type } from "typebox";
 import { FILTER_VALUES_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PAGE_OFFSET_MAX } from "../shared/limits.js";
 import { AppError, invalidField } from "./errors.js";
 
@@ -107,7 +107,12 @@ function parseFields(raw: unknown, knownFields: readonly string[]): readonly str
   const names = raw.split(",").map((name) => name.trim());
   for (const name of names) {
     if (!knownFields.includes(name) && !ALWAYS_KEPT.includes(name)) {
-      throw new AppError("bad_request", "invalid_parameter", `fields: "${name}" is not a field of this resource`, "fields");
+      throw new AppError(
+        "bad_request",
+        "invalid_parameter",
+        `fields: "${name}" is not a field of this resource`,
+        "fields",
+      );
     }
   }
   return [...new Set([...ALWAYS_KEPT, ...names])];
@@ -142,7 +147,10 @@ export function sendCreated<T extends { href: string }>(reply: FastifyReply, res
 }
 
 /** `fields` for a single GET: the same rule as lists. */
-export function readFieldsParameter(query: { fields?: string }, knownFields: readonly string[]): readonly string[] | null {
+export function readFieldsParameter(
+  query: { fields?: string },
+  knownFields: readonly string[],
+): readonly string[] | null {
   return parseFields(query.fields, knownFields);
 }
 

@@ -14,8 +14,8 @@ const minorUnitCache = new Map<string, number>();
 export function currencyMinorUnits(code: string): number {
   let digits = minorUnitCache.get(code);
   if (digits === undefined) {
-    digits = new Intl.NumberFormat("en", { style: "currency", currency: code }).resolvedOptions()
-      .maximumFractionDigits ?? 2;
+    digits =
+      new Intl.NumberFormat("en", { style: "currency", currency: code }).resolvedOptions().maximumFractionDigits ?? 2;
     minorUnitCache.set(code, digits);
   }
   return digits;

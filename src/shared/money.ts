@@ -23,12 +23,7 @@ export type RoundingMode = keyof typeof RoundingMode;
 
 const MAX_ABS = new Money(MONEY_MAX_ABS);
 
-export type AmountProblem =
-  | "not_finite"
-  | "too_many_digits"
-  | "too_large"
-  | "negative"
-  | "too_many_decimals";
+export type AmountProblem = "not_finite" | "too_many_digits" | "too_large" | "negative" | "too_many_decimals";
 
 const PROBLEM_TEXT: Record<AmountProblem, string> = {
   not_finite: "must be a finite number",

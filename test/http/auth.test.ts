@@ -33,17 +33,30 @@ t.test("malformed, unknown, expired and revoked keys answer 401", async (t) => {
   const engine = await startEngine(t);
   const url = "/tmf-api/party/v4/individual";
   expectError(t, await engine.request("GET", url, { key: null }), 401, "missing_api_key");
-  expectError(t, await engine.request("GET", url, { key: null, headers: { authorization: "Basic YWRtaW46YWRtaW4=" } }), 401, "invalid_api_key");
+  expectError(
+    t,
+    await engine.request("GET", url, { key: null, headers: { authorization: "Basic YWRtaW46YWRtaW4=" } }),
+    401,
+    "invalid_api_key",
+  );
   expectError(t, await engine.request("GET", url, { key: "bss_00000000_unknown" }), 401, "invalid_api_key");
   expectError(t, await engine.request("GET", url, { key: "x".repeat(300) }), 401, "invalid_api_key");
 
-  const expiring = await engine.request("POST", KEYS, { body: { name: "temp", role: "crm", expiresAt: "2026-03-15T11:00:00Z" } });
+  const expiring = await engine.request("POST", KEYS, {
+    body: { name: "temp", role: "crm", expiresAt: "2026-03-15T11:00:00Z" },
+  });
   const temp = expiring.json().key as string;
   t.equal((await engine.request("GET", url, { key: temp })).statusCode, 200);
   engine.clock.set("2026-03-15T11:00:01Z");
   expectError(t, await engine.request("GET", url, { key: temp }), 401, "invalid_api_key");
   t.equal((await engine.request("GET", expiring.json().href)).json().status, "expired");
-  expectError(t, await engine.request("POST", KEYS, { body: { name: "past", role: "crm", expiresAt: "2020-01-01T00:00:00Z" } }), 400, "invalid_field", "expiresAt");
+  expectError(
+    t,
+    await engine.request("POST", KEYS, { body: { name: "past", role: "crm", expiresAt: "2020-01-01T00:00:00Z" } }),
+    400,
+    "invalid_field",
+    "expiresAt",
+  );
 
   const doomed = await engine.request("POST", KEYS, { body: { name: "doomed", role: "finance" } });
   t.equal((await engine.request("GET", url, { key: doomed.json().key })).statusCode, 200, "cached as valid");
@@ -55,13 +68,47 @@ t.test("malformed, unknown, expired and revoked keys answer 401", async (t) => {
 
 t.test("key rules: names, subscriber binding, the last admin key", async (t) => {
   const engine = await startEngine(t);
-  expectError(t, await engine.request("POST", KEYS, { body: { name: "test crm", role: "crm" } }), 409, "duplicate_name", "name");
-  expectError(t, await engine.request("POST", KEYS, { body: { name: "s", role: "subscriber" } }), 400, "invalid_field", "billingAccountId");
+  expectError(
+    t,
+    await engine.request("POST", KEYS, { body: { name: "test crm", role: "crm" } }),
+    409,
+    "duplicate_name",
+    "name",
+  );
+  expectError(
+    t,
+    await engine.request("POST", KEYS, { body: { name: "s", role: "subscriber" } }),
+    400,
+    "invalid_field",
+    "billingAccountId",
+  );
   const account = await createBillingAccount(engine);
-  expectError(t, await engine.request("POST", KEYS, { body: { name: "c", role: "crm", billingAccountId: account.id } }), 400, "invalid_field", "billingAccountId");
-  expectError(t, await engine.request("POST", KEYS, { body: { name: "s", role: "subscriber", billingAccountId: "00000000-0000-7000-8000-000000000000" } }), 422, "unknown_reference", "billingAccountId");
-  expectError(t, await engine.request("POST", KEYS, { body: { name: "s", role: "root" } }), 400, "invalid_field", "role");
-  const bound = await engine.request("POST", KEYS, { body: { name: "s", role: "subscriber", billingAccountId: account.id } });
+  expectError(
+    t,
+    await engine.request("POST", KEYS, { body: { name: "c", role: "crm", billingAccountId: account.id } }),
+    400,
+    "invalid_field",
+    "billingAccountId",
+  );
+  expectError(
+    t,
+    await engine.request("POST", KEYS, {
+      body: { name: "s", role: "subscriber", billingAccountId: "00000000-0000-7000-8000-000000000000" },
+    }),
+    422,
+    "unknown_reference",
+    "billingAccountId",
+  );
+  expectError(
+    t,
+    await engine.request("POST", KEYS, { body: { name: "s", role: "root" } }),
+    400,
+    "invalid_field",
+    "role",
+  );
+  const bound = await engine.request("POST", KEYS, {
+    body: { name: "s", role: "subscriber", billingAccountId: account.id },
+  });
   t.equal(bound.statusCode, 201);
   t.equal(bound.json().billingAccountId, account.id);
 
@@ -70,7 +117,11 @@ t.test("key rules: names, subscriber binding, the last admin key", async (t) => 
   const last = await engine.request("DELETE", admins[0].href);
   expectError(t, last, 409, "last_admin_key");
   const second = await engine.request("POST", KEYS, { body: { name: "second admin", role: "admin" } });
-  t.equal((await engine.request("DELETE", admins[0].href, { key: second.json().key })).statusCode, 204, "with another admin it can go");
+  t.equal(
+    (await engine.request("DELETE", admins[0].href, { key: second.json().key })).statusCode,
+    204,
+    "with another admin it can go",
+  );
 });
 
 t.test("bootstrap: the configured key becomes the first admin key, once; else one is generated", async (t) => {
@@ -80,7 +131,10 @@ t.test("bootstrap: the configured key becomes the first admin key, once; else on
   const first = await engine.app.services.access.ensureBootstrapKey(SYSTEM_ACTOR, configured);
   t.same(first, { created: true, generated: null });
   t.equal((await engine.request("GET", KEYS, { key: configured })).statusCode, 200);
-  const again = await engine.app.services.access.ensureBootstrapKey(SYSTEM_ACTOR, "another-admin-key-0123456789-abcdefgh");
+  const again = await engine.app.services.access.ensureBootstrapKey(
+    SYSTEM_ACTOR,
+    "another-admin-key-0123456789-abcdefgh",
+  );
   t.same(again, { created: false, generated: null }, "a second start changes nothing");
 
   await engine.sql("delete from api_keys");
@@ -101,7 +155,11 @@ t.test("logs carry request ids but never keys or authorization headers", async (
   const app = await buildApp(config, { logStream: sink });
   t.teardown(() => app.close());
   const { key } = await app.services.access.create(SYSTEM_ACTOR, { name: "logged", role: "admin" });
-  await app.inject({ method: "GET", url: `/api/v1/api-keys?ticket=${key}`, headers: { authorization: `Bearer ${key}` } });
+  await app.inject({
+    method: "GET",
+    url: `/api/v1/api-keys?ticket=${key}`,
+    headers: { authorization: `Bearer ${key}` },
+  });
   await app.inject({ method: "GET", url: "/nowhere", headers: { authorization: `Bearer ${key}` } });
   const text = lines.join("");
   t.ok(lines.length >= 4, "requests were logged");

@@ -7,7 +7,6 @@ import { billingAccountBody, createBillingAccount, createCustomer, createIndivid
 const IND = "/tmf-api/party/v4/individual";
 const BA = "/tmf-api/accountManagement/v4/billingAccount";
 
-
 t.test("bad bodies get the TMF error body, the field and the reason, and change nothing", async (t) => {
   const engine = await startEngine(t);
   const customer = await createCustomer(engine);
@@ -15,7 +14,12 @@ t.test("bad bodies get the TMF error body, the field and the reason, and change 
   const post = (options: Parameters<typeof engine.request>[2]) => engine.request("POST", BA, options);
   const good = billingAccountBody(customer.id);
 
-  expectError(t, await post({ rawBody: '{"name": ', headers: { "content-type": "application/json" } }), 400, "malformed_json");
+  expectError(
+    t,
+    await post({ rawBody: '{"name": ', headers: { "content-type": "application/json" } }),
+    400,
+    "malformed_json",
+  );
   expectError(t, await post({ rawBody: "", headers: { "content-type": "application/json" } }), 400, "malformed_json");
   expectError(t, await post({ body: { ...good, billCycleDay: "15" } }), 400, "invalid_field", "billCycleDay");
   expectError(t, await post({ body: { ...good, billCycleDay: 32 } }), 400, "invalid_field", "billCycleDay");
@@ -24,21 +28,112 @@ t.test("bad bodies get the TMF error body, the field and the reason, and change 
   expectError(t, await post({ body: { ...good, currency: "eur" } }), 400, "invalid_field", "currency");
   expectError(t, await post({ body: { ...good, timeZone: "Mars/Olympus" } }), 400, "invalid_field", "timeZone");
   expectError(t, await post({ body: { ...good, taxJurisdiction: "XX" } }), 400, "invalid_field", "taxJurisdiction");
-  expectError(t, await post({ body: { ...good, creditLimit: { unit: "USD", value: 10 } } }), 400, "invalid_field", "creditLimit.unit");
-  expectError(t, await post({ body: { ...good, creditLimit: { unit: "EUR", value: -1 } } }), 400, "invalid_field", "creditLimit.value");
-  expectError(t, await post({ body: { ...good, creditLimit: { unit: "EUR", value: 1.001 } } }), 400, "invalid_field", "creditLimit.value");
-  expectError(t, await post({ body: { ...good, creditLimit: { unit: "EUR", value: 1e300 } } }), 400, "invalid_field", "creditLimit.value");
-  expectError(t, await post({ body: { ...good, creditLimit: { unit: "EUR", value: "10" } } }), 400, "invalid_field", "creditLimit.value");
-  expectError(t, await post({ rawBody: JSON.stringify(good).replace('"name":', '"name":"x","name":'), headers: { "content-type": "application/json" } }), 400, "duplicate_key", "name");
-  expectError(t, await post({ rawBody: '{"name":"a\\u0000b"}', headers: { "content-type": "application/json" } }), 400, "invalid_string", "name");
-  expectError(t, await post({ rawBody: '{"name":"\\ud800"}', headers: { "content-type": "application/json" } }), 400, "invalid_string", "name");
-  expectError(t, await post({ rawBody: Buffer.from([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]), headers: { "content-type": "application/json" } }), 400, "invalid_encoding");
-  expectError(t, await post({ rawBody: '{"__proto__":{"admin":true}}', headers: { "content-type": "application/json" } }), 400, "malformed_json");
-  expectError(t, await post({ rawBody: "name=x", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "unsupported_media_type");
-  expectError(t, await post({ rawBody: "x".repeat(engine.config.bodyLimitBytes + 1), headers: { "content-type": "application/json" } }), 413, "body_too_large");
+  expectError(
+    t,
+    await post({ body: { ...good, creditLimit: { unit: "USD", value: 10 } } }),
+    400,
+    "invalid_field",
+    "creditLimit.unit",
+  );
+  expectError(
+    t,
+    await post({ body: { ...good, creditLimit: { unit: "EUR", value: -1 } } }),
+    400,
+    "invalid_field",
+    "creditLimit.value",
+  );
+  expectError(
+    t,
+    await post({ body: { ...good, creditLimit: { unit: "EUR", value: 1.001 } } }),
+    400,
+    "invalid_field",
+    "creditLimit.value",
+  );
+  expectError(
+    t,
+    await post({ body: { ...good, creditLimit: { unit: "EUR", value: 1e300 } } }),
+    400,
+    "invalid_field",
+    "creditLimit.value",
+  );
+  expectError(
+    t,
+    await post({ body: { ...good, creditLimit: { unit: "EUR", value: "10" } } }),
+    400,
+    "invalid_field",
+    "creditLimit.value",
+  );
+  expectError(
+    t,
+    await post({
+      rawBody: JSON.stringify(good).replace('"name":', '"name":"x","name":'),
+      headers: { "content-type": "application/json" },
+    }),
+    400,
+    "duplicate_key",
+    "name",
+  );
+  expectError(
+    t,
+    await post({ rawBody: '{"name":"a\\u0000b"}', headers: { "content-type": "application/json" } }),
+    400,
+    "invalid_string",
+    "name",
+  );
+  expectError(
+    t,
+    await post({ rawBody: '{"name":"\\ud800"}', headers: { "content-type": "application/json" } }),
+    400,
+    "invalid_string",
+    "name",
+  );
+  expectError(
+    t,
+    await post({
+      rawBody: Buffer.from([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]),
+      headers: { "content-type": "application/json" },
+    }),
+    400,
+    "invalid_encoding",
+  );
+  expectError(
+    t,
+    await post({ rawBody: '{"__proto__":{"admin":true}}', headers: { "content-type": "application/json" } }),
+    400,
+    "malformed_json",
+  );
+  expectError(
+    t,
+    await post({ rawBody: "name=x", headers: { "content-type": "application/x-www-form-urlencoded" } }),
+    415,
+    "unsupported_media_type",
+  );
+  expectError(
+    t,
+    await post({
+      rawBody: "x".repeat(engine.config.bodyLimitBytes + 1),
+      headers: { "content-type": "application/json" },
+    }),
+    413,
+    "body_too_large",
+  );
   expectError(t, await post({ body: [good] }), 400, "invalid_field");
-  expectError(t, await post({ body: { ...good, relatedParty: [{ id: "00000000-0000-7000-8000-000000000000", "@referredType": "Customer" }] } }), 422, "unknown_reference", "relatedParty[0].id");
-  expectError(t, await post({ body: { ...good, relatedParty: [{ id: "not-an-id", "@referredType": "Customer" }] } }), 422, "unknown_reference", "relatedParty[0].id");
+  expectError(
+    t,
+    await post({
+      body: { ...good, relatedParty: [{ id: "00000000-0000-7000-8000-000000000000", "@referredType": "Customer" }] },
+    }),
+    422,
+    "unknown_reference",
+    "relatedParty[0].id",
+  );
+  expectError(
+    t,
+    await post({ body: { ...good, relatedParty: [{ id: "not-an-id", "@referredType": "Customer" }] } }),
+    422,
+    "unknown_reference",
+    "relatedParty[0].id",
+  );
 
   t.equal(await engine.count("billing_accounts"), 0, "no billing account was written");
   t.equal(await engine.count("audit_log"), auditBefore, "no audit row was written");
@@ -48,7 +143,11 @@ t.test("TMF resources ignore attributes they do not implement but accept the res
   const engine = await startEngine(t);
   const customer = await createCustomer(engine);
   const response = await engine.request("POST", BA, {
-    body: { ...billingAccountBody(customer.id), "@schemaLocation": "https://example.com/x.json", paymentStatus: "paid" },
+    body: {
+      ...billingAccountBody(customer.id),
+      "@schemaLocation": "https://example.com/x.json",
+      paymentStatus: "paid",
+    },
   });
   t.equal(response.statusCode, 201);
   t.notOk("@schemaLocation" in response.json(), "the extension is not echoed");
@@ -77,32 +176,62 @@ t.test("create answers 201 with Location; get, unknown ids and unknown routes", 
 
 t.test("lists page, filter, select fields and count", async (t) => {
   const engine = await startEngine(t);
-  for (const [givenName, status] of [["A", "initialized"], ["B", "validated"], ["C", "validated"], ["D", "initialized"], ["E", "initialized"]]) {
+  for (const [givenName, status] of [
+    ["A", "initialized"],
+    ["B", "validated"],
+    ["C", "validated"],
+    ["D", "initialized"],
+    ["E", "initialized"],
+  ]) {
     await createIndividual(engine, { givenName, status });
   }
   const page = await engine.request("GET", IND, { query: { offset: "1", limit: "2" } });
   t.equal(page.statusCode, 200);
   t.equal(page.headers["x-total-count"], "5");
   t.equal(page.headers["x-result-count"], "2");
-  t.same(page.json().map((item: { givenName: string }) => item.givenName), ["B", "C"], "created order, offset applied");
+  t.same(
+    page.json().map((item: { givenName: string }) => item.givenName),
+    ["B", "C"],
+    "created order, offset applied",
+  );
 
   const filtered = await engine.request("GET", IND, { query: { status: "validated" } });
   t.equal(filtered.headers["x-total-count"], "2");
   const either = await engine.request("GET", IND, { query: { givenName: "A,E" } });
-  t.same(either.json().map((item: { givenName: string }) => item.givenName), ["A", "E"], "comma means OR");
+  t.same(
+    either.json().map((item: { givenName: string }) => item.givenName),
+    ["A", "E"],
+    "comma means OR",
+  );
   const both = await engine.request("GET", IND, { query: { givenName: "A,B", status: "validated" } });
-  t.same(both.json().map((item: { givenName: string }) => item.givenName), ["B"], "fields AND");
+  t.same(
+    both.json().map((item: { givenName: string }) => item.givenName),
+    ["B"],
+    "fields AND",
+  );
 
   const narrow = await engine.request("GET", IND, { query: { fields: "givenName", limit: "1" } });
   t.same(Object.keys(narrow.json()[0]).sort(), ["@type", "givenName", "href", "id"]);
   const one = await engine.request("GET", narrow.json()[0].href, { query: { fields: "status" } });
   t.same(Object.keys(one.json()).sort(), ["@type", "href", "id", "status"]);
 
-  expectError(t, await engine.request("GET", IND, { query: { fields: "secretColumn" } }), 400, "invalid_parameter", "fields");
+  expectError(
+    t,
+    await engine.request("GET", IND, { query: { fields: "secretColumn" } }),
+    400,
+    "invalid_parameter",
+    "fields",
+  );
   expectError(t, await engine.request("GET", IND, { query: { status: "alive" } }), 400, "invalid_parameter", "status");
   expectError(t, await engine.request("GET", IND, { query: { limit: "100000" } }), 400, "invalid_parameter", "limit");
   expectError(t, await engine.request("GET", IND, { query: { limit: "ten" } }), 400, "invalid_parameter", "limit");
-  expectError(t, await engine.request("GET", IND, { query: { stauts: "validated" } }), 400, "invalid_parameter", "stauts");
+  expectError(
+    t,
+    await engine.request("GET", IND, { query: { stauts: "validated" } }),
+    400,
+    "invalid_parameter",
+    "stauts",
+  );
 });
 
 t.test("PATCH is a merge patch under both content types; null removes; illegal transitions are 409", async (t) => {
@@ -130,7 +259,12 @@ t.test("PATCH is a merge patch under both content types; null removes; illegal t
   expectError(t, await engine.request("PATCH", url, { body: {} }), 400, "invalid_field");
   expectError(t, await engine.request("PATCH", url, { body: { name: null } }), 400, "invalid_field", "name");
   expectError(t, await engine.request("PATCH", url, { body: { currency: "USD" } }), 422, "immutable_field", "currency");
-  expectError(t, await engine.request("PATCH", `${BA}/00000000-0000-7000-8000-000000000000`, { body: { name: "x" } }), 404, "not_found");
+  expectError(
+    t,
+    await engine.request("PATCH", `${BA}/00000000-0000-7000-8000-000000000000`, { body: { name: "x" } }),
+    404,
+    "not_found",
+  );
 });
 
 t.test("a request id is returned, and taken from the caller when it looks like one", async (t) => {

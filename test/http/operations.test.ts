@@ -1,8 +1,8 @@
 import t from "tap";
 import { buildApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
-import { freePort } from "../support/services.js";
 import { hasServers, startEngine } from "../support/engine.js";
+import { freePort } from "../support/services.js";
 
 /** Liveness, readiness, metrics and the OpenAPI description. */
 
@@ -18,7 +18,10 @@ t.test("health is public; readiness reports the database and Redis", async (t) =
 
 t.test("readiness answers 503 with the TMF error body when Redis is down", async (t) => {
   const port = await freePort();
-  const config = { ...loadConfig({ REDIS_URL: `redis://127.0.0.1:${port}`, LOG_LEVEL: "silent" }), dataDir: "memory://" };
+  const config = {
+    ...loadConfig({ REDIS_URL: `redis://127.0.0.1:${port}`, LOG_LEVEL: "silent" }),
+    dataDir: "memory://",
+  };
   const app = await buildApp(config, { logger: false });
   t.teardown(() => app.close());
   const response = await app.inject({ method: "GET", url: "/ready" });
@@ -42,8 +45,14 @@ t.test("metrics: per-route counts and latency, pool gauges, admin only", async (
   t.match(metrics.headers["content-type"], /text\/plain/);
   const text = metrics.body;
   t.match(text, /bss_http_requests_total\{method="GET",route="\/tmf-api\/party\/v4\/individual",status_code="200"\} 1/);
-  t.match(text, /bss_http_requests_total\{method="GET",route="\/tmf-api\/party\/v4\/individual\/:id",status_code="404"\} 1/);
-  t.match(text, /bss_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/tmf-api\/party\/v4\/individual"\}/);
+  t.match(
+    text,
+    /bss_http_requests_total\{method="GET",route="\/tmf-api\/party\/v4\/individual\/:id",status_code="404"\} 1/,
+  );
+  t.match(
+    text,
+    /bss_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/tmf-api\/party\/v4\/individual"\}/,
+  );
   t.match(text, /bss_db_pool_max_connections \d+/);
   t.match(text, /bss_db_transactions_in_flight 0/);
   if (hasServers) t.match(text, /bss_redis_connected 1/);

@@ -9,7 +9,9 @@ import { billingAccountBody, createBillingAccount, createCustomer, createIndivid
  * not list is refused; and every write leaves an audit row naming what it changed.
  */
 
-type WriteSample = (engine: Engine) => Promise<{ url: string; body?: unknown; contentType?: string; entityId?: string }>;
+type WriteSample = (
+  engine: Engine,
+) => Promise<{ url: string; body?: unknown; contentType?: string; entityId?: string }>;
 
 const BA = "/tmf-api/accountManagement/v4/billingAccount";
 
@@ -99,9 +101,13 @@ t.test("a guarded route refuses no key (401) and a role it does not list (403)",
     const anonymous = await engine.request(route.method, url, { key: null });
     t.equal(anonymous.statusCode, 401, `${route.method} ${route.url} without a key`);
     t.equal(anonymous.json().status, "401");
-    const outsider = (ROLES as readonly Role[]).find((role) => role !== "subscriber" && !route.config.roles?.includes(role));
+    const outsider = (ROLES as readonly Role[]).find(
+      (role) => role !== "subscriber" && !route.config.roles?.includes(role),
+    );
     if (outsider === undefined) continue;
-    const refused = await engine.request(route.method, url, { key: engine.keys[outsider as Exclude<Role, "subscriber">] });
+    const refused = await engine.request(route.method, url, {
+      key: engine.keys[outsider as Exclude<Role, "subscriber">],
+    });
     t.equal(refused.statusCode, 403, `${route.method} ${route.url} as ${outsider}`);
     t.equal(refused.json().code, "role_not_allowed");
   }
@@ -124,7 +130,10 @@ t.test("every write route leaves an audit row for the entity it changed", async 
       ...(request.body === undefined ? {} : { body: request.body }),
       ...(request.contentType ? { headers: { "content-type": request.contentType } } : {}),
     });
-    t.ok(response.statusCode >= 200 && response.statusCode < 300, `${name} succeeds (${response.statusCode} ${response.body})`);
+    t.ok(
+      response.statusCode >= 200 && response.statusCode < 300,
+      `${name} succeeds (${response.statusCode} ${response.body})`,
+    );
     const entityId = request.entityId ?? (response.json().id as string);
     const rows = await engine.sql<{ action: string; actor_role: string }>(
       "select action, actor_role from audit_log where entity_id = $1 and id > $2 order by id",

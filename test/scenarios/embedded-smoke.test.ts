@@ -71,7 +71,10 @@ t.test("npm start with no configuration: embedded engine, generated key, real HT
   const customer = await fetch(`${first.base}/tmf-api/customerManagement/v4/customer`, {
     method: "POST",
     headers: auth,
-    body: JSON.stringify({ name: "Ada", engagedParty: { id: ((await party.json()) as { id: string }).id, "@referredType": "Individual" } }),
+    body: JSON.stringify({
+      name: "Ada",
+      engagedParty: { id: ((await party.json()) as { id: string }).id, "@referredType": "Individual" },
+    }),
   });
   t.equal(customer.status, 201);
   const account = await fetch(`${first.base}/tmf-api/accountManagement/v4/billingAccount`, {

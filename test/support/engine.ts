@@ -25,7 +25,8 @@ export const services = {
   runId: process.env.BSS_TEST_RUN_ID ?? String(process.pid),
 };
 
-export const hasServers = services.pgUrl !== undefined && services.template !== undefined && services.redisUrl !== undefined;
+export const hasServers =
+  services.pgUrl !== undefined && services.template !== undefined && services.redisUrl !== undefined;
 
 /** Drivers the module tests run on: both where PostgreSQL exists (DESIGN.md §6), else PGlite alone. */
 export const drivers: Driver[] = hasServers ? ["postgres", "pglite"] : ["pglite"];
@@ -179,7 +180,11 @@ export function json<T = Record<string, unknown>>(response: LightMyRequestRespon
 /** Asserts a TM Forum error body: status, code, reason, message and, when given, the field. */
 export function expectError(
   t: Test,
-  response: { statusCode: number; json(): unknown }, status: number, code: string, field?: string) {
+  response: { statusCode: number; json(): unknown },
+  status: number,
+  code: string,
+  field?: string,
+) {
   t.equal(response.statusCode, status, `status ${status}`);
   const body = response.json() as Record<string, unknown>;
   t.equal(body.status, String(status), "status echoed as a string");

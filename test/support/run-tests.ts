@@ -1,7 +1,13 @@
 import { spawn } from "node:child_process";
 import postgres from "postgres";
 import { openDatabase } from "../../src/platform/database.js";
-import { canReachPostgres, canReachRedis, startThrowawayPostgres, startThrowawayRedis, type Throwaway } from "./services.js";
+import {
+  canReachPostgres,
+  canReachRedis,
+  startThrowawayPostgres,
+  startThrowawayRedis,
+  type Throwaway,
+} from "./services.js";
 
 /**
  * `npm test`: finds PostgreSQL and Redis (configured, then the machine's own, then throwaway servers from
@@ -80,7 +86,9 @@ async function main(): Promise<number> {
   let template: string | null = null;
   let admin: postgres.Sql | null = null;
   if (pgUrl === null || redisUrl === null) {
-    const missing = [pgUrl === null ? "PostgreSQL" : null, redisUrl === null ? "Redis" : null].filter(Boolean).join(" and ");
+    const missing = [pgUrl === null ? "PostgreSQL" : null, redisUrl === null ? "Redis" : null]
+      .filter(Boolean)
+      .join(" and ");
     if (requireServices) {
       say(`FAIL: ${missing} not available and BSS_TEST_REQUIRE_SERVICES/CI is set`);
       return 1;
@@ -120,13 +128,17 @@ async function main(): Promise<number> {
   });
   // tap's own closing line is "# { total: N, pass: N, … }"; restate it in the plain form CI reads.
   const count = (name: string) => Number(new RegExp(`${name}: (\\d+)`).exec(summary)?.[1] ?? 0);
-  process.stdout.write(`\ntests: ${count("pass")} passed, ${count("fail")} failed, ${count("skip") + count("todo")} skipped\n`);
+  process.stdout.write(
+    `\ntests: ${count("pass")} passed, ${count("fail")} failed, ${count("skip") + count("todo")} skipped\n`,
+  );
   if (summary === "") say("tap printed no summary line");
 
   if (admin !== null && template !== null) {
     await admin.unsafe(`drop database if exists "${template}" with (force)`);
     // Test files drop their own databases; a file that crashed may have left one behind.
-    const leftovers = await admin<{ datname: string }[]>`select datname from pg_database where datname like ${`bss_t_${runId}_%`}`;
+    const leftovers = await admin<
+      { datname: string }[]
+    >`select datname from pg_database where datname like ${`bss_t_${runId}_%`}`;
     for (const { datname } of leftovers) await admin.unsafe(`drop database if exists "${datname}" with (force)`);
     await admin.end({ timeout: 5 });
   }

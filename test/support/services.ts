@@ -42,7 +42,12 @@ export async function canReachPostgres(url: string): Promise<boolean> {
 }
 
 export async function canReachRedis(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 2000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   client.on("error", () => {});
   try {
     await client.connect();
@@ -108,7 +113,11 @@ export async function startThrowawayPostgres(): Promise<Throwaway | null> {
   const dataDir = path.join(directory, "data");
   if (isRoot) {
     try {
-      chownSync(directory, Number(execFileSync("id", ["-u", "postgres"]).toString().trim()), Number(execFileSync("id", ["-g", "postgres"]).toString().trim()));
+      chownSync(
+        directory,
+        Number(execFileSync("id", ["-u", "postgres"]).toString().trim()),
+        Number(execFileSync("id", ["-g", "postgres"]).toString().trim()),
+      );
     } catch {
       // No postgres user: this machine cannot run a throwaway server as root.
       rmSync(directory, { recursive: true, force: true });
@@ -116,7 +125,15 @@ export async function startThrowawayPostgres(): Promise<Throwaway | null> {
     }
   }
   try {
-    const [initCommand, initArgs] = asPostgresUser(path.join(bin, "initdb"), ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    const [initCommand, initArgs] = asPostgresUser(path.join(bin, "initdb"), [
+      "-D",
+      dataDir,
+      "-A",
+      "trust",
+      "-U",
+      "postgres",
+      "--no-sync",
+    ]);
     execFileSync(initCommand, initArgs, { stdio: "ignore" });
   } catch {
     // initdb failed (disk, permissions): report no throwaway server rather than a half-made one.

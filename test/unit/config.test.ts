@@ -25,7 +25,15 @@ t.test("every problem is listed at once", async (t) => {
   ) as ConfigError;
   t.ok(error instanceof ConfigError);
   t.equal(error.problems.length, 7, error.message);
-  for (const name of ["PORT", "DATABASE_URL", "REDIS_URL", "ADMIN_API_KEY", "LOG_LEVEL", "BSS_MIGRATE_ON_START", "BSS_BODY_LIMIT_BYTES"]) {
+  for (const name of [
+    "PORT",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ADMIN_API_KEY",
+    "LOG_LEVEL",
+    "BSS_MIGRATE_ON_START",
+    "BSS_BODY_LIMIT_BYTES",
+  ]) {
     t.match(error.message, name);
   }
   t.notMatch(error.message, "short", "the key's value is not echoed");

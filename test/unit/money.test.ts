@@ -1,12 +1,6 @@
 import fc from "fast-check";
 import t from "tap";
-import {
-  amountToJsonNumber,
-  Money,
-  parseDecimalText,
-  parseJsonAmount,
-  roundMoney,
-} from "../../src/shared/money.js";
+import { amountToJsonNumber, Money, parseDecimalText, parseJsonAmount, roundMoney } from "../../src/shared/money.js";
 
 const cents = { maxDecimals: 2, allowNegative: false };
 
@@ -30,12 +24,16 @@ t.test("amount limits: negative, too many decimals, too large, not finite", asyn
 
 t.test("amounts with at most 15 significant digits survive the JSON number round trip", async (t) => {
   fc.assert(
-    fc.property(fc.bigInt({ min: -(10n ** 15n) + 1n, max: 10n ** 15n - 1n }), fc.integer({ min: 0, max: 6 }), (units, scale) => {
-      const amount = new Money(units.toString()).div(new Money(10).pow(scale));
-      const text = JSON.stringify({ value: amountToJsonNumber(amount) });
-      const back = new Money(String((JSON.parse(text) as { value: number }).value));
-      return back.eq(amount);
-    }),
+    fc.property(
+      fc.bigInt({ min: -(10n ** 15n) + 1n, max: 10n ** 15n - 1n }),
+      fc.integer({ min: 0, max: 6 }),
+      (units, scale) => {
+        const amount = new Money(units.toString()).div(new Money(10).pow(scale));
+        const text = JSON.stringify({ value: amountToJsonNumber(amount) });
+        const back = new Money(String((JSON.parse(text) as { value: number }).value));
+        return back.eq(amount);
+      },
+    ),
   );
   t.throws(() => amountToJsonNumber(new Money("1234567890.1234567")), RangeError);
 });

@@ -2,7 +2,13 @@ import fc from "fast-check";
 import t from "tap";
 import { isCountryCode, isE164, isEmailAddress, isTaxJurisdiction } from "../../src/shared/contact.js";
 import { currencyMinorUnits, isCurrencyCode } from "../../src/shared/currency.js";
-import { billingDayOfMonth, canonicalTimeZone, daysInMonth, isCalendarDate, nextBillDate } from "../../src/shared/time.js";
+import {
+  billingDayOfMonth,
+  canonicalTimeZone,
+  daysInMonth,
+  isCalendarDate,
+  nextBillDate,
+} from "../../src/shared/time.js";
 
 t.test("bill cycle days clamp to the month's last day", async (t) => {
   t.equal(billingDayOfMonth(31, 2027, 2), 28);
@@ -11,24 +17,39 @@ t.test("bill cycle days clamp to the month's last day", async (t) => {
   t.equal(billingDayOfMonth(31, 2027, 4), 30);
   t.equal(billingDayOfMonth(15, 2027, 2), 15);
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 31 }), fc.integer({ min: 1970, max: 2200 }), fc.integer({ min: 1, max: 12 }), (day, year, month) => {
-      const billed = billingDayOfMonth(day, year, month);
-      return billed >= 1 && billed <= daysInMonth(year, month) && (billed === day || billed === daysInMonth(year, month));
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 31 }),
+      fc.integer({ min: 1970, max: 2200 }),
+      fc.integer({ min: 1, max: 12 }),
+      (day, year, month) => {
+        const billed = billingDayOfMonth(day, year, month);
+        return (
+          billed >= 1 && billed <= daysInMonth(year, month) && (billed === day || billed === daysInMonth(year, month))
+        );
+      },
+    ),
   );
 });
 
 t.test("the next bill date never lies before today in the account's zone", async (t) => {
-  t.same(nextBillDate(1, new Date("2026-12-31T23:30:00Z"), "UTC"), { year: 2027, month: 1, day: 1 }, "rolls over the year");
+  t.same(
+    nextBillDate(1, new Date("2026-12-31T23:30:00Z"), "UTC"),
+    { year: 2027, month: 1, day: 1 },
+    "rolls over the year",
+  );
   t.same(nextBillDate(31, new Date("2026-12-31T10:00:00Z"), "UTC"), { year: 2026, month: 12, day: 31 }, "today counts");
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 31 }), fc.date({ min: new Date("2000-01-01"), max: new Date("2099-12-31"), noInvalidDate: true }), (day, instant) => {
-      const next = nextBillDate(day, instant, "America/New_York");
-      const nextMs = Date.UTC(next.year, next.month - 1, next.day);
-      const local = new Date(instant.toLocaleString("en-US", { timeZone: "America/New_York" }));
-      const todayMs = Date.UTC(local.getFullYear(), local.getMonth(), local.getDate());
-      return nextMs >= todayMs && nextMs - todayMs <= 31 * 86_400_000;
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 31 }),
+      fc.date({ min: new Date("2000-01-01"), max: new Date("2099-12-31"), noInvalidDate: true }),
+      (day, instant) => {
+        const next = nextBillDate(day, instant, "America/New_York");
+        const nextMs = Date.UTC(next.year, next.month - 1, next.day);
+        const local = new Date(instant.toLocaleString("en-US", { timeZone: "America/New_York" }));
+        const todayMs = Date.UTC(local.getFullYear(), local.getMonth(), local.getDate());
+        return nextMs >= todayMs && nextMs - todayMs <= 31 * 86_400_000;
+      },
+    ),
   );
 });
 

@@ -13,12 +13,22 @@ import {
   sendList,
 } from "../../platform/tmf.js";
 import { isId } from "../../shared/ids.js";
-import { ApiKeyCreateSchema, ApiKeySchema, AuditEventSchema, CreatedApiKeySchema, type ApiKeyCreate } from "./access.schemas.js";
-import { API_KEY_PATH, type AccessService } from "./access.service.js";
+import {
+  type ApiKeyCreate,
+  ApiKeyCreateSchema,
+  ApiKeySchema,
+  AuditEventSchema,
+  CreatedApiKeySchema,
+} from "./access.schemas.js";
+import { type AccessService, API_KEY_PATH } from "./access.service.js";
 
 const ADMIN = { roles: ["admin"] as const };
 const TAG = ["administration"];
-const API_KEY_FILTERS = { role: { values: ["admin", "crm", "network", "finance", "subscriber"] }, name: {}, billingAccountId: { isId: true } };
+const API_KEY_FILTERS = {
+  role: { values: ["admin", "crm", "network", "finance", "subscriber"] },
+  name: {},
+  billingAccountId: { isId: true },
+};
 const AUDIT_FILTERS = { entityType: {}, entityId: {}, action: {}, actorKeyId: { isId: true } };
 
 /** API key administration and the audit trail, for admins. */
@@ -50,7 +60,11 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
         },
       },
       async (request, reply) => {
-        const list = parseListQuery(request.query as Record<string, unknown>, API_KEY_FILTERS, Object.keys(ApiKeySchema.properties));
+        const list = parseListQuery(
+          request.query as Record<string, unknown>,
+          API_KEY_FILTERS,
+          Object.keys(ApiKeySchema.properties),
+        );
         const { items, total } = await access.list(list);
         return sendList(reply, items, total, list.fields);
       },
@@ -60,7 +74,12 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
       `${API_KEY_PATH}/:id`,
       {
         config: ADMIN,
-        schema: { tags: TAG, summary: "Retrieve an API key", params: IdParamsSchema, response: { 200: ApiKeySchema, ...errorResponses(404) } },
+        schema: {
+          tags: TAG,
+          summary: "Retrieve an API key",
+          params: IdParamsSchema,
+          response: { 200: ApiKeySchema, ...errorResponses(404) },
+        },
       },
       async (request) => {
         const { id } = request.params as { id: string };
@@ -100,7 +119,11 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
         },
       },
       async (request, reply) => {
-        const list = parseListQuery(request.query as Record<string, unknown>, AUDIT_FILTERS, Object.keys(AuditEventSchema.properties));
+        const list = parseListQuery(
+          request.query as Record<string, unknown>,
+          AUDIT_FILTERS,
+          Object.keys(AuditEventSchema.properties),
+        );
         const { rows, total } = await audit.list(database.db, list);
         const events = rows.map((row) => ({
           id: String(row.id),

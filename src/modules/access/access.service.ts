@@ -171,7 +171,10 @@ export class AccessService {
    * On first start with no keys, the configured ADMIN_API_KEY (or a generated key, returned so the caller
    * can print it once) becomes the admin key. Concurrent starts take an advisory lock, so one key results.
    */
-  async ensureBootstrapKey(actor: Actor, configured: string | undefined): Promise<{ created: boolean; generated: string | null }> {
+  async ensureBootstrapKey(
+    actor: Actor,
+    configured: string | undefined,
+  ): Promise<{ created: boolean; generated: string | null }> {
     return this.deps.database.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);
       if ((await repository.countKeys(tx)) > 0) return { created: false, generated: null };
@@ -190,7 +193,12 @@ export class AccessService {
         expiresAt: null,
         revokedAt: null,
       });
-      await this.deps.audit.record(tx, actor, { action: "create", entityType: "apiKey", entityId: row.id, after: this.present(row) });
+      await this.deps.audit.record(tx, actor, {
+        action: "create",
+        entityType: "apiKey",
+        entityId: row.id,
+        after: this.present(row),
+      });
       return { created: true, generated: generated?.secret ?? null };
     });
   }

@@ -61,7 +61,10 @@ export async function countOpenAccounts(db: Db, customerId: string): Promise<num
 }
 
 export async function countAccounts(db: Db, customerId: string): Promise<number> {
-  const [row] = await db.select({ total: count() }).from(billingAccounts).where(eq(billingAccounts.customerId, customerId));
+  const [row] = await db
+    .select({ total: count() })
+    .from(billingAccounts)
+    .where(eq(billingAccounts.customerId, customerId));
   return row?.total ?? 0;
 }
 

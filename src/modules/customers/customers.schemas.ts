@@ -1,4 +1,5 @@
 import { type Static, Type } from "typebox";
+import { mergePatchSchema } from "../../platform/tmf.js";
 import {
   boundedArray,
   MoneySchema,
@@ -7,7 +8,6 @@ import {
   TimePeriodSchema,
   text,
 } from "../../platform/tmf-schemas.js";
-import { mergePatchSchema } from "../../platform/tmf.js";
 import { SHORT_TEXT_MAX_LENGTH, TEXT_MAX_LENGTH } from "../../shared/limits.js";
 
 /** Request and response contracts of TMF632 (party), TMF629 (customer) and TMF666 (billing account). */
@@ -138,7 +138,11 @@ const customerFields = {
 
 export const CustomerCreateSchema = Type.Object(customerFields);
 export type CustomerCreate = Static<typeof CustomerCreateSchema>;
-export const CustomerPatchSchema = mergePatchSchema(CustomerCreateSchema, ["statusReason", "contactMedium", "validFor"]);
+export const CustomerPatchSchema = mergePatchSchema(CustomerCreateSchema, [
+  "statusReason",
+  "contactMedium",
+  "validFor",
+]);
 export type CustomerPatch = Partial<Record<keyof CustomerCreate, unknown>>;
 
 export const CustomerSchema = Type.Object({

@@ -36,8 +36,8 @@ import {
   OrganizationCreateSchema,
 } from "./customers.schemas.js";
 import {
-  billingAccounts,
   type BillingAccountRow,
+  billingAccounts,
   type CustomerRow,
   type IndividualRow,
   type OrganizationRow,
@@ -64,7 +64,9 @@ function unknownReference(field: string, entity: string, id: string): AppError {
 // ---------------------------------------------------------------------------------------------------
 // Individuals (TMF632)
 
-function individualModel(deps: ServiceDeps): ResourceModel<
+function individualModel(
+  deps: ServiceDeps,
+): ResourceModel<
   IndividualRow,
   typeof import("./customers.tables.js").individuals.$inferInsert,
   Individual,
@@ -292,7 +294,12 @@ function customerModel(): ResourceModel<
       if (current !== null) {
         const before = toInput(current).engagedParty;
         if (before.id !== party.id || before["@referredType"] !== party["@referredType"]) {
-          throw new AppError("unprocessable", "immutable_field", "engagedParty: a customer's party cannot change", "engagedParty");
+          throw new AppError(
+            "unprocessable",
+            "immutable_field",
+            "engagedParty: a customer's party cannot change",
+            "engagedParty",
+          );
         }
         return;
       }
@@ -320,7 +327,11 @@ function customerModel(): ResourceModel<
     },
     async beforeRemove(db, row) {
       if ((await repository.countAccounts(db, row.id)) > 0) {
-        throw new AppError("conflict", "customer_has_accounts", `customer ${row.id} has billing accounts; close it instead`);
+        throw new AppError(
+          "conflict",
+          "customer_has_accounts",
+          `customer ${row.id} has billing accounts; close it instead`,
+        );
       }
     },
   };
@@ -350,7 +361,9 @@ function limitsOf(input: BillingAccountCreate): { creditLimit: Money | null; bil
   };
 }
 
-function billingAccountModel(deps: ServiceDeps): ResourceModel<
+function billingAccountModel(
+  deps: ServiceDeps,
+): ResourceModel<
   BillingAccountRow,
   typeof import("./customers.tables.js").billingAccounts.$inferInsert,
   BillingAccount,
@@ -384,7 +397,9 @@ function billingAccountModel(deps: ServiceDeps): ResourceModel<
     stateColumn: "state",
     stateOf: (row) => row.state as AccountState,
     initialState: (input) =>
-      input.state === undefined || input.state === "active" ? "active" : refuseStart("state", "billing account", input.state),
+      input.state === undefined || input.state === "active"
+        ? "active"
+        : refuseStart("state", "billing account", input.state),
     requestedState: (input, row) => input.state ?? (row.state as AccountState),
     toInput,
     mergePatch: mergePatcher<BillingAccountCreate>(BillingAccountCreateSchema),
@@ -427,7 +442,12 @@ function billingAccountModel(deps: ServiceDeps): ResourceModel<
           ["accountType", current.accountType, input.accountType ?? current.accountType],
         ] as const) {
           if (before !== after) {
-            throw new AppError("unprocessable", "immutable_field", `${field}: cannot change once the account exists`, field);
+            throw new AppError(
+              "unprocessable",
+              "immutable_field",
+              `${field}: cannot change once the account exists`,
+              field,
+            );
           }
         }
       }
@@ -436,9 +456,14 @@ function billingAccountModel(deps: ServiceDeps): ResourceModel<
         throw invalidField("timeZone", "is not an IANA time zone such as Europe/Berlin");
       }
       checkCountry(input.taxJurisdiction.slice(0, 2), "taxJurisdiction");
-      input.contact?.forEach((contact, index) => checkContactMedia(contact.contactMedium, `contact[${index}].contactMedium`));
+      for (const [index, contact] of (input.contact ?? []).entries()) {
+        checkContactMedia(contact.contactMedium, `contact[${index}].contactMedium`);
+      }
       const limits = limitsOf(input);
-      if ((input.accountType ?? "postpaid") === "prepaid" && (limits.creditLimit !== null || limits.billLimit !== null)) {
+      if (
+        (input.accountType ?? "postpaid") === "prepaid" &&
+        (limits.creditLimit !== null || limits.billLimit !== null)
+      ) {
         throw new AppError(
           "unprocessable",
           "limit_not_applicable",

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { boolean, check, date, index, jsonb, pgTable, smallint, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { moneyColumn } from "../../platform/columns.js";
-import type { ContactMedium, Identification, AccountContact } from "./customers.schemas.js";
+import type { AccountContact, ContactMedium, Identification } from "./customers.schemas.js";
 
 const timestamps = {
   createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
