@@ -33,17 +33,17 @@ export function tableRepository<C extends TableConfig>(
       const [row] = lock ? await query.for("update") : await query;
       return row as Row | undefined;
     },
+    /**
+     * The page and the total are two queries sent together. A window `count(*) over ()` would make it one
+     * round trip but forces PostgreSQL to read every matching row in full; a plain count reads the index.
+     */
     async list(db: Db, request: ListRequest, scope?: SQL): Promise<{ rows: Row[]; total: number }> {
       const where = equalityFilters(filterColumns, request.filters, [scope]);
-      const rows = await db
-        .select()
-        .from(anyTable)
-        .where(where)
-        .orderBy(asc(table.id))
-        .offset(request.offset)
-        .limit(request.limit);
-      const [counted] = await db.select({ total: count() }).from(anyTable).where(where);
-      return { rows: rows as Row[], total: counted?.total ?? 0 };
+      const [rows, counted] = await Promise.all([
+        db.select().from(anyTable).where(where).orderBy(asc(table.id)).offset(request.offset).limit(request.limit),
+        db.select({ total: count() }).from(anyTable).where(where),
+      ]);
+      return { rows: rows as Row[], total: counted[0]?.total ?? 0 };
     },
     async update(db: Db, id: string, values: Partial<Insert>): Promise<Row> {
       const [row] = await db

@@ -1,15 +1,23 @@
 /** Calendar helpers. Business time always comes from an injected clock, never from Date.now() here. */
 
-/** The canonical IANA name of a time zone, or null when the runtime does not know it. */
+const canonicalZones = new Map<string, string | null>();
+
+/** The canonical IANA name of a time zone, or null when the runtime does not know it. Answers are cached. */
 export function canonicalTimeZone(name: string): string | null {
-  // Offsets ("+01:00") and abbreviations ("CET" aside, which IANA keeps) are not zones an account lives in.
+  // Offsets ("+01:00") and paths are not zones an account lives in.
   if (!/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/.test(name)) return null;
+  const cached = canonicalZones.get(name);
+  if (cached !== undefined) return cached;
+  let canonical: string | null;
   try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+    canonical = new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
   } catch {
     // RangeError: the runtime has no such zone; the caller reports it as a field error.
-    return null;
+    canonical = null;
   }
+  // The pattern bounds the key space only loosely, so only known zones are remembered.
+  if (canonical !== null) canonicalZones.set(name, canonical);
+  return canonical;
 }
 
 export function daysInMonth(year: number, month: number): number {
@@ -28,14 +36,21 @@ export interface LocalDate {
   day: number;
 }
 
+/** Building an Intl.DateTimeFormat costs tens of microseconds; one per zone is kept. */
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+
+function dateFormatFor(timeZone: string): Intl.DateTimeFormat {
+  let format = dateFormats.get(timeZone);
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "numeric", day: "numeric" });
+    dateFormats.set(timeZone, format);
+  }
+  return format;
+}
+
 /** The calendar date of an instant in a time zone. */
 export function localDate(instant: Date, timeZone: string): LocalDate {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone,
-    year: "numeric",
-    month: "numeric",
-    day: "numeric",
-  }).formatToParts(instant);
+  const parts = dateFormatFor(timeZone).formatToParts(instant);
   const part = (type: string) => Number(parts.find((p) => p.type === type)?.value);
   return { year: part("year"), month: part("month"), day: part("day") };
 }

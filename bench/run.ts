@@ -1,0 +1,20 @@
+/**
+ * `npm run bench [name…]`: runs the named benchmarks (all by default) and prints their tables. Each
+ * benchmark measures its infrastructure ceiling in the same run and reports itself as a ratio of it.
+ */
+import { benchHttp, printHttp } from "./http.js";
+
+const BENCHMARKS: Record<string, () => Promise<void>> = {
+  http: async () => printHttp(await benchHttp()),
+};
+
+const requested = process.argv.slice(2);
+const names = requested.length > 0 ? requested : Object.keys(BENCHMARKS);
+for (const name of names) {
+  const run = BENCHMARKS[name];
+  if (run === undefined) {
+    process.stderr.write(`unknown benchmark ${name}; known: ${Object.keys(BENCHMARKS).join(", ")}\n`);
+    process.exit(2);
+  }
+  await run();
+}
