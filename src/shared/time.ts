@@ -56,11 +56,10 @@ export function localDate(instant: Date, timeZone: string): LocalDate {
 }
 
 /**
- * The next bill date on or after the instant's local date: this month's clamped cycle day if it has not
- * passed, else next month's. A cycle day of 31 bills on 28 or 29 February and 30 April.
+ * The next bill date on or after a local date: this month's clamped cycle day if it has not passed, else
+ * next month's. A cycle day of 31 bills on 28 or 29 February and 30 April.
  */
-export function nextBillDate(billCycleDay: number, instant: Date, timeZone: string): LocalDate {
-  const today = localDate(instant, timeZone);
+export function nextBillDate(billCycleDay: number, today: LocalDate): LocalDate {
   const thisMonth = billingDayOfMonth(billCycleDay, today.year, today.month);
   if (today.day <= thisMonth) return { year: today.year, month: today.month, day: thisMonth };
   const year = today.month === 12 ? today.year + 1 : today.year;

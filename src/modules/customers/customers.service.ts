@@ -9,7 +9,7 @@ import { isCurrencyCode } from "../../shared/currency.js";
 import { isId } from "../../shared/ids.js";
 import { amountToJsonNumber, type Money } from "../../shared/money.js";
 import { withoutEmpty } from "../../shared/objects.js";
-import { canonicalTimeZone, formatLocalDate, nextBillDate } from "../../shared/time.js";
+import { canonicalTimeZone, formatLocalDate, type LocalDate, localDate, nextBillDate } from "../../shared/time.js";
 import * as repository from "./customers.repository.js";
 import {
   ACCOUNT_LIFECYCLE,
@@ -409,6 +409,16 @@ function billingAccountModel(
         rows.map((row) => row.customerId),
       );
       const now = deps.clock.now();
+      // Accounts of a page mostly share a few zones; each zone's date is worked out once.
+      const todayByZone = new Map<string, LocalDate>();
+      const today = (zone: string) => {
+        let date = todayByZone.get(zone);
+        if (date === undefined) {
+          date = localDate(now, zone);
+          todayByZone.set(zone, date);
+        }
+        return date;
+      };
       return rows.map((row) => ({
         id: row.id,
         href: `${BILLING_ACCOUNT_PATH}/${row.id}`,
@@ -429,7 +439,7 @@ function billingAccountModel(
         paymentTermsDays: row.paymentTermsDays,
         timeZone: row.timeZone,
         contact: row.contacts,
-        nextBillDate: formatLocalDate(nextBillDate(row.billCycleDay, now, row.timeZone)),
+        nextBillDate: formatLocalDate(nextBillDate(row.billCycleDay, today(row.timeZone))),
         lastModified: row.updatedAt.toISOString(),
       }));
     },
