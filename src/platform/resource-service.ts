@@ -4,7 +4,7 @@ import { canTransition, type StateMachine, transitionRefusal } from "../shared/s
 import type { Actor, AuditLog } from "./audit.js";
 import type { Clock } from "./clock.js";
 import type { Database, Db } from "./database.js";
-import { AppError, notFound } from "./errors.js";
+import { AppError, invalidField, notFound } from "./errors.js";
 import type { ListRequest } from "./tmf.js";
 import type { ResourceService } from "./tmf-routes.js";
 
@@ -32,11 +32,10 @@ export interface ResourceModel<Row extends { id: string }, Insert, R, C, S exten
   entity: string;
   rows: Rows<Row, Insert>;
   lifecycle: StateMachine<S>;
-  stateOf(row: Row): S;
-  /** The state a create asks for (or the default); a terminal or otherwise impossible start is refused. */
-  initialState(input: C): S;
-  /** The state a merged patch asks for. */
-  requestedState(input: C, row: Row): S;
+  /** The state of a new resource when the create names none. */
+  defaultState: S;
+  /** The states a create may ask for; any other start (a terminal one, say) is a field error. */
+  startStates: readonly S[];
   /** The row in create-input shape, the base a merge patch applies to. */
   toInput(row: Row): C;
   /** Rows as API resources; batched, so a page costs a fixed number of queries. */
@@ -45,7 +44,7 @@ export interface ResourceModel<Row extends { id: string }, Insert, R, C, S exten
   validate(db: Db, input: C, current: Row | null): Promise<void>;
   /** Column values for the input (without id, state and timestamps). */
   columns(input: C): Omit<Insert, "id" | "createdAt" | "updatedAt" | K>;
-  /** The column that holds the lifecycle state ("status" or "state"). */
+  /** The column, and the field of the input, that hold the lifecycle state ("status" or "state"). */
   stateColumn: K;
   mergePatch(current: C, patch: unknown): C;
   /** Rules that depend on other data before a state change (a customer with open accounts cannot close). */
@@ -89,8 +88,15 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
     return this.one(db, await this.findVisible(db, actor, id));
   }
 
+  private stateOf(record: Row | C): S | undefined {
+    return (record as Record<string, unknown>)[this.model.stateColumn] as S | undefined;
+  }
+
   async create(actor: Actor, input: C): Promise<R> {
-    const state = this.model.initialState(input);
+    const state = this.stateOf(input) ?? this.model.defaultState;
+    if (!this.model.startStates.includes(state)) {
+      throw invalidField(this.model.stateColumn, `a new ${this.model.entity} cannot start ${state}`);
+    }
     const now = this.deps.clock.now();
     return this.deps.database.transaction(async (tx) => {
       await this.model.validate(tx, input, null);
@@ -118,8 +124,8 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
       const current = await this.findVisible(tx, actor, id, true);
       const next = this.model.mergePatch(this.model.toInput(current), patch);
       await this.model.validate(tx, next, current);
-      const from = this.model.stateOf(current);
-      const to = this.model.requestedState(next, current);
+      const from = this.stateOf(current) as S;
+      const to = this.stateOf(next) ?? from;
       if (!canTransition(this.model.lifecycle, from, to)) {
         throw new AppError(
           "conflict",

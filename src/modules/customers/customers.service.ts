@@ -53,10 +53,6 @@ type OrganizationStatus = Organization["status"];
 type CustomerStatus = Customer["status"];
 type AccountState = BillingAccount["state"];
 
-function refuseStart(field: string, entity: string, state: string): never {
-  throw invalidField(field, `a new ${entity} cannot start ${state}`);
-}
-
 function unknownReference(field: string, entity: string, id: string): AppError {
   return new AppError("unprocessable", "unknown_reference", `${field}: ${entity} ${id} does not exist`, field);
 }
@@ -93,10 +89,8 @@ function individualModel(
     rows: repository.individualRows,
     lifecycle: INDIVIDUAL_LIFECYCLE,
     stateColumn: "status",
-    stateOf: (row) => row.status as IndividualStatus,
-    initialState: (input) =>
-      input.status === "deceased" ? refuseStart("status", "individual", "deceased") : (input.status ?? "initialized"),
-    requestedState: (input, row) => input.status ?? (row.status as IndividualStatus),
+    defaultState: "initialized",
+    startStates: ["initialized", "validated"],
     toInput,
     mergePatch: mergePatcher<IndividualCreate>(IndividualCreateSchema),
     async present(_db, rows) {
@@ -162,10 +156,8 @@ function organizationModel(): ResourceModel<
     rows: repository.organizationRows,
     lifecycle: ORGANIZATION_LIFECYCLE,
     stateColumn: "status",
-    stateOf: (row) => row.status as OrganizationStatus,
-    initialState: (input) =>
-      input.status === "closed" ? refuseStart("status", "organization", "closed") : (input.status ?? "initialized"),
-    requestedState: (input, row) => input.status ?? (row.status as OrganizationStatus),
+    defaultState: "initialized",
+    startStates: ["initialized", "validated"],
     toInput,
     mergePatch: mergePatcher<OrganizationCreate>(OrganizationCreateSchema),
     async present(_db, rows) {
@@ -233,12 +225,8 @@ function customerModel(): ResourceModel<
     rows: repository.customerRows,
     lifecycle: CUSTOMER_LIFECYCLE,
     stateColumn: "status",
-    stateOf: (row) => row.status as CustomerStatus,
-    initialState: (input) =>
-      input.status === "approved" || input.status === "initialized" || input.status === undefined
-        ? (input.status ?? "approved")
-        : refuseStart("status", "customer", input.status),
-    requestedState: (input, row) => input.status ?? (row.status as CustomerStatus),
+    defaultState: "approved",
+    startStates: ["initialized", "approved"],
     toInput,
     mergePatch: mergePatcher<CustomerCreate>(CustomerCreateSchema),
     async present(db, rows) {
@@ -395,12 +383,8 @@ function billingAccountModel(
     rows: repository.billingAccountRows,
     lifecycle: ACCOUNT_LIFECYCLE,
     stateColumn: "state",
-    stateOf: (row) => row.state as AccountState,
-    initialState: (input) =>
-      input.state === undefined || input.state === "active"
-        ? "active"
-        : refuseStart("state", "billing account", input.state),
-    requestedState: (input, row) => input.state ?? (row.state as AccountState),
+    defaultState: "active",
+    startStates: ["active"],
     toInput,
     mergePatch: mergePatcher<BillingAccountCreate>(BillingAccountCreateSchema),
     async present(db, rows) {
