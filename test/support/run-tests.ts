@@ -67,14 +67,21 @@ function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
+/** BSS_TEST_SERVICES=embedded runs the suite on the embedded engines on purpose (as a machine without servers would). */
+const forceEmbedded = process.env.BSS_TEST_SERVICES === "embedded";
+
 async function main(): Promise<number> {
-  const pgUrl = await locate(
+  if (forceEmbedded && requireServices) {
+    say("FAIL: BSS_TEST_SERVICES=embedded contradicts BSS_TEST_REQUIRE_SERVICES/CI");
+    return 1;
+  }
+  const pgUrl = forceEmbedded ? null : await locate(
     "PostgreSQL",
     [process.env.TEST_DATABASE_URL, "postgres://postgres@127.0.0.1:5432/postgres"],
     canReachPostgres,
     startThrowawayPostgres,
   );
-  const redisUrl = await locate(
+  const redisUrl = forceEmbedded ? null : await locate(
     "Redis",
     [process.env.TEST_REDIS_URL, "redis://127.0.0.1:6379"],
     canReachRedis,
