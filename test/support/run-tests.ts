@@ -75,18 +75,17 @@ async function main(): Promise<number> {
     say("FAIL: BSS_TEST_SERVICES=embedded contradicts BSS_TEST_REQUIRE_SERVICES/CI");
     return 1;
   }
-  const pgUrl = forceEmbedded ? null : await locate(
-    "PostgreSQL",
-    [process.env.TEST_DATABASE_URL, "postgres://postgres@127.0.0.1:5432/postgres"],
-    canReachPostgres,
-    startThrowawayPostgres,
-  );
-  const redisUrl = forceEmbedded ? null : await locate(
-    "Redis",
-    [process.env.TEST_REDIS_URL, "redis://127.0.0.1:6379"],
-    canReachRedis,
-    startThrowawayRedis,
-  );
+  const pgUrl = forceEmbedded
+    ? null
+    : await locate(
+        "PostgreSQL",
+        [process.env.TEST_DATABASE_URL, "postgres://postgres@127.0.0.1:5432/postgres"],
+        canReachPostgres,
+        startThrowawayPostgres,
+      );
+  const redisUrl = forceEmbedded
+    ? null
+    : await locate("Redis", [process.env.TEST_REDIS_URL, "redis://127.0.0.1:6379"], canReachRedis, startThrowawayRedis);
   const env: NodeJS.ProcessEnv = { ...process.env, BSS_TEST_RUN_ID: String(runId) };
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
