@@ -3,9 +3,12 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOpt
 import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
+import { createCatalogModule } from "./modules/catalog/index.js";
 import { createCustomersModule } from "./modules/customers/index.js";
+import { createRatingModule } from "./modules/rating/index.js";
 import { AuditLog } from "./platform/audit.js";
 import { registerAuth } from "./platform/auth.js";
+import { type Broadcast, inProcessBroadcast, redisBroadcast } from "./platform/broadcast.js";
 import { type Clock, systemClock } from "./platform/clock.js";
 import { type Database, openDatabase } from "./platform/database.js";
 import { registerDocs } from "./platform/docs.js";
@@ -31,7 +34,7 @@ export interface AppOptions {
 export interface RegisteredRoute {
   method: string;
   url: string;
-  config: { roles?: readonly string[]; public?: boolean };
+  config: { roles?: readonly string[]; public?: boolean; readOnly?: boolean };
   hasResponseSchema: boolean;
 }
 
@@ -46,6 +49,7 @@ declare module "fastify" {
 type AppServices = {
   access: ReturnType<typeof createAccessModule>["service"];
   customers: ReturnType<typeof createCustomersModule>["services"];
+  catalog: ReturnType<typeof createCatalogModule>["service"];
 };
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -113,7 +117,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     poolMax: config.dbPoolMax,
   });
   let redis: Redis | null = null;
+  let broadcast: Broadcast | null = null;
+  const stopping: Array<() => void> = [];
   app.addHook("onClose", async () => {
+    for (const stop of stopping) stop();
+    await broadcast?.close();
     if (redis !== null) await redis.quit().catch(() => redis?.disconnect());
     await database.close();
   });
@@ -124,12 +132,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       // Start even if Redis is not there yet: readiness reports it and the client keeps reconnecting.
       await waitForRedis(redis, REDIS_CONNECT_TIMEOUT_MS);
     }
+    broadcast = redis === null ? inProcessBroadcast() : redisBroadcast(redis, config.redisKeyPrefix);
 
     const audit = new AuditLog(clock);
     const deps = { database, audit, clock };
     const customers = createCustomersModule(deps);
     const access = createAccessModule({ ...deps, billingAccountExists: customers.services.billingAccountExists });
-    app.decorate("services", { access: access.service, customers: customers.services });
+    const catalog = createCatalogModule({ ...deps, broadcast, refreshSeconds: config.catalogRefreshSeconds });
+    await catalog.service.start();
+    stopping.push(() => catalog.service.stop());
+    const rating = createRatingModule({ catalog: catalog.service });
+    app.decorate("services", { access: access.service, customers: customers.services, catalog: catalog.service });
     app.decorate("database", database);
 
     registerAuth(app, access.service.authenticate);
@@ -138,6 +151,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     registerMetrics(app, database, redis);
     await app.register(access.routes);
     await app.register(customers.routes);
+    await app.register(catalog.routes);
+    await app.register(rating.routes);
     await app.ready();
   } catch (error) {
     await app.close();

@@ -17,6 +17,10 @@ export interface Config {
   readonly adminApiKey: string | undefined;
   readonly logLevel: LogLevel;
   readonly dataDir: string;
+  /** The catalog folder published on first start and by `npm run catalog:publish`. */
+  readonly catalogDir: string;
+  /** How often each process re-checks for a newer catalog publication (a safety net under pub/sub); 0 disables. */
+  readonly catalogRefreshSeconds: number;
   readonly bodyLimitBytes: number;
   readonly dbPoolMax: number;
   readonly migrateOnStart: boolean;
@@ -104,6 +108,8 @@ export function loadConfig(env: Env = process.env): Config {
     adminApiKey,
     logLevel: logLevel as LogLevel,
     dataDir: path.resolve(text("BSS_DATA_DIR") ?? "data"),
+    catalogDir: path.resolve(text("BSS_CATALOG_DIR") ?? "catalog"),
+    catalogRefreshSeconds: integer("BSS_CATALOG_REFRESH_SECONDS", 30, 0, 3600),
     bodyLimitBytes: integer("BSS_BODY_LIMIT_BYTES", BODY_LIMIT_BYTES_DEFAULT, 1024, 64 * 1_048_576),
     dbPoolMax: integer("BSS_DB_POOL_MAX", 10, 1, 200),
     migrateOnStart: flag("BSS_MIGRATE_ON_START", true),

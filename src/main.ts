@@ -27,6 +27,11 @@ async function main(): Promise<void> {
     app.log.info("ADMIN_API_KEY stored as the first admin key");
   }
 
+  const published = await app.services.catalog.publishIfEmpty(SYSTEM_ACTOR, config.catalogDir);
+  if (published !== null) {
+    app.log.info({ ...published, catalogDir: config.catalogDir }, "first start: default catalog published");
+  }
+
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;

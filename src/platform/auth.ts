@@ -24,6 +24,8 @@ declare module "fastify" {
     roles?: readonly Role[];
     /** Liveness, readiness and documentation answer without a key. */
     public?: boolean;
+    /** A POST that changes nothing (a price quote): it writes no audit row, and the route test checks that. */
+    readOnly?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;

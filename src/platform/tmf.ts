@@ -12,6 +12,7 @@ export const TMF_BASE = {
   party: "/tmf-api/party/v4",
   customer: "/tmf-api/customerManagement/v4",
   account: "/tmf-api/accountManagement/v4",
+  catalog: "/tmf-api/productCatalogManagement/v4",
 } as const;
 
 export const ErrorSchema = Type.Object(

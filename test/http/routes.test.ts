@@ -113,9 +113,26 @@ t.test("a guarded route refuses no key (401) and a role it does not list (403)",
   }
 });
 
+t.test("a route marked read-only (a quote) writes nothing", async (t) => {
+  const engine = await startEngine(t);
+  const readOnly = engine.app.routeTable.filter((route) => route.config.readOnly === true);
+  t.same(
+    readOnly.map((route) => `${route.method} ${route.url}`),
+    ["POST /api/v1/rating/quote"],
+  );
+  const before = await engine.count("audit_log");
+  const quote = await engine.request("POST", "/api/v1/rating/quote", {
+    body: { tariff: "none", event: { recordType: "sms", recordOpeningTime: "2026-03-16T10:00:00Z" } },
+  });
+  t.equal(quote.statusCode, 422);
+  t.equal(await engine.count("audit_log"), before);
+});
+
 t.test("every write route leaves an audit row for the entity it changed", async (t) => {
   const engine = await startEngine(t);
-  const writes = engine.app.routeTable.filter((route) => WRITE_METHODS.has(route.method) && !isPublicPrefix(route.url));
+  const writes = engine.app.routeTable.filter(
+    (route) => WRITE_METHODS.has(route.method) && !isPublicPrefix(route.url) && route.config.readOnly !== true,
+  );
   for (const route of writes) {
     const name = `${route.method} ${route.url}`;
     const sample = WRITE_SAMPLES[name];

@@ -1,0 +1,332 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+import type { TObject } from "typebox";
+import { isTaxJurisdiction } from "../../shared/contact.js";
+import { isCurrencyCode } from "../../shared/currency.js";
+import { Money } from "../../shared/money.js";
+import type { TariffDefinition } from "../rating/tariff.schemas.js";
+import { type CompiledTariff, compileTariff, TariffError } from "../rating/tariff-compile.js";
+import {
+  type CatalogRoot,
+  CatalogRootSchema,
+  type Offering,
+  OfferingSchema,
+  type Promotion,
+  PromotionSchema,
+  type Specification,
+  SpecificationSchema,
+  type TaxClass,
+  TaxClassSchema,
+} from "./catalog.schemas.js";
+
+/**
+ * Reads and validates the catalog folder. Every problem is collected with its file and JSON path, and a
+ * catalog with any problem is refused whole: nothing of it is published.
+ *
+ *   catalog.json          the catalog, its currencies and categories
+ *   tax-classes.json      [tax class]
+ *   specifications.json   [product specification]
+ *   promotions.json       [promotion]
+ *   offerings/*.json      [product offering] per file
+ *   tariffs/*.json        one tariff per file
+ */
+
+export interface CatalogProblem {
+  file: string;
+  path: string;
+  message: string;
+}
+
+export class CatalogError extends Error {
+  override name = "CatalogError";
+  constructor(readonly problems: readonly CatalogProblem[]) {
+    super(
+      `the catalog has ${problems.length} problem(s):\n${problems.map((p) => `  ${p.file}: ${p.path}: ${p.message}`).join("\n")}`,
+    );
+  }
+}
+
+export interface CatalogDefinition {
+  root: CatalogRoot;
+  taxClasses: TaxClass[];
+  specifications: Specification[];
+  offerings: Offering[];
+  promotions: Promotion[];
+  tariffs: TariffDefinition[];
+  compiledTariffs: Map<string, CompiledTariff>;
+}
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
+const validators = new Map<TObject, ValidateFunction>();
+
+function validatorFor(schema: TObject): ValidateFunction {
+  let validate = validators.get(schema);
+  if (validate === undefined) {
+    validate = ajv.compile(schema);
+    validators.set(schema, validate);
+  }
+  return validate;
+}
+
+function pointer(error: ErrorObject, base: string): { path: string; message: string } {
+  const inner = error.instancePath
+    .replace(/^\//, "")
+    .replace(/\/(\d+)/g, "[$1]")
+    .replace(/\//g, ".");
+  const at = [base, inner].filter(Boolean).join(".").replace(/\.\[/g, "[");
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === "required") return { path: `${at}.${String(params.missingProperty)}`, message: "is required" };
+  if (error.keyword === "additionalProperties") {
+    return { path: `${at}.${String(params.additionalProperty)}`, message: "is not a known field" };
+  }
+  return { path: at || "(root)", message: error.message ?? "is invalid" };
+}
+
+function decimals(text: string): number {
+  return text.includes(".") ? (text.split(".")[1] ?? "").length : 0;
+}
+
+export function loadCatalog(directory: string): CatalogDefinition {
+  const problems: CatalogProblem[] = [];
+  const problem = (file: string, at: string, message: string) => problems.push({ file, path: at, message });
+
+  const readJson = (relative: string): unknown => {
+    const file = path.join(directory, relative);
+    try {
+      return JSON.parse(readFileSync(file, "utf8")) as unknown;
+    } catch (error) {
+      // A missing or unparseable file is a catalog problem like any other, reported with the rest.
+      problem(relative, "(file)", error instanceof Error ? error.message : "cannot be read");
+      return undefined;
+    }
+  };
+  const listFiles = (relative: string): string[] => {
+    const folder = path.join(directory, relative);
+    try {
+      if (!statSync(folder).isDirectory()) return [];
+    } catch {
+      problem(relative, "(folder)", "does not exist");
+      return [];
+    }
+    return readdirSync(folder)
+      .filter((name) => name.endsWith(".json"))
+      .sort()
+      .map((name) => path.join(relative, name));
+  };
+  const check = <T>(file: string, value: unknown, schema: TObject, at: string): T | undefined => {
+    const validate = validatorFor(schema);
+    if (validate(value)) return value as T;
+    for (const error of validate.errors ?? []) {
+      const { path: where, message } = pointer(error, at);
+      problem(file, where, message);
+    }
+    return undefined;
+  };
+  const checkList = <T>(
+    file: string,
+    value: unknown,
+    schema: TObject,
+  ): Array<{ item: T; at: string; file: string }> => {
+    if (!Array.isArray(value)) {
+      if (value !== undefined) problem(file, "(root)", "must be an array");
+      return [];
+    }
+    return value.flatMap((item, index) => {
+      const at = `[${index}]`;
+      const valid = check<T>(file, item, schema, at);
+      return valid === undefined ? [] : [{ item: valid, at, file }];
+    });
+  };
+
+  const root = check<CatalogRoot>("catalog.json", readJson("catalog.json"), CatalogRootSchema, "");
+  const taxClasses = checkList<TaxClass>("tax-classes.json", readJson("tax-classes.json"), TaxClassSchema);
+  const specifications = checkList<Specification>(
+    "specifications.json",
+    readJson("specifications.json"),
+    SpecificationSchema,
+  );
+  const promotions = checkList<Promotion>("promotions.json", readJson("promotions.json"), PromotionSchema);
+  const offerings = listFiles("offerings").flatMap((file) => checkList<Offering>(file, readJson(file), OfferingSchema));
+
+  const compiledTariffs = new Map<string, CompiledTariff>();
+  const tariffs: TariffDefinition[] = [];
+  for (const file of listFiles("tariffs")) {
+    const definition = readJson(file);
+    if (definition === undefined) continue;
+    try {
+      const compiled = compileTariff(definition);
+      if (compiledTariffs.has(compiled.id)) problem(file, "id", `duplicates tariff ${compiled.id}`);
+      compiledTariffs.set(compiled.id, compiled);
+      tariffs.push(compiled.definition);
+    } catch (error) {
+      if (!(error instanceof TariffError)) throw error;
+      for (const tariffProblem of error.problems) problem(file, tariffProblem.path, tariffProblem.message);
+    }
+  }
+
+  const currencies = root?.currencies ?? [];
+  root?.currencies.forEach((currency, index) => {
+    if (!isCurrencyCode(currency))
+      problem("catalog.json", `currencies[${index}]`, `${currency} is not an ISO 4217 code`);
+  });
+  const categoryIds = new Set(root?.categories.map((category) => category.id));
+  root?.categories.forEach((category, index) => {
+    if (category.parent !== undefined && !categoryIds.has(category.parent)) {
+      problem("catalog.json", `categories[${index}].parent`, `unknown category ${category.parent}`);
+    }
+  });
+
+  const unique = <T extends { id: string }>(entries: Array<{ item: T; at: string; file: string }>, kind: string) => {
+    const seen = new Map<string, string>();
+    for (const entry of entries) {
+      const earlier = seen.get(entry.item.id);
+      if (earlier !== undefined)
+        problem(entry.file, `${entry.at}.id`, `duplicates ${kind} ${entry.item.id} (first in ${earlier})`);
+      seen.set(entry.item.id, entry.file);
+    }
+    return new Set(seen.keys());
+  };
+  const taxIds = unique(taxClasses, "tax class");
+  const specificationIds = unique(specifications, "specification");
+  unique(promotions, "promotion");
+  const offeringIds = unique(offerings, "offering");
+  const plans = new Map(
+    offerings.filter((entry) => entry.item.kind === "plan").map((entry) => [entry.item.id, entry.item]),
+  );
+
+  for (const { item, at } of taxClasses) {
+    item.rates.forEach((rate, index) => {
+      if (!isTaxJurisdiction(rate.jurisdiction))
+        problem("tax-classes.json", `${at}.rates[${index}].jurisdiction`, "is not an ISO 3166 code");
+      const value = new Money(rate.rate);
+      if (value.isNegative() || value.gt(1) || decimals(rate.rate) > 6) {
+        problem(
+          "tax-classes.json",
+          `${at}.rates[${index}].rate`,
+          "must be a fraction from 0 to 1 with at most 6 decimals",
+        );
+      }
+    });
+  }
+
+  /** Amounts in every catalog currency and no other, not negative, at most 6 decimals. */
+  const checkAmounts = (file: string, at: string, amounts: Record<string, string>) => {
+    for (const currency of currencies) {
+      if (amounts[currency] === undefined) problem(file, at, `has no amount in ${currency}`);
+    }
+    for (const [currency, amount] of Object.entries(amounts)) {
+      if (!currencies.includes(currency)) problem(file, `${at}.${currency}`, `${currency} is not a catalog currency`);
+      if (amount.startsWith("-")) problem(file, `${at}.${currency}`, "must not be negative");
+      if (decimals(amount) > 6) problem(file, `${at}.${currency}`, "has more than 6 decimals");
+    }
+  };
+
+  const priceIds = new Map<string, { recurring: boolean }>();
+  for (const { item, at, file } of offerings) {
+    if (!specificationIds.has(item.specification))
+      problem(file, `${at}.specification`, `unknown specification ${item.specification}`);
+    item.categories.forEach((category, index) => {
+      if (!categoryIds.has(category)) problem(file, `${at}.categories[${index}]`, `unknown category ${category}`);
+    });
+    if (item.validTo !== undefined && Date.parse(item.validTo) <= Date.parse(item.validFrom)) {
+      problem(file, `${at}.validTo`, "must be after validFrom");
+    }
+    item.prices.forEach((price, index) => {
+      const where = `${at}.prices[${index}]`;
+      if (priceIds.has(price.id)) problem(file, `${where}.id`, `duplicates price ${price.id}`);
+      priceIds.set(price.id, { recurring: price.type === "recurring" });
+      if (!taxIds.has(price.taxClass)) problem(file, `${where}.taxClass`, `unknown tax class ${price.taxClass}`);
+      if ((price.type === "recurring") !== (price.period !== undefined)) {
+        problem(file, `${where}.period`, "recurring prices name a period; one-time prices do not");
+      }
+      checkAmounts(file, `${where}.amounts`, price.amounts);
+    });
+    item.terms?.forEach((term, index) => {
+      const where = `${at}.terms[${index}]`;
+      if (!taxIds.has(term.taxClass)) problem(file, `${where}.taxClass`, `unknown tax class ${term.taxClass}`);
+      checkAmounts(file, `${where}.earlyTerminationFeePerMonth`, term.earlyTerminationFeePerMonth);
+    });
+    if (item.kind === "plan") {
+      for (const currency of currencies) {
+        const tariffId = item.tariffs?.[currency];
+        if (tariffId === undefined) {
+          problem(file, `${at}.tariffs`, `has no tariff for ${currency}`);
+          continue;
+        }
+        const tariff = compiledTariffs.get(tariffId);
+        if (tariff === undefined) problem(file, `${at}.tariffs.${currency}`, `unknown tariff ${tariffId}`);
+        else if (tariff.currency !== currency)
+          problem(file, `${at}.tariffs.${currency}`, `tariff ${tariffId} is in ${tariff.currency}`);
+      }
+    } else if (item.tariffs !== undefined) {
+      problem(file, `${at}.tariffs`, "only plans carry tariffs");
+    }
+    if (item.compatiblePlans !== undefined && item.kind !== "addon")
+      problem(file, `${at}.compatiblePlans`, "only add-ons name compatible plans");
+    item.compatiblePlans?.forEach((plan, index) => {
+      if (!plans.has(plan)) problem(file, `${at}.compatiblePlans[${index}]`, `${plan} is not a plan of this catalog`);
+    });
+    // Allowances name destinations and roaming zones of the tariffs they will be consumed against.
+    const tariffsInScope =
+      item.kind === "plan"
+        ? [item]
+        : (item.compatiblePlans ?? [...plans.keys()]).flatMap((plan) =>
+            plans.get(plan) ? [plans.get(plan) as Offering] : [],
+          );
+    const scopeTariffs = tariffsInScope.flatMap((plan) =>
+      Object.values(plan.tariffs ?? {}).flatMap((id) =>
+        compiledTariffs.get(id) ? [compiledTariffs.get(id) as CompiledTariff] : [],
+      ),
+    );
+    const allowanceIds = new Set<string>();
+    item.allowances?.forEach((allowance, index) => {
+      const where = `${at}.allowances[${index}]`;
+      if (allowanceIds.has(allowance.id)) problem(file, `${where}.id`, `duplicates allowance ${allowance.id}`);
+      allowanceIds.add(allowance.id);
+      if (item.kind === "fee") problem(file, where, "fees carry no allowances");
+      for (const tariff of scopeTariffs) {
+        const destinations = new Set(tariff.definition.destinations?.map((destination) => destination.id));
+        const zones = new Set(tariff.definition.roamingZones?.map((zone) => zone.id));
+        allowance.destinations?.forEach((destination, i) => {
+          if (!destinations.has(destination))
+            problem(file, `${where}.destinations[${i}]`, `tariff ${tariff.id} has no destination ${destination}`);
+        });
+        allowance.roaming?.forEach((zone, i) => {
+          if (!zones.has(zone))
+            problem(file, `${where}.roaming[${i}]`, `tariff ${tariff.id} has no roaming zone ${zone}`);
+        });
+      }
+      if (allowance.rolloverMaxUnits !== undefined && allowance.service !== "data") {
+        problem(file, `${where}.rolloverMaxUnits`, "only data allowances roll over");
+      }
+    });
+  }
+
+  for (const { item, at } of promotions) {
+    const percent = new Money(item.percentOff);
+    if (percent.lte(0) || percent.gt(100) || decimals(item.percentOff) > 6) {
+      problem("promotions.json", `${at}.percentOff`, "must be more than 0 and at most 100");
+    }
+    item.prices.forEach((priceId, index) => {
+      const price = priceIds.get(priceId);
+      if (price === undefined) problem("promotions.json", `${at}.prices[${index}]`, `unknown price ${priceId}`);
+      else if (!price.recurring)
+        problem("promotions.json", `${at}.prices[${index}]`, `price ${priceId} is not recurring`);
+    });
+  }
+  if (offeringIds.size === 0 && problems.length === 0) problem("offerings", "(folder)", "has no offerings");
+
+  if (problems.length > 0 || root === undefined) throw new CatalogError(problems);
+  return {
+    root,
+    taxClasses: taxClasses.map((entry) => entry.item),
+    specifications: specifications.map((entry) => entry.item),
+    offerings: offerings.map((entry) => entry.item),
+    promotions: promotions.map((entry) => entry.item),
+    tariffs,
+    compiledTariffs,
+  };
+}

@@ -1,0 +1,244 @@
+import { type Static, Type } from "typebox";
+import { RefSchema } from "../../platform/tmf-schemas.js";
+
+/**
+ * The catalog's own file format (catalog/*.json), validated on load, and the TMF620 shapes it is read as.
+ * Amounts are decimal strings keyed by currency; ids are stable across versions.
+ */
+
+const Id = Type.String({ pattern: "^[a-z0-9][a-z0-9._-]{0,63}$" });
+const Amount = Type.String({ pattern: "^-?\\d{1,12}(\\.\\d{1,20})?$" });
+const Amounts = Type.Record(Type.String({ pattern: "^[A-Z]{3}$" }), Amount);
+const Instant = Type.String({ format: "date-time" });
+const Text = Type.String({ minLength: 1, maxLength: 500 });
+
+export const SERVICES = ["voice", "sms", "data"] as const;
+export const PAYMENT_TYPES = ["prepaid", "postpaid"] as const;
+export const OFFERING_KINDS = ["plan", "addon", "fee"] as const;
+export const ALLOWANCE_PERIODS = ["billCycle", "30days"] as const;
+
+export const CatalogRootSchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    description: Type.Optional(Text),
+    /** Every sellable price names an amount in each of these currencies. */
+    currencies: Type.Array(Type.String({ pattern: "^[A-Z]{3}$" }), { minItems: 1, uniqueItems: true }),
+    categories: Type.Array(
+      Type.Object(
+        { id: Id, name: Text, description: Type.Optional(Text), parent: Type.Optional(Id) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const TaxClassSchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    /** VAT (or sales tax) by jurisdiction, as a fraction: "0.19". */
+    rates: Type.Array(
+      Type.Object(
+        { jurisdiction: Type.String({ pattern: "^[A-Z]{2}(-[A-Z0-9]{1,3})?$" }), rate: Amount },
+        { additionalProperties: false },
+      ),
+      { minItems: 1 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const SpecificationSchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    description: Type.Optional(Text),
+    brand: Type.Optional(Text),
+    /** The resources a product of this specification needs from inventory. */
+    resources: Type.Optional(Type.Array(Type.Enum(["SIMCard", "MSISDN"]), { uniqueItems: true })),
+  },
+  { additionalProperties: false },
+);
+
+export const AllowanceSchema = Type.Object(
+  {
+    id: Id,
+    service: Type.Enum(SERVICES),
+    /** Seconds (voice), messages (sms) or bytes (data) per period. */
+    units: Type.Integer({ minimum: 1 }),
+    period: Type.Enum(ALLOWANCE_PERIODS),
+    /** Destinations of the plan's tariff the allowance covers; omitted, all outgoing home usage. */
+    destinations: Type.Optional(Type.Array(Id, { minItems: 1, uniqueItems: true })),
+    /** Roaming zones the allowance covers (roaming packs); omitted, home only. */
+    roaming: Type.Optional(Type.Array(Id, { minItems: 1, uniqueItems: true })),
+    /** Unused units carried into the next period, up to this many. */
+    rolloverMaxUnits: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** One bucket for all lines of the billing account (TMF654 isShared). */
+    shared: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const PriceSchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    type: Type.Enum(["recurring", "oneTime"]),
+    /** Recurring prices: charged per bill cycle (postpaid) or per 30-day period (prepaid). */
+    period: Type.Optional(Type.Enum(ALLOWANCE_PERIODS)),
+    amounts: Amounts,
+    taxClass: Id,
+  },
+  { additionalProperties: false },
+);
+
+export const TermSchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    durationMonths: Type.Integer({ minimum: 1, maximum: 60 }),
+    /** Charged when the contract ends early, per month still to run. */
+    earlyTerminationFeePerMonth: Amounts,
+    taxClass: Id,
+  },
+  { additionalProperties: false },
+);
+
+export const OfferingSchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    description: Type.Optional(Text),
+    kind: Type.Enum(OFFERING_KINDS),
+    specification: Id,
+    categories: Type.Array(Id, { uniqueItems: true }),
+    /** Which accounts may buy it; omitted, both. */
+    paymentTypes: Type.Optional(Type.Array(Type.Enum(PAYMENT_TYPES), { minItems: 1, uniqueItems: true })),
+    /** Business-only offerings need an organization as the customer's party. */
+    businessOnly: Type.Optional(Type.Boolean()),
+    isSellable: Type.Boolean(),
+    lifecycleStatus: Type.Enum(["active", "retired"]),
+    validFrom: Instant,
+    validTo: Type.Optional(Instant),
+    /** Plans: the tariff that prices usage, per currency. */
+    tariffs: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Z]{3}$" }), Id)),
+    allowances: Type.Optional(Type.Array(AllowanceSchema)),
+    prices: Type.Array(PriceSchema),
+    terms: Type.Optional(Type.Array(TermSchema)),
+    /** Add-ons: the plans they can be added to; omitted, any plan. */
+    compatiblePlans: Type.Optional(Type.Array(Id, { minItems: 1, uniqueItems: true })),
+  },
+  { additionalProperties: false },
+);
+
+export const PromotionSchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    description: Type.Optional(Text),
+    /** Percentage taken off the named recurring prices, for this many bill cycles. */
+    percentOff: Amount,
+    cycles: Type.Integer({ minimum: 1, maximum: 60 }),
+    prices: Type.Array(Id, { minItems: 1, uniqueItems: true }),
+    validFrom: Instant,
+    validTo: Type.Optional(Instant),
+  },
+  { additionalProperties: false },
+);
+
+export type CatalogRoot = Static<typeof CatalogRootSchema>;
+export type TaxClass = Static<typeof TaxClassSchema>;
+export type Specification = Static<typeof SpecificationSchema>;
+export type Offering = Static<typeof OfferingSchema>;
+export type Promotion = Static<typeof PromotionSchema>;
+export type Allowance = Static<typeof AllowanceSchema>;
+
+// --- TMF620 read shapes ---
+
+const TimePeriod = Type.Object({
+  startDateTime: Type.Optional(Type.String()),
+  endDateTime: Type.Optional(Type.String()),
+});
+const Versioned = {
+  id: Type.String(),
+  href: Type.String(),
+  version: Type.String(),
+  lastUpdate: Type.String(),
+  lifecycleStatus: Type.String(),
+  validFor: TimePeriod,
+};
+
+export const ProductOfferingSchema = Type.Object({
+  ...Versioned,
+  "@type": Type.Literal("ProductOffering"),
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  isBundle: Type.Boolean(),
+  isSellable: Type.Boolean(),
+  productSpecification: RefSchema,
+  category: Type.Array(RefSchema),
+  productOfferingPrice: Type.Array(RefSchema),
+  productOfferingTerm: Type.Array(
+    Type.Object({ name: Type.String(), duration: Type.Object({ amount: Type.Integer(), units: Type.String() }) }),
+  ),
+  /** Extensions: what kind of product, who may buy it, what it includes. */
+  offeringKind: Type.String(),
+  paymentTypes: Type.Array(Type.String()),
+  businessOnly: Type.Boolean(),
+  allowance: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      service: Type.String(),
+      units: Type.Integer(),
+      period: Type.String(),
+      destinations: Type.Optional(Type.Array(Type.String())),
+      roaming: Type.Optional(Type.Array(Type.String())),
+      rolloverMaxUnits: Type.Optional(Type.Integer()),
+      isShared: Type.Boolean(),
+    }),
+  ),
+  compatiblePlans: Type.Optional(Type.Array(RefSchema)),
+});
+
+export const ProductOfferingPriceSchema = Type.Object({
+  ...Versioned,
+  "@type": Type.Literal("ProductOfferingPrice"),
+  name: Type.String(),
+  priceType: Type.String(),
+  recurringChargePeriodType: Type.Optional(Type.String()),
+  recurringChargePeriodLength: Type.Optional(Type.Integer()),
+  price: Type.Optional(Type.Object({ unit: Type.String(), value: Type.Number() })),
+  percentage: Type.Optional(Type.Number()),
+  applicationDuration: Type.Optional(Type.Integer()),
+  tax: Type.Array(Type.Object({ taxCategory: Type.String(), jurisdiction: Type.String(), taxRate: Type.Number() })),
+  productOffering: Type.Optional(RefSchema),
+});
+
+export const ProductSpecificationSchema = Type.Object({
+  ...Versioned,
+  "@type": Type.Literal("ProductSpecification"),
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  brand: Type.Optional(Type.String()),
+  resourceSpecification: Type.Array(Type.Object({ name: Type.String() })),
+});
+
+export const CategorySchema = Type.Object({
+  ...Versioned,
+  "@type": Type.Literal("Category"),
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  isRoot: Type.Boolean(),
+  parentId: Type.Optional(Type.String()),
+  productOffering: Type.Array(RefSchema),
+});
+
+export const CatalogSchema = Type.Object({
+  ...Versioned,
+  "@type": Type.Literal("Catalog"),
+  name: Type.String(),
+  description: Type.Optional(Type.String()),
+  category: Type.Array(RefSchema),
+});

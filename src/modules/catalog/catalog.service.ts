@@ -1,0 +1,351 @@
+import { createHash } from "node:crypto";
+import { sql } from "drizzle-orm";
+import type { Actor, AuditLog } from "../../platform/audit.js";
+import type { Broadcast } from "../../platform/broadcast.js";
+import type { Clock } from "../../platform/clock.js";
+import type { Database, Db } from "../../platform/database.js";
+import type { TariffDefinition } from "../rating/tariff.schemas.js";
+import { type CompiledTariff, compileTariff } from "../rating/tariff-compile.js";
+import * as repository from "./catalog.repository.js";
+import {
+  catalogResource,
+  categoryResource,
+  offeringResource,
+  priceResources,
+  promotionResource,
+  specificationResource,
+  type VersionInfo,
+} from "./catalog.resources.js";
+import type { CatalogRoot, Offering, Promotion, Specification, TaxClass } from "./catalog.schemas.js";
+import type { CatalogEntityRow } from "./catalog.tables.js";
+import { type CatalogDefinition, loadCatalog } from "./catalog-load.js";
+
+export const ENTITY_KINDS = [
+  "catalog",
+  "category",
+  "taxClass",
+  "specification",
+  "offering",
+  "promotion",
+  "tariff",
+] as const;
+export type EntityKind = (typeof ENTITY_KINDS)[number];
+
+const PUBLISH_LOCK_KEY = 7_201_442_119;
+const CHANNEL = "catalog:published";
+
+export interface CatalogDeps {
+  database: Database;
+  audit: AuditLog;
+  clock: Clock;
+  broadcast: Broadcast;
+  /** How often a process re-checks the latest publication in case a broadcast was missed; 0 disables. */
+  refreshSeconds: number;
+}
+
+export interface PublishResult {
+  publicationId: number | null;
+  created: number;
+  changed: number;
+  retired: number;
+}
+
+interface Versioned<T> {
+  content: T;
+  info: VersionInfo;
+}
+
+/** The current catalog, built once per publication and shared by reads and rating until the next one. */
+export interface CatalogSnapshot {
+  publicationId: number;
+  root: Versioned<CatalogRoot> | null;
+  offerings: Map<string, Versioned<Offering>>;
+  tariffs: Map<string, { compiled: CompiledTariff; info: VersionInfo }>;
+  resources: {
+    productOffering: object[];
+    productOfferingPrice: object[];
+    productSpecification: object[];
+    category: object[];
+    catalog: object[];
+  };
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, inner]) => `${JSON.stringify(key)}:${canonical(inner)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function entitiesOf(definition: CatalogDefinition): Array<{ kind: EntityKind; id: string; content: unknown }> {
+  return [
+    { kind: "catalog" as const, id: definition.root.id, content: definition.root },
+    ...definition.root.categories.map((category) => ({
+      kind: "category" as const,
+      id: category.id,
+      content: category,
+    })),
+    ...definition.taxClasses.map((taxClass) => ({ kind: "taxClass" as const, id: taxClass.id, content: taxClass })),
+    ...definition.specifications.map((spec) => ({ kind: "specification" as const, id: spec.id, content: spec })),
+    ...definition.offerings.map((offering) => ({ kind: "offering" as const, id: offering.id, content: offering })),
+    ...definition.promotions.map((promotion) => ({ kind: "promotion" as const, id: promotion.id, content: promotion })),
+    ...definition.tariffs.map((tariff) => ({ kind: "tariff" as const, id: tariff.id, content: tariff })),
+  ];
+}
+
+function infoOf(row: CatalogEntityRow): VersionInfo {
+  return { version: row.version, validFrom: row.validFrom, validTo: row.validTo };
+}
+
+/**
+ * The catalog: validate files, publish them as versioned entities, and serve the current version from memory.
+ * Publishing takes an advisory lock, changes only what changed, and tells every process to reload.
+ */
+export class CatalogService {
+  #snapshot: CatalogSnapshot | null = null;
+  #loading: Promise<CatalogSnapshot> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: CatalogDeps) {}
+
+  /** Subscribes to publications from other processes and starts the safety re-check. */
+  async start(): Promise<void> {
+    await this.deps.broadcast.subscribe(CHANNEL, () => {
+      this.#snapshot = null;
+    });
+    if (this.deps.refreshSeconds > 0) {
+      this.#timer = setInterval(() => {
+        this.refreshIfStale().catch(() => {
+          // The next tick tries again; reads keep the snapshot they have.
+        });
+      }, this.deps.refreshSeconds * 1000);
+      this.#timer.unref();
+    }
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+  }
+
+  validate(directory: string): CatalogDefinition {
+    return loadCatalog(directory);
+  }
+
+  async publish(actor: Actor, directory: string): Promise<PublishResult> {
+    const definition = loadCatalog(directory);
+    const entities = entitiesOf(definition).map((entity) => ({
+      ...entity,
+      hash: sha256(canonical(entity.content)),
+    }));
+    const contentHash = sha256(
+      entities
+        .map((entity) => `${entity.kind}:${entity.id}:${entity.hash}`)
+        .sort()
+        .join("\n"),
+    );
+    const result = await this.deps.database.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(${PUBLISH_LOCK_KEY})`);
+      const current = new Map((await repository.currentEntities(tx)).map((row) => [`${row.kind}:${row.id}`, row]));
+      const now = this.deps.clock.now();
+      const inserts: Array<{ kind: string; id: string; version: number; hash: string; content: unknown }> = [];
+      let created = 0;
+      let changed = 0;
+      for (const entity of entities) {
+        const existing = current.get(`${entity.kind}:${entity.id}`);
+        current.delete(`${entity.kind}:${entity.id}`);
+        if (existing?.contentHash === entity.hash) continue;
+        if (existing) changed += 1;
+        else created += 1;
+        inserts.push({ ...entity, version: (existing?.version ?? 0) + 1 });
+      }
+      const retired = [...current.values()];
+      if (inserts.length === 0 && retired.length === 0) {
+        return { publicationId: null, created: 0, changed: 0, retired: 0 };
+      }
+      const publication = await repository.insertPublication(tx, {
+        publishedAt: now,
+        catalogId: definition.root.id,
+        contentHash,
+        created,
+        changed,
+        retired: retired.length,
+      });
+      for (const entity of [...inserts.filter((entity) => entity.version > 1), ...retired]) {
+        await repository.closeVersion(tx, entity.kind, entity.id, now);
+      }
+      await repository.insertVersions(
+        tx,
+        inserts.map((entity) => ({
+          kind: entity.kind,
+          id: entity.id,
+          version: entity.version,
+          contentHash: entity.hash,
+          content: entity.content,
+          validFrom: now,
+          validTo: null,
+          publicationId: publication.id,
+        })),
+      );
+      const summary = { publicationId: publication.id, created, changed, retired: retired.length };
+      await this.deps.audit.record(tx, actor, {
+        action: "publish",
+        entityType: "catalogPublication",
+        entityId: String(publication.id),
+        after: { ...summary, catalogId: definition.root.id, contentHash },
+      });
+      return summary;
+    });
+    if (result.publicationId !== null) {
+      this.#snapshot = null;
+      await this.deps.broadcast.publish(CHANNEL, String(result.publicationId));
+    }
+    return result;
+  }
+
+  /** Publishes the folder when nothing was ever published (an engine's first start). */
+  async publishIfEmpty(actor: Actor, directory: string): Promise<PublishResult | null> {
+    if (await repository.latestPublication(this.deps.database.db)) return null;
+    return this.publish(actor, directory);
+  }
+
+  async snapshot(): Promise<CatalogSnapshot> {
+    if (this.#snapshot !== null) return this.#snapshot;
+    this.#loading ??= this.load(this.deps.database.db).finally(() => {
+      this.#loading = null;
+    });
+    this.#snapshot = await this.#loading;
+    return this.#snapshot;
+  }
+
+  private async refreshIfStale(): Promise<void> {
+    const latest = await repository.latestPublication(this.deps.database.db);
+    if (this.#snapshot !== null && (latest?.id ?? 0) !== this.#snapshot.publicationId) this.#snapshot = null;
+  }
+
+  /** One version of one entity, current or not (a subscription's price, a replayed CDR's tariff). */
+  async entityVersion(kind: EntityKind, id: string, version: number): Promise<CatalogEntityRow | undefined> {
+    return repository.entityVersion(this.deps.database.db, kind, id, version);
+  }
+
+  /**
+   * A TMF620 resource as it was at one version of its entity. Prices are versioned with their offering, so
+   * a price id names the offering version it belongs to.
+   */
+  async resourceVersion(
+    type: keyof CatalogSnapshot["resources"],
+    id: string,
+    version: number,
+  ): Promise<object | undefined> {
+    const snapshot = await this.snapshot();
+    const currencies = snapshot.root?.content.currencies ?? [];
+    if (type === "productOfferingPrice") {
+      const offeringId = (
+        snapshot.resources.productOfferingPrice as Array<{ id: string; productOffering?: { id: string } }>
+      ).find((price) => price.id === id)?.productOffering?.id;
+      const row = offeringId === undefined ? undefined : await this.entityVersion("offering", offeringId, version);
+      if (row === undefined) return undefined;
+      const taxRows = (await repository.currentEntities(this.deps.database.db)).filter(
+        (entity) => entity.kind === "taxClass",
+      );
+      const taxClasses = new Map(taxRows.map((entity) => [entity.id, entity.content as TaxClass]));
+      return priceResources(row.content as Offering, infoOf(row), currencies, taxClasses).find(
+        (price) => price.id === id,
+      );
+    }
+    const row = await this.entityVersion(RESOURCE_KINDS[type], id, version);
+    if (row === undefined) return undefined;
+    const info = infoOf(row);
+    switch (type) {
+      case "productOffering":
+        return offeringResource(row.content as Offering, info, currencies, [...(await this.promotions())]);
+      case "productSpecification":
+        return specificationResource(row.content as Specification, info);
+      case "category":
+        return categoryResource(
+          row.content as CatalogRoot["categories"][number],
+          info,
+          [...snapshot.offerings.values()].map((o) => o.content),
+        );
+      case "catalog":
+        return catalogResource(row.content as CatalogRoot, info);
+    }
+  }
+
+  private async promotions(): Promise<Promotion[]> {
+    const rows = await repository.currentEntities(this.deps.database.db);
+    return rows.filter((row) => row.kind === "promotion").map((row) => row.content as Promotion);
+  }
+
+  private async load(db: Db): Promise<CatalogSnapshot> {
+    const latest = await repository.latestPublication(db);
+    const rows = await repository.currentEntities(db);
+    const byKind = <T>(kind: EntityKind) =>
+      new Map(
+        rows
+          .filter((row) => row.kind === kind)
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+          .map((row) => [row.id, { content: row.content as T, info: infoOf(row) }]),
+      );
+    const roots = [...byKind<CatalogRoot>("catalog").values()];
+    const root = roots[0] ?? null;
+    const currencies = root?.content.currencies ?? [];
+    const offerings = byKind<Offering>("offering");
+    const promotions = byKind<Promotion>("promotion");
+    const taxClasses = new Map([...byKind<TaxClass>("taxClass")].map(([id, entry]) => [id, entry.content]));
+    const tariffs = new Map(
+      [...byKind<TariffDefinition>("tariff")].map(([id, entry]) => [
+        id,
+        { compiled: compileTariff(entry.content), info: entry.info },
+      ]),
+    );
+    const offeringList = [...offerings.values()];
+    const promotionList = [...promotions.values()];
+    const categories = byKind<CatalogRoot["categories"][number]>("category");
+    return {
+      publicationId: latest?.id ?? 0,
+      root,
+      offerings,
+      tariffs,
+      resources: {
+        productOffering: offeringList.map((entry) =>
+          offeringResource(
+            entry.content,
+            entry.info,
+            currencies,
+            promotionList.map((promotion) => promotion.content),
+          ),
+        ),
+        productOfferingPrice: [
+          ...offeringList.flatMap((entry) => priceResources(entry.content, entry.info, currencies, taxClasses)),
+          ...promotionList.map((entry) => promotionResource(entry.content, entry.info)),
+        ],
+        productSpecification: [...byKind<Specification>("specification").values()].map((entry) =>
+          specificationResource(entry.content, entry.info),
+        ),
+        category: [...categories.values()].map((entry) =>
+          categoryResource(
+            entry.content,
+            entry.info,
+            offeringList.map((offering) => offering.content),
+          ),
+        ),
+        catalog: roots.map((entry) => catalogResource(entry.content, entry.info)),
+      },
+    };
+  }
+}
+
+/** The TMF620 resource types and the catalog entity kind each is stored as. */
+export const RESOURCE_KINDS = {
+  productOffering: "offering",
+  productOfferingPrice: "offering",
+  productSpecification: "specification",
+  category: "category",
+  catalog: "catalog",
+} as const satisfies Record<keyof CatalogSnapshot["resources"], EntityKind>;
