@@ -21,7 +21,7 @@ const SEED_ACCOUNTS = 1_000;
 const LIST_URL = "/tmf-api/accountManagement/v4/billingAccount?limit=20&state=active";
 
 export async function benchHttp(): Promise<Record<string, string | number>[]> {
-  loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl });
+  loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, BSS_SECRETS_KEY: "0".repeat(64) });
   const database = await freshDatabase(databaseUrl, `bss_bench_http_${process.pid}`);
   const bare = await startServer("bench/support/bare-server.ts", { DATABASE_URL: database.url });
   const engine = await startServer("src/main.ts", {
@@ -29,6 +29,7 @@ export async function benchHttp(): Promise<Record<string, string | number>[]> {
     REDIS_URL: redisUrl,
     BSS_REDIS_KEY_PREFIX: `bench:${process.pid}:`,
     ADMIN_API_KEY: adminKey,
+    BSS_SECRETS_KEY: "0".repeat(64),
     LOG_LEVEL: "warn",
   });
   try {

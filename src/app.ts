@@ -5,19 +5,23 @@ import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
 import { createCustomersModule } from "./modules/customers/index.js";
+import { createNotificationsModule } from "./modules/notifications/index.js";
 import { createRatingModule } from "./modules/rating/index.js";
 import { AuditLog } from "./platform/audit.js";
 import { registerAuth } from "./platform/auth.js";
 import { type Broadcast, inProcessBroadcast, redisBroadcast } from "./platform/broadcast.js";
+import { CallbackPolicy } from "./platform/callback-policy.js";
 import { type Clock, systemClock } from "./platform/clock.js";
 import { type Database, openDatabase } from "./platform/database.js";
 import { registerDocs } from "./platform/docs.js";
 import { registerErrorHandlers } from "./platform/error-handler.js";
+import { EventLog } from "./platform/events.js";
 import { registerHealth } from "./platform/health.js";
 import { parseJsonBody } from "./platform/json-body.js";
 import { loggerOptions, requestIdFor } from "./platform/logger.js";
 import { registerMetrics } from "./platform/metrics.js";
 import { openRedis, waitForRedis } from "./platform/redis.js";
+import { resolveSecretsKey, SecretBox } from "./platform/secrets.js";
 import { ErrorSchema } from "./platform/tmf.js";
 import { validatorCompiler } from "./platform/validation.js";
 import { REDIS_CONNECT_TIMEOUT_MS } from "./shared/limits.js";
@@ -50,6 +54,7 @@ type AppServices = {
   access: ReturnType<typeof createAccessModule>["service"];
   customers: ReturnType<typeof createCustomersModule>["services"];
   catalog: ReturnType<typeof createCatalogModule>["service"];
+  hubs: ReturnType<typeof createNotificationsModule>["hubs"];
 };
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -135,14 +140,26 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     broadcast = redis === null ? inProcessBroadcast() : redisBroadcast(redis, config.redisKeyPrefix);
 
     const audit = new AuditLog(clock);
-    const deps = { database, audit, clock };
+    const events = new EventLog(clock);
+    const deps = { database, audit, events, clock };
     const customers = createCustomersModule(deps);
     const access = createAccessModule({ ...deps, billingAccountExists: customers.services.billingAccountExists });
     const catalog = createCatalogModule({ ...deps, broadcast, refreshSeconds: config.catalogRefreshSeconds });
     await catalog.service.start();
     stopping.push(() => catalog.service.stop());
     const rating = createRatingModule({ catalog: catalog.service });
-    app.decorate("services", { access: access.service, customers: customers.services, catalog: catalog.service });
+    const secrets = new SecretBox(resolveSecretsKey(config.secretsKey, config.dataDir));
+    const notifications = createNotificationsModule({
+      ...deps,
+      secrets,
+      callbacks: new CallbackPolicy(config.callbackAllow),
+    });
+    app.decorate("services", {
+      access: access.service,
+      customers: customers.services,
+      catalog: catalog.service,
+      hubs: notifications.hubs,
+    });
     app.decorate("database", database);
 
     registerAuth(app, access.service.authenticate);
@@ -153,6 +170,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(customers.routes);
     await app.register(catalog.routes);
     await app.register(rating.routes);
+    await app.register(notifications.routes);
     await app.ready();
   } catch (error) {
     await app.close();

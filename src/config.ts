@@ -1,4 +1,5 @@
 import path from "node:path";
+import { parseSecretsKey } from "./platform/secrets.js";
 import { API_KEY_MAX_LENGTH, API_KEY_MIN_LENGTH, BODY_LIMIT_BYTES_DEFAULT } from "./shared/limits.js";
 
 /**
@@ -27,6 +28,18 @@ export interface Config {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
+  /** AES-256 key for secrets at rest; required with DATABASE_URL, generated into dataDir when embedded. */
+  readonly secretsKey: Buffer | undefined;
+  /** Hosts, IP addresses or CIDR ranges a hub callback may reach although they are private or loopback. */
+  readonly callbackAllow: readonly string[];
+  /** PLMN ids (MCC+MNC) of the operator: imported IMSIs must belong to one of them. */
+  readonly operatorPlmns: readonly string[];
+  /** Days a released number rests in quarantine before it can be sold again. */
+  readonly quarantineDays: number;
+  /** How long a reservation holds a number or SIM unless the caller says otherwise. */
+  readonly reservationSeconds: number;
+  /** Where customer messages go (an HTTP SMS/e-mail gateway); unset, they are stored as undelivered. */
+  readonly messageGatewayUrl: string | undefined;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -99,6 +112,21 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push("BSS_REDIS_KEY_PREFIX may hold only letters, digits, ':', '_' and '-' (at most 64)");
   }
 
+  const secretsText = text("BSS_SECRETS_KEY");
+  const secretsKey = secretsText === undefined ? undefined : parseSecretsKey(secretsText);
+  if (secretsKey === null) problems.push("BSS_SECRETS_KEY must be 32 bytes as 64 hex digits or base64");
+  if (secretsText === undefined && text("DATABASE_URL") !== undefined) {
+    problems.push("BSS_SECRETS_KEY is required with DATABASE_URL (32 bytes as 64 hex digits or base64)");
+  }
+  const list = (name: string, fallback: string, pattern: RegExp, what: string): string[] => {
+    const values = (text(name) ?? fallback)
+      .split(",")
+      .map((value) => value.trim())
+      .filter((value) => value !== "");
+    for (const value of values) if (!pattern.test(value)) problems.push(`${name}: "${value}" is not ${what}`);
+    return values;
+  };
+
   const config: Config = {
     port: integer("PORT", 3000, 0, 65535),
     host,
@@ -116,6 +144,12 @@ export function loadConfig(env: Env = process.env): Config {
     requestTimeoutMs: integer("BSS_REQUEST_TIMEOUT_MS", 30_000, 1_000, 600_000),
     keepAliveTimeoutMs: integer("BSS_KEEP_ALIVE_TIMEOUT_MS", 72_000, 1_000, 600_000),
     shutdownTimeoutMs: integer("BSS_SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
+    secretsKey: secretsKey ?? undefined,
+    callbackAllow: list("BSS_CALLBACK_ALLOW", "", /^[A-Za-z0-9.:/-]+$/, "a host, address or CIDR range"),
+    operatorPlmns: list("BSS_OPERATOR_PLMNS", "26201,23415", /^\d{5,6}$/, "a PLMN id (MCC+MNC)"),
+    quarantineDays: integer("BSS_QUARANTINE_DAYS", 90, 0, 3650),
+    reservationSeconds: integer("BSS_RESERVATION_SECONDS", 900, 10, 86_400 * 30),
+    messageGatewayUrl: url("BSS_MESSAGE_GATEWAY_URL", ["http:", "https:"]),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

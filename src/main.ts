@@ -1,6 +1,7 @@
 import { buildApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
+import { HUB_LOOP_INTERVAL_MS } from "./shared/limits.js";
 
 /** The API server process: configuration, the engine, the bootstrap key, listening, graceful shutdown. */
 async function main(): Promise<void> {
@@ -32,11 +33,15 @@ async function main(): Promise<void> {
     app.log.info({ ...published, catalogDir: config.catalogDir }, "first start: default catalog published");
   }
 
+  // Background work of the API process; not started by buildApp, so tests drive it step by step.
+  const background = startBackgroundLoops(app);
+
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, "shutting down: draining in-flight requests");
+    background.stop();
     const timer = setTimeout(() => {
       app.log.error("shutdown timed out; exiting");
       process.exit(1);
@@ -61,6 +66,22 @@ async function main(): Promise<void> {
     },
     `engine listening; API docs at http://${config.host}:${config.port}/docs`,
   );
+}
+
+/** Hub delivery every second; one pass at a time, and a failed pass is logged and retried on the next tick. */
+function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop(): void } {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    app.services.hubs
+      .deliverOnce()
+      .catch((error: unknown) => app.log.error({ err: error }, "hub delivery pass failed"))
+      .finally(() => {
+        running = false;
+      });
+  }, HUB_LOOP_INTERVAL_MS);
+  return { stop: () => clearInterval(timer) };
 }
 
 main().catch((error: unknown) => {

@@ -5,12 +5,14 @@ import type { Actor, AuditLog } from "./audit.js";
 import type { Clock } from "./clock.js";
 import type { Database, Db } from "./database.js";
 import { AppError, invalidField, notFound } from "./errors.js";
+import type { ChangeKind, EventApi, EventLog } from "./events.js";
 import type { ListRequest } from "./tmf.js";
 import type { ResourceService } from "./tmf-routes.js";
 
 export interface ServiceDeps {
   database: Database;
   audit: AuditLog;
+  events: EventLog;
   clock: Clock;
 }
 
@@ -28,8 +30,10 @@ interface Rows<Row, Insert> {
  * write with its audit row in the same transaction) are the same for all and live in ResourceStore.
  */
 export interface ResourceModel<Row extends { id: string }, Insert, R, C, S extends string, K extends string = string> {
-  /** Name in errors and in the audit trail ("billingAccount"). */
+  /** Name in errors, the audit trail and events: the TMF resource name ("billingAccount"). */
   entity: string;
+  /** The TMF API whose hub receives this resource's events. */
+  api: EventApi;
   rows: Rows<Row, Insert>;
   lifecycle: StateMachine<S>;
   /** The state of a new resource when the create names none. */
@@ -88,6 +92,20 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
     return this.one(db, await this.findVisible(db, actor, id));
   }
 
+  /** Every write leaves an audit row and a TMF event, both in the write's transaction. */
+  private async record(tx: Db, actor: Actor, change: ChangeKind, id: string, snapshots: { before?: R; after?: R }) {
+    const action = change === "Create" ? "create" : change === "Delete" ? "delete" : "update";
+    await this.deps.audit.record(tx, actor, { action, entityType: this.model.entity, entityId: id, ...snapshots });
+    const body = snapshots.after ?? snapshots.before;
+    await this.deps.events.record(tx, {
+      api: this.model.api,
+      resource: this.model.entity,
+      change,
+      resourceId: id,
+      body,
+    });
+  }
+
   private stateOf(record: Row | C): S | undefined {
     return (record as Record<string, unknown>)[this.model.stateColumn] as S | undefined;
   }
@@ -108,12 +126,7 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
         updatedAt: now,
       } as Insert);
       const resource = await this.one(tx, row);
-      await this.deps.audit.record(tx, actor, {
-        action: "create",
-        entityType: this.model.entity,
-        entityId: row.id,
-        after: resource,
-      });
+      await this.record(tx, actor, "Create", row.id, { after: resource });
       return resource;
     });
   }
@@ -141,13 +154,7 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
         updatedAt: this.deps.clock.now(),
       } as unknown as Partial<Insert>);
       const after = await this.one(tx, row);
-      await this.deps.audit.record(tx, actor, {
-        action: "update",
-        entityType: this.model.entity,
-        entityId: id,
-        before,
-        after,
-      });
+      await this.record(tx, actor, from === to ? "AttributeValueChange" : "StateChange", id, { before, after });
       return after;
     });
   }
@@ -158,12 +165,7 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
       await this.model.beforeRemove?.(tx, current);
       const before = await this.one(tx, current);
       await this.model.rows.remove(tx, id);
-      await this.deps.audit.record(tx, actor, {
-        action: "delete",
-        entityType: this.model.entity,
-        entityId: id,
-        before,
-      });
+      await this.record(tx, actor, "Delete", id, { before });
     });
   }
 }

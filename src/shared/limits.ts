@@ -43,3 +43,15 @@ export const REDIS_MAX_RETRIES_PER_REQUEST = 2;
 export const REDIS_RECONNECT_MAX_DELAY_MS = 2_000;
 /** Readiness gives each dependency this long to answer. */
 export const READY_CHECK_TIMEOUT_MS = 2_000;
+
+/** Hub delivery: attempts before a callback is parked, backoff, timeouts and batch sizes. */
+export const HUB_MAX_ATTEMPTS = 8;
+export const HUB_BACKOFF_BASE_SECONDS = 2;
+export const HUB_BACKOFF_MAX_SECONDS = 3_600;
+export const HUB_DELIVERY_TIMEOUT_MS = 5_000;
+export const HUB_SENDING_LEASE_SECONDS = 60;
+export const HUB_DISPATCH_BATCH = 500;
+export const HUB_SEND_BATCH = 50;
+/** Hub subscriptions per API, so a client cannot make every event fan out without bound. */
+export const HUB_SUBSCRIPTIONS_MAX = 100;
+export const HUB_LOOP_INTERVAL_MS = 1_000;

@@ -1,5 +1,6 @@
 import t from "tap";
 import { isPublicPrefix, ROLES, type Role } from "../../src/platform/auth.js";
+import { EVENT_APIS } from "../../src/platform/events.js";
 import { type Engine, startEngine } from "../support/engine.js";
 import { billingAccountBody, createBillingAccount, createCustomer, createIndividual } from "../support/fixtures.js";
 
@@ -77,6 +78,26 @@ const WRITE_SAMPLES: Record<string, WriteSample> = {
     const { id } = await createBillingAccount(engine);
     return { url: `${BA}/${id}`, body: { creditLimit: { unit: "EUR", value: 250 } }, entityId: id };
   },
+};
+
+// Hub routes exist on every TMF API with events.
+for (const base of Object.values(EVENT_APIS)) {
+  WRITE_SAMPLES[`POST ${base}/hub`] = async () => ({
+    url: `${base}/hub`,
+    body: { callback: "http://127.0.0.1:9/events" },
+  });
+  WRITE_SAMPLES[`DELETE ${base}/hub/:id`] = async (engine) => {
+    const created = await engine.request("POST", `${base}/hub`, { body: { callback: "http://127.0.0.1:9/events" } });
+    const id = created.json().id as string;
+    return { url: `${base}/hub/${id}`, entityId: id };
+  };
+}
+WRITE_SAMPLES["PATCH /api/v1/hub-subscriptions/:id"] = async (engine) => {
+  const created = await engine.request("POST", "/tmf-api/party/v4/hub", {
+    body: { callback: "http://127.0.0.1:9/events" },
+  });
+  const id = created.json().id as string;
+  return { url: `/api/v1/hub-subscriptions/${id}`, body: { status: "active" }, entityId: id };
 };
 
 const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);

@@ -73,7 +73,13 @@ export async function startEngine(
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
   const clock = options.clock ?? new ManualClock("2026-03-15T10:00:00Z");
   const suffix = randomBytes(4).toString("hex");
-  const env: Record<string, string> = { LOG_LEVEL: "silent", ...options.env };
+  const env: Record<string, string> = {
+    LOG_LEVEL: "silent",
+    BSS_CATALOG_REFRESH_SECONDS: "0",
+    // Test receivers listen on loopback; production refuses internal callbacks unless allowed like this.
+    BSS_CALLBACK_ALLOW: "127.0.0.1",
+    ...options.env,
+  };
   let dropDatabase: (() => Promise<void>) | null = null;
 
   if (driver === "postgres") {
@@ -83,6 +89,7 @@ export async function startEngine(
     await admin.unsafe(`create database "${name}" template "${services.template}"`);
     await admin.end();
     env.DATABASE_URL = withDatabase(services.pgUrl as string, name);
+    env.BSS_SECRETS_KEY = randomBytes(32).toString("hex");
     env.REDIS_URL = services.redisUrl as string;
     env.BSS_REDIS_KEY_PREFIX = `t:${suffix}:`;
     env.BSS_MIGRATE_ON_START = "false";

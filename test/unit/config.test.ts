@@ -24,7 +24,8 @@ t.test("every problem is listed at once", async (t) => {
     }),
   ) as ConfigError;
   t.ok(error instanceof ConfigError);
-  t.equal(error.problems.length, 7, error.message);
+  t.equal(error.problems.length, 8, error.message);
+  t.match(error.message, "BSS_SECRETS_KEY is required with DATABASE_URL");
   for (const name of [
     "PORT",
     "DATABASE_URL",
@@ -48,6 +49,7 @@ t.test("valid settings are read", async (t) => {
     ADMIN_API_KEY: "a".repeat(40),
     LOG_LEVEL: "warn",
     BSS_MIGRATE_ON_START: "false",
+    BSS_SECRETS_KEY: "ab".repeat(32),
   });
   t.match(config, { port: 8080, host: "0.0.0.0", logLevel: "warn", migrateOnStart: false });
 });

@@ -4,6 +4,7 @@ import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Broadcast } from "../../platform/broadcast.js";
 import type { Clock } from "../../platform/clock.js";
 import type { Database, Db } from "../../platform/database.js";
+import type { EventLog } from "../../platform/events.js";
 import type { TariffDefinition } from "../rating/tariff.schemas.js";
 import { type CompiledTariff, compileTariff } from "../rating/tariff-compile.js";
 import * as repository from "./catalog.repository.js";
@@ -37,6 +38,7 @@ const CHANNEL = "catalog:published";
 export interface CatalogDeps {
   database: Database;
   audit: AuditLog;
+  events: EventLog;
   clock: Clock;
   broadcast: Broadcast;
   /** How often a process re-checks the latest publication in case a broadcast was missed; 0 disables. */
@@ -192,6 +194,7 @@ export class CatalogService {
           publicationId: publication.id,
         })),
       );
+      await this.recordEvents(tx, definition, inserts, retired, now);
       const summary = { publicationId: publication.id, created, changed, retired: retired.length };
       await this.deps.audit.record(tx, actor, {
         action: "publish",
@@ -206,6 +209,70 @@ export class CatalogService {
       await this.deps.broadcast.publish(CHANNEL, String(result.publicationId));
     }
     return result;
+  }
+
+  /** TMF620 events for what a publication changed: offerings, specifications, categories, catalogs, promotions. */
+  private async recordEvents(
+    tx: Db,
+    definition: CatalogDefinition,
+    inserts: Array<{ kind: string; id: string; version: number; content: unknown }>,
+    retired: CatalogEntityRow[],
+    now: Date,
+  ): Promise<void> {
+    const currencies = definition.root.currencies;
+    const present = (kind: string, content: unknown, info: VersionInfo): { resource: string; body: object } | null => {
+      switch (kind) {
+        case "offering":
+          return {
+            resource: "productOffering",
+            body: offeringResource(content as Offering, info, currencies, definition.promotions),
+          };
+        case "specification":
+          return { resource: "productSpecification", body: specificationResource(content as Specification, info) };
+        case "category":
+          return {
+            resource: "category",
+            body: categoryResource(content as CatalogRoot["categories"][number], info, definition.offerings),
+          };
+        case "catalog":
+          return { resource: "catalog", body: catalogResource(content as CatalogRoot, info) };
+        case "promotion":
+          return { resource: "productOfferingPrice", body: promotionResource(content as Promotion, info) };
+        default:
+          // Tariffs and tax classes have no TMF620 resource of their own.
+          return null;
+      }
+    };
+    for (const entity of inserts) {
+      const presented = present(entity.kind, entity.content, {
+        version: entity.version,
+        validFrom: now,
+        validTo: null,
+      });
+      if (presented === null) continue;
+      await this.deps.events.record(tx, {
+        api: "productCatalogManagement",
+        resource: presented.resource,
+        change: entity.version === 1 ? "Create" : "AttributeValueChange",
+        resourceId: entity.id,
+        body: presented.body,
+      });
+    }
+    for (const row of retired) {
+      const presented = present(row.kind, row.content, {
+        version: row.version,
+        validFrom: row.validFrom,
+        validTo: now,
+      });
+      if (presented === null) continue;
+      await this.deps.events.record(tx, {
+        api: "productCatalogManagement",
+        resource: presented.resource,
+        change: "Delete",
+        resourceId: row.id,
+        body: presented.body,
+      });
+    }
   }
 
   /** Publishes the folder when nothing was ever published (an engine's first start). */

@@ -86,6 +86,7 @@ function individualModel(
   });
   return {
     entity: "individual",
+    api: "party",
     rows: repository.individualRows,
     lifecycle: INDIVIDUAL_LIFECYCLE,
     stateColumn: "status",
@@ -153,6 +154,7 @@ function organizationModel(): ResourceModel<
   });
   return {
     entity: "organization",
+    api: "party",
     rows: repository.organizationRows,
     lifecycle: ORGANIZATION_LIFECYCLE,
     stateColumn: "status",
@@ -222,6 +224,7 @@ function customerModel(): ResourceModel<
   };
   return {
     entity: "customer",
+    api: "customerManagement",
     rows: repository.customerRows,
     lifecycle: CUSTOMER_LIFECYCLE,
     stateColumn: "status",
@@ -380,6 +383,7 @@ function billingAccountModel(
   });
   return {
     entity: "billingAccount",
+    api: "accountManagement",
     rows: repository.billingAccountRows,
     lifecycle: ACCOUNT_LIFECYCLE,
     stateColumn: "state",

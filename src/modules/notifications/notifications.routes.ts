@@ -1,0 +1,168 @@
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import { actorOf, type Role } from "../../platform/auth.js";
+import { notFound } from "../../platform/errors.js";
+import { EVENT_APIS, type EventApi } from "../../platform/events.js";
+import {
+  errorResponses,
+  IdParamsSchema,
+  listQuerySchema,
+  parseListQuery,
+  sendCreated,
+  sendList,
+} from "../../platform/tmf.js";
+import { isId } from "../../shared/ids.js";
+import type { HubService } from "./hub.service.js";
+
+const HUB_ROLES: readonly Role[] = ["admin", "crm"];
+
+const HubInputSchema = Type.Object({
+  callback: Type.String({ minLength: 1, maxLength: 2000 }),
+  query: Type.Optional(Type.String({ maxLength: 2000 })),
+});
+
+const HubFields = {
+  id: Type.String(),
+  href: Type.String(),
+  callback: Type.String(),
+  query: Type.Optional(Type.String()),
+  api: Type.String(),
+  status: Type.String(),
+  parkedReason: Type.Optional(Type.String()),
+  createdAt: Type.String(),
+};
+const HubSchema = Type.Object(HubFields);
+const CreatedHubSchema = Type.Object({
+  ...HubFields,
+  secret: Type.String({ description: "HMAC-SHA256 key of the X-Bss-Signature header; shown once" }),
+});
+const DeliverySchema = Type.Object({
+  id: Type.String(),
+  eventId: Type.String(),
+  eventType: Type.String(),
+  status: Type.String(),
+  attempts: Type.Integer(),
+  nextAttemptAt: Type.String(),
+  deliveredAt: Type.Optional(Type.String()),
+  lastStatusCode: Type.Optional(Type.Integer()),
+  lastError: Type.Optional(Type.String()),
+  log: Type.Array(
+    Type.Object({
+      attempt: Type.Integer(),
+      attemptedAt: Type.String(),
+      statusCode: Type.Optional(Type.Integer()),
+      error: Type.Optional(Type.String()),
+      durationMs: Type.Integer(),
+    }),
+  ),
+});
+const HUB_FILTERS = { api: { values: Object.keys(EVENT_APIS) }, status: { values: ["active", "parked"] } };
+const DELIVERY_FILTERS = { status: { values: ["pending", "sending", "delivered", "failed"] } };
+
+/** `POST {api}/hub` and `DELETE {api}/hub/{id}` on every TMF API with events, and the admin view of delivery. */
+export function notificationsRoutes(hubs: HubService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    for (const [api, base] of Object.entries(EVENT_APIS) as Array<[EventApi, string]>) {
+      app.post(
+        `${base}/hub`,
+        {
+          config: { roles: HUB_ROLES },
+          schema: {
+            tags: ["events"],
+            summary: `Subscribe a callback to ${api} events`,
+            body: HubInputSchema,
+            response: { 201: CreatedHubSchema, ...errorResponses(413, 415, 422) },
+          },
+        },
+        async (request, reply) => {
+          const created = await hubs.subscribe(
+            actorOf(request),
+            api,
+            request.body as { callback: string; query?: string },
+          );
+          return sendCreated(reply, created);
+        },
+      );
+      app.delete(
+        `${base}/hub/:id`,
+        {
+          config: { roles: HUB_ROLES },
+          schema: {
+            tags: ["events"],
+            summary: `Unsubscribe from ${api} events`,
+            params: IdParamsSchema,
+            response: { 204: Type.Null(), ...errorResponses(404) },
+          },
+        },
+        async (request, reply) => {
+          const { id } = request.params as { id: string };
+          if (!isId(id)) throw notFound("hub", id);
+          await hubs.unsubscribe(actorOf(request), api, id);
+          return reply.code(204).send();
+        },
+      );
+    }
+
+    app.get(
+      "/api/v1/hub-subscriptions",
+      {
+        config: { roles: ["admin"] },
+        schema: {
+          tags: ["events"],
+          summary: "Every hub subscription, with its status",
+          querystring: listQuerySchema(HUB_FILTERS),
+          response: { 200: Type.Array(Type.Partial(HubSchema)), ...errorResponses() },
+        },
+      },
+      async (request, reply) => {
+        const list = parseListQuery(request.query as Record<string, unknown>, HUB_FILTERS, Object.keys(HubFields));
+        const { items, total } = await hubs.list(list);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
+
+    app.get(
+      "/api/v1/hub-subscriptions/:id/deliveries",
+      {
+        config: { roles: ["admin"] },
+        schema: {
+          tags: ["events"],
+          summary: "The delivery log of one subscription: each event, its status and every attempt",
+          params: IdParamsSchema,
+          querystring: listQuerySchema(DELIVERY_FILTERS),
+          response: { 200: Type.Array(Type.Partial(DeliverySchema)), ...errorResponses(404) },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        if (!isId(id)) throw notFound("hub", id);
+        const list = parseListQuery(
+          request.query as Record<string, unknown>,
+          DELIVERY_FILTERS,
+          Object.keys(DeliverySchema.properties),
+        );
+        const { items, total } = await hubs.deliveries(id, list);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
+
+    app.patch(
+      "/api/v1/hub-subscriptions/:id",
+      {
+        config: { roles: ["admin"] },
+        schema: {
+          tags: ["events"],
+          summary: "Resume a parked subscription; its failed deliveries are sent again",
+          params: IdParamsSchema,
+          body: Type.Object({ status: Type.Literal("active") }, { additionalProperties: false }),
+          response: { 200: HubSchema, ...errorResponses(404, 413, 415) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        if (!isId(id)) throw notFound("hub", id);
+        return hubs.resume(actorOf(request), id);
+      },
+    );
+  };
+}
