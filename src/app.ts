@@ -5,6 +5,7 @@ import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
 import { createCustomersModule } from "./modules/customers/index.js";
+import { createInventoryModule } from "./modules/inventory/index.js";
 import { createNotificationsModule } from "./modules/notifications/index.js";
 import { createRatingModule } from "./modules/rating/index.js";
 import { AuditLog } from "./platform/audit.js";
@@ -17,7 +18,7 @@ import { registerDocs } from "./platform/docs.js";
 import { registerErrorHandlers } from "./platform/error-handler.js";
 import { EventLog } from "./platform/events.js";
 import { registerHealth } from "./platform/health.js";
-import { parseJsonBody } from "./platform/json-body.js";
+import { parseJsonBody, parseTextBody } from "./platform/json-body.js";
 import { loggerOptions, requestIdFor } from "./platform/logger.js";
 import { registerMetrics } from "./platform/metrics.js";
 import { openRedis, waitForRedis } from "./platform/redis.js";
@@ -55,6 +56,7 @@ type AppServices = {
   customers: ReturnType<typeof createCustomersModule>["services"];
   catalog: ReturnType<typeof createCatalogModule>["service"];
   hubs: ReturnType<typeof createNotificationsModule>["hubs"];
+  inventory: ReturnType<typeof createInventoryModule>["service"];
 };
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -110,6 +112,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       }
     },
   );
+  // Vendor SIM files arrive as CSV: checked like JSON for encoding and NUL, then parsed by the route.
+  app.addContentTypeParser("text/csv", { parseAs: "buffer" }, (_request, body, done) => {
+    try {
+      done(null, parseTextBody(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
   app.addSchema(ErrorSchema);
   registerErrorHandlers(app);
   app.addHook("onSend", async (request, reply) => {
@@ -154,11 +164,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       secrets,
       callbacks: new CallbackPolicy(config.callbackAllow),
     });
+    const inventory = createInventoryModule({
+      ...deps,
+      secrets,
+      operatorPlmns: config.operatorPlmns,
+      quarantineDays: config.quarantineDays,
+      reservationSeconds: config.reservationSeconds,
+    });
     app.decorate("services", {
       access: access.service,
       customers: customers.services,
       catalog: catalog.service,
       hubs: notifications.hubs,
+      inventory: inventory.service,
     });
     app.decorate("database", database);
 
@@ -171,6 +189,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(catalog.routes);
     await app.register(rating.routes);
     await app.register(notifications.routes);
+    await app.register(inventory.routes);
     await app.ready();
   } catch (error) {
     await app.close();

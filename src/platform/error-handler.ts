@@ -58,7 +58,7 @@ export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof AppError) {
       if (error.kind === "internal" || error.kind === "unavailable") request.log.error({ err: error }, error.message);
-      return reply.code(error.status).send(errorBody(error.kind, error.code, error.message, error.field));
+      return reply.code(error.status).send(errorBody(error.kind, error.code, error.message, error.field, error.errors));
     }
     const fastifyError = error as FastifyError;
     if (fastifyError.validation && fastifyError.validation.length > 0) {

@@ -38,12 +38,15 @@ export class AppError extends Error {
   readonly code: string;
   /** The request field at fault, as a dotted path ("creditLimit.value"), when one is. */
   readonly field: string | undefined;
+  /** Per-item problems of a batch (an import's lines), when there are several. */
+  readonly errors: readonly ItemError[] | undefined;
 
-  constructor(kind: ErrorKind, code: string, message: string, field?: string) {
+  constructor(kind: ErrorKind, code: string, message: string, field?: string, errors?: readonly ItemError[]) {
     super(message);
     this.kind = kind;
     this.code = code;
     this.field = field;
+    this.errors = errors;
   }
 
   get status(): number {
@@ -60,6 +63,13 @@ export function notFound(resource: string, id: string): AppError {
   return new AppError("not_found", "not_found", `${resource} ${id} does not exist`);
 }
 
+/** One item of a batch that was refused: which line (1-based), which field, and why. */
+export interface ItemError {
+  line: number;
+  field: string;
+  reason: string;
+}
+
 /** The TM Forum error body (TMF630): code, reason, message, status as a string, plus the field. */
 export interface ErrorBody {
   code: string;
@@ -67,10 +77,17 @@ export interface ErrorBody {
   message: string;
   status: string;
   field?: string;
+  errors?: readonly ItemError[];
   "@type": "Error";
 }
 
-export function errorBody(kind: ErrorKind, code: string, message: string, field?: string): ErrorBody {
+export function errorBody(
+  kind: ErrorKind,
+  code: string,
+  message: string,
+  field?: string,
+  errors?: readonly ItemError[],
+): ErrorBody {
   const body: ErrorBody = {
     code,
     reason: REASON[kind],
@@ -79,5 +96,6 @@ export function errorBody(kind: ErrorKind, code: string, message: string, field?
     "@type": "Error",
   };
   if (field !== undefined) body.field = field;
+  if (errors !== undefined) body.errors = errors;
   return body;
 }

@@ -9,14 +9,24 @@ import { AppError } from "./errors.js";
  */
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-export function parseJsonBody(raw: Buffer): unknown {
-  let text: string;
+function decode(raw: Buffer): string {
   try {
-    text = utf8.decode(raw);
+    return utf8.decode(raw);
   } catch {
     // TextDecoder throws TypeError on the first invalid sequence.
     throw new AppError("bad_request", "invalid_encoding", "request body is not valid UTF-8");
   }
+}
+
+/** A text body (CSV): valid UTF-8 without NUL characters. */
+export function parseTextBody(raw: Buffer): string {
+  const text = decode(raw);
+  if (text.includes("\u0000")) throw new AppError("bad_request", "invalid_string", "request body contains NUL");
+  return text;
+}
+
+export function parseJsonBody(raw: Buffer): unknown {
+  const text = decode(raw);
   if (text.trim() === "") throw new AppError("bad_request", "malformed_json", "request body is empty");
   let value: unknown;
   try {

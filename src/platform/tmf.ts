@@ -13,6 +13,7 @@ export const TMF_BASE = {
   customer: "/tmf-api/customerManagement/v4",
   account: "/tmf-api/accountManagement/v4",
   catalog: "/tmf-api/productCatalogManagement/v4",
+  inventory: "/tmf-api/resourceInventoryManagement/v4",
 } as const;
 
 export const ErrorSchema = Type.Object(
@@ -22,6 +23,9 @@ export const ErrorSchema = Type.Object(
     message: Type.String(),
     status: Type.String(),
     field: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ line: Type.Integer(), field: Type.String(), reason: Type.String() })),
+    ),
     "@type": Type.Literal("Error"),
   },
   { $id: "Error" },

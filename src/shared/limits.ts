@@ -55,3 +55,10 @@ export const HUB_SEND_BATCH = 50;
 /** Hub subscriptions per API, so a client cannot make every event fan out without bound. */
 export const HUB_SUBSCRIPTIONS_MAX = 100;
 export const HUB_LOOP_INTERVAL_MS = 1_000;
+
+/** Inventory: lines per SIM import, numbers per range, rows per insert statement. */
+export const SIM_IMPORT_MAX_LINES = 10_000;
+export const NUMBER_RANGE_MAX = 100_000;
+export const INSERT_CHUNK_ROWS = 2_000;
+/** Per-line errors returned for a refused import; the rest are counted. */
+export const IMPORT_ERRORS_SHOWN = 200;

@@ -2,7 +2,13 @@ import t from "tap";
 import { isPublicPrefix, ROLES, type Role } from "../../src/platform/auth.js";
 import { EVENT_APIS } from "../../src/platform/events.js";
 import { type Engine, startEngine } from "../support/engine.js";
-import { billingAccountBody, createBillingAccount, createCustomer, createIndividual } from "../support/fixtures.js";
+import {
+  billingAccountBody,
+  createBillingAccount,
+  createCustomer,
+  createIndividual,
+  simRecord,
+} from "../support/fixtures.js";
 
 /**
  * Proves three rules for every route the app registers, so a route added later cannot skip them:
@@ -10,9 +16,14 @@ import { billingAccountBody, createBillingAccount, createCustomer, createIndivid
  * not list is refused; and every write leaves an audit row naming what it changed.
  */
 
-type WriteSample = (
-  engine: Engine,
-) => Promise<{ url: string; body?: unknown; contentType?: string; entityId?: string }>;
+type WriteSample = (engine: Engine) => Promise<{
+  url: string;
+  body?: unknown;
+  contentType?: string;
+  entityId?: string;
+  /** Where the audited entity's id is in the answer, when it is not `id` (imports answer with a batch). */
+  entityIdFrom?: (answer: Record<string, unknown>) => string;
+}>;
 
 const BA = "/tmf-api/accountManagement/v4/billingAccount";
 
@@ -79,6 +90,41 @@ const WRITE_SAMPLES: Record<string, WriteSample> = {
     return { url: `${BA}/${id}`, body: { creditLimit: { unit: "EUR", value: 250 } }, entityId: id };
   },
 };
+
+const INVENTORY = "/tmf-api/resourceInventoryManagement/v4/resource";
+async function numberId(engine: Engine, value: string): Promise<string> {
+  const created = await engine.request("POST", INVENTORY, { body: { "@type": "MSISDN", value } });
+  return created.json().id as string;
+}
+Object.assign(WRITE_SAMPLES, {
+  [`POST ${INVENTORY}`]: async () => ({ url: INVENTORY, body: { "@type": "MSISDN", value: "+4915100000100" } }),
+  [`PATCH ${INVENTORY}/:id`]: async (engine: Engine) => {
+    const created = await engine.request("POST", INVENTORY, { body: { "@type": "SIMCard", ...simRecord(900) } });
+    const id = created.json().id as string;
+    return { url: `${INVENTORY}/${id}`, body: { resourceStatus: "blocked" }, entityId: id };
+  },
+  "POST /api/v1/inventory/sim-imports": async () => ({
+    url: "/api/v1/inventory/sim-imports",
+    body: [simRecord(901), simRecord(902)],
+    entityIdFrom: (answer: Record<string, unknown>) => String(answer.batch),
+  }),
+  "POST /api/v1/inventory/number-ranges": async () => ({
+    url: "/api/v1/inventory/number-ranges",
+    body: { from: "+4915100000200", to: "+4915100000209" },
+    entityIdFrom: (answer: Record<string, unknown>) => String(answer.batch),
+  }),
+  "POST /api/v1/inventory/reservations": async (engine: Engine) => {
+    const id = await numberId(engine, "+4915100000300");
+    return { url: "/api/v1/inventory/reservations", body: { "@type": "MSISDN", id }, entityId: id };
+  },
+  "DELETE /api/v1/inventory/reservations/:id": async (engine: Engine) => {
+    const id = await numberId(engine, "+4915100000400");
+    const reserved = await engine.request("POST", "/api/v1/inventory/reservations", {
+      body: { "@type": "MSISDN", id },
+    });
+    return { url: `/api/v1/inventory/reservations/${reserved.json().id as string}`, entityId: id };
+  },
+} satisfies Record<string, WriteSample>);
 
 // Hub routes exist on every TMF API with events.
 for (const base of Object.values(EVENT_APIS)) {
@@ -172,7 +218,7 @@ t.test("every write route leaves an audit row for the entity it changed", async 
       response.statusCode >= 200 && response.statusCode < 300,
       `${name} succeeds (${response.statusCode} ${response.body})`,
     );
-    const entityId = request.entityId ?? (response.json().id as string);
+    const entityId = request.entityId ?? request.entityIdFrom?.(response.json()) ?? (response.json().id as string);
     const rows = await engine.sql<{ action: string; actor_role: string }>(
       "select action, actor_role from audit_log where entity_id = $1 and id > $2 order by id",
       [entityId, before],

@@ -1,3 +1,4 @@
+import { luhnCheckDigit } from "../../src/shared/identifiers.js";
 import type { Engine } from "./engine.js";
 
 /** Builders for the resources most tests need, created over HTTP like a CRM would. */
@@ -40,4 +41,18 @@ export async function createBillingAccount(engine: Engine, overrides: Record<str
   });
   if (response.statusCode !== 201) throw new Error(`billingAccount: ${response.statusCode} ${response.body}`);
   return { ...(response.json() as { id: string; href: string }), customerId: customer.id };
+}
+
+/** A valid SIM record: a 19-digit ICCID with its Luhn digit, an IMSI on the operator's first network. */
+export function simRecord(serial: number, overrides: Record<string, string> = {}) {
+  const payload = `894920000${String(serial).padStart(9, "0")}`;
+  return {
+    iccid: `${payload}${luhnCheckDigit(payload)}`,
+    imsi: `26201${String(serial).padStart(10, "0")}`,
+    pin1: "1234",
+    puk1: "12345678",
+    ki: "000102030405060708090a0b0c0d0e0f",
+    opc: "ffeeddccbbaa99887766554433221100",
+    ...overrides,
+  };
 }

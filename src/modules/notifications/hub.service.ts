@@ -3,7 +3,7 @@ import { and, asc, count, eq, gt, inArray, lte, or, sql } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { CallbackPolicy } from "../../platform/callback-policy.js";
 import type { Clock } from "../../platform/clock.js";
-import type { Database, Db } from "../../platform/database.js";
+import type { Database } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import { EVENT_APIS, type EventApi } from "../../platform/events.js";
 import { outboxEvents } from "../../platform/outbox.tables.js";

@@ -1,0 +1,201 @@
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import { actorOf, type Role, STAFF } from "../../platform/auth.js";
+import { AppError, notFound } from "../../platform/errors.js";
+import {
+  errorResponses,
+  FieldsQuerySchema,
+  IdParamsSchema,
+  listQuerySchema,
+  parseListQuery,
+  readFieldsParameter,
+  selectFields,
+  sendCreated,
+  sendList,
+} from "../../platform/tmf.js";
+import { isId } from "../../shared/ids.js";
+import {
+  NUMBER_CATEGORIES,
+  type NumberRange,
+  NumberRangeSchema,
+  RESOURCE_TYPES,
+  type ReservationRequest,
+  ReservationRequestSchema,
+  ReservationSchema,
+  type ResourceCreate,
+  ResourceCreateSchema,
+  ResourcePatchSchema,
+  ResourceSchema,
+  type SimRecord,
+} from "./inventory.schemas.js";
+import { type InventoryService, RESERVATION_PATH, RESOURCE_PATH } from "./inventory.service.js";
+import { parseSimCsv } from "./sim-csv.js";
+
+const WRITERS: readonly Role[] = ["admin", "crm"];
+const FILTERS = {
+  "@type": { values: RESOURCE_TYPES },
+  resourceStatus: { values: ["available", "reserved", "assigned", "blocked", "retired", "quarantine"] },
+  value: {},
+  category: { values: NUMBER_CATEGORIES },
+};
+const ListQuery = Type.Object(
+  {
+    ...listQuerySchema(FILTERS).properties,
+    valuePattern: Type.Optional(Type.String({ pattern: "^[+0-9*]{1,16}$" })),
+  },
+  { additionalProperties: false },
+);
+const ImportResult = Type.Object({ batch: Type.String(), imported: Type.Integer() });
+
+/** TMF639 resources, SIM imports, number ranges and reservations. */
+export function inventoryRoutes(inventory: InventoryService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    const knownFields = Object.keys(ResourceSchema.properties);
+    app.get(
+      RESOURCE_PATH,
+      {
+        config: { roles: STAFF },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "List or find SIMs and numbers; valuePattern=*777 finds numbers ending in 777",
+          querystring: ListQuery,
+          response: { 200: Type.Array(Type.Partial(ResourceSchema)), ...errorResponses() },
+        },
+      },
+      async (request, reply) => {
+        const query = request.query as Record<string, unknown>;
+        const list = parseListQuery(query, FILTERS, knownFields);
+        const { items, total } = await inventory.list(list, query.valuePattern as string | undefined);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
+
+    app.get(
+      `${RESOURCE_PATH}/:id`,
+      {
+        config: { roles: STAFF },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "Retrieve a SIM or number (never its secrets)",
+          params: IdParamsSchema,
+          querystring: FieldsQuerySchema,
+          response: { 200: Type.Partial(ResourceSchema), ...errorResponses(404) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        return selectFields(
+          await inventory.get(id),
+          readFieldsParameter(request.query as { fields?: string }, knownFields),
+        );
+      },
+    );
+
+    app.post(
+      RESOURCE_PATH,
+      {
+        config: { roles: ["admin"] },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "Add one SIM (identifiers and secrets) or one number",
+          body: ResourceCreateSchema,
+          response: { 201: ResourceSchema, ...errorResponses(409, 413, 415) },
+        },
+      },
+      async (request, reply) =>
+        sendCreated(reply, await inventory.create(actorOf(request), request.body as ResourceCreate)),
+    );
+
+    app.patch(
+      `${RESOURCE_PATH}/:id`,
+      {
+        config: { roles: WRITERS },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "Change a resource's status: block or retire a SIM, quarantine a released number, end a quarantine",
+          params: IdParamsSchema,
+          body: ResourcePatchSchema,
+          response: { 200: ResourceSchema, ...errorResponses(404, 409, 413, 415) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        return inventory.changeStatus(
+          actorOf(request),
+          id,
+          (request.body as { resourceStatus: string }).resourceStatus,
+        );
+      },
+    );
+
+    app.post(
+      "/api/v1/inventory/sim-imports",
+      {
+        config: { roles: ["admin"] },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "Import SIMs from a vendor file: text/csv with a header row, or a JSON array; all or nothing",
+          body: Type.Union([Type.String(), Type.Array(Type.Object({}, { additionalProperties: true }))]),
+          response: { 201: ImportResult, ...errorResponses(409, 413, 415) },
+        },
+      },
+      async (request, reply) => {
+        const records =
+          typeof request.body === "string" ? parseSimCsv(request.body) : (request.body as Array<Partial<SimRecord>>);
+        if (!Array.isArray(records))
+          throw new AppError("bad_request", "invalid_import", "body: must be CSV or a JSON array");
+        const result = await inventory.importSims(actorOf(request), records);
+        return reply.code(201).send(result);
+      },
+    );
+
+    app.post(
+      "/api/v1/inventory/number-ranges",
+      {
+        config: { roles: ["admin"] },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "Import a range of numbers in one category; all or nothing",
+          body: NumberRangeSchema,
+          response: { 201: ImportResult, ...errorResponses(409, 413, 415) },
+        },
+      },
+      async (request, reply) =>
+        reply.code(201).send(await inventory.importRange(actorOf(request), request.body as NumberRange)),
+    );
+
+    app.post(
+      RESERVATION_PATH,
+      {
+        config: { roles: WRITERS },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "Reserve a SIM or a number (a given one, or any matching a pattern or category) until it expires",
+          body: ReservationRequestSchema,
+          response: { 201: ReservationSchema, ...errorResponses(404, 409, 413, 415) },
+        },
+      },
+      async (request, reply) =>
+        sendCreated(reply, await inventory.reserve(actorOf(request), request.body as ReservationRequest)),
+    );
+
+    app.delete(
+      `${RESERVATION_PATH}/:id`,
+      {
+        config: { roles: WRITERS },
+        schema: {
+          tags: ["inventory (TMF639)"],
+          summary: "Release a reservation; the resource is available again",
+          params: IdParamsSchema,
+          response: { 204: Type.Null(), ...errorResponses(404) },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        if (!isId(id)) throw notFound("reservation", id);
+        await inventory.releaseReservation(actorOf(request), id);
+        return reply.code(204).send();
+      },
+    );
+  };
+}
