@@ -7,6 +7,11 @@ import { createCatalogModule } from "./modules/catalog/index.js";
 import { createCustomersModule } from "./modules/customers/index.js";
 import { createInventoryModule } from "./modules/inventory/index.js";
 import { createNotificationsModule } from "./modules/notifications/index.js";
+import {
+  httpGatewayChannel,
+  type MessageChannel,
+  undeliveredChannel,
+} from "./modules/notifications/message-channel.js";
 import { createRatingModule } from "./modules/rating/index.js";
 import { AuditLog } from "./platform/audit.js";
 import { registerAuth } from "./platform/auth.js";
@@ -33,6 +38,8 @@ export interface AppOptions {
   /** false silences the app (tests); otherwise logs go to stdout, or to this stream. */
   logger?: false;
   logStream?: NodeJS.WritableStream;
+  /** Where customer messages go; tests pass a recording channel. */
+  messageChannel?: MessageChannel;
 }
 
 /** A route as registered, for the test that proves every route declares roles and schemas. */
@@ -56,6 +63,7 @@ type AppServices = {
   customers: ReturnType<typeof createCustomersModule>["services"];
   catalog: ReturnType<typeof createCatalogModule>["service"];
   hubs: ReturnType<typeof createNotificationsModule>["hubs"];
+  messages: ReturnType<typeof createNotificationsModule>["messages"];
   inventory: ReturnType<typeof createInventoryModule>["service"];
 };
 
@@ -163,6 +171,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       ...deps,
       secrets,
       callbacks: new CallbackPolicy(config.callbackAllow),
+      channel:
+        options.messageChannel ??
+        (config.messageGatewayUrl ? httpGatewayChannel(config.messageGatewayUrl) : undeliveredChannel),
+      contactOf: customers.services.contactOf,
     });
     const inventory = createInventoryModule({
       ...deps,
@@ -176,6 +188,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       customers: customers.services,
       catalog: catalog.service,
       hubs: notifications.hubs,
+      messages: notifications.messages,
       inventory: inventory.service,
     });
     app.decorate("database", database);

@@ -1,7 +1,7 @@
 import { buildApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
-import { HUB_LOOP_INTERVAL_MS } from "./shared/limits.js";
+import { HUB_LOOP_INTERVAL_MS, INVENTORY_EXPIRY_INTERVAL_MS } from "./shared/limits.js";
 
 /** The API server process: configuration, the engine, the bootstrap key, listening, graceful shutdown. */
 async function main(): Promise<void> {
@@ -68,20 +68,28 @@ async function main(): Promise<void> {
   );
 }
 
-/** Hub delivery every second; one pass at a time, and a failed pass is logged and retried on the next tick. */
+/**
+ * Background work of the API process: hub delivery every second, inventory expiry (reservations, quarantine)
+ * every ten. Each loop runs one pass at a time; a failed pass is logged and retried on the next tick.
+ */
 function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop(): void } {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    app.services.hubs
-      .deliverOnce()
-      .catch((error: unknown) => app.log.error({ err: error }, "hub delivery pass failed"))
-      .finally(() => {
-        running = false;
-      });
-  }, HUB_LOOP_INTERVAL_MS);
-  return { stop: () => clearInterval(timer) };
+  const loop = (name: string, intervalMs: number, pass: () => Promise<unknown>) => {
+    let running = false;
+    return setInterval(() => {
+      if (running) return;
+      running = true;
+      pass()
+        .catch((error: unknown) => app.log.error({ err: error }, `${name} pass failed`))
+        .finally(() => {
+          running = false;
+        });
+    }, intervalMs);
+  };
+  const timers = [
+    loop("hub delivery", HUB_LOOP_INTERVAL_MS, () => app.services.hubs.deliverOnce()),
+    loop("inventory expiry", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.inventory.expire(SYSTEM_ACTOR)),
+  ];
+  return { stop: () => timers.forEach((timer) => clearInterval(timer)) };
 }
 
 main().catch((error: unknown) => {

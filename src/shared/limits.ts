@@ -62,3 +62,10 @@ export const NUMBER_RANGE_MAX = 100_000;
 export const INSERT_CHUNK_ROWS = 2_000;
 /** Per-line errors returned for a refused import; the rest are counted. */
 export const IMPORT_ERRORS_SHOWN = 200;
+/** How often the API process ends expired reservations and quarantines. */
+export const INVENTORY_EXPIRY_INTERVAL_MS = 10_000;
+
+/** Message gateway: how long one call may take and how many times a failing send is tried. */
+export const MESSAGE_GATEWAY_TIMEOUT_MS = 3_000;
+export const MESSAGE_GATEWAY_ATTEMPTS = 3;
+export const MESSAGE_BODY_MAX_LENGTH = 2_000;

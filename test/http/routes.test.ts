@@ -126,6 +126,14 @@ Object.assign(WRITE_SAMPLES, {
   },
 } satisfies Record<string, WriteSample>);
 
+WRITE_SAMPLES["POST /api/v1/customers/:id/messages"] = async (engine) => {
+  const customer = await createCustomer(engine);
+  return {
+    url: `/api/v1/customers/${customer.id}/messages`,
+    body: { channel: "sms", to: "+4915112345678", body: "Hi" },
+  };
+};
+
 // Hub routes exist on every TMF API with events.
 for (const base of Object.values(EVENT_APIS)) {
   WRITE_SAMPLES[`POST ${base}/hub`] = async () => ({

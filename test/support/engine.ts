@@ -5,6 +5,7 @@ import postgres from "postgres";
 import type { Test } from "tap";
 import { buildApp } from "../../src/app.js";
 import { type Config, loadConfig } from "../../src/config.js";
+import type { MessageChannel } from "../../src/modules/notifications/message-channel.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import type { Role } from "../../src/platform/auth.js";
 import { type Clock, ManualClock } from "../../src/platform/clock.js";
@@ -68,7 +69,7 @@ function withDatabase(url: string, database: string): string {
 
 export async function startEngine(
   t: TapLike,
-  options: { driver?: Driver; clock?: ManualClock; env?: Record<string, string> } = {},
+  options: { driver?: Driver; clock?: ManualClock; env?: Record<string, string>; messageChannel?: MessageChannel } = {},
 ): Promise<Engine> {
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
   const clock = options.clock ?? new ManualClock("2026-03-15T10:00:00Z");
@@ -107,7 +108,11 @@ export async function startEngine(
   }
 
   const config = { ...loadConfig(env), dataDir: env.BSS_DATA_DIR ?? "memory://" };
-  const app = await buildApp(config, { clock: clock as Clock, logger: false });
+  const app = await buildApp(config, {
+    clock: clock as Clock,
+    logger: false,
+    ...(options.messageChannel ? { messageChannel: options.messageChannel } : {}),
+  });
   let sqlClient: postgres.Sql | null = null;
   t.teardown(async () => {
     await app.close();

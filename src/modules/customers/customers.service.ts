@@ -505,6 +505,32 @@ export function createCustomerServices(deps: ServiceDeps) {
     organizations: new ResourceStore(organizationModel(), deps),
     customers: new ResourceStore(customerModel(), deps),
     billingAccounts,
+    /**
+     * Where to reach a customer on a channel: its own contact media first, then its party's; a preferred
+     * medium wins. `exists` is false for an unknown customer.
+     */
+    async contactOf(
+      customerId: string,
+      channel: "sms" | "email",
+    ): Promise<{ exists: boolean; address: string | null }> {
+      const db = deps.database.db;
+      const customer = isId(customerId) ? await repository.customerRows.find(db, customerId) : undefined;
+      if (!customer) return { exists: false, address: null };
+      const party = customer.individualId
+        ? await repository.individualRows.find(db, customer.individualId)
+        : await repository.organizationRows.find(db, customer.organizationId ?? "");
+      const media = [...customer.contactMedium, ...(party?.contactMedium ?? [])].sort(
+        (a, b) => Number(b.preferred ?? false) - Number(a.preferred ?? false),
+      );
+      const address =
+        channel === "email"
+          ? media.find((medium) => medium.mediumType === "email")?.characteristic.emailAddress
+          : (
+              media.find((medium) => medium.mediumType === "mobile") ??
+              media.find((medium) => medium.mediumType === "phone")
+            )?.characteristic.phoneNumber;
+      return { exists: true, address: address ?? null };
+    },
     /** Whether a billing account exists (for binding subscriber keys and, later, orders). */
     async billingAccountExists(db: Db, id: string): Promise<boolean> {
       return isId(id) && (await repository.billingAccountRows.find(db, id)) !== undefined;

@@ -4,9 +4,11 @@
  * cursor and customer_messages. Never delivers to a callback the callback policy refuses.
  */
 import { type HubDeps, HubService } from "./hub.service.js";
+import { type MessagesDeps, MessagesService } from "./messages.service.js";
 import { notificationsRoutes } from "./notifications.routes.js";
 
-export function createNotificationsModule(deps: HubDeps) {
+export function createNotificationsModule(deps: HubDeps & MessagesDeps) {
   const hubs = new HubService(deps);
-  return { hubs, routes: notificationsRoutes(hubs) };
+  const messages = new MessagesService(deps);
+  return { hubs, messages, routes: notificationsRoutes(hubs, messages) };
 }

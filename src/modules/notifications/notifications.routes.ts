@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role } from "../../platform/auth.js";
-import { notFound } from "../../platform/errors.js";
+import { invalidField, notFound } from "../../platform/errors.js";
 import { EVENT_APIS, type EventApi } from "../../platform/events.js";
 import {
   errorResponses,
@@ -11,8 +11,11 @@ import {
   sendCreated,
   sendList,
 } from "../../platform/tmf.js";
+import { isE164, isEmailAddress } from "../../shared/contact.js";
 import { isId } from "../../shared/ids.js";
+import { MESSAGE_BODY_MAX_LENGTH } from "../../shared/limits.js";
 import type { HubService } from "./hub.service.js";
+import type { MessagesService } from "./messages.service.js";
 
 const HUB_ROLES: readonly Role[] = ["admin", "crm"];
 
@@ -59,9 +62,86 @@ const DeliverySchema = Type.Object({
 const HUB_FILTERS = { api: { values: Object.keys(EVENT_APIS) }, status: { values: ["active", "parked"] } };
 const DELIVERY_FILTERS = { status: { values: ["pending", "sending", "delivered", "failed"] } };
 
-/** `POST {api}/hub` and `DELETE {api}/hub/{id}` on every TMF API with events, and the admin view of delivery. */
-export function notificationsRoutes(hubs: HubService) {
+const MessageInputSchema = Type.Object(
+  {
+    channel: Type.Enum(["sms", "email"]),
+    to: Type.Optional(Type.String({ minLength: 3, maxLength: 254 })),
+    subject: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    body: Type.String({ minLength: 1, maxLength: MESSAGE_BODY_MAX_LENGTH }),
+  },
+  { additionalProperties: false },
+);
+const MessageSchema = Type.Object({
+  id: Type.String(),
+  channel: Type.String(),
+  to: Type.String(),
+  subject: Type.Optional(Type.String()),
+  body: Type.String(),
+  reason: Type.String(),
+  status: Type.String(),
+  attempts: Type.Integer(),
+  lastError: Type.Optional(Type.String()),
+  createdAt: Type.String(),
+  sentAt: Type.Optional(Type.String()),
+});
+const MESSAGE_FILTERS = {
+  status: { values: ["pending", "sent", "failed", "undelivered"] },
+  channel: { values: ["sms", "email"] },
+};
+
+/**
+ * `POST {api}/hub` and `DELETE {api}/hub/{id}` on every TMF API with events, the admin view of delivery, and
+ * customer messages (agents send one and read each customer's log).
+ */
+export function notificationsRoutes(hubs: HubService, messages: MessagesService) {
   return async function routes(app: FastifyInstance): Promise<void> {
+    app.post(
+      "/api/v1/customers/:id/messages",
+      {
+        config: { roles: HUB_ROLES },
+        schema: {
+          tags: ["messages"],
+          summary: "Send an SMS or e-mail to a customer (to its own contact unless `to` is given)",
+          params: IdParamsSchema,
+          body: MessageInputSchema,
+          response: { 201: MessageSchema, ...errorResponses(404, 413, 415, 422) },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        const input = request.body as { channel: "sms" | "email"; to?: string; subject?: string; body: string };
+        if (input.channel === "sms" && input.to !== undefined && !isE164(input.to))
+          throw invalidField("to", "must be an E.164 number");
+        if (input.channel === "email" && input.to !== undefined && !isEmailAddress(input.to))
+          throw invalidField("to", "must be an e-mail address");
+        const message = await messages.send(actorOf(request), { ...input, customerId: id, reason: "agent" });
+        return reply.code(201).send(message);
+      },
+    );
+    app.get(
+      "/api/v1/customers/:id/messages",
+      {
+        config: { roles: HUB_ROLES },
+        schema: {
+          tags: ["messages"],
+          summary: "Every message sent to a customer and what became of it",
+          params: IdParamsSchema,
+          querystring: listQuerySchema(MESSAGE_FILTERS),
+          response: { 200: Type.Array(Type.Partial(MessageSchema)), ...errorResponses(404) },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        const list = parseListQuery(
+          request.query as Record<string, unknown>,
+          MESSAGE_FILTERS,
+          Object.keys(MessageSchema.properties),
+        );
+        const { items, total } = await messages.list(id, list);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
+
     for (const [api, base] of Object.entries(EVENT_APIS) as Array<[EventApi, string]>) {
       app.post(
         `${base}/hub`,

@@ -74,3 +74,27 @@ export const outboxCursors = pgTable("outbox_cursors", {
 
 export type HubSubscriptionRow = typeof hubSubscriptions.$inferSelect;
 export type HubDeliveryRow = typeof hubDeliveries.$inferSelect;
+
+/** Every customer-facing message (SMS, e-mail) and what became of it; agents read it per customer. */
+export const customerMessages = pgTable(
+  "customer_messages",
+  {
+    id: uuid("id").primaryKey(),
+    customerId: uuid("customer_id").notNull(),
+    channel: text("channel").notNull(),
+    recipient: text("recipient").notNull(),
+    subject: text("subject"),
+    body: text("body").notNull(),
+    reason: text("reason").notNull(),
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull(),
+    lastError: text("last_error"),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    sentAt: timestamp("sent_at", { withTimezone: true, mode: "date" }),
+  },
+  (table) => [
+    index("customer_messages_customer_idx").on(table.customerId, table.createdAt),
+    check("customer_messages_channel_check", sql`${table.channel} in ('sms', 'email')`),
+    check("customer_messages_status_check", sql`${table.status} in ('pending', 'sent', 'failed', 'undelivered')`),
+  ],
+);
