@@ -89,7 +89,11 @@ function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop
     loop("hub delivery", HUB_LOOP_INTERVAL_MS, () => app.services.hubs.deliverOnce()),
     loop("inventory expiry", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.inventory.expire(SYSTEM_ACTOR)),
   ];
-  return { stop: () => timers.forEach((timer) => clearInterval(timer)) };
+  return {
+    stop() {
+      for (const timer of timers) clearInterval(timer);
+    },
+  };
 }
 
 main().catch((error: unknown) => {
