@@ -3,11 +3,13 @@
  * benchmark measures its infrastructure ceiling in the same run and reports itself as a ratio of it.
  */
 import { benchHttp, printHttp } from "./http.js";
+import { benchInventory, printInventory } from "./inventory.js";
 import { benchRatingEngine, printRatingEngine } from "./rating-engine.js";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   http: async () => printHttp(await benchHttp()),
   "rating-engine": async () => printRatingEngine(await benchRatingEngine()),
+  inventory: async () => printInventory(await benchInventory()),
 };
 
 const requested = process.argv.slice(2);

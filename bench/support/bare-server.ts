@@ -24,6 +24,28 @@ if (sql !== null) {
     return { rows, total: counted[0]?.total, names };
   });
 
+  // The statements a reservation runs: pick and lock a free number, mark it reserved, audit, event.
+  app.post("/reserve", async (_request, reply) => {
+    const reserved = await sql.begin(async (tx) => {
+      const [candidate] = await tx`
+        select * from inventory_resources
+        where type = 'MSISDN' and state = 'available' and value like '+4916%'
+        order by value limit 1 for update skip locked`;
+      if (!candidate) return null;
+      const [row] = await tx`
+        update inventory_resources set state = 'reserved', reservation_id = ${randomUUID()},
+          reserved_until = now() + interval '15 minutes', updated_at = now()
+        where id = ${candidate.id as string} returning *`;
+      await tx`insert into audit_log (occurred_at, actor_role, action, entity_type, entity_id, before, after)
+        values (now(), 'admin', 'reserve', 'resource', ${candidate.id as string}, ${tx.json(candidate as never)}, ${tx.json(row as never)})`;
+      await tx`insert into outbox_events (event_id, event_type, api, resource_type, resource_id, event_time, payload)
+        values (${randomUUID()}, 'ResourceStateChangeEvent', 'resourceInventoryManagement', 'resource',
+          ${candidate.id as string}, now(), ${tx.json(row as never)})`;
+      return row;
+    });
+    return reply.code(reserved ? 201 : 409).send(reserved ?? { code: "not_available" });
+  });
+
   app.post("/create", async (request, reply) => {
     const body = request.body as { relatedParty: { id: string }[]; name: string };
     const customerId = body.relatedParty[0]?.id as string;

@@ -432,12 +432,13 @@ export class InventoryService {
       throw invalidField("valuePattern", "patterns and categories apply to numbers only");
     }
     if (request.id !== undefined && !isId(request.id)) throw notFound("resource", request.id);
-    const free = or(
-      eq(inventoryResources.state, "available"),
+    // Available rows first (an index scan in value order); only when none is left, rows whose reservation or
+    // quarantine has run out, which reservation treats as free before the expiry job has tidied them up.
+    const lapsed = or(
       and(eq(inventoryResources.state, "reserved"), lte(inventoryResources.reservedUntil, now)),
       and(eq(inventoryResources.state, "quarantine"), lte(inventoryResources.quarantineUntil, now)),
     ) as SQL;
-    const conditions: Array<SQL | undefined> = [eq(inventoryResources.type, request["@type"]), free];
+    const conditions: Array<SQL | undefined> = [eq(inventoryResources.type, request["@type"])];
     if (request.id !== undefined) conditions.push(eq(inventoryResources.id, request.id));
     if (request.value !== undefined) conditions.push(eq(inventoryResources.value, request.value));
     if (request.valuePattern !== undefined)
@@ -446,13 +447,17 @@ export class InventoryService {
     const reservationId = newId(now.getTime());
     const ttlSeconds = request.ttlSeconds ?? this.deps.reservationSeconds;
     return this.deps.database.transaction(async (tx) => {
-      const [candidate] = await tx
-        .select()
-        .from(inventoryResources)
-        .where(and(...conditions))
-        .orderBy(asc(inventoryResources.value))
-        .limit(1)
-        .for("update", { skipLocked: true });
+      const pick = async (state: SQL) => {
+        const [row] = await tx
+          .select()
+          .from(inventoryResources)
+          .where(and(...conditions, state))
+          .orderBy(asc(inventoryResources.value))
+          .limit(1)
+          .for("update", { skipLocked: true });
+        return row;
+      };
+      const candidate = (await pick(eq(inventoryResources.state, "available"))) ?? (await pick(lapsed));
       if (!candidate) {
         const specific = request.id ?? request.value;
         throw new AppError(

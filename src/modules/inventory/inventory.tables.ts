@@ -1,5 +1,11 @@
 import { sql } from "drizzle-orm";
-import { check, index, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { check, customType, index, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+
+/**
+ * Numbers and ICCIDs are ASCII digits: the C collation orders them as digits and lets the btree index serve
+ * prefix searches (`+49151*`) and `order by value` together.
+ */
+const digitsText = customType<{ data: string; driverData: string }>({ dataType: () => 'text collate "C"' });
 
 /**
  * SIM cards and numbers (TMF639 resources). One table, so reservation and listing work the same for both;
@@ -13,7 +19,7 @@ export const inventoryResources = pgTable(
     id: uuid("id").primaryKey(),
     type: text("type").notNull(),
     /** The MSISDN in E.164, or the SIM's ICCID. */
-    value: text("value").notNull(),
+    value: digitsText("value").notNull(),
     imsi: text("imsi"),
     category: text("category"),
     sealedSecrets: text("sealed_secrets"),
@@ -30,7 +36,7 @@ export const inventoryResources = pgTable(
     uniqueIndex("inventory_resources_value_idx").on(table.type, table.value),
     uniqueIndex("inventory_resources_imsi_idx").on(table.imsi),
     uniqueIndex("inventory_resources_reservation_idx").on(table.reservationId),
-    index("inventory_resources_state_idx").on(table.type, table.state, table.category),
+    index("inventory_resources_free_idx").on(table.type, table.state, table.value),
     check("inventory_resources_type_check", sql`${table.type} in ('SIMCard', 'MSISDN')`),
     check(
       "inventory_resources_state_check",

@@ -1,7 +1,7 @@
 CREATE TABLE "inventory_resources" (
 	"id" uuid PRIMARY KEY NOT NULL,
 	"type" text NOT NULL,
-	"value" text NOT NULL,
+	"value" text collate "C" NOT NULL,
 	"imsi" text,
 	"category" text,
 	"sealed_secrets" text,
@@ -23,7 +23,25 @@ CREATE TABLE "inventory_resources" (
 	CONSTRAINT "inventory_resources_quarantine_check" CHECK (("inventory_resources"."state" = 'quarantine') = ("inventory_resources"."quarantine_until" is not null))
 );
 --> statement-breakpoint
+CREATE TABLE "customer_messages" (
+	"id" uuid PRIMARY KEY NOT NULL,
+	"customer_id" uuid NOT NULL,
+	"channel" text NOT NULL,
+	"recipient" text NOT NULL,
+	"subject" text,
+	"body" text NOT NULL,
+	"reason" text NOT NULL,
+	"status" text NOT NULL,
+	"attempts" integer NOT NULL,
+	"last_error" text,
+	"created_at" timestamp with time zone NOT NULL,
+	"sent_at" timestamp with time zone,
+	CONSTRAINT "customer_messages_channel_check" CHECK ("customer_messages"."channel" in ('sms', 'email')),
+	CONSTRAINT "customer_messages_status_check" CHECK ("customer_messages"."status" in ('pending', 'sent', 'failed', 'undelivered'))
+);
+--> statement-breakpoint
 CREATE UNIQUE INDEX "inventory_resources_value_idx" ON "inventory_resources" USING btree ("type","value");--> statement-breakpoint
 CREATE UNIQUE INDEX "inventory_resources_imsi_idx" ON "inventory_resources" USING btree ("imsi");--> statement-breakpoint
 CREATE UNIQUE INDEX "inventory_resources_reservation_idx" ON "inventory_resources" USING btree ("reservation_id");--> statement-breakpoint
-CREATE INDEX "inventory_resources_state_idx" ON "inventory_resources" USING btree ("type","state","category");
+CREATE INDEX "inventory_resources_free_idx" ON "inventory_resources" USING btree ("type","state","value");--> statement-breakpoint
+CREATE INDEX "customer_messages_customer_idx" ON "customer_messages" USING btree ("customer_id","created_at");
