@@ -12,8 +12,12 @@ import {
   type MessageChannel,
   undeliveredChannel,
 } from "./modules/notifications/message-channel.js";
+import { createOrdersModule } from "./modules/orders/index.js";
+import { httpProvisioning, type Provisioning, SimulatedNetwork } from "./modules/provisioning/provisioning.js";
+import { simulatorRoutes } from "./modules/provisioning/simulator.routes.js";
 import { createRatingModule } from "./modules/rating/index.js";
-import { AuditLog } from "./platform/audit.js";
+import { createSubscriptionsModule } from "./modules/subscriptions/index.js";
+import { type Actor, AuditLog } from "./platform/audit.js";
 import { registerAuth } from "./platform/auth.js";
 import { type Broadcast, inProcessBroadcast, redisBroadcast } from "./platform/broadcast.js";
 import { CallbackPolicy } from "./platform/callback-policy.js";
@@ -40,6 +44,10 @@ export interface AppOptions {
   logStream?: NodeJS.WritableStream;
   /** Where customer messages go; tests pass a recording channel. */
   messageChannel?: MessageChannel;
+  /** The network adapter; tests pass a recording one. Default: HTTP with a network URL, else simulated. */
+  provisioning?: Provisioning;
+  /** "manual": orders wait for `fulfil` (tests step through them); default: fulfilled in the background. */
+  orderFulfilment?: "background" | "manual";
 }
 
 /** A route as registered, for the test that proves every route declares roles and schemas. */
@@ -65,6 +73,8 @@ type AppServices = {
   hubs: ReturnType<typeof createNotificationsModule>["hubs"];
   messages: ReturnType<typeof createNotificationsModule>["messages"];
   inventory: ReturnType<typeof createInventoryModule>["service"];
+  subscriptions: ReturnType<typeof createSubscriptionsModule>["service"];
+  orders: ReturnType<typeof createOrdersModule>["service"];
 };
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -183,6 +193,22 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       quarantineDays: config.quarantineDays,
       reservationSeconds: config.reservationSeconds,
     });
+    const simulated =
+      options.provisioning === undefined && config.networkUrl === undefined ? new SimulatedNetwork() : null;
+    const provisioning =
+      options.provisioning ??
+      (config.networkUrl !== undefined ? httpProvisioning(config.networkUrl) : (simulated as SimulatedNetwork));
+    const subscriptions = createSubscriptionsModule({ ...deps, provisioning, inventory: inventory.service });
+    const orders = createOrdersModule({
+      ...deps,
+      catalog: catalog.service,
+      customers: customers.services,
+      inventory: inventory.service,
+      subscriptions: subscriptions.service,
+      messages: notifications.messages,
+      log: app.log,
+      schedule: options.orderFulfilment ?? "background",
+    });
     app.decorate("services", {
       access: access.service,
       customers: customers.services,
@@ -190,6 +216,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       hubs: notifications.hubs,
       messages: notifications.messages,
       inventory: inventory.service,
+      subscriptions: subscriptions.service,
+      orders: orders.service,
     });
     app.decorate("database", database);
 
@@ -203,6 +231,20 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(rating.routes);
     await app.register(notifications.routes);
     await app.register(inventory.routes);
+    await app.register(subscriptions.routes);
+    await app.register(orders.routes);
+    if (simulated !== null) {
+      const recordFailure = (actor: Actor, change: object) =>
+        database.transaction((tx) =>
+          audit.record(tx, actor, {
+            action: "update",
+            entityType: "networkSimulator",
+            entityId: "failures",
+            after: change,
+          }),
+        );
+      await app.register(simulatorRoutes(simulated, recordFailure));
+    }
     await app.ready();
   } catch (error) {
     await app.close();

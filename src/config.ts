@@ -40,6 +40,8 @@ export interface Config {
   readonly reservationSeconds: number;
   /** Where customer messages go (an HTTP SMS/e-mail gateway); unset, they are stored as undelivered. */
   readonly messageGatewayUrl: string | undefined;
+  /** The provisioning endpoint of the network (HSS/UDM/PCRF adapter); unset, the simulated network runs. */
+  readonly networkUrl: string | undefined;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -150,6 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
     quarantineDays: integer("BSS_QUARANTINE_DAYS", 90, 0, 3650),
     reservationSeconds: integer("BSS_RESERVATION_SECONDS", 900, 10, 86_400 * 30),
     messageGatewayUrl: url("BSS_MESSAGE_GATEWAY_URL", ["http:", "https:"]),
+    networkUrl: url("BSS_NETWORK_URL", ["http:", "https:"]),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

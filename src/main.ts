@@ -70,7 +70,7 @@ async function main(): Promise<void> {
 
 /**
  * Background work of the API process: hub delivery every second, inventory expiry (reservations, quarantine)
- * every ten. Each loop runs one pass at a time; a failed pass is logged and retried on the next tick.
+ * every ten, and recovery of orders an earlier process left unfinished. Each loop runs one pass at a time; a failed pass is logged and retried on the next tick.
  */
 function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop(): void } {
   const loop = (name: string, intervalMs: number, pass: () => Promise<unknown>) => {
@@ -88,6 +88,7 @@ function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop
   const timers = [
     loop("hub delivery", HUB_LOOP_INTERVAL_MS, () => app.services.hubs.deliverOnce()),
     loop("inventory expiry", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.inventory.expire(SYSTEM_ACTOR)),
+    loop("order recovery", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.orders.recover(SYSTEM_ACTOR)),
   ];
   return {
     stop() {

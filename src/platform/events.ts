@@ -11,6 +11,8 @@ export const EVENT_APIS = {
   accountManagement: "/tmf-api/accountManagement/v4",
   productCatalogManagement: "/tmf-api/productCatalogManagement/v4",
   resourceInventoryManagement: "/tmf-api/resourceInventoryManagement/v4",
+  productInventory: "/tmf-api/productInventory/v4",
+  productOrderingManagement: "/tmf-api/productOrderingManagement/v4",
 } as const;
 export type EventApi = keyof typeof EVENT_APIS;
 

@@ -14,6 +14,8 @@ export const TMF_BASE = {
   account: "/tmf-api/accountManagement/v4",
   catalog: "/tmf-api/productCatalogManagement/v4",
   inventory: "/tmf-api/resourceInventoryManagement/v4",
+  productInventory: "/tmf-api/productInventory/v4",
+  ordering: "/tmf-api/productOrderingManagement/v4",
 } as const;
 
 export const ErrorSchema = Type.Object(

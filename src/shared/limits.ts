@@ -69,3 +69,10 @@ export const INVENTORY_EXPIRY_INTERVAL_MS = 10_000;
 export const MESSAGE_GATEWAY_TIMEOUT_MS = 3_000;
 export const MESSAGE_GATEWAY_ATTEMPTS = 3;
 export const MESSAGE_BODY_MAX_LENGTH = 2_000;
+
+/** Provisioning: time per network call and tries before a step fails (and the order compensates). */
+export const PROVISIONING_TIMEOUT_MS = 5_000;
+export const PROVISIONING_ATTEMPTS = 3;
+/** Items per product order, and how long an order may stay unfinished before recovery picks it up. */
+export const ORDER_ITEMS_MAX = 20;
+export const ORDER_RECOVERY_AFTER_SECONDS = 30;

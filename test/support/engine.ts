@@ -6,6 +6,7 @@ import type { Test } from "tap";
 import { buildApp } from "../../src/app.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import type { MessageChannel } from "../../src/modules/notifications/message-channel.js";
+import type { Provisioning } from "../../src/modules/provisioning/provisioning.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import type { Role } from "../../src/platform/auth.js";
 import { type Clock, ManualClock } from "../../src/platform/clock.js";
@@ -69,7 +70,14 @@ function withDatabase(url: string, database: string): string {
 
 export async function startEngine(
   t: TapLike,
-  options: { driver?: Driver; clock?: ManualClock; env?: Record<string, string>; messageChannel?: MessageChannel } = {},
+  options: {
+    driver?: Driver;
+    clock?: ManualClock;
+    env?: Record<string, string>;
+    messageChannel?: MessageChannel;
+    provisioning?: Provisioning;
+    orderFulfilment?: "background" | "manual";
+  } = {},
 ): Promise<Engine> {
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
   const clock = options.clock ?? new ManualClock("2026-03-15T10:00:00Z");
@@ -112,6 +120,8 @@ export async function startEngine(
     clock: clock as Clock,
     logger: false,
     ...(options.messageChannel ? { messageChannel: options.messageChannel } : {}),
+    ...(options.provisioning ? { provisioning: options.provisioning } : {}),
+    orderFulfilment: options.orderFulfilment ?? "manual",
   });
   let sqlClient: postgres.Sql | null = null;
   t.teardown(async () => {

@@ -56,3 +56,31 @@ export function simRecord(serial: number, overrides: Record<string, string> = {}
     ...overrides,
   };
 }
+
+/** The catalog published, numbers and SIMs in stock, a customer with a mobile contact and an account. */
+export async function orderReadyAccount(
+  engine: Engine,
+  options: { numbers?: [string, string]; sims?: number; accountType?: "prepaid" | "postpaid" } = {},
+) {
+  const { SYSTEM_ACTOR } = await import("../../src/platform/audit.js");
+  await engine.app.services.catalog.publish(SYSTEM_ACTOR, "catalog");
+  const [from, to] = options.numbers ?? ["+4915100000000", "+4915100000009"];
+  await engine.request("POST", "/api/v1/inventory/number-ranges", { body: { from, to } });
+  const sims = Array.from({ length: options.sims ?? 10 }, (_, index) => simRecord(index + 1));
+  await engine.request("POST", "/api/v1/inventory/sim-imports", { body: sims });
+  const customer = await createCustomer(engine, {
+    contactMedium: [{ mediumType: "mobile", characteristic: { phoneNumber: "+4915799999999" } }],
+  });
+  const postpaid = (options.accountType ?? "postpaid") === "postpaid";
+  const account = await engine.request("POST", "/tmf-api/accountManagement/v4/billingAccount", {
+    body: billingAccountBody(customer.id, postpaid ? {} : { accountType: "prepaid", creditLimit: undefined }),
+  });
+  return { customerId: customer.id, accountId: account.json().id as string, sims };
+}
+
+export function lineOrder(accountId: string, plan = "plan-postpaid-m", extra: Record<string, unknown>[] = []) {
+  return {
+    billingAccount: { id: accountId },
+    productOrderItem: [{ id: "1", action: "add", productOffering: { id: plan } }, ...extra],
+  };
+}

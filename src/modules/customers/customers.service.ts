@@ -531,6 +531,21 @@ export function createCustomerServices(deps: ServiceDeps) {
             )?.characteristic.phoneNumber;
       return { exists: true, address: address ?? null };
     },
+    /** What ordering needs to know of an account: its state, type, currency, owner and the owner's kind. */
+    async accountForOrder(db: Db, id: string) {
+      const account = isId(id) ? await repository.billingAccountRows.find(db, id) : undefined;
+      if (!account) return undefined;
+      const customer = await repository.customerRows.find(db, account.customerId);
+      return {
+        id: account.id,
+        state: account.state,
+        accountType: account.accountType as "prepaid" | "postpaid",
+        currency: account.currency,
+        customerId: account.customerId,
+        customerStatus: customer?.status ?? "closed",
+        isOrganization: customer?.organizationId !== null && customer?.organizationId !== undefined,
+      };
+    },
     /** Whether a billing account exists (for binding subscriber keys and, later, orders). */
     async billingAccountExists(db: Db, id: string): Promise<boolean> {
       return isId(id) && (await repository.billingAccountRows.find(db, id)) !== undefined;

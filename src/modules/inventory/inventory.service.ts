@@ -511,8 +511,8 @@ export class InventoryService {
     return row;
   }
 
-  async releaseReservation(actor: Actor, reservationId: string): Promise<void> {
-    await this.deps.database.transaction(async (tx) => {
+  async releaseReservation(actor: Actor, reservationId: string, within?: Db): Promise<void> {
+    const work = async (tx: Db) => {
       const row = await this.held(tx, reservationId);
       const [updated] = await tx
         .update(inventoryResources)
@@ -520,7 +520,39 @@ export class InventoryService {
         .where(eq(inventoryResources.id, row.id))
         .returning();
       await this.changed(tx, actor, "release", row, updated as InventoryRow);
-    });
+    };
+    await (within === undefined ? this.deps.database.transaction(work) : work(within));
+  }
+
+  async findByValue(db: Db, type: "SIMCard" | "MSISDN", value: string): Promise<InventoryRow | undefined> {
+    const [row] = await db
+      .select()
+      .from(inventoryResources)
+      .where(and(eq(inventoryResources.type, type), eq(inventoryResources.value, value)));
+    return row;
+  }
+
+  /** A line ended: its number goes to quarantine, its SIM is retired; only what this holder holds moves. */
+  async releaseFromHolder(
+    tx: Db,
+    actor: Actor,
+    type: "SIMCard" | "MSISDN",
+    value: string,
+    holder: string,
+  ): Promise<void> {
+    const [row] = await tx
+      .select()
+      .from(inventoryResources)
+      .where(
+        and(
+          eq(inventoryResources.type, type),
+          eq(inventoryResources.value, value),
+          eq(inventoryResources.assignedTo, holder),
+        ),
+      )
+      .for("update");
+    if (row && row.state === "assigned")
+      await this.transition(tx, actor, row, type === "MSISDN" ? "quarantine" : "retired");
   }
 
   /** Hands a reserved resource to its holder (a product, from an order); only the reservation can do that. */

@@ -1,0 +1,139 @@
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import { actorOf, type Role } from "../../platform/auth.js";
+import { AppError, notFound } from "../../platform/errors.js";
+import {
+  errorResponses,
+  FieldsQuerySchema,
+  IdParamsSchema,
+  listQuerySchema,
+  parseListQuery,
+  readFieldsParameter,
+  selectFields,
+  sendCreated,
+  sendList,
+} from "../../platform/tmf.js";
+import { isId } from "../../shared/ids.js";
+import {
+  CancelProductOrderCreateSchema,
+  CancelProductOrderSchema,
+  type ProductOrderCreate,
+  ProductOrderCreateSchema,
+  ProductOrderSchema,
+} from "./orders.schemas.js";
+import { CANCEL_PATH, ORDER_PATH, type OrdersService } from "./orders.service.js";
+
+const ORDERING: readonly Role[] = ["admin", "crm"];
+const READERS: readonly Role[] = ["admin", "crm", "finance"];
+const FILTERS = {
+  state: { values: ["acknowledged", "rejected", "inProgress", "completed", "failed", "cancelled"] },
+  billingAccountId: { isId: true },
+};
+const IdempotencyHeaders = Type.Object({
+  "idempotency-key": Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+});
+
+/** TMF622 productOrder and cancelProductOrder. */
+export function ordersRoutes(orders: OrdersService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    const knownFields = Object.keys(ProductOrderSchema.properties);
+    app.post(
+      ORDER_PATH,
+      {
+        config: { roles: ORDERING },
+        schema: {
+          tags: ["ordering (TMF622)"],
+          summary:
+            "Place an order (Idempotency-Key honoured). 201 acknowledged, then fulfilled in the background; a well-formed order that breaks a rule is 201 rejected with every reason",
+          headers: IdempotencyHeaders,
+          body: ProductOrderCreateSchema,
+          response: { 201: ProductOrderSchema, ...errorResponses(409, 413, 415) },
+        },
+      },
+      async (request, reply) => {
+        const key = (request.headers as { "idempotency-key"?: string })["idempotency-key"];
+        const { order, replayed } = await orders.place(actorOf(request), request.body as ProductOrderCreate, key);
+        if (replayed) reply.header("idempotent-replayed", "true");
+        return sendCreated(reply, order);
+      },
+    );
+    app.get(
+      ORDER_PATH,
+      {
+        config: { roles: READERS },
+        schema: {
+          tags: ["ordering (TMF622)"],
+          summary: "List or find product orders",
+          querystring: listQuerySchema(FILTERS),
+          response: { 200: Type.Array(Type.Partial(ProductOrderSchema)), ...errorResponses() },
+        },
+      },
+      async (request, reply) => {
+        const list = parseListQuery(request.query as Record<string, unknown>, FILTERS, knownFields);
+        const { items, total } = await orders.list(list);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
+    app.get(
+      `${ORDER_PATH}/:id`,
+      {
+        config: { roles: READERS },
+        schema: {
+          tags: ["ordering (TMF622)"],
+          summary: "Retrieve a product order",
+          params: IdParamsSchema,
+          querystring: FieldsQuerySchema,
+          response: { 200: Type.Partial(ProductOrderSchema), ...errorResponses(404) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        return selectFields(
+          await orders.get(id),
+          readFieldsParameter(request.query as { fields?: string }, knownFields),
+        );
+      },
+    );
+    app.post(
+      CANCEL_PATH,
+      {
+        config: { roles: ORDERING },
+        schema: {
+          tags: ["ordering (TMF622)"],
+          summary: "Cancel an order that is not complete; whatever it reserved is released",
+          body: CancelProductOrderCreateSchema,
+          response: { 201: CancelProductOrderSchema, ...errorResponses(409, 413, 415, 422) },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body as { productOrder: { id: string }; cancellationReason?: string };
+        if (!isId(body.productOrder.id)) {
+          throw new AppError(
+            "unprocessable",
+            "unknown_order",
+            `productOrder.id: order ${body.productOrder.id} does not exist`,
+            "productOrder.id",
+          );
+        }
+        return sendCreated(reply, await orders.cancel(actorOf(request), body.productOrder.id, body.cancellationReason));
+      },
+    );
+    app.get(
+      `${CANCEL_PATH}/:id`,
+      {
+        config: { roles: READERS },
+        schema: {
+          tags: ["ordering (TMF622)"],
+          summary: "Retrieve a cancellation request",
+          params: IdParamsSchema,
+          response: { 200: CancelProductOrderSchema, ...errorResponses(404) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        if (!isId(id)) throw notFound("cancelProductOrder", id);
+        return orders.getCancel(id);
+      },
+    );
+  };
+}

@@ -1,0 +1,90 @@
+import { type Static, Type } from "typebox";
+import { ORDER_ITEMS_MAX } from "../../shared/limits.js";
+
+const RefIn = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+const Characteristic = Type.Object({ name: Type.String({ maxLength: 50 }), value: Type.String({ maxLength: 50 }) });
+
+/** TMF622 create: the attributes read; others a standard client sends are ignored. */
+export const ProductOrderCreateSchema = Type.Object({
+  billingAccount: RefIn,
+  description: Type.Optional(Type.String({ maxLength: 500 })),
+  productOrderItem: Type.Array(
+    Type.Object({
+      id: Type.String({ minLength: 1, maxLength: 50 }),
+      action: Type.String({ minLength: 1, maxLength: 20 }),
+      productOffering: Type.Optional(RefIn),
+      product: Type.Optional(
+        Type.Object({
+          id: Type.Optional(Type.String({ maxLength: 100 })),
+          productCharacteristic: Type.Optional(Type.Array(Characteristic, { maxItems: 10 })),
+        }),
+      ),
+      productOrderItemRelationship: Type.Optional(
+        Type.Array(
+          Type.Object({ id: Type.String({ maxLength: 50 }), relationshipType: Type.String({ maxLength: 50 }) }),
+          {
+            maxItems: 5,
+          },
+        ),
+      ),
+    }),
+    { minItems: 1, maxItems: ORDER_ITEMS_MAX },
+  ),
+});
+export type ProductOrderCreate = Static<typeof ProductOrderCreateSchema>;
+
+const Ref = Type.Object({
+  id: Type.String(),
+  href: Type.String(),
+  name: Type.Optional(Type.String()),
+  "@referredType": Type.String(),
+});
+
+export const ProductOrderSchema = Type.Object({
+  id: Type.String(),
+  href: Type.String(),
+  "@type": Type.Literal("ProductOrder"),
+  state: Type.String(),
+  orderDate: Type.String(),
+  completionDate: Type.Optional(Type.String()),
+  description: Type.Optional(Type.String()),
+  billingAccount: Ref,
+  relatedParty: Type.Array(Type.Object({ ...Ref.properties, role: Type.String() })),
+  productOrderItem: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      action: Type.String(),
+      state: Type.String(),
+      productOffering: Type.Optional(Type.Object({ ...Ref.properties, version: Type.Optional(Type.String()) })),
+      product: Type.Optional(
+        Type.Object({
+          id: Type.Optional(Type.String()),
+          href: Type.Optional(Type.String()),
+          productCharacteristic: Type.Array(Type.Object({ name: Type.String(), value: Type.String() })),
+        }),
+      ),
+      productOrderItemRelationship: Type.Array(Type.Object({ id: Type.String(), relationshipType: Type.String() })),
+    }),
+  ),
+  rejectionReason: Type.Array(
+    Type.Object({ code: Type.String(), reason: Type.String(), orderItemId: Type.Optional(Type.String()) }),
+  ),
+  failureReason: Type.Optional(Type.String()),
+  cancellationReason: Type.Optional(Type.String()),
+});
+export type ProductOrder = Static<typeof ProductOrderSchema>;
+
+export const CancelProductOrderCreateSchema = Type.Object({
+  productOrder: RefIn,
+  cancellationReason: Type.Optional(Type.String({ maxLength: 500 })),
+});
+
+export const CancelProductOrderSchema = Type.Object({
+  id: Type.String(),
+  href: Type.String(),
+  "@type": Type.Literal("CancelProductOrder"),
+  state: Type.String(),
+  cancellationReason: Type.Optional(Type.String()),
+  effectiveCancellationDate: Type.Optional(Type.String()),
+  productOrder: Ref,
+});

@@ -1,0 +1,127 @@
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import { actorOf, STAFF } from "../../platform/auth.js";
+import {
+  errorResponses,
+  FieldsQuerySchema,
+  IdParamsSchema,
+  listQuerySchema,
+  parseListQuery,
+  readFieldsParameter,
+  selectFields,
+  sendList,
+} from "../../platform/tmf.js";
+import { PRODUCT_LIFECYCLE, PRODUCT_PATH, type SubscriptionsService } from "./subscriptions.service.js";
+
+const Ref = Type.Object({
+  id: Type.String(),
+  href: Type.String(),
+  name: Type.Optional(Type.String()),
+  "@referredType": Type.String(),
+});
+export const ProductSchema = Type.Object({
+  id: Type.String(),
+  href: Type.String(),
+  "@type": Type.Literal("Product"),
+  name: Type.String(),
+  status: Type.String(),
+  isBundle: Type.Boolean(),
+  startDate: Type.String(),
+  terminationDate: Type.Optional(Type.String()),
+  productOffering: Type.Object({ ...Ref.properties, version: Type.String() }),
+  billingAccount: Ref,
+  relatedParty: Type.Array(Type.Object({ ...Ref.properties, role: Type.String() })),
+  productCharacteristic: Type.Array(Type.Object({ name: Type.String(), value: Type.String() })),
+  productPrice: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      priceType: Type.String(),
+      recurringChargePeriod: Type.Optional(Type.String()),
+      price: Type.Object({ dutyFreeAmount: Type.Object({ unit: Type.String(), value: Type.Number() }) }),
+      productOfferingPrice: Ref,
+    }),
+  ),
+  productTerm: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      duration: Type.Object({ amount: Type.Integer(), units: Type.String() }),
+      validFor: Type.Object({ endDateTime: Type.String() }),
+    }),
+  ),
+  productRelationship: Type.Array(Type.Object({ relationshipType: Type.String(), product: Ref })),
+  statusHistory: Type.Array(
+    Type.Object({
+      status: Type.String(),
+      at: Type.String(),
+      reason: Type.String(),
+      orderId: Type.Optional(Type.String()),
+    }),
+  ),
+  orderId: Type.String(),
+});
+
+const FILTERS = {
+  status: { values: Object.keys(PRODUCT_LIFECYCLE) },
+  billingAccountId: { isId: true },
+  msisdn: {},
+  offeringId: {},
+};
+
+/** TMF637 products: lines and add-ons; PATCH of `status` suspends and resumes a line. */
+export function subscriptionsRoutes(subscriptions: SubscriptionsService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    const knownFields = Object.keys(ProductSchema.properties);
+    app.get(
+      PRODUCT_PATH,
+      {
+        config: { roles: [...STAFF, "subscriber"] },
+        schema: {
+          tags: ["products (TMF637)"],
+          summary: "List or find products (lines and add-ons); a subscriber key sees its own account's",
+          querystring: listQuerySchema(FILTERS),
+          response: { 200: Type.Array(Type.Partial(ProductSchema)), ...errorResponses() },
+        },
+      },
+      async (request, reply) => {
+        const list = parseListQuery(request.query as Record<string, unknown>, FILTERS, knownFields);
+        const { items, total } = await subscriptions.list(actorOf(request), list);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
+    app.get(
+      `${PRODUCT_PATH}/:id`,
+      {
+        config: { roles: [...STAFF, "subscriber"] },
+        schema: {
+          tags: ["products (TMF637)"],
+          summary: "Retrieve a product with its status history",
+          params: IdParamsSchema,
+          querystring: FieldsQuerySchema,
+          response: { 200: Type.Partial(ProductSchema), ...errorResponses(404) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        const fields = readFieldsParameter(request.query as { fields?: string }, knownFields);
+        return selectFields(await subscriptions.get(actorOf(request), id), fields);
+      },
+    );
+    app.patch(
+      `${PRODUCT_PATH}/:id`,
+      {
+        config: { roles: ["admin", "crm"] },
+        schema: {
+          tags: ["products (TMF637)"],
+          summary: "Suspend (status: suspended) or resume (status: active) a line, on the network first",
+          params: IdParamsSchema,
+          body: Type.Object({ status: Type.Enum(["suspended", "active"]) }),
+          response: { 200: ProductSchema, ...errorResponses(404, 409, 413, 415) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        return subscriptions.changeStatus(actorOf(request), id, (request.body as { status: string }).status);
+      },
+    );
+  };
+}

@@ -1,0 +1,419 @@
+import { and, asc, count, eq, inArray } from "drizzle-orm";
+import type { Actor } from "../../platform/audit.js";
+import type { Db } from "../../platform/database.js";
+import { AppError, notFound } from "../../platform/errors.js";
+import type { ServiceDeps } from "../../platform/resource-service.js";
+import { equalityFilters } from "../../platform/sql.js";
+import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { isId, newId } from "../../shared/ids.js";
+import { Money } from "../../shared/money.js";
+import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
+import type { InventoryService } from "../inventory/inventory.service.js";
+import type { LineOnNetwork, NetworkOperation, Provisioning } from "../provisioning/provisioning.js";
+import {
+  type BoughtPrice,
+  type BoughtTerm,
+  oneTimeCharges,
+  type ProductRow,
+  productHistory,
+  products,
+} from "./subscriptions.tables.js";
+
+export const PRODUCT_PATH = `${TMF_BASE.productInventory}/product`;
+
+export const PRODUCT_LIFECYCLE: StateMachine<string> = {
+  created: ["pendingActive", "aborted"],
+  pendingActive: ["active", "aborted"],
+  active: ["suspended", "pendingTerminate"],
+  suspended: ["active", "pendingTerminate"],
+  pendingTerminate: ["terminated"],
+  terminated: [],
+  aborted: [],
+};
+
+export interface SubscriptionsDeps extends ServiceDeps {
+  provisioning: Provisioning;
+  inventory: InventoryService;
+}
+
+export interface NewProduct {
+  offeringId: string;
+  offeringVersion: number;
+  name: string;
+  kind: "plan" | "addon";
+  prices: BoughtPrice[];
+  term: BoughtTerm | null;
+}
+
+export interface NewLine {
+  billingAccountId: string;
+  customerId: string;
+  currency: string;
+  orderId: string;
+  msisdn: string;
+  iccid: string;
+  plan: NewProduct;
+  addons: NewProduct[];
+}
+
+export interface OneTimeCharge {
+  productId: string;
+  priceId: string;
+  name: string;
+  amount: string;
+  currency: string;
+  taxClass: string;
+  offeringVersion: number;
+}
+
+function ref(path: string, id: string, name: string | undefined, referredType: string) {
+  return { id, href: `${path}/${id}`, ...(name !== undefined ? { name } : {}), "@referredType": referredType };
+}
+
+export function presentProduct(
+  row: ProductRow,
+  history: Array<typeof productHistory.$inferSelect>,
+  children: ProductRow[],
+) {
+  return {
+    id: row.id,
+    href: `${PRODUCT_PATH}/${row.id}`,
+    "@type": "Product" as const,
+    name: row.name,
+    status: row.status,
+    isBundle: children.length > 0,
+    startDate: (row.activatedAt ?? row.createdAt).toISOString(),
+    ...(row.terminatedAt ? { terminationDate: row.terminatedAt.toISOString() } : {}),
+    productOffering: {
+      ...ref(`${TMF_BASE.catalog}/productOffering`, row.offeringId, undefined, "ProductOffering"),
+      version: String(row.offeringVersion),
+    },
+    billingAccount: ref(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, undefined, "BillingAccount"),
+    relatedParty: [
+      { ...ref(`${TMF_BASE.customer}/customer`, row.customerId, undefined, "Customer"), role: "customer" },
+    ],
+    productCharacteristic: [
+      ...(row.msisdn ? [{ name: "msisdn", value: row.msisdn }] : []),
+      ...(row.iccid ? [{ name: "iccid", value: row.iccid }] : []),
+    ],
+    productPrice: row.prices.map((price) => ({
+      name: price.name,
+      priceType: price.type,
+      ...(price.period ? { recurringChargePeriod: price.period } : {}),
+      price: { dutyFreeAmount: { unit: price.currency, value: Number(new Money(price.amount).toFixed()) } },
+      productOfferingPrice: ref(
+        `${TMF_BASE.catalog}/productOfferingPrice`,
+        `${price.priceId}.${price.currency.toLowerCase()}`,
+        undefined,
+        "ProductOfferingPrice",
+      ),
+    })),
+    productTerm: row.term
+      ? [
+          {
+            name: row.term.name,
+            duration: { amount: row.term.months, units: "month" },
+            validFor: { endDateTime: row.term.endsAt },
+          },
+        ]
+      : [],
+    productRelationship: [
+      ...(row.parentId
+        ? [{ relationshipType: "reliesOn", product: ref(PRODUCT_PATH, row.parentId, undefined, "Product") }]
+        : []),
+      ...children.map((child) => ({
+        relationshipType: "bundles",
+        product: ref(PRODUCT_PATH, child.id, child.name, "Product"),
+      })),
+    ],
+    statusHistory: history.map((entry) => ({
+      status: entry.toStatus,
+      at: entry.at.toISOString(),
+      reason: entry.reason,
+      ...(entry.orderId ? { orderId: entry.orderId } : {}),
+    })),
+    orderId: row.orderId,
+  };
+}
+export type Product = ReturnType<typeof presentProduct>;
+
+/**
+ * Lines and their add-ons: the only place a product changes state. Orders, suspend/resume and (later)
+ * collections and charging come through here; every change is a dated history row, an audit row and an event,
+ * and changes a live line sees on the network are pushed there first.
+ */
+export class SubscriptionsService {
+  constructor(private readonly deps: SubscriptionsDeps) {}
+
+  private async presentRows(db: Db, rows: ProductRow[]): Promise<Product[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((row) => row.id);
+    const [history, children] = await Promise.all([
+      db.select().from(productHistory).where(inArray(productHistory.productId, ids)).orderBy(asc(productHistory.id)),
+      db.select().from(products).where(inArray(products.parentId, ids)).orderBy(asc(products.id)),
+    ]);
+    return rows.map((row) =>
+      presentProduct(
+        row,
+        history.filter((entry) => entry.productId === row.id),
+        children.filter((child) => child.parentId === row.id),
+      ),
+    );
+  }
+
+  async list(actor: Actor, request: ListRequest): Promise<{ items: Product[]; total: number }> {
+    const db = this.deps.database.db;
+    const scope = actor.role === "subscriber" ? eq(products.billingAccountId, actor.billingAccountId ?? "") : undefined;
+    const where = equalityFilters(
+      {
+        status: products.status,
+        billingAccountId: products.billingAccountId,
+        msisdn: products.msisdn,
+        offeringId: products.offeringId,
+      },
+      request.filters,
+      [scope],
+    );
+    const [rows, counted] = await Promise.all([
+      db.select().from(products).where(where).orderBy(asc(products.id)).offset(request.offset).limit(request.limit),
+      db.select({ total: count() }).from(products).where(where),
+    ]);
+    return { items: await this.presentRows(db, rows), total: counted[0]?.total ?? 0 };
+  }
+
+  async find(db: Db, id: string, lock = false): Promise<ProductRow | undefined> {
+    if (!isId(id)) return undefined;
+    const query = db.select().from(products).where(eq(products.id, id));
+    const [row] = lock ? await query.for("update") : await query;
+    return row;
+  }
+
+  async get(actor: Actor, id: string): Promise<Product> {
+    const db = this.deps.database.db;
+    const row = await this.find(db, id);
+    if (!row || (actor.role === "subscriber" && actor.billingAccountId !== row.billingAccountId))
+      throw notFound("product", id);
+    const [product] = await this.presentRows(db, [row]);
+    return product as Product;
+  }
+
+  private async move(
+    tx: Db,
+    actor: Actor,
+    row: ProductRow,
+    to: string,
+    reason: string,
+    orderId: string | null,
+  ): Promise<ProductRow> {
+    if (!canTransition(PRODUCT_LIFECYCLE, row.status, to)) {
+      throw new AppError(
+        "conflict",
+        "illegal_transition",
+        transitionRefusal(PRODUCT_LIFECYCLE, "product", row.status, to),
+      );
+    }
+    const now = this.deps.clock.now();
+    const [updated] = await tx
+      .update(products)
+      .set({
+        status: to,
+        updatedAt: now,
+        ...(to === "active" && row.activatedAt === null ? { activatedAt: now } : {}),
+        ...(to === "terminated" || to === "aborted" ? { terminatedAt: now } : {}),
+      })
+      .where(eq(products.id, row.id))
+      .returning();
+    await tx
+      .insert(productHistory)
+      .values({ productId: row.id, at: now, fromStatus: row.status, toStatus: to, reason, orderId });
+    const [presented] = await this.presentRows(tx, [updated as ProductRow]);
+    await this.deps.audit.record(tx, actor, {
+      action: "update",
+      entityType: "product",
+      entityId: row.id,
+      after: presented,
+    });
+    await this.deps.events.record(tx, {
+      api: "productInventory",
+      resource: "product",
+      change: "StateChange",
+      resourceId: row.id,
+      body: presented,
+    });
+    return updated as ProductRow;
+  }
+
+  /** A new line (plan and add-ons) created and moved to pendingActive, holding nothing on the network yet. */
+  async createPending(tx: Db, actor: Actor, line: NewLine): Promise<{ plan: ProductRow; addons: ProductRow[] }> {
+    const now = this.deps.clock.now();
+    const insert = async (product: NewProduct, parentId: string | null) => {
+      const [row] = await tx
+        .insert(products)
+        .values({
+          id: newId(now.getTime()),
+          billingAccountId: line.billingAccountId,
+          customerId: line.customerId,
+          offeringId: product.offeringId,
+          offeringVersion: product.offeringVersion,
+          name: product.name,
+          kind: product.kind,
+          parentId,
+          status: "created",
+          msisdn: product.kind === "plan" ? line.msisdn : null,
+          iccid: product.kind === "plan" ? line.iccid : null,
+          currency: line.currency,
+          prices: product.prices,
+          term: product.term,
+          orderId: line.orderId,
+          createdAt: now,
+          updatedAt: now,
+        })
+        .returning();
+      const created = row as ProductRow;
+      await tx
+        .insert(productHistory)
+        .values({
+          productId: created.id,
+          at: now,
+          fromStatus: null,
+          toStatus: "created",
+          reason: "ordered",
+          orderId: line.orderId,
+        });
+      const [presented] = await this.presentRows(tx, [created]);
+      await this.deps.audit.record(tx, actor, {
+        action: "create",
+        entityType: "product",
+        entityId: created.id,
+        after: presented,
+      });
+      await this.deps.events.record(tx, {
+        api: "productInventory",
+        resource: "product",
+        change: "Create",
+        resourceId: created.id,
+        body: presented,
+      });
+      return this.move(tx, actor, created, "pendingActive", "awaiting activation", line.orderId);
+    };
+    const plan = await insert(line.plan, null);
+    const addons: ProductRow[] = [];
+    for (const addon of line.addons) addons.push(await insert(addon, plan.id));
+    return { plan, addons };
+  }
+
+  async activate(tx: Db, actor: Actor, productIds: string[], orderId: string): Promise<void> {
+    for (const id of productIds) {
+      const row = await this.find(tx, id, true);
+      if (row) await this.move(tx, actor, row, "active", "activated on the network", orderId);
+    }
+  }
+
+  /** Undo for a line whose order failed or was cancelled before it went live. */
+  async abort(tx: Db, actor: Actor, productIds: string[], reason: string, orderId: string): Promise<void> {
+    for (const id of productIds) {
+      const row = await this.find(tx, id, true);
+      if (row && (row.status === "created" || row.status === "pendingActive"))
+        await this.move(tx, actor, row, "aborted", reason, orderId);
+    }
+  }
+
+  async recordCharges(tx: Db, billingAccountId: string, orderId: string, charges: OneTimeCharge[]): Promise<void> {
+    if (charges.length === 0) return;
+    const now = this.deps.clock.now();
+    await tx
+      .insert(oneTimeCharges)
+      .values(
+        charges.map((charge) => ({
+          id: newId(now.getTime()),
+          productId: charge.productId,
+          billingAccountId,
+          orderId,
+          priceId: charge.priceId,
+          name: charge.name,
+          amount: new Money(charge.amount),
+          currency: charge.currency,
+          taxClass: charge.taxClass,
+          offeringVersion: charge.offeringVersion,
+          createdAt: now,
+        })),
+      )
+      .onConflictDoNothing();
+  }
+
+  async lineOnNetwork(db: Db, row: ProductRow): Promise<LineOnNetwork> {
+    const sim = await this.deps.inventory.findByValue(db, "SIMCard", row.iccid ?? "");
+    return { productId: row.id, msisdn: row.msisdn ?? "", iccid: row.iccid ?? "", imsi: sim?.imsi ?? "" };
+  }
+
+  /**
+   * Suspend or resume a line (PATCH status): the network first, then the product and its add-ons. If the
+   * network does not confirm, nothing changes and the caller hears why.
+   */
+  async changeStatus(actor: Actor, id: string, to: string): Promise<Product> {
+    const db = this.deps.database.db;
+    const current = await this.find(db, id);
+    if (!current || (actor.role === "subscriber" && actor.billingAccountId !== current.billingAccountId))
+      throw notFound("product", id);
+    if (current.kind !== "plan")
+      throw new AppError("conflict", "illegal_transition", "an add-on follows its line; change the line's status");
+    const operations: Record<string, NetworkOperation> = { suspended: "suspend", active: "resume" };
+    const operation = operations[to];
+    if (operation === undefined || !canTransition(PRODUCT_LIFECYCLE, current.status, to) || current.status === to) {
+      throw new AppError(
+        "conflict",
+        "illegal_transition",
+        operation === undefined
+          ? `status: only suspended and active can be set here; lines end through a delete order`
+          : transitionRefusal(PRODUCT_LIFECYCLE, "product", current.status, to),
+      );
+    }
+    await this.push(operation, await this.lineOnNetwork(db, current));
+    await this.deps.database.transaction(async (tx) => {
+      const row = await this.find(tx, id, true);
+      if (!row || row.status !== current.status)
+        throw new AppError("conflict", "concurrent_change", "the line changed meanwhile; retry");
+      const reason = to === "suspended" ? "suspended on request" : "resumed on request";
+      await this.move(tx, actor, row, to, reason, null);
+      const children = await tx
+        .select()
+        .from(products)
+        .where(and(eq(products.parentId, id), eq(products.status, row.status)));
+      for (const child of children) await this.move(tx, actor, child, to, reason, null);
+    });
+    return this.get(actor, id);
+  }
+
+  /** Ends a line (delete order): network first, then the products; the number rests in quarantine, the SIM retires. */
+  async terminate(actor: Actor, id: string, orderId: string): Promise<void> {
+    const db = this.deps.database.db;
+    const current = await this.find(db, id);
+    if (!current) throw notFound("product", id);
+    await this.push("terminate", await this.lineOnNetwork(db, current));
+    await this.deps.database.transaction(async (tx) => {
+      const row = await this.find(tx, id, true);
+      if (!row) throw notFound("product", id);
+      const family = [row, ...(await tx.select().from(products).where(eq(products.parentId, id)))].filter(
+        (product) => product.status === "active" || product.status === "suspended",
+      );
+      for (const product of family) {
+        const ending = await this.move(tx, actor, product, "pendingTerminate", "disconnect ordered", orderId);
+        await this.move(tx, actor, ending, "terminated", "disconnected on the network", orderId);
+      }
+      await this.deps.inventory.releaseFromHolder(tx, actor, "MSISDN", row.msisdn ?? "", row.id);
+      await this.deps.inventory.releaseFromHolder(tx, actor, "SIMCard", row.iccid ?? "", row.id);
+    });
+  }
+
+  async push(operation: NetworkOperation, line: LineOnNetwork): Promise<void> {
+    try {
+      await this.deps.provisioning.apply(operation, line);
+    } catch (error) {
+      throw new AppError(
+        "unavailable",
+        "network_unavailable",
+        `the network did not confirm ${operation}: ${error instanceof Error ? error.message : "failed"}`,
+      );
+    }
+  }
+}

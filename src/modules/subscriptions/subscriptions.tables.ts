@@ -1,0 +1,128 @@
+import { sql } from "drizzle-orm";
+import {
+  type AnyPgColumn,
+  bigint,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+import { moneyColumn } from "../../platform/columns.js";
+import { billingAccounts } from "../customers/customers.tables.js";
+
+export interface BoughtPrice {
+  priceId: string;
+  name: string;
+  type: "recurring" | "oneTime";
+  period?: string;
+  amount: string;
+  currency: string;
+  taxClass: string;
+}
+
+export interface BoughtTerm {
+  id: string;
+  name: string;
+  months: number;
+  endsAt: string;
+  feePerMonth: string;
+}
+
+/**
+ * Installed products (TMF637): one plan product per line, add-ons under it. A live line holds its number and
+ * SIM; partial unique indexes make the database refuse a second live line with the same number or SIM.
+ */
+export const products = pgTable(
+  "products",
+  {
+    id: uuid("id").primaryKey(),
+    billingAccountId: uuid("billing_account_id")
+      .notNull()
+      .references(() => billingAccounts.id),
+    customerId: uuid("customer_id").notNull(),
+    offeringId: text("offering_id").notNull(),
+    offeringVersion: integer("offering_version").notNull(),
+    name: text("name").notNull(),
+    kind: text("kind").notNull(),
+    parentId: uuid("parent_id").references((): AnyPgColumn => products.id),
+    status: text("status").notNull(),
+    msisdn: text("msisdn"),
+    iccid: text("iccid"),
+    currency: text("currency").notNull(),
+    prices: jsonb("prices").$type<BoughtPrice[]>().notNull(),
+    term: jsonb("term").$type<BoughtTerm | null>(),
+    orderId: uuid("order_id").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
+    activatedAt: timestamp("activated_at", { withTimezone: true, mode: "date" }),
+    terminatedAt: timestamp("terminated_at", { withTimezone: true, mode: "date" }),
+  },
+  (table) => [
+    check(
+      "products_status_check",
+      sql`${table.status} in ('created', 'pendingActive', 'active', 'suspended', 'pendingTerminate', 'terminated', 'aborted')`,
+    ),
+    check("products_kind_check", sql`${table.kind} in ('plan', 'addon')`),
+    check(
+      "products_line_check",
+      sql`(${table.kind} = 'plan') = (${table.msisdn} is not null and ${table.iccid} is not null)`,
+    ),
+    uniqueIndex("products_live_msisdn_idx")
+      .on(table.msisdn)
+      .where(sql`${table.kind} = 'plan' and ${table.status} not in ('terminated', 'aborted')`),
+    uniqueIndex("products_live_iccid_idx")
+      .on(table.iccid)
+      .where(sql`${table.kind} = 'plan' and ${table.status} not in ('terminated', 'aborted')`),
+    index("products_account_idx").on(table.billingAccountId),
+    index("products_parent_idx").on(table.parentId),
+  ],
+);
+
+/** Every status a product went through, dated, with the reason and the order that caused it. */
+export const productHistory = pgTable(
+  "product_history",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    productId: uuid("product_id")
+      .notNull()
+      .references(() => products.id),
+    at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
+    fromStatus: text("from_status"),
+    toStatus: text("to_status").notNull(),
+    reason: text("reason").notNull(),
+    orderId: uuid("order_id"),
+  },
+  (table) => [index("product_history_product_idx").on(table.productId)],
+);
+
+/** One-time charges waiting for the next invoice; the unique key makes each charge exist once per order. */
+export const oneTimeCharges = pgTable(
+  "one_time_charges",
+  {
+    id: uuid("id").primaryKey(),
+    productId: uuid("product_id")
+      .notNull()
+      .references(() => products.id),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    orderId: uuid("order_id").notNull(),
+    priceId: text("price_id").notNull(),
+    name: text("name").notNull(),
+    amount: moneyColumn("amount").notNull(),
+    currency: text("currency").notNull(),
+    taxClass: text("tax_class").notNull(),
+    offeringVersion: integer("offering_version").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    billedAt: timestamp("billed_at", { withTimezone: true, mode: "date" }),
+  },
+  (table) => [
+    uniqueIndex("one_time_charges_once_idx").on(table.orderId, table.productId, table.priceId),
+    index("one_time_charges_account_idx").on(table.billingAccountId),
+  ],
+);
+
+export type ProductRow = typeof products.$inferSelect;
