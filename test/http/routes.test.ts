@@ -1,4 +1,5 @@
 import t from "tap";
+import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import { isPublicPrefix, ROLES, type Role } from "../../src/platform/auth.js";
 import { EVENT_APIS } from "../../src/platform/events.js";
 import { type Engine, startEngine } from "../support/engine.js";
@@ -7,6 +8,8 @@ import {
   createBillingAccount,
   createCustomer,
   createIndividual,
+  lineOrder,
+  orderReadyAccount,
   simRecord,
 } from "../support/fixtures.js";
 
@@ -133,6 +136,36 @@ WRITE_SAMPLES["POST /api/v1/customers/:id/messages"] = async (engine) => {
     body: { channel: "sms", to: "+4915112345678", body: "Hi" },
   };
 };
+
+const ORDERING = "/tmf-api/productOrderingManagement/v4";
+async function activeLine(engine: Engine): Promise<{ accountId: string; lineId: string }> {
+  const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100009000", "+4915100009009"], sims: 2 });
+  const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(accountId) });
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+  const order = await engine.request("GET", placed.json().href);
+  return { accountId, lineId: order.json().productOrderItem[0].product.id as string };
+}
+Object.assign(WRITE_SAMPLES, {
+  [`POST ${ORDERING}/productOrder`]: async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100008000", "+4915100008001"], sims: 1 });
+    return { url: `${ORDERING}/productOrder`, body: lineOrder(accountId) };
+  },
+  [`POST ${ORDERING}/cancelProductOrder`]: async (engine: Engine) => {
+    const customer = await createCustomer(engine);
+    const account = await engine.request("POST", BA, { body: billingAccountBody(customer.id) });
+    const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(account.json().id) });
+    return { url: `${ORDERING}/cancelProductOrder`, body: { productOrder: { id: placed.json().id } } };
+  },
+  "PATCH /tmf-api/productInventory/v4/product/:id": async (engine: Engine) => {
+    const { lineId } = await activeLine(engine);
+    return { url: `/tmf-api/productInventory/v4/product/${lineId}`, body: { status: "suspended" }, entityId: lineId };
+  },
+  "POST /api/v1/network-simulator/failures": async () => ({
+    url: "/api/v1/network-simulator/failures",
+    body: { operation: "activate", count: 0 },
+    entityIdFrom: () => "failures",
+  }),
+} satisfies Record<string, WriteSample>);
 
 // Hub routes exist on every TMF API with events.
 for (const base of Object.values(EVENT_APIS)) {

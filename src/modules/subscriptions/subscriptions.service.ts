@@ -270,16 +270,14 @@ export class SubscriptionsService {
         })
         .returning();
       const created = row as ProductRow;
-      await tx
-        .insert(productHistory)
-        .values({
-          productId: created.id,
-          at: now,
-          fromStatus: null,
-          toStatus: "created",
-          reason: "ordered",
-          orderId: line.orderId,
-        });
+      await tx.insert(productHistory).values({
+        productId: created.id,
+        at: now,
+        fromStatus: null,
+        toStatus: "created",
+        reason: "ordered",
+        orderId: line.orderId,
+      });
       const [presented] = await this.presentRows(tx, [created]);
       await this.deps.audit.record(tx, actor, {
         action: "create",
