@@ -4,12 +4,14 @@
  */
 import { benchHttp, printHttp } from "./http.js";
 import { benchInventory, printInventory } from "./inventory.js";
+import { benchOrders, printOrders } from "./orders.js";
 import { benchRatingEngine, printRatingEngine } from "./rating-engine.js";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   http: async () => printHttp(await benchHttp()),
   "rating-engine": async () => printRatingEngine(await benchRatingEngine()),
   inventory: async () => printInventory(await benchInventory()),
+  orders: async () => printOrders(await benchOrders()),
 };
 
 const requested = process.argv.slice(2);

@@ -13,7 +13,9 @@ export interface RunningServer {
 /** Starts a server entry point in its own process, so the load generator does not share its core. */
 export async function startServer(entry: string, env: NodeJS.ProcessEnv): Promise<RunningServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", entry], {
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the servers under load.
+  const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+  const child: ChildProcess = spawn(process.execPath, [...extra, "--import", "tsx", entry], {
     env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -426,7 +426,12 @@ export class InventoryService {
    * of quarantine. Candidates another request has locked are skipped, so concurrent reservations for the last
    * numbers each get a different one or fail cleanly.
    */
-  async reserve(actor: Actor, request: ReservationRequest): Promise<Reservation> {
+  /** With `within`, the reservation joins the caller's transaction (an order reserving and creating its line at once). */
+  async reserve(
+    actor: Actor,
+    request: ReservationRequest,
+    within?: Db,
+  ): Promise<Reservation & { held: { category: string | null; imsi: string | null } }> {
     const now = this.deps.clock.now();
     if (request["@type"] === "SIMCard" && (request.valuePattern !== undefined || request.category !== undefined)) {
       throw invalidField("valuePattern", "patterns and categories apply to numbers only");
@@ -446,7 +451,7 @@ export class InventoryService {
     if (request.category !== undefined) conditions.push(eq(inventoryResources.category, request.category));
     const reservationId = newId(now.getTime());
     const ttlSeconds = request.ttlSeconds ?? this.deps.reservationSeconds;
-    return this.deps.database.transaction(async (tx) => {
+    const work = async (tx: Db) => {
       const pick = async (state: SQL) => {
         const [row] = await tx
           .select()
@@ -493,8 +498,10 @@ export class InventoryService {
           value: candidate.value,
           "@referredType": candidate.type,
         },
+        held: { category: candidate.category, imsi: candidate.imsi },
       };
-    });
+    };
+    return within === undefined ? this.deps.database.transaction(work) : work(within);
   }
 
   private async held(tx: Db, reservationId: string): Promise<InventoryRow> {

@@ -211,7 +211,10 @@ export class OrdersService {
       throw error;
     }
     if (state === "acknowledged") {
-      await this.notify(row, "order.received", `Your order ${row.id} was received and is being processed.`);
+      // The customer hears of the order without the agent waiting for the message to go out.
+      setImmediate(() => {
+        this.notify(row, "order.received", `Your order ${row.id} was received and is being processed.`).catch(() => {});
+      });
       if (this.deps.schedule === "background") {
         setImmediate(() => {
           this.fulfil(actor, row.id).catch((error: unknown) =>
@@ -455,32 +458,8 @@ export class OrdersService {
     const progress: SagaProgress = { lines: [] };
     const plans = order.items.filter((item) => item.action === "add" && item.reliesOn === undefined);
 
-    // Step 1: reserve a number and a SIM per line.
-    for (const item of plans) {
-      const line: SagaProgress["lines"][number] = { itemId: item.id };
-      progress.lines.push(line);
-      try {
-        const number = await this.deps.inventory.reserve(actor, {
-          "@type": "MSISDN",
-          ...(item.msisdn ? { value: item.msisdn } : { category: "regular" }),
-        });
-        line.numberReservation = number.id;
-        line.msisdn = number.resource.value;
-        line.numberCategory =
-          (await this.deps.inventory.findByValue(db, "MSISDN", number.resource.value))?.category ?? "regular";
-        const sim = await this.deps.inventory.reserve(actor, {
-          "@type": "SIMCard",
-          ...(item.iccid ? { value: item.iccid } : {}),
-        });
-        line.simReservation = sim.id;
-        line.iccid = sim.resource.value;
-      } finally {
-        await this.progress(actor, order.id, progress);
-      }
-    }
-    await this.checkCancelled(order.id);
-
-    // Step 2: the products, pending activation.
+    // Steps 1 and 2 in one transaction: reserve a number and a SIM per line and create its products, pending
+    // activation. If anything is missing, nothing of it exists afterwards, so there is nothing to undo yet.
     const prices = (offering: Offering): BoughtPrice[] =>
       offering.prices.map((price) => ({
         priceId: price.id,
@@ -515,17 +494,26 @@ export class OrdersService {
       };
     };
     await this.deps.database.transaction(async (tx) => {
-      for (const line of progress.lines) {
-        const planItem = order.items.find((item) => item.id === line.itemId) as OrderItemRecord;
-        const plan = product(planItem);
-        const addons = order.items.filter((item) => item.reliesOn === line.itemId).map(product);
+      for (const item of plans) {
+        const number = await this.deps.inventory.reserve(
+          actor,
+          { "@type": "MSISDN", ...(item.msisdn ? { value: item.msisdn } : { category: "regular" }) },
+          tx,
+        );
+        const sim = await this.deps.inventory.reserve(
+          actor,
+          { "@type": "SIMCard", ...(item.iccid ? { value: item.iccid } : {}) },
+          tx,
+        );
+        const plan = product(item);
+        const addons = order.items.filter((other) => other.reliesOn === item.id).map(product);
         const created = await this.deps.subscriptions.createPending(tx, actor, {
           billingAccountId: account.id,
           customerId: account.customerId,
           currency: account.currency,
           orderId: order.id,
-          msisdn: line.msisdn as string,
-          iccid: line.iccid as string,
+          msisdn: number.resource.value,
+          iccid: sim.resource.value,
           plan: { ...plan, kind: "plan", prices: prices(plan.offering), term: term(plan.offering) },
           addons: addons.map((addon) => ({
             ...addon,
@@ -534,8 +522,17 @@ export class OrdersService {
             term: null,
           })),
         });
-        line.productId = created.plan.id;
-        line.addonIds = created.addons.map((addon) => addon.id);
+        progress.lines.push({
+          itemId: item.id,
+          numberReservation: number.id,
+          simReservation: sim.id,
+          msisdn: number.resource.value,
+          iccid: sim.resource.value,
+          imsi: sim.held.imsi ?? "",
+          numberCategory: number.held.category ?? "regular",
+          productId: created.plan.id,
+          addonIds: created.addons.map((addon) => addon.id),
+        });
       }
       await tx
         .update(productOrders)

@@ -30,6 +30,7 @@ export interface SagaProgress {
     simReservation?: string;
     msisdn?: string;
     iccid?: string;
+    imsi?: string;
     numberCategory?: string;
     productId?: string;
     addonIds?: string[];
