@@ -31,6 +31,7 @@ export async function benchOrders(): Promise<Record<string, string | number>[]> 
     BSS_REDIS_KEY_PREFIX: `bench:${process.pid}:`,
     BSS_SECRETS_KEY: "0".repeat(64),
     BSS_BODY_LIMIT_BYTES: String(8 * 1_048_576),
+    BSS_DB_POOL_MAX: process.env.BENCH_DB_POOL_MAX ?? "10",
     ADMIN_API_KEY: adminKey,
     LOG_LEVEL: "warn",
   });

@@ -3,6 +3,7 @@ import { redactSecrets } from "../shared/redact.js";
 import { auditLog } from "./audit.tables.js";
 import type { Clock } from "./clock.js";
 import type { Db } from "./database.js";
+import { insertDeferred } from "./deferred-inserts.js";
 import { equalityFilters } from "./sql.js";
 import type { ListRequest } from "./tmf.js";
 
@@ -46,7 +47,7 @@ export class AuditLog {
   constructor(private readonly clock: Clock) {}
 
   async record(tx: Db, actor: Actor, entry: AuditEntry): Promise<void> {
-    await tx.insert(auditLog).values({
+    await insertDeferred(tx, auditLog, {
       occurredAt: this.clock.now(),
       requestId: actor.requestId,
       actorKeyId: actor.keyId,

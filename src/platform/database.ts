@@ -10,6 +10,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { DB_CONNECT_TIMEOUT_SECONDS, DB_IDLE_TIMEOUT_SECONDS } from "../shared/limits.js";
+import { flushDeferred, openDeferred } from "./deferred-inserts.js";
 
 /**
  * The database handle every repository takes. A transaction is a Db too, so repositories never know
@@ -55,7 +56,13 @@ function withTransactionCount(base: Omit<Database, "transaction" | "stats">, poo
     async transaction(work) {
       inFlight += 1;
       try {
-        return await base.db.transaction((tx) => work(tx as unknown as Db));
+        return await base.db.transaction(async (raw) => {
+          const tx = raw as unknown as Db;
+          openDeferred(tx);
+          const result = await work(tx);
+          await flushDeferred(tx);
+          return result;
+        });
       } finally {
         inFlight -= 1;
       }

@@ -2,6 +2,7 @@ import { newId } from "../shared/ids.js";
 import { redactSecrets } from "../shared/redact.js";
 import type { Clock } from "./clock.js";
 import type { Db } from "./database.js";
+import { insertDeferred } from "./deferred-inserts.js";
 import { outboxEvents } from "./outbox.tables.js";
 
 /** The TMF APIs whose events hubs can subscribe to, by the path segment of their base URL. */
@@ -47,7 +48,7 @@ export class EventLog {
       eventType,
       event: { [event.resource]: redactSecrets(event.body) },
     };
-    await tx.insert(outboxEvents).values({
+    await insertDeferred(tx, outboxEvents, {
       eventId,
       eventType,
       api: event.api,

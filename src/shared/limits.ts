@@ -62,6 +62,8 @@ export const NUMBER_RANGE_MAX = 100_000;
 export const INSERT_CHUNK_ROWS = 2_000;
 /** Per-line errors returned for a refused import; the rest are counted. */
 export const IMPORT_ERRORS_SHOWN = 200;
+/** Imports at least this large refresh the planner statistics of the inventory table. */
+export const ANALYZE_AFTER_ROWS = 1_000;
 /** How often the API process ends expired reservations and quarantines. */
 export const INVENTORY_EXPIRY_INTERVAL_MS = 10_000;
 

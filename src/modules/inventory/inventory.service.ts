@@ -1,4 +1,4 @@
-import { and, asc, count, eq, inArray, like, lte, or, type SQL } from "drizzle-orm";
+import { and, asc, count, eq, inArray, like, lte, or, type SQL, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import type { Db } from "../../platform/database.js";
 import { AppError, type ItemError, invalidField, notFound } from "../../platform/errors.js";
@@ -9,7 +9,13 @@ import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { isE164 } from "../../shared/contact.js";
 import { iccidProblem, imsiProblem, SECRET_PATTERNS } from "../../shared/identifiers.js";
 import { isId, newId } from "../../shared/ids.js";
-import { IMPORT_ERRORS_SHOWN, INSERT_CHUNK_ROWS, NUMBER_RANGE_MAX, SIM_IMPORT_MAX_LINES } from "../../shared/limits.js";
+import {
+  ANALYZE_AFTER_ROWS,
+  IMPORT_ERRORS_SHOWN,
+  INSERT_CHUNK_ROWS,
+  NUMBER_RANGE_MAX,
+  SIM_IMPORT_MAX_LINES,
+} from "../../shared/limits.js";
 import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
 import type {
   NumberRange,
@@ -197,7 +203,7 @@ export class InventoryService {
     });
     const now = this.deps.clock.now();
     const batch = newId(now.getTime());
-    return this.deps.database.transaction(async (tx) => {
+    const result = await this.deps.database.transaction(async (tx) => {
       const valid = records.filter((record) => typeof record.iccid === "string" && typeof record.imsi === "string");
       for (const chunk of chunks(valid, INSERT_CHUNK_ROWS)) {
         const existing = await tx
@@ -270,6 +276,8 @@ export class InventoryService {
       });
       return { batch, imported: records.length };
     });
+    await this.refreshStatistics(result.imported);
+    return result;
   }
 
   /** A range of numbers in one category; refused whole if any of them exists already. */
@@ -287,7 +295,7 @@ export class InventoryService {
     );
     const now = this.deps.clock.now();
     const batch = newId(now.getTime());
-    return this.deps.database.transaction(async (tx) => {
+    const result = await this.deps.database.transaction(async (tx) => {
       const taken: string[] = [];
       for (const chunk of chunks(values, INSERT_CHUNK_ROWS)) {
         const rows = await tx
@@ -334,6 +342,16 @@ export class InventoryService {
       });
       return { batch, imported: size };
     });
+    await this.refreshStatistics(result.imported);
+    return result;
+  }
+
+  /**
+   * After a bulk import the planner's statistics still describe the table before it; without fresh ones it
+   * may sort the whole inventory for every reservation instead of walking the free-resource index.
+   */
+  private async refreshStatistics(imported: number): Promise<void> {
+    if (imported >= ANALYZE_AFTER_ROWS) await this.deps.database.db.execute(sql`analyze inventory_resources`);
   }
 
   /** A resource created alone is audited and announced as itself, not as a batch. */
