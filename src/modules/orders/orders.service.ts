@@ -415,7 +415,7 @@ export class OrdersService {
   private async run(actor: Actor, id: string): Promise<void> {
     const started = await this.deps.database.transaction(async (tx) => {
       const row = await this.find(tx, id, true);
-      if (!row || row.state !== "acknowledged") return null;
+      if (row?.state !== "acknowledged") return null;
       const [updated] = await tx
         .update(productOrders)
         .set({
