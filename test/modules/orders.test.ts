@@ -260,3 +260,103 @@ t.test("the HTTP network adapter: confirms, retries 5xx, gives up on timeouts an
   t.equal((await engine.request("GET", placed.href)).json().state, "failed", "retried, then failed and compensated");
   t.equal((await engine.request("GET", RESOURCES, { query: { resourceStatus: "reserved" } })).json().length, 0);
 });
+
+t.test("more steps failing in turn: no number left, and the last step after the network said yes", async (t) => {
+  await t.test("no number", async (t) => {
+    const engine = await startEngine(t, { provisioning: new RecordingProvisioning() });
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100000000", "+4915100000000"] });
+    const taken = await engine.request("POST", "/api/v1/inventory/reservations", {
+      body: { "@type": "MSISDN", value: "+4915100000000" },
+    });
+    t.equal(taken.statusCode, 201);
+    const placed = (await engine.request("POST", ORDERS, { body: lineOrder(accountId) })).json();
+    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.id);
+    const order = (await engine.request("GET", placed.href)).json();
+    t.match(order, { state: "failed", failureReason: /no available MSISDN/ });
+    t.equal(await engine.count("inventory_resources", "type = 'SIMCard' and state <> 'available'"), 0);
+    t.equal(await engine.count("products"), 0, "the transaction that reserves also creates: nothing is left");
+  });
+  await t.test("reservation lapsed while the network worked", async (t) => {
+    const network = new RecordingProvisioning();
+    const engine = await startEngine(t, { provisioning: network, env: { BSS_RESERVATION_SECONDS: "60" } });
+    const { accountId } = await orderReadyAccount(engine);
+    const placed = (await engine.request("POST", ORDERS, { body: lineOrder(accountId) })).json();
+    const gate = network.hold("activate");
+    const running = engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.id);
+    await gate.reached;
+    engine.clock.advanceSeconds(120);
+    gate.release();
+    await running;
+    const order = (await engine.request("GET", placed.href)).json();
+    t.match(order, { state: "failed", failureReason: /reservation .* does not exist/ });
+    t.same(
+      network.calls.map((call) => call.operation),
+      ["activate", "terminate"],
+      "the line is taken back on the network",
+    );
+    t.equal(await engine.count("products", "status <> 'aborted'"), 0);
+    t.equal(await engine.count("one_time_charges"), 0);
+    t.equal(await engine.count("inventory_resources", "state = 'assigned'"), 0);
+  });
+});
+
+t.test("the simulated network can be told to fail, and an order then fails and compensates", async (t) => {
+  const engine = await startEngine(t);
+  const { accountId } = await orderReadyAccount(engine);
+  const told = await engine.request("POST", "/api/v1/network-simulator/failures", {
+    body: { operation: "activate", count: 1 },
+  });
+  t.same(told.json(), { pendingFailures: { activate: 1 } });
+  const first = (await engine.request("POST", ORDERS, { body: lineOrder(accountId) })).json();
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, first.id);
+  t.match((await engine.request("GET", first.href)).json(), { state: "failed", failureReason: /told to fail/ });
+  const second = (await engine.request("POST", ORDERS, { body: lineOrder(accountId) })).json();
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, second.id);
+  t.equal((await engine.request("GET", second.href)).json().state, "completed", "the next one goes through");
+  expectError(
+    t,
+    await engine.request("POST", "/api/v1/network-simulator/failures", { body: { operation: "explode", count: 1 } }),
+    400,
+    "invalid_field",
+    "operation",
+  );
+});
+
+t.test("a subscriber key reads its own lines only; orders run in the background by default", async (t) => {
+  const engine = await startEngine(t, { provisioning: new RecordingProvisioning(), orderFulfilment: "background" });
+  const { accountId } = await orderReadyAccount(engine);
+  const placed = (await engine.request("POST", ORDERS, { body: lineOrder(accountId) })).json();
+  const settled = await engine.app.services.orders.settle(placed.id);
+  t.equal(settled.state, "completed");
+  const lineId = settled.productOrderItem[0]?.product?.id as string;
+  const mine = await engine.subscriberKey(accountId);
+  t.equal(
+    (await engine.request("GET", `/tmf-api/productInventory/v4/product/${lineId}`, { key: mine })).statusCode,
+    200,
+  );
+  const other = await createBillingAccount(engine);
+  const theirs = await engine.subscriberKey(other.id);
+  expectError(
+    t,
+    await engine.request("GET", `/tmf-api/productInventory/v4/product/${lineId}`, { key: theirs }),
+    404,
+    "not_found",
+  );
+  t.equal((await engine.request("GET", "/tmf-api/productInventory/v4/product", { key: theirs })).json().length, 0);
+  expectError(
+    t,
+    await engine.request("PATCH", `/tmf-api/productInventory/v4/product/${lineId}`, {
+      key: mine,
+      body: { status: "suspended" },
+    }),
+    403,
+    "role_not_allowed",
+  );
+  const filtered = await engine.request("GET", "/tmf-api/productInventory/v4/product", {
+    query: { msisdn: "+4915100000000", status: "active" },
+  });
+  t.same(
+    filtered.json().map((product: { id: string }) => product.id),
+    [lineId],
+  );
+});

@@ -216,11 +216,10 @@ export class OrdersService {
         this.notify(row, "order.received", `Your order ${row.id} was received and is being processed.`).catch(() => {});
       });
       if (this.deps.schedule === "background") {
-        setImmediate(() => {
-          this.fulfil(actor, row.id).catch((error: unknown) =>
-            this.deps.log.error({ err: error, orderId: row.id }, "fulfilment crashed"),
-          );
-        });
+        // Registered now, started once the answer is on its way: settle() finds it either way.
+        this.fulfil(actor, row.id, true).catch((error: unknown) =>
+          this.deps.log.error({ err: error, orderId: row.id }, "fulfilment crashed"),
+        );
       }
     }
     return { order: present(row), replayed: false };
@@ -398,10 +397,11 @@ export class OrdersService {
   }
 
   /** Runs an acknowledged order to its end. Safe to call twice: the second call finds it taken. */
-  async fulfil(actor: Actor, id: string): Promise<void> {
+  async fulfil(actor: Actor, id: string, deferred = false): Promise<void> {
     const running = this.#running.get(id);
     if (running) return running;
-    const work = this.run(actor, id).finally(() => this.#running.delete(id));
+    const start = deferred ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve();
+    const work = start.then(() => this.run(actor, id)).finally(() => this.#running.delete(id));
     this.#running.set(id, work);
     return work;
   }
