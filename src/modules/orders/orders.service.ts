@@ -125,6 +125,7 @@ function present(row: ProductOrderRow): ProductOrder {
  */
 export class OrdersService {
   readonly #running = new Map<string, Promise<void>>();
+  readonly #received = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: OrdersDeps) {}
 
@@ -211,10 +212,11 @@ export class OrdersService {
       throw error;
     }
     if (state === "acknowledged") {
-      // The customer hears of the order without the agent waiting for the message to go out.
-      setImmediate(() => {
-        this.notify(row, "order.received", `Your order ${row.id} was received and is being processed.`).catch(() => {});
-      });
+      // The customer hears of the order without the agent waiting for the message to go out; fulfilment waits
+      // for it, so "received" always comes before "active" or "failed".
+      const received = this.notify(row, "order.received", `Your order ${row.id} was received and is being processed.`);
+      this.#received.set(row.id, received);
+      received.finally(() => this.#received.delete(row.id)).catch(() => {});
       if (this.deps.schedule === "background") {
         // Registered now, started once the answer is on its way: settle() finds it either way.
         this.fulfil(actor, row.id, true).catch((error: unknown) =>
@@ -413,6 +415,7 @@ export class OrdersService {
   }
 
   private async run(actor: Actor, id: string): Promise<void> {
+    await this.#received.get(id);
     const started = await this.deps.database.transaction(async (tx) => {
       const row = await this.find(tx, id, true);
       if (row?.state !== "acknowledged") return null;
