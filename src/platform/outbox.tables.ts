@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { bigint, index, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 /**
@@ -16,6 +17,11 @@ export const outboxEvents = pgTable(
     resourceId: text("resource_id").notNull(),
     eventTime: timestamp("event_time", { withTimezone: true, mode: "date" }).notNull(),
     payload: jsonb("payload").notNull(),
+    /** When hub fan-out took the event; a row-level mark, since ids commit out of order and a cursor would skip. */
+    dispatchedAt: timestamp("dispatched_at", { withTimezone: true, mode: "date" }),
   },
-  (table) => [index("outbox_events_resource_idx").on(table.resourceType, table.resourceId)],
+  (table) => [
+    index("outbox_events_resource_idx").on(table.resourceType, table.resourceId),
+    index("outbox_events_undispatched_idx").on(table.id).where(sql`${table.dispatchedAt} is null`),
+  ],
 );

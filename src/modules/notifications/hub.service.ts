@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { and, asc, count, eq, gt, inArray, lte, or, sql } from "drizzle-orm";
+import { and, asc, count, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { CallbackPolicy } from "../../platform/callback-policy.js";
 import type { Clock } from "../../platform/clock.js";
@@ -28,7 +28,6 @@ import {
   hubDeliveries,
   hubDeliveryAttempts,
   hubSubscriptions,
-  outboxCursors,
 } from "./notifications.tables.js";
 
 export interface HubDeps {
@@ -49,9 +48,6 @@ export interface HubSubscription {
   parkedReason?: string;
   createdAt: string;
 }
-
-const DISPATCH_LOCK_KEY = 7_201_442_120;
-const CURSOR = "hub";
 
 /** The signature header a receiver verifies: HMAC-SHA256 over "<unix seconds>.<body>" with the hub secret. */
 export function signDelivery(secret: string, timestampSeconds: number, body: string): string {
@@ -229,20 +225,27 @@ export class HubService {
     });
   }
 
-  /** Fans outbox events past the cursor out to matching subscriptions. Returns how many events were read. */
+  /**
+   * Fans new outbox events out to matching subscriptions (one delivery row each) and marks them taken. Rows
+   * are claimed with SKIP LOCKED, so dispatchers in several processes share the work, and an event committed
+   * after a later one is still found: there is no cursor to pass it by. Events of APIs nobody subscribes to are
+   * marked without reading their payloads. Returns how many events were taken.
+   */
   async dispatch(limit = HUB_DISPATCH_BATCH): Promise<number> {
     return this.deps.database.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(${DISPATCH_LOCK_KEY})`);
-      const [cursor] = await tx.select().from(outboxCursors).where(eq(outboxCursors.name, CURSOR));
-      const after = cursor?.lastId ?? 0;
-      const events = await tx
-        .select()
+      const due = await tx
+        .select({ id: outboxEvents.id, api: outboxEvents.api })
         .from(outboxEvents)
-        .where(gt(outboxEvents.id, after))
+        .where(isNull(outboxEvents.dispatchedAt))
         .orderBy(asc(outboxEvents.id))
-        .limit(limit);
-      if (events.length === 0) return 0;
+        .limit(limit)
+        .for("update", { skipLocked: true });
+      if (due.length === 0) return 0;
       const subscriptions = await tx.select().from(hubSubscriptions);
+      const apis = new Set(subscriptions.map((subscription) => subscription.api));
+      const wanted = due.filter((event) => apis.has(event.api)).map((event) => event.id);
+      const events =
+        wanted.length === 0 ? [] : await tx.select().from(outboxEvents).where(inArray(outboxEvents.id, wanted));
       const filters = new Map(
         subscriptions.map((subscription) => [subscription.id, parseHubQuery(subscription.query ?? undefined)]),
       );
@@ -262,12 +265,16 @@ export class HubService {
           })),
       );
       if (rows.length > 0) await tx.insert(hubDeliveries).values(rows).onConflictDoNothing();
-      const lastId = events[events.length - 1]?.id ?? after;
       await tx
-        .insert(outboxCursors)
-        .values({ name: CURSOR, lastId })
-        .onConflictDoUpdate({ target: outboxCursors.name, set: { lastId } });
-      return events.length;
+        .update(outboxEvents)
+        .set({ dispatchedAt: now })
+        .where(
+          inArray(
+            outboxEvents.id,
+            due.map((event) => event.id),
+          ),
+        );
+      return due.length;
     });
   }
 

@@ -66,12 +66,6 @@ export const hubDeliveryAttempts = pgTable(
   (table) => [index("hub_delivery_attempts_delivery_idx").on(table.deliveryId)],
 );
 
-/** How far the dispatcher has read the outbox. */
-export const outboxCursors = pgTable("outbox_cursors", {
-  name: text("name").primaryKey(),
-  lastId: bigint("last_id", { mode: "number" }).notNull(),
-});
-
 export type HubSubscriptionRow = typeof hubSubscriptions.$inferSelect;
 export type HubDeliveryRow = typeof hubDeliveries.$inferSelect;
 

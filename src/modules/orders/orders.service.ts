@@ -212,8 +212,8 @@ export class OrdersService {
       throw error;
     }
     if (state === "acknowledged") {
-      // The customer hears of the order without the agent waiting for the message to go out; fulfilment waits
-      // for it, so "received" always comes before "active" or "failed".
+      // The customer hears of the order without the agent waiting for the message to go out; later messages of
+      // the order wait for this one, so "received" always comes before "active" or "failed".
       const received = this.notify(row, "order.received", `Your order ${row.id} was received and is being processed.`);
       this.#received.set(row.id, received);
       received.finally(() => this.#received.delete(row.id)).catch(() => {});
@@ -415,7 +415,6 @@ export class OrdersService {
   }
 
   private async run(actor: Actor, id: string): Promise<void> {
-    await this.#received.get(id);
     const started = await this.deps.database.transaction(async (tx) => {
       const row = await this.find(tx, id, true);
       if (row?.state !== "acknowledged") return null;
@@ -806,6 +805,7 @@ export class OrdersService {
 
   private async notify(order: ProductOrderRow, reason: string, text: string): Promise<void> {
     if (!order.customerId) return;
+    if (reason !== "order.received") await this.#received.get(order.id);
     try {
       await this.deps.messages.send(
         { keyId: null, role: "system", requestId: null, billingAccountId: null },
