@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { type TObject, Type } from "typebox";
+import { type TObject, type TProperties, Type } from "typebox";
 import { isId } from "../shared/ids.js";
 import type { Actor } from "./audit.js";
 import { actorOf, type Role } from "./auth.js";
@@ -43,44 +43,50 @@ export interface ResourceRoutesSpec<R, C, P> {
   deletable: boolean;
 }
 
-/**
- * The five routes of a TMF resource (list, get, create, merge-patch, delete), each a parse, one service
- * call and a reply. Every resource registers through here so the conventions cannot drift apart.
- */
-export function registerResourceRoutes<R extends { href: string }, C, P>(
-  app: FastifyInstance,
-  spec: ResourceRoutesSpec<R, C, P>,
-): void {
+/** What the two read routes of a resource need: its schema, filters, roles and two service calls. */
+export interface ReadRoutesSpec<R> {
+  path: string;
+  name: string;
+  tag: string;
+  resource: TObject;
+  filters: FilterSpecs;
+  roles: readonly Role[];
+  list(actor: Actor, request: ListRequest): Promise<{ items: R[]; total: number }>;
+  get(actor: Actor, id: string): Promise<R>;
+  /** A query parameter beyond paging, fields and equality filters (a pattern search), passed to `list` whole. */
+  extraQuery?: TProperties;
+}
+
+/** GET of the collection (paging, fields, filters, counts) and GET of one item by id (404 for non-ids). */
+export function registerReadRoutes<R extends object>(app: FastifyInstance, spec: ReadRoutesSpec<R>): void {
   const knownFields = Object.keys(spec.resource.properties);
   const partial = Type.Partial(spec.resource);
-  const itemPath = `${spec.path}/:id`;
-  const checkedId = (id: string) => {
-    if (!isId(id)) throw notFound(spec.name, id);
-    return id;
-  };
-
+  const base = listQuerySchema(spec.filters);
+  const querystring = spec.extraQuery
+    ? Type.Object({ ...base.properties, ...spec.extraQuery }, { additionalProperties: false })
+    : base;
   app.get(
     spec.path,
     {
-      config: { roles: spec.roles.read },
+      config: { roles: spec.roles },
       schema: {
         tags: [spec.tag],
         summary: `List or find ${spec.name} objects`,
-        querystring: listQuerySchema(spec.filters),
+        querystring,
         response: { 200: Type.Array(partial), ...errorResponses() },
       },
     },
     async (request, reply) => {
-      const list = parseListQuery(request.query as Record<string, unknown>, spec.filters, knownFields);
-      const { items, total } = await spec.service.list(actorOf(request), list);
+      const query = request.query as Record<string, unknown>;
+      const list = parseListQuery(query, spec.filters, knownFields);
+      const { items, total } = await spec.list(actorOf(request), { ...list, query });
       return sendList(reply, items, total, list.fields);
     },
   );
-
   app.get(
-    itemPath,
+    `${spec.path}/:id`,
     {
-      config: { roles: spec.roles.read },
+      config: { roles: spec.roles },
       schema: {
         tags: [spec.tag],
         summary: `Retrieve a ${spec.name} by id`,
@@ -91,10 +97,36 @@ export function registerResourceRoutes<R extends { href: string }, C, P>(
     },
     async (request) => {
       const { id } = request.params as { id: string };
+      if (!isId(id)) throw notFound(spec.name, id);
       const fields = readFieldsParameter(request.query as { fields?: string }, knownFields);
-      return selectFields(await spec.service.get(actorOf(request), checkedId(id)), fields);
+      return selectFields(await spec.get(actorOf(request), id), fields);
     },
   );
+}
+
+/**
+ * The five routes of a TMF resource (list, get, create, merge-patch, delete), each a parse, one service
+ * call and a reply. Every resource registers through here so the conventions cannot drift apart.
+ */
+export function registerResourceRoutes<R extends { href: string }, C, P>(
+  app: FastifyInstance,
+  spec: ResourceRoutesSpec<R, C, P>,
+): void {
+  const itemPath = `${spec.path}/:id`;
+  const checkedId = (id: string) => {
+    if (!isId(id)) throw notFound(spec.name, id);
+    return id;
+  };
+  registerReadRoutes(app, {
+    path: spec.path,
+    name: spec.name,
+    tag: spec.tag,
+    resource: spec.resource,
+    filters: spec.filters,
+    roles: spec.roles.read,
+    list: (actor, request) => spec.service.list(actor, request),
+    get: (actor, id) => spec.service.get(actor, id),
+  });
 
   app.post(
     spec.path,

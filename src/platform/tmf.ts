@@ -67,6 +67,8 @@ export interface ListRequest {
   limit: number;
   fields: readonly string[] | null;
   filters: Record<string, string[]>;
+  /** The validated query string, for parameters a route adds beyond these (a pattern search). */
+  query?: Record<string, unknown>;
 }
 
 /** Reads paging, fields and filters out of a validated list query. */

@@ -2,17 +2,8 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role, STAFF } from "../../platform/auth.js";
 import { AppError, notFound } from "../../platform/errors.js";
-import {
-  errorResponses,
-  FieldsQuerySchema,
-  IdParamsSchema,
-  listQuerySchema,
-  parseListQuery,
-  readFieldsParameter,
-  selectFields,
-  sendCreated,
-  sendList,
-} from "../../platform/tmf.js";
+import { errorResponses, IdParamsSchema, sendCreated } from "../../platform/tmf.js";
+import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import { isId } from "../../shared/ids.js";
 import {
   NUMBER_CATEGORIES,
@@ -38,58 +29,22 @@ const FILTERS = {
   value: {},
   category: { values: NUMBER_CATEGORIES },
 };
-const ListQuery = Type.Object(
-  {
-    ...listQuerySchema(FILTERS).properties,
-    valuePattern: Type.Optional(Type.String({ pattern: "^[+0-9*]{1,16}$" })),
-  },
-  { additionalProperties: false },
-);
 const ImportResult = Type.Object({ batch: Type.String(), imported: Type.Integer() });
 
 /** TMF639 resources, SIM imports, number ranges and reservations. */
 export function inventoryRoutes(inventory: InventoryService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    const knownFields = Object.keys(ResourceSchema.properties);
-    app.get(
-      RESOURCE_PATH,
-      {
-        config: { roles: STAFF },
-        schema: {
-          tags: ["inventory (TMF639)"],
-          summary: "List or find SIMs and numbers; valuePattern=*777 finds numbers ending in 777",
-          querystring: ListQuery,
-          response: { 200: Type.Array(Type.Partial(ResourceSchema)), ...errorResponses() },
-        },
-      },
-      async (request, reply) => {
-        const query = request.query as Record<string, unknown>;
-        const list = parseListQuery(query, FILTERS, knownFields);
-        const { items, total } = await inventory.list(list, query.valuePattern as string | undefined);
-        return sendList(reply, items, total, list.fields);
-      },
-    );
-
-    app.get(
-      `${RESOURCE_PATH}/:id`,
-      {
-        config: { roles: STAFF },
-        schema: {
-          tags: ["inventory (TMF639)"],
-          summary: "Retrieve a SIM or number (never its secrets)",
-          params: IdParamsSchema,
-          querystring: FieldsQuerySchema,
-          response: { 200: Type.Partial(ResourceSchema), ...errorResponses(404) },
-        },
-      },
-      async (request) => {
-        const { id } = request.params as { id: string };
-        return selectFields(
-          await inventory.get(id),
-          readFieldsParameter(request.query as { fields?: string }, knownFields),
-        );
-      },
-    );
+    registerReadRoutes(app, {
+      path: RESOURCE_PATH,
+      name: "resource",
+      tag: "inventory (TMF639)",
+      resource: ResourceSchema,
+      filters: FILTERS,
+      roles: STAFF,
+      extraQuery: { valuePattern: Type.Optional(Type.String({ pattern: "^[+0-9*]{1,16}$" })) },
+      list: (_actor, request) => inventory.list(request, request.query?.valuePattern as string | undefined),
+      get: (_actor, id) => inventory.get(id),
+    });
 
     app.post(
       RESOURCE_PATH,

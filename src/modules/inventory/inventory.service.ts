@@ -261,20 +261,10 @@ export class InventoryService {
         );
       }
       if (single) return this.recordSingle(tx, actor, batch);
-      await this.deps.audit.record(tx, actor, {
-        action: "import",
-        entityType: "simImport",
-        entityId: batch,
-        after: { batch, imported: records.length, iccids: records.map((record) => record.iccid) },
+      return this.recordBatch(tx, actor, "simImport", batch, records.length, {
+        "@type": "SIMCard",
+        iccids: records.map((record) => record.iccid),
       });
-      await this.deps.events.record(tx, {
-        api: "resourceInventoryManagement",
-        resource: "resource",
-        change: "Create",
-        resourceId: batch,
-        body: { batch, "@type": "SIMCard", imported: records.length },
-      });
-      return { batch, imported: records.length };
     });
     await this.refreshStatistics(result.imported);
     return result;
@@ -327,20 +317,7 @@ export class InventoryService {
         );
       }
       if (single) return this.recordSingle(tx, actor, batch);
-      await this.deps.audit.record(tx, actor, {
-        action: "import",
-        entityType: "numberRange",
-        entityId: batch,
-        after: { ...range, imported: size },
-      });
-      await this.deps.events.record(tx, {
-        api: "resourceInventoryManagement",
-        resource: "resource",
-        change: "Create",
-        resourceId: batch,
-        body: { batch, "@type": "MSISDN", from: range.from, to: range.to, imported: size },
-      });
-      return { batch, imported: size };
+      return this.recordBatch(tx, actor, "numberRange", batch, size, { "@type": "MSISDN", ...range });
     });
     await this.refreshStatistics(result.imported);
     return result;
@@ -352,6 +329,27 @@ export class InventoryService {
    */
   private async refreshStatistics(imported: number): Promise<void> {
     if (imported >= ANALYZE_AFTER_ROWS) await this.deps.database.db.execute(sql`analyze inventory_resources`);
+  }
+
+  /** An import is audited and announced once, as a batch, rather than once per SIM or number. */
+  private async recordBatch(
+    tx: Db,
+    actor: Actor,
+    entityType: "simImport" | "numberRange",
+    batch: string,
+    imported: number,
+    details: Record<string, unknown>,
+  ): Promise<{ batch: string; imported: number }> {
+    const summary = { batch, imported, ...details };
+    await this.deps.audit.record(tx, actor, { action: "import", entityType, entityId: batch, after: summary });
+    await this.deps.events.record(tx, {
+      api: "resourceInventoryManagement",
+      resource: "resource",
+      change: "Create",
+      resourceId: batch,
+      body: summary,
+    });
+    return { batch, imported };
   }
 
   /** A resource created alone is audited and announced as itself, not as a batch. */

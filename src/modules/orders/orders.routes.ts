@@ -2,17 +2,8 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role } from "../../platform/auth.js";
 import { AppError, notFound } from "../../platform/errors.js";
-import {
-  errorResponses,
-  FieldsQuerySchema,
-  IdParamsSchema,
-  listQuerySchema,
-  parseListQuery,
-  readFieldsParameter,
-  selectFields,
-  sendCreated,
-  sendList,
-} from "../../platform/tmf.js";
+import { errorResponses, IdParamsSchema, sendCreated } from "../../platform/tmf.js";
+import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import { isId } from "../../shared/ids.js";
 import {
   CancelProductOrderCreateSchema,
@@ -36,7 +27,6 @@ const IdempotencyHeaders = Type.Object({
 /** TMF622 productOrder and cancelProductOrder. */
 export function ordersRoutes(orders: OrdersService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    const knownFields = Object.keys(ProductOrderSchema.properties);
     app.post(
       ORDER_PATH,
       {
@@ -57,43 +47,16 @@ export function ordersRoutes(orders: OrdersService) {
         return sendCreated(reply, order);
       },
     );
-    app.get(
-      ORDER_PATH,
-      {
-        config: { roles: READERS },
-        schema: {
-          tags: ["ordering (TMF622)"],
-          summary: "List or find product orders",
-          querystring: listQuerySchema(FILTERS),
-          response: { 200: Type.Array(Type.Partial(ProductOrderSchema)), ...errorResponses() },
-        },
-      },
-      async (request, reply) => {
-        const list = parseListQuery(request.query as Record<string, unknown>, FILTERS, knownFields);
-        const { items, total } = await orders.list(list);
-        return sendList(reply, items, total, list.fields);
-      },
-    );
-    app.get(
-      `${ORDER_PATH}/:id`,
-      {
-        config: { roles: READERS },
-        schema: {
-          tags: ["ordering (TMF622)"],
-          summary: "Retrieve a product order",
-          params: IdParamsSchema,
-          querystring: FieldsQuerySchema,
-          response: { 200: Type.Partial(ProductOrderSchema), ...errorResponses(404) },
-        },
-      },
-      async (request) => {
-        const { id } = request.params as { id: string };
-        return selectFields(
-          await orders.get(id),
-          readFieldsParameter(request.query as { fields?: string }, knownFields),
-        );
-      },
-    );
+    registerReadRoutes(app, {
+      path: ORDER_PATH,
+      name: "productOrder",
+      tag: "ordering (TMF622)",
+      resource: ProductOrderSchema,
+      filters: FILTERS,
+      roles: READERS,
+      list: (_actor, request) => orders.list(request),
+      get: (_actor, id) => orders.get(id),
+    });
     app.post(
       CANCEL_PATH,
       {

@@ -1,16 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, STAFF } from "../../platform/auth.js";
-import {
-  errorResponses,
-  FieldsQuerySchema,
-  IdParamsSchema,
-  listQuerySchema,
-  parseListQuery,
-  readFieldsParameter,
-  selectFields,
-  sendList,
-} from "../../platform/tmf.js";
+import { errorResponses, IdParamsSchema } from "../../platform/tmf.js";
+import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import { PRODUCT_LIFECYCLE, PRODUCT_PATH, type SubscriptionsService } from "./subscriptions.service.js";
 
 const Ref = Type.Object({
@@ -70,42 +62,16 @@ const FILTERS = {
 /** TMF637 products: lines and add-ons; PATCH of `status` suspends and resumes a line. */
 export function subscriptionsRoutes(subscriptions: SubscriptionsService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    const knownFields = Object.keys(ProductSchema.properties);
-    app.get(
-      PRODUCT_PATH,
-      {
-        config: { roles: [...STAFF, "subscriber"] },
-        schema: {
-          tags: ["products (TMF637)"],
-          summary: "List or find products (lines and add-ons); a subscriber key sees its own account's",
-          querystring: listQuerySchema(FILTERS),
-          response: { 200: Type.Array(Type.Partial(ProductSchema)), ...errorResponses() },
-        },
-      },
-      async (request, reply) => {
-        const list = parseListQuery(request.query as Record<string, unknown>, FILTERS, knownFields);
-        const { items, total } = await subscriptions.list(actorOf(request), list);
-        return sendList(reply, items, total, list.fields);
-      },
-    );
-    app.get(
-      `${PRODUCT_PATH}/:id`,
-      {
-        config: { roles: [...STAFF, "subscriber"] },
-        schema: {
-          tags: ["products (TMF637)"],
-          summary: "Retrieve a product with its status history",
-          params: IdParamsSchema,
-          querystring: FieldsQuerySchema,
-          response: { 200: Type.Partial(ProductSchema), ...errorResponses(404) },
-        },
-      },
-      async (request) => {
-        const { id } = request.params as { id: string };
-        const fields = readFieldsParameter(request.query as { fields?: string }, knownFields);
-        return selectFields(await subscriptions.get(actorOf(request), id), fields);
-      },
-    );
+    registerReadRoutes(app, {
+      path: PRODUCT_PATH,
+      name: "product",
+      tag: "products (TMF637)",
+      resource: ProductSchema,
+      filters: FILTERS,
+      roles: [...STAFF, "subscriber"],
+      list: (actor, request) => subscriptions.list(actor, request),
+      get: (actor, id) => subscriptions.get(actor, id),
+    });
     app.patch(
       `${PRODUCT_PATH}/:id`,
       {
