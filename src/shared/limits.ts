@@ -49,9 +49,11 @@ export const HUB_MAX_ATTEMPTS = 8;
 export const HUB_BACKOFF_BASE_SECONDS = 2;
 export const HUB_BACKOFF_MAX_SECONDS = 3_600;
 export const HUB_DELIVERY_TIMEOUT_MS = 5_000;
-export const HUB_SENDING_LEASE_SECONDS = 60;
+export const HUB_SEND_BATCH_FOR_LEASE = 50;
+/** A claimed batch is sent one delivery after another, so its lease outlasts a batch of timeouts. */
+export const HUB_SENDING_LEASE_SECONDS = (HUB_SEND_BATCH_FOR_LEASE * HUB_DELIVERY_TIMEOUT_MS) / 1000 + 30;
 export const HUB_DISPATCH_BATCH = 500;
-export const HUB_SEND_BATCH = 50;
+export const HUB_SEND_BATCH = HUB_SEND_BATCH_FOR_LEASE;
 /** Hub subscriptions per API, so a client cannot make every event fan out without bound. */
 export const HUB_SUBSCRIPTIONS_MAX = 100;
 export const HUB_LOOP_INTERVAL_MS = 1_000;

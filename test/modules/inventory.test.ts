@@ -176,8 +176,17 @@ for (const driver of drivers) {
     t.match(assigned, { resourceStatus: "assigned", assignedTo: "product-1" });
     expectError(t, await engine.request("DELETE", again.json().href), 404, "not_found");
 
-    const released = await engine.request("PATCH", assigned.href, { body: { resourceStatus: "quarantine" } });
-    t.equal(released.json().resourceStatus, "quarantine");
+    expectError(
+      t,
+      await engine.request("PATCH", assigned.href, { body: { resourceStatus: "quarantine" } }),
+      409,
+      "illegal_transition",
+    );
+    await engine.app.database.transaction((tx) =>
+      inventory.releaseFromHolder(tx, SYSTEM_ACTOR, "MSISDN", "+4915100000001", "product-1"),
+    );
+    const released = await engine.request("GET", assigned.href);
+    t.equal(released.json().resourceStatus, "quarantine", "the holder's release sends it to quarantine");
     t.equal(released.json().quarantineUntil, "2026-04-14T10:10:01.000Z");
     expectError(
       t,

@@ -360,3 +360,25 @@ t.test("a subscriber key reads its own lines only; orders run in the background 
     [lineId],
   );
 });
+
+t.test("a line still being activated cannot be set active or suspended by hand", async (t) => {
+  const network = new RecordingProvisioning();
+  const engine = await startEngine(t, { provisioning: network });
+  const { accountId } = await orderReadyAccount(engine);
+  const placed = (await engine.request("POST", ORDERS, { body: lineOrder(accountId) })).json();
+  const gate = network.hold("activate");
+  const running = engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.id);
+  await gate.reached;
+  const [pending] = await engine.sql<{ id: string }>("select id from products where kind = 'plan'");
+  const url = `/tmf-api/productInventory/v4/product/${pending?.id}`;
+  expectError(t, await engine.request("PATCH", url, { body: { status: "active" } }), 409, "illegal_transition");
+  expectError(t, await engine.request("PATCH", url, { body: { status: "suspended" } }), 409, "illegal_transition");
+  gate.release();
+  await running;
+  t.equal((await engine.request("GET", placed.href)).json().state, "completed");
+  t.same(
+    network.calls.map((call) => call.operation),
+    ["activate"],
+    "nothing was pushed for the refused changes",
+  );
+});

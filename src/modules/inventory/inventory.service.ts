@@ -38,10 +38,12 @@ const SIM_LIFECYCLE: StateMachine<string> = {
   blocked: ["available", "assigned", "retired"],
   retired: [],
 };
+// An assigned number is released by ending its line (releaseFromHolder), never by hand: a number taken from a
+// live line would come back as available while the line still uses it.
 const NUMBER_LIFECYCLE: StateMachine<string> = {
   available: [],
   reserved: [],
-  assigned: ["quarantine"],
+  assigned: [],
   quarantine: ["available"],
 };
 

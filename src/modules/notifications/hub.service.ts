@@ -369,6 +369,12 @@ export class HubService {
       error = failure instanceof Error ? (failure.name === "TimeoutError" ? "timed out" : failure.message) : "failed";
     }
     const durationMs = Math.round(performance.now() - started);
+    // Only while this sender still holds the lease: a delivery reclaimed by another sender is its business now.
+    const mine = and(
+      eq(hubDeliveries.id, delivery.id),
+      eq(hubDeliveries.status, "sending"),
+      eq(hubDeliveries.attempts, delivery.attempts),
+    );
     return this.deps.database.transaction(async (tx) => {
       await tx.insert(hubDeliveryAttempts).values({
         deliveryId: delivery.id,
@@ -401,7 +407,7 @@ export class HubService {
           lastError: error,
           nextAttemptAt: new Date(attemptedAt.getTime() + backoffSeconds(delivery.attempts) * 1000),
         })
-        .where(eq(hubDeliveries.id, delivery.id));
+        .where(mine);
       if (!exhausted) return "retrying" as const;
       await tx
         .update(hubSubscriptions)

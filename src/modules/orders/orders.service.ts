@@ -58,6 +58,17 @@ function characteristic(item: ProductOrderCreate["productOrderItem"][number], na
   return item.product?.productCharacteristic?.find((entry) => entry.name === name)?.value;
 }
 
+/** Free as reservation sees it: available, or held by a reservation or quarantine that has run out. */
+function isFree(
+  resource: { state: string; reservedUntil: Date | null; quarantineUntil: Date | null },
+  now: Date,
+): boolean {
+  if (resource.state === "available") return true;
+  if (resource.state === "reserved") return resource.reservedUntil !== null && resource.reservedUntil <= now;
+  if (resource.state === "quarantine") return resource.quarantineUntil !== null && resource.quarantineUntil <= now;
+  return false;
+}
+
 function hashOf(body: unknown): string {
   return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
@@ -332,13 +343,13 @@ export class OrdersService {
             record.msisdn = msisdn;
             const number = await this.deps.inventory.findByValue(db, "MSISDN", msisdn);
             if (!number) reject("unknown_number", `number ${msisdn} is not in the inventory`, item.id);
-            else if (number.state !== "available") reject("number_taken", `number ${msisdn} is not available`, item.id);
+            else if (!isFree(number, now)) reject("number_taken", `number ${msisdn} is not available`, item.id);
           }
           if (iccid !== undefined) {
             record.iccid = iccid;
             const sim = await this.deps.inventory.findByValue(db, "SIMCard", iccid);
             if (!sim) reject("unknown_sim", `SIM ${iccid} is not in the inventory`, item.id);
-            else if (sim.state !== "available") reject("sim_taken", `SIM ${iccid} is not available`, item.id);
+            else if (!isFree(sim, now)) reject("sim_taken", `SIM ${iccid} is not available`, item.id);
           }
         }
         if (offering.kind === "addon") {
@@ -436,7 +447,11 @@ export class OrdersService {
       else await this.connect(actor, started);
     } catch (error) {
       const outcome = error instanceof Interrupted ? error.outcome : "failed";
-      const reason = error instanceof Error ? error.message : "fulfilment failed";
+      // Domain errors say what went wrong in words a customer may read; anything else is logged, not echoed.
+      const reason =
+        error instanceof Interrupted || error instanceof AppError
+          ? error.message
+          : `an internal error stopped fulfilment; quote order ${id} to the operator`;
       if (!(error instanceof Interrupted) && !(error instanceof AppError))
         this.deps.log.error({ err: error, orderId: id }, "fulfilment failed");
       await this.compensate(actor, id, outcome, reason);
@@ -547,15 +562,16 @@ export class OrdersService {
     for (const line of progress.lines) {
       const row = await this.deps.subscriptions.find(db, line.productId as string);
       if (!row) throw new Interrupted("failed", "a product of the order disappeared");
-      const sim = await this.deps.inventory.findByValue(db, "SIMCard", line.iccid as string);
+      // Marked before the call: a call that times out may still have reached the network, and compensation
+      // must then take the line back there too (terminate is idempotent on the network's side).
+      line.activated = true;
+      await this.progress(actor, order.id, progress);
       await this.deps.subscriptions.push("activate", {
         productId: row.id,
         msisdn: line.msisdn as string,
         iccid: line.iccid as string,
-        imsi: sim?.imsi ?? "",
+        imsi: line.imsi ?? "",
       });
-      line.activated = true;
-      await this.progress(actor, order.id, progress);
     }
     await this.checkCancelled(order.id);
 
@@ -565,6 +581,7 @@ export class OrdersService {
     const completed = await this.deps.database.transaction(async (tx) => {
       const row = await this.find(tx, order.id, true);
       if (row?.cancelRequested) throw new Interrupted("cancelled", row.cancellationReason ?? "cancelled on request");
+      if (row?.state !== "inProgress") throw new Interrupted("failed", "the order was taken over by recovery");
       const charges: OneTimeCharge[] = [];
       for (const line of progress.lines) {
         const productId = line.productId as string;
@@ -639,6 +656,15 @@ export class OrdersService {
     for (const item of order.items) {
       await this.checkCancelled(order.id);
       await this.deps.subscriptions.terminate(actor, item.productId as string, order.id);
+      // Each line ended is recorded at once (and keeps the order's heartbeat fresh for recovery).
+      await this.save(
+        actor,
+        order.id,
+        (row) => ({
+          items: row.items.map((other) => (other.id === item.id ? { ...other, state: "completed" } : other)),
+        }),
+        false,
+      );
     }
     const completed = await this.save(actor, order.id, (row) => ({
       state: "completed",
@@ -662,7 +688,7 @@ export class OrdersService {
           productId: line.productId as string,
           msisdn: line.msisdn as string,
           iccid: line.iccid as string,
-          imsi: "",
+          imsi: line.imsi ?? "",
         });
       } catch (error) {
         // The network keeps a line we could not take back: logged for the operator; the products are aborted.
@@ -673,6 +699,9 @@ export class OrdersService {
       }
     }
     const finished = await this.deps.database.transaction(async (tx) => {
+      const current = await this.find(tx, id, true);
+      // Another process finished or undid the order meanwhile: its outcome stands.
+      if (!current || (current.state !== "inProgress" && current.state !== "acknowledged")) return null;
       for (const line of lines) {
         await this.deps.subscriptions.abort(
           tx,
@@ -693,7 +722,7 @@ export class OrdersService {
         .update(productOrders)
         .set({
           state: outcome,
-          items: row.items.map((item) => ({ ...item, state: outcome })),
+          items: current.items.map((item) => ({ ...item, state: item.state === "completed" ? "completed" : outcome })),
           failureReason: outcome === "failed" ? reason : null,
           completedAt: this.deps.clock.now(),
           updatedAt: this.deps.clock.now(),
@@ -703,8 +732,9 @@ export class OrdersService {
       await this.record(tx, actor, "StateChange", updated as ProductOrderRow);
       return updated as ProductOrderRow;
     });
-    if (outcome === "failed")
+    if (finished !== null && outcome === "failed") {
       await this.notify(finished, "order.failed", `Your order ${id} could not be completed: ${reason}`);
+    }
   }
 
   /** TMF622 cancelProductOrder: at once before fulfilment starts, at the next step while it runs, never after. */
@@ -797,8 +827,28 @@ export class OrdersService {
       .limit(50);
     for (const order of stale) {
       if (this.#running.has(order.id)) continue;
-      if (order.state === "acknowledged") await this.fulfil(actor, order.id);
-      else await this.compensate(actor, order.id, "failed", "fulfilment was interrupted");
+      try {
+        if (order.state === "acknowledged") {
+          await this.fulfil(actor, order.id);
+          continue;
+        }
+        // Claimed only if nobody touched it since: a process still working on it keeps it.
+        const [claimed] = await this.deps.database.db
+          .update(productOrders)
+          .set({ updatedAt: this.deps.clock.now() })
+          .where(
+            and(
+              eq(productOrders.id, order.id),
+              eq(productOrders.state, "inProgress"),
+              lte(productOrders.updatedAt, before),
+            ),
+          )
+          .returning({ id: productOrders.id });
+        if (claimed) await this.compensate(actor, order.id, "failed", "fulfilment was interrupted");
+      } catch (error) {
+        // One order that cannot be recovered must not stop the others; it is tried again on the next pass.
+        this.deps.log.error({ err: error, orderId: order.id }, "order recovery failed");
+      }
     }
     return stale.length;
   }

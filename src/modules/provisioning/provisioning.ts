@@ -13,6 +13,12 @@ export interface LineOnNetwork {
   msisdn: string;
   iccid: string;
   imsi: string;
+  /**
+   * Names this change for the network's deduplication. Retries of one change reuse it; a later change of the
+   * same kind (a second suspend after a resume) gets a new one. Defaults to product and operation, which is
+   * right for the once-only operations (activate, terminate).
+   */
+  changeId?: string;
 }
 
 export class ProvisioningError extends Error {
@@ -36,7 +42,7 @@ export function httpProvisioning(
   const pause = options.pause ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
   return {
     async apply(operation, line) {
-      const requestId = `${line.productId}:${operation}`;
+      const requestId = line.changeId ?? `${line.productId}:${operation}`;
       let last = "";
       for (let attempt = 1; attempt <= PROVISIONING_ATTEMPTS; attempt++) {
         try {

@@ -357,7 +357,9 @@ export class SubscriptionsService {
       throw new AppError("conflict", "illegal_transition", "an add-on follows its line; change the line's status");
     const operations: Record<string, NetworkOperation> = { suspended: "suspend", active: "resume" };
     const operation = operations[to];
-    if (operation === undefined || !canTransition(PRODUCT_LIFECYCLE, current.status, to) || current.status === to) {
+    // Only a live line is suspended or resumed here; activation belongs to its order.
+    const from = to === "suspended" ? "active" : "suspended";
+    if (operation === undefined || current.status !== from) {
       throw new AppError(
         "conflict",
         "illegal_transition",
@@ -366,7 +368,8 @@ export class SubscriptionsService {
           : transitionRefusal(PRODUCT_LIFECYCLE, "product", current.status, to),
       );
     }
-    await this.push(operation, await this.lineOnNetwork(db, current));
+    const changeId = newId(this.deps.clock.now().getTime());
+    await this.push(operation, { ...(await this.lineOnNetwork(db, current)), changeId });
     await this.deps.database.transaction(async (tx) => {
       const row = await this.find(tx, id, true);
       if (!row || row.status !== current.status)
