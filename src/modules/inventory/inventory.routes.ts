@@ -67,7 +67,7 @@ export function inventoryRoutes(inventory: InventoryService) {
         config: { roles: WRITERS },
         schema: {
           tags: ["inventory (TMF639)"],
-          summary: "Change a resource's status: block or retire a SIM, quarantine a released number, end a quarantine",
+          summary: "Change a resource's status: block, unblock or retire a SIM, end a number's quarantine early",
           params: IdParamsSchema,
           body: ResourcePatchSchema,
           response: { 200: ResourceSchema, ...errorResponses(404, 409, 413, 415) },

@@ -394,7 +394,7 @@ export class InventoryService {
     }
   }
 
-  /** Manual status changes by staff (block, retire, quarantine a released number, end a quarantine early). */
+  /** Manual status changes by staff (block, unblock, retire a SIM; end a quarantine early). */
   async changeStatus(actor: Actor, id: string, to: string): Promise<Resource> {
     return this.deps.database.transaction(async (tx) => {
       const [row] = isId(id)
