@@ -151,9 +151,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   let redis: Redis | null = null;
   let broadcast: Broadcast | null = null;
-  const stopping: Array<() => void> = [];
+  const stopping: Array<() => unknown> = [];
   app.addHook("onClose", async () => {
-    for (const stop of stopping) stop();
+    for (const stop of stopping) await stop();
     await broadcast?.close();
     if (redis !== null) await redis.quit().catch(() => redis?.disconnect());
     await database.close();
@@ -177,10 +177,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     stopping.push(() => catalog.service.stop());
     const rating = createRatingModule({ catalog: catalog.service });
     const secrets = new SecretBox(resolveSecretsKey(config.secretsKey, config.dataDir));
+    const callbacks = new CallbackPolicy(config.callbackAllow);
+    stopping.push(() => callbacks.close());
     const notifications = createNotificationsModule({
       ...deps,
       secrets,
-      callbacks: new CallbackPolicy(config.callbackAllow),
+      callbacks,
       channel:
         options.messageChannel ??
         (config.messageGatewayUrl ? httpGatewayChannel(config.messageGatewayUrl) : undeliveredChannel),

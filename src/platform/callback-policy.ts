@@ -1,5 +1,7 @@
+import { lookup as lookupCallback } from "node:dns";
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
+import { Agent } from "undici";
 import { AppError } from "./errors.js";
 
 /**
@@ -27,6 +29,7 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   ["::", 128],
   ["::1", 128],
+  ["64:ff9b::", 96],
   ["fc00::", 7],
   ["fe80::", 10],
   ["ff00::", 8],
@@ -37,6 +40,40 @@ for (const [network, prefix] of [
 export class CallbackPolicy {
   readonly #allowedHosts = new Set<string>();
   readonly #allowedAddresses = new BlockList();
+  #agent: Agent | null = null;
+
+  /**
+   * The HTTP dispatcher deliveries go through: it resolves the callback's host itself and refuses to connect
+   * to an internal address, so a DNS answer that changes between the check and the connection (rebinding)
+   * cannot steer a delivery into the operator's network.
+   */
+  get dispatcher(): Agent {
+    this.#agent ??= new Agent({
+      connect: {
+        lookup: (hostname, options, callback) => {
+          lookupCallback(hostname, { ...options, all: true }, (error, addresses) => {
+            if (error) return callback(error, "", 4);
+            const blocked = this.#allowedHosts.has(hostname.toLowerCase())
+              ? undefined
+              : addresses.find((entry) => this.internal(entry.address));
+            if (blocked !== undefined) {
+              return callback(new Error(`${hostname} resolved to ${blocked.address}, an internal address`), "", 4);
+            }
+            const first = addresses[0];
+            if (first === undefined) return callback(new Error(`${hostname} did not resolve`), "", 4);
+            if ((options as { all?: boolean }).all)
+              return (callback as unknown as (e: null, a: typeof addresses) => void)(null, addresses);
+            return callback(null, first.address, first.family);
+          });
+        },
+      },
+    });
+    return this.#agent;
+  }
+
+  async close(): Promise<void> {
+    await this.#agent?.close();
+  }
 
   constructor(allow: readonly string[]) {
     for (const entry of allow) {

@@ -211,3 +211,29 @@ t.test("unsubscribe: 204, then 404; another API's hub path does not reach it", a
   t.equal((await engine.request("DELETE", hub.href)).statusCode, 204);
   expectError(t, await engine.request("DELETE", hub.href), 404, "not_found");
 });
+
+t.test("deliveries connect only to the addresses the policy allows, whatever DNS says at send time", async (t) => {
+  const { CallbackPolicy } = await import("../../src/platform/callback-policy.js");
+  const { fetch } = await import("undici");
+  const receiver = await startReceiver();
+  t.teardown(() => receiver.close());
+  const byName = receiver.url.replace("127.0.0.1", "localhost");
+  const strict = new CallbackPolicy([]);
+  t.teardown(() => strict.close());
+  await t.rejects(
+    fetch(byName, { method: "POST", body: "{}", dispatcher: strict.dispatcher }),
+    { cause: { message: /resolved to .* an internal address/ } },
+    "a name resolving to loopback is refused at connect",
+  );
+  t.equal(receiver.received.length, 0, "nothing reached the receiver");
+  const allowed = new CallbackPolicy(["localhost"]);
+  t.teardown(() => allowed.close());
+  const response = await fetch(byName, { method: "POST", body: "{}", dispatcher: allowed.dispatcher });
+  t.equal(response.status, 200, "an allowed host connects");
+  await response.body?.cancel();
+  await t.rejects(
+    strict.check("http://[64:ff9b::a00:1]/"),
+    { code: "forbidden_callback" },
+    "NAT64 addresses are internal too",
+  );
+});

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { and, asc, count, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import { fetch } from "undici";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { CallbackPolicy } from "../../platform/callback-policy.js";
 import type { Clock } from "../../platform/clock.js";
@@ -350,6 +351,7 @@ export class HubService {
       await this.deps.callbacks.check(subscription.callback);
       const timestamp = Math.floor(attemptedAt.getTime() / 1000);
       const response = await fetch(subscription.callback, {
+        dispatcher: this.deps.callbacks.dispatcher,
         method: "POST",
         headers: {
           "content-type": "application/json",
