@@ -6,7 +6,7 @@ import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { isId, newId } from "../../shared/ids.js";
-import { Money } from "../../shared/money.js";
+import { amountToJsonNumber, Money } from "../../shared/money.js";
 import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
 import type { InventoryService } from "../inventory/inventory.service.js";
 import type { LineOnNetwork, NetworkOperation, Provisioning } from "../provisioning/provisioning.js";
@@ -100,7 +100,7 @@ export function presentProduct(
       name: price.name,
       priceType: price.type,
       ...(price.period ? { recurringChargePeriod: price.period } : {}),
-      price: { dutyFreeAmount: { unit: price.currency, value: Number(new Money(price.amount).toFixed()) } },
+      price: { dutyFreeAmount: { unit: price.currency, value: amountToJsonNumber(new Money(price.amount)) } },
       productOfferingPrice: ref(
         `${TMF_BASE.catalog}/productOfferingPrice`,
         `${price.priceId}.${price.currency.toLowerCase()}`,
