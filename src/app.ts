@@ -4,6 +4,8 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
+import { createChargingModule } from "./modules/charging/index.js";
+import { inProcessUsageQueue, redisUsageQueue } from "./modules/charging/usage-queue.js";
 import { createCustomersModule } from "./modules/customers/index.js";
 import { createInventoryModule } from "./modules/inventory/index.js";
 import { createNotificationsModule } from "./modules/notifications/index.js";
@@ -54,7 +56,7 @@ export interface AppOptions {
 export interface RegisteredRoute {
   method: string;
   url: string;
-  config: { roles?: readonly string[]; public?: boolean; readOnly?: boolean };
+  config: { roles?: readonly string[]; public?: boolean; readOnly?: boolean; auditExempt?: boolean };
   hasResponseSchema: boolean;
 }
 
@@ -75,6 +77,7 @@ type AppServices = {
   inventory: ReturnType<typeof createInventoryModule>["service"];
   subscriptions: ReturnType<typeof createSubscriptionsModule>["service"];
   orders: ReturnType<typeof createOrdersModule>["service"];
+  charging: Awaited<ReturnType<typeof createChargingModule>>["services"];
 };
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -211,6 +214,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       log: app.log,
       schedule: options.orderFulfilment ?? "background",
     });
+    const queue =
+      redis === null
+        ? inProcessUsageQueue(config.ratingShards)
+        : redisUsageQueue(redis, config.redisKeyPrefix, config.ratingShards);
+    stopping.push(() => queue.close());
+    const charging = await createChargingModule({
+      ...deps,
+      subscriptions: subscriptions.service,
+      broadcast,
+      queue,
+      log: app.log,
+    });
+    stopping.push(() => charging.stop());
     app.decorate("services", {
       access: access.service,
       customers: customers.services,
@@ -220,6 +236,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       inventory: inventory.service,
       subscriptions: subscriptions.service,
       orders: orders.service,
+      charging: charging.services,
     });
     app.decorate("database", database);
 
@@ -235,6 +252,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(inventory.routes);
     await app.register(subscriptions.routes);
     await app.register(orders.routes);
+    await app.register(charging.routes);
     if (simulated !== null) {
       const recordFailure = (actor: Actor, change: object) =>
         database.transaction((tx) =>

@@ -1,6 +1,11 @@
 import path from "node:path";
 import { parseSecretsKey } from "./platform/secrets.js";
-import { API_KEY_MAX_LENGTH, API_KEY_MIN_LENGTH, BODY_LIMIT_BYTES_DEFAULT } from "./shared/limits.js";
+import {
+  API_KEY_MAX_LENGTH,
+  API_KEY_MIN_LENGTH,
+  BODY_LIMIT_BYTES_DEFAULT,
+  RATING_SHARDS_DEFAULT,
+} from "./shared/limits.js";
 
 /**
  * The engine's configuration. This file is the only reader of process.env: everything else receives a
@@ -42,6 +47,8 @@ export interface Config {
   readonly messageGatewayUrl: string | undefined;
   /** The provisioning endpoint of the network (HSS/UDM/PCRF adapter); unset, the simulated network runs. */
   readonly networkUrl: string | undefined;
+  /** Shards of the rating queue; at least the most rating workers that will ever run (DESIGN.md §2). */
+  readonly ratingShards: number;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -153,6 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
     reservationSeconds: integer("BSS_RESERVATION_SECONDS", 900, 10, 86_400 * 30),
     messageGatewayUrl: url("BSS_MESSAGE_GATEWAY_URL", ["http:", "https:"]),
     networkUrl: url("BSS_NETWORK_URL", ["http:", "https:"]),
+    ratingShards: integer("BSS_RATING_SHARDS", RATING_SHARDS_DEFAULT, 1, 1024),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

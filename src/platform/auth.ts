@@ -26,6 +26,8 @@ declare module "fastify" {
     public?: boolean;
     /** A POST that changes nothing (a price quote): it writes no audit row, and the route test checks that. */
     readOnly?: boolean;
+    /** A write of per-CDR rows, which are exempt from the audit log (DESIGN.md §4, step 8); the route test lists them. */
+    auditExempt?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;

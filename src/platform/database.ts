@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -49,23 +49,41 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     : openPostgres(options.databaseUrl, options.poolMax);
 }
 
+/** Work to run once a transaction has committed (cache updates, notices to other processes). */
+const committed = new WeakMap<object, Array<() => void>>();
+
+/**
+ * Runs `work` after `tx` commits; never if it rolls back. On a handle that is not a transaction opened through
+ * Database.transaction the write is already committed, so it runs at once.
+ */
+export function afterCommit(tx: Db, work: () => void): void {
+  const hooks = committed.get(tx);
+  if (hooks === undefined) work();
+  else hooks.push(work);
+}
+
 function withTransactionCount(base: Omit<Database, "transaction" | "stats">, poolMax: number): Database {
   let inFlight = 0;
   return {
     ...base,
     async transaction(work) {
       inFlight += 1;
+      const hooks: Array<() => void> = [];
+      let result: Awaited<ReturnType<typeof work>>;
       try {
-        return await base.db.transaction(async (raw) => {
+        result = await base.db.transaction(async (raw) => {
           const tx = raw as unknown as Db;
           openDeferred(tx);
-          const result = await work(tx);
+          committed.set(tx, hooks);
+          const value = await work(tx);
           await flushDeferred(tx);
-          return result;
+          return value;
         });
       } finally {
         inFlight -= 1;
       }
+      for (const hook of hooks) hook();
+      return result;
     },
     stats: () => ({ poolMax, transactionsInFlight: inFlight }),
   };
@@ -130,4 +148,10 @@ async function openPglite(dataDir: string): Promise<Database> {
     },
     1,
   );
+}
+
+/** Rows of a raw SQL query, whichever driver ran it (postgres.js answers an array, PGlite an object with rows). */
+export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
+  return Array.isArray(result) ? result : result.rows;
 }

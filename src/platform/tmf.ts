@@ -16,6 +16,7 @@ export const TMF_BASE = {
   inventory: "/tmf-api/resourceInventoryManagement/v4",
   productInventory: "/tmf-api/productInventory/v4",
   ordering: "/tmf-api/productOrderingManagement/v4",
+  usage: "/tmf-api/usageManagement/v4",
 } as const;
 
 export const ErrorSchema = Type.Object(

@@ -80,3 +80,23 @@ export const PROVISIONING_ATTEMPTS = 3;
 /** Items per product order, and how long an order may stay unfinished before recovery picks it up. */
 export const ORDER_ITEMS_MAX = 20;
 export const ORDER_RECOVERY_AFTER_SECONDS = 30;
+
+/** CDR ingestion: records per request, bytes per request, and the bounds every record is checked against. */
+export const CDR_BATCH_MAX = 1_000;
+export const CDR_BODY_LIMIT_BYTES = 4 * 1_048_576;
+/** A record may be dated this far ahead of the engine's clock (clock skew between elements). */
+export const CDR_FUTURE_SKEW_SECONDS = 900;
+/** Records older than this are refused: their bill period is long closed. */
+export const CDR_MAX_AGE_DAYS = 90;
+/** One voice record covers at most a day; longer calls arrive as partial records. */
+export const CDR_MAX_DURATION_SECONDS = 86_400;
+export const CDR_MAX_VOLUME_BYTES = 1_099_511_627_776;
+export const CDR_MAX_MESSAGES = 100;
+/** Records re-guided by one bulk request. */
+export const SUSPENSE_REGUIDE_MAX = 10_000;
+/** Stream shards of the rating queue (DESIGN.md §2): at least the most workers that will ever run. */
+export const RATING_SHARDS_DEFAULT = 16;
+/** How often an API process reloads its whole guiding index, beside the line events that keep it current. */
+export const LINE_INDEX_RELOAD_MS = 300_000;
+/** CDR source settings are cached this long per process. */
+export const CDR_SOURCE_CACHE_TTL_MS = 5_000;

@@ -167,6 +167,44 @@ Object.assign(WRITE_SAMPLES, {
   }),
 } satisfies Record<string, WriteSample>);
 
+/** A CDR for a number no line holds: accepted into suspense, so the re-guide routes have something to work on. */
+async function suspendedCdr(engine: Engine, cdrId: string): Promise<string> {
+  await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-samples", countryCode: "49" } });
+  const posted = await engine.request("POST", "/api/v1/cdrs", {
+    key: engine.keys.network,
+    body: [
+      {
+        recordType: "sms",
+        cdrId,
+        source: "msc-samples",
+        servedMSISDN: "+4915112345678",
+        calledNumber: "+4915187654321",
+        recordOpeningTime: "2026-03-15T09:00:00Z",
+      },
+    ],
+  });
+  return posted.json().records[0].usageId as string;
+}
+
+Object.assign(WRITE_SAMPLES, {
+  "POST /api/v1/cdr-sources": async () => ({
+    url: "/api/v1/cdr-sources",
+    body: { id: "msc-sample", countryCode: "49" },
+  }),
+  "PATCH /api/v1/cdr-sources/:id": async (engine: Engine) => {
+    await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-patched", countryCode: "49" } });
+    return { url: "/api/v1/cdr-sources/msc-patched", body: { timeZone: "Europe/Berlin" }, entityId: "msc-patched" };
+  },
+  "POST /api/v1/suspense/:id/reguide": async (engine: Engine) => {
+    const usageId = await suspendedCdr(engine, "sample-one");
+    return { url: `/api/v1/suspense/${usageId}/reguide`, entityId: usageId };
+  },
+  "POST /api/v1/suspense/reguide": async (engine: Engine) => {
+    await suspendedCdr(engine, "sample-bulk");
+    return { url: "/api/v1/suspense/reguide", body: { reason: ["unknown_number"] }, entityIdFrom: () => "bulk" };
+  },
+} satisfies Record<string, WriteSample>);
+
 // Hub routes exist on every TMF API with events.
 for (const base of Object.values(EVENT_APIS)) {
   WRITE_SAMPLES[`POST ${base}/hub`] = async () => ({
@@ -236,10 +274,43 @@ t.test("a route marked read-only (a quote) writes nothing", async (t) => {
   t.equal(await engine.count("audit_log"), before);
 });
 
+t.test("only the CDR doors are exempt from the audit log, and they write none", async (t) => {
+  const engine = await startEngine(t);
+  const exempt = engine.app.routeTable.filter((route) => route.config.auditExempt === true);
+  t.same(exempt.map((route) => `${route.method} ${route.url}`).sort(), [
+    "POST /api/v1/cdrs",
+    "POST /api/v1/cdrs/asterisk",
+    "POST /api/v1/cdrs/freeswitch",
+    "POST /tmf-api/usageManagement/v4/usage",
+  ]);
+  await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-audit", countryCode: "49" } });
+  const before = await engine.count("audit_log");
+  const posted = await engine.request("POST", "/api/v1/cdrs", {
+    key: engine.keys.network,
+    body: [
+      {
+        recordType: "sms",
+        cdrId: "audit-1",
+        source: "msc-audit",
+        servedMSISDN: "+4915112345678",
+        calledNumber: "+4915187654321",
+        recordOpeningTime: "2026-03-15T09:00:00Z",
+      },
+    ],
+  });
+  t.equal(posted.json().accepted, 1, posted.body);
+  t.equal(await engine.count("usage_records"), 1, "the record is stored");
+  t.equal(await engine.count("audit_log"), before, "per-CDR rows write no audit row");
+});
+
 t.test("every write route leaves an audit row for the entity it changed", async (t) => {
   const engine = await startEngine(t);
   const writes = engine.app.routeTable.filter(
-    (route) => WRITE_METHODS.has(route.method) && !isPublicPrefix(route.url) && route.config.readOnly !== true,
+    (route) =>
+      WRITE_METHODS.has(route.method) &&
+      !isPublicPrefix(route.url) &&
+      route.config.readOnly !== true &&
+      route.config.auditExempt !== true,
   );
   for (const route of writes) {
     const name = `${route.method} ${route.url}`;

@@ -557,6 +557,29 @@ export class InventoryService {
     return row;
   }
 
+  /** SIM identities (ICCID and IMSI) by either: guiding finds a line by the IMSI a CDR carries. */
+  async simIdentities(
+    db: Db,
+    by: "iccid" | "imsi",
+    values: readonly string[],
+  ): Promise<Array<{ iccid: string; imsi: string }>> {
+    const found: Array<{ iccid: string; imsi: string }> = [];
+    const column = by === "iccid" ? inventoryResources.value : inventoryResources.imsi;
+    for (let start = 0; start < values.length; start += INSERT_CHUNK_ROWS) {
+      const rows = await db
+        .select({ iccid: inventoryResources.value, imsi: inventoryResources.imsi })
+        .from(inventoryResources)
+        .where(
+          and(
+            eq(inventoryResources.type, "SIMCard"),
+            inArray(column, values.slice(start, start + INSERT_CHUNK_ROWS) as string[]),
+          ),
+        );
+      for (const row of rows) if (row.imsi !== null) found.push({ iccid: row.iccid, imsi: row.imsi });
+    }
+    return found;
+  }
+
   /** A line ended: its number goes to quarantine, its SIM is retired; only what this holder holds moves. */
   async releaseFromHolder(
     tx: Db,

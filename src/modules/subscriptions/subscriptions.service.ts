@@ -1,6 +1,6 @@
-import { and, asc, count, eq, inArray } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, type SQL } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
-import type { Db } from "../../platform/database.js";
+import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
@@ -138,12 +138,85 @@ export function presentProduct(
 export type Product = ReturnType<typeof presentProduct>;
 
 /**
+ * A line as guiding sees it (DESIGN.md §4, step 2): it holds its number and SIM from its creation until it
+ * ends (terminated or aborted), so a CDR is guided by the line that held the number at the CDR's time.
+ */
+export interface GuidingLine {
+  productId: string;
+  billingAccountId: string;
+  msisdn: string;
+  imsi: string | null;
+  status: string;
+  fromMs: number;
+  /** When the line stopped holding the number; null while it still does. */
+  toMs: number | null;
+}
+
+export type GuidingFilter =
+  | { after: string | null; limit: number }
+  | { productIds: readonly string[] }
+  | { msisdns: readonly string[] }
+  | { imsis: readonly string[] };
+
+/**
  * Lines and their add-ons: the only place a product changes state. Orders, suspend/resume and (later)
  * collections and charging come through here; every change is a dated history row, an audit row and an event,
  * and changes a live line sees on the network are pushed there first.
  */
 export class SubscriptionsService {
+  private readonly lineListeners: Array<(productIds: string[]) => void> = [];
+
   constructor(private readonly deps: SubscriptionsDeps) {}
+
+  /** Called with the ids of plan products whose state changed, once the change is committed. */
+  onLineChange(listener: (productIds: string[]) => void): void {
+    this.lineListeners.push(listener);
+  }
+
+  /** Lines for the guiding index: a page of all of them by id, or those holding given ids, numbers or IMSIs. */
+  async guidingLines(db: Db, filter: GuidingFilter): Promise<GuidingLine[]> {
+    let where: SQL | undefined;
+    let limit: number | undefined;
+    if ("after" in filter) {
+      where = filter.after === null ? undefined : gt(products.id, filter.after);
+      limit = filter.limit;
+    } else if ("productIds" in filter) {
+      where = inArray(products.id, filter.productIds.filter(isId) as string[]);
+    } else if ("msisdns" in filter) {
+      where = inArray(products.msisdn, filter.msisdns as string[]);
+    } else {
+      const sims = await this.deps.inventory.simIdentities(db, "imsi", filter.imsis);
+      where = inArray(
+        products.iccid,
+        sims.map((sim) => sim.iccid),
+      );
+    }
+    const query = db
+      .select()
+      .from(products)
+      .where(and(eq(products.kind, "plan"), where))
+      .orderBy(asc(products.id));
+    const rows = limit === undefined ? await query : await query.limit(limit);
+    if (rows.length === 0) return [];
+    const imsis = new Map(
+      (
+        await this.deps.inventory.simIdentities(
+          db,
+          "iccid",
+          rows.map((row) => row.iccid ?? ""),
+        )
+      ).map((sim) => [sim.iccid, sim.imsi]),
+    );
+    return rows.map((row) => ({
+      productId: row.id,
+      billingAccountId: row.billingAccountId,
+      msisdn: row.msisdn ?? "",
+      imsi: imsis.get(row.iccid ?? "") ?? null,
+      status: row.status,
+      fromMs: row.createdAt.getTime(),
+      toMs: row.terminatedAt?.getTime() ?? null,
+    }));
+  }
 
   private async presentRows(db: Db, rows: ProductRow[]): Promise<Product[]> {
     if (rows.length === 0) return [];
@@ -223,6 +296,11 @@ export class SubscriptionsService {
       })
       .where(eq(products.id, row.id))
       .returning();
+    if (row.kind === "plan") {
+      afterCommit(tx, () => {
+        for (const listener of this.lineListeners) listener([row.id]);
+      });
+    }
     await tx
       .insert(productHistory)
       .values({ productId: row.id, at: now, fromStatus: row.status, toStatus: to, reason, orderId });

@@ -1,0 +1,475 @@
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { Type } from "typebox";
+import { actorOf, type Role } from "../../platform/auth.js";
+import { AppError, invalidField } from "../../platform/errors.js";
+import { errorResponses, listQuerySchema, parseListQuery, sendCreated, sendList } from "../../platform/tmf.js";
+import { registerReadRoutes } from "../../platform/tmf-routes.js";
+import { CDR_BATCH_MAX, CDR_BODY_LIMIT_BYTES } from "../../shared/limits.js";
+import { SERVICES } from "../rating/tariff.schemas.js";
+import { type BodyItem, splitJsonArray, splitNdjson } from "./cdr-body.js";
+import { CDR_FIELDS } from "./cdr-record.js";
+import {
+  IngestResultSchema,
+  type ReguideRequest,
+  ReguideRequestSchema,
+  ReguideResultSchema,
+  SuspendedUsageSchema,
+  SwitchQuerySchema,
+  type UsageCreate,
+  UsageCreateSchema,
+  UsageSchema,
+  UsageSpecificationSchema,
+} from "./charging.schemas.js";
+import { mapAsteriskRow, parseAsteriskCsv } from "./formats/asterisk.js";
+import { decodeFreeswitchBody, mapFreeswitchCdr } from "./formats/freeswitch.js";
+import type { IncomingRecord, IngestResult, IngestService } from "./ingest.service.js";
+import { SUSPENSE_REASONS } from "./line-index.js";
+import {
+  CDR_SOURCE_PATH,
+  type CdrSourceCreate,
+  CdrSourceCreateSchema,
+  type CdrSourcePatch,
+  CdrSourcePatchSchema,
+  CdrSourceSchema,
+  type SourcesService,
+} from "./sources.service.js";
+import {
+  SUSPENSE_PATH,
+  USAGE_PATH,
+  USAGE_SPECIFICATION_PATH,
+  USAGE_STATUSES,
+  type UsageService,
+} from "./usage.service.js";
+import { usageSpecification, usageSpecifications } from "./usage-specifications.js";
+
+const NETWORK: readonly Role[] = ["network"];
+const USAGE_READERS: readonly Role[] = ["admin", "crm", "finance", "network", "subscriber"];
+const SUSPENSE_READERS: readonly Role[] = ["admin", "crm", "finance", "network"];
+const SUSPENSE_WRITERS: readonly Role[] = ["admin", "crm"];
+const ADMIN: readonly Role[] = ["admin"];
+const SOURCE_READERS: readonly Role[] = ["admin", "crm", "network"];
+
+export interface ChargingRouteDeps {
+  ingest: IngestService;
+  usage: UsageService;
+  sources: SourcesService;
+}
+
+function tooMany(count: number): AppError {
+  return new AppError(
+    "payload_too_large",
+    "too_many_records",
+    `a request carries at most ${CDR_BATCH_MAX} records; this one has ${count}`,
+  );
+}
+
+/** Bodies of the CDR doors arrive as bytes: each record is decoded and checked on its own (API.md). */
+function rawBodies(app: FastifyInstance, types: string[]): void {
+  for (const type of types) {
+    if (app.hasContentTypeParser(type)) app.removeContentTypeParser(type);
+    app.addContentTypeParser(type, { parseAs: "buffer", bodyLimit: CDR_BODY_LIMIT_BYTES }, (_request, body, done) =>
+      done(null, body),
+    );
+  }
+}
+
+/** The bulk and switch doors for network elements, in their own scope so their bodies stay raw bytes. */
+function cdrRoutes(deps: ChargingRouteDeps) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    rawBodies(app, ["application/json", "application/x-ndjson", "application/x-www-form-urlencoded", "text/csv"]);
+
+    app.post(
+      "/api/v1/cdrs",
+      {
+        bodyLimit: CDR_BODY_LIMIT_BYTES,
+        config: { roles: NETWORK, auditExempt: true },
+        schema: {
+          tags: ["usage"],
+          summary: `Ingest a batch of normalized CDRs (JSON array or NDJSON, at most ${CDR_BATCH_MAX}); every record gets its own outcome`,
+          response: { 200: IngestResultSchema, ...errorResponses(413, 415) },
+        },
+      },
+      async (request) => {
+        const raw = request.body as Buffer;
+        const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+        if (contentType !== "application/json" && contentType !== "application/x-ndjson") {
+          throw new AppError(
+            "unsupported_media_type",
+            "unsupported_media_type",
+            "send application/json or application/x-ndjson",
+          );
+        }
+        const items: BodyItem[] = contentType === "application/json" ? splitJsonArray(raw) : splitNdjson(raw);
+        if (items.length > CDR_BATCH_MAX) throw tooMany(items.length);
+        return deps.ingest.ingest(items as IncomingRecord[], "native");
+      },
+    );
+
+    app.post(
+      "/api/v1/cdrs/freeswitch",
+      {
+        bodyLimit: CDR_BODY_LIMIT_BYTES,
+        config: { roles: NETWORK, auditExempt: true },
+        schema: {
+          tags: ["usage"],
+          summary:
+            "Ingest one FreeSWITCH mod_json_cdr record (raw JSON, or form-encoded/base64 `cdr=`); idempotent on the call uuid, billsec rated",
+          querystring: SwitchQuerySchema,
+          response: { 200: IngestResultSchema, ...errorResponses(409, 413, 415) },
+        },
+      },
+      async (request, reply) => {
+        const { source } = request.query as { source: string };
+        await requireSource(deps, source);
+        const decoded = decodeFreeswitchBody(request.headers["content-type"], request.body as Buffer);
+        if (!decoded.ok) throw invalidField(decoded.rejection.field, decoded.rejection.reason);
+        const mapped = mapFreeswitchCdr(decoded.cdr, source);
+        if (!mapped.ok) throw invalidField(mapped.rejection.field, mapped.rejection.reason);
+        const result = await deps.ingest.ingest(
+          [
+            {
+              value: mapped.cdr.record,
+              chargeable: mapped.cdr.chargeable,
+              ...(mapped.cdr.note === undefined ? {} : { note: mapped.cdr.note }),
+            },
+          ],
+          "freeswitch",
+        );
+        // mod_json_cdr keeps a record it could not post (err-log-dir): a refusal must not look like success.
+        const [outcome] = result.records;
+        if (outcome?.outcome === "rejected") throw invalidField(outcome.field ?? "cdr", outcome.reason ?? "invalid");
+        if (outcome?.outcome === "conflict") {
+          throw new AppError("conflict", "cdr_conflict", `uuid ${outcome.cdrId}: ${outcome.reason}`, "variables.uuid");
+        }
+        return reply.send(result);
+      },
+    );
+
+    app.post(
+      "/api/v1/cdrs/asterisk",
+      {
+        bodyLimit: CDR_BODY_LIMIT_BYTES,
+        config: { roles: NETWORK, auditExempt: true },
+        schema: {
+          tags: ["usage"],
+          summary: `Upload Asterisk Master.csv rows (no header, at most ${CDR_BATCH_MAX}); times in the source's zone, only answered legs charged`,
+          querystring: SwitchQuerySchema,
+          response: { 200: IngestResultSchema, ...errorResponses(413, 415) },
+        },
+      },
+      async (request) => {
+        const { source } = request.query as { source: string };
+        const rules = await requireSource(deps, source);
+        const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+        if (contentType !== "text/csv")
+          throw new AppError("unsupported_media_type", "unsupported_media_type", "send text/csv");
+        const items = asteriskItems(request.body as Buffer, source, rules.timeZone);
+        if (items.length > CDR_BATCH_MAX) throw tooMany(items.length);
+        return deps.ingest.ingest(items, "asterisk");
+      },
+    );
+  };
+}
+
+async function requireSource(deps: ChargingRouteDeps, source: string) {
+  const rules = (await deps.sources.resolve([source])).get(source);
+  if (rules === undefined) {
+    throw invalidField("source", `${source} is not a registered, active CDR source (see ${CDR_SOURCE_PATH})`);
+  }
+  return rules;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Master.csv, one row per line, each line decoded on its own so one bad line refuses only itself. */
+function asteriskItems(raw: Buffer, source: string, timeZone: string): IncomingRecord[] {
+  const items: IncomingRecord[] = [];
+  let start = 0;
+  let line = 1;
+  while (start < raw.length) {
+    let end = raw.indexOf(0x0a, start);
+    if (end === -1) end = raw.length;
+    const bytes = raw.subarray(start, end);
+    const here = line;
+    start = end + 1;
+    line += 1;
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      items.push({ line: here, rejection: { field: "row", reason: "is not valid UTF-8" } });
+      continue;
+    }
+    if (text.trim() === "") continue;
+    if (text.includes("\u0000")) {
+      items.push({ line: here, rejection: { field: "row", reason: "must not contain NUL" } });
+      continue;
+    }
+    for (const parsed of parseAsteriskCsv(text)) {
+      if ("rejection" in parsed) {
+        items.push({ line: here, rejection: parsed.rejection });
+        continue;
+      }
+      const mapped = mapAsteriskRow(parsed.cells, source, timeZone);
+      if (!mapped.ok) items.push({ line: here, rejection: mapped.rejection });
+      else {
+        items.push({
+          line: here,
+          value: mapped.cdr.record,
+          chargeable: mapped.cdr.chargeable,
+          ...(mapped.cdr.note === undefined ? {} : { note: mapped.cdr.note }),
+        });
+      }
+    }
+  }
+  return items;
+}
+
+/** TMF635 usage: one CDR in as a Usage, stored usage out with its derived status. */
+function usageRoutes(deps: ChargingRouteDeps) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    registerReadRoutes(app, {
+      path: USAGE_PATH,
+      name: "usage",
+      tag: "usage",
+      resource: UsageSchema,
+      filters: { usageType: { values: SERVICES }, status: { values: USAGE_STATUSES } },
+      roles: USAGE_READERS,
+      list: (actor, request) => deps.usage.list(actor, request),
+      get: (actor, id) => deps.usage.get(actor, id),
+    });
+
+    app.post(
+      USAGE_PATH,
+      {
+        config: { roles: NETWORK, auditExempt: true },
+        schema: {
+          tags: ["usage"],
+          summary:
+            "Submit one usage record (a CDR as TMF635 Usage); a retry with the same source and cdrId returns the first",
+          body: UsageCreateSchema,
+          response: { 200: UsageSchema, 201: UsageSchema, ...errorResponses(409, 413, 415) },
+        },
+      },
+      async (request, reply) => postUsage(deps, request.body as UsageCreate, reply, actorOf(request)),
+    );
+
+    app.get(
+      USAGE_SPECIFICATION_PATH,
+      {
+        config: { roles: USAGE_READERS },
+        schema: {
+          tags: ["usage"],
+          summary: "List the usage specifications (voice, sms, data) and the characteristics each carries",
+          response: { 200: Type.Array(UsageSpecificationSchema), ...errorResponses() },
+        },
+      },
+      async (_request, reply) => sendList(reply, usageSpecifications(), usageSpecifications().length, null),
+    );
+
+    app.get(
+      `${USAGE_SPECIFICATION_PATH}/:id`,
+      {
+        config: { roles: USAGE_READERS },
+        schema: {
+          tags: ["usage"],
+          summary: "Retrieve a usage specification",
+          params: Type.Object({ id: Type.String({ maxLength: 20 }) }),
+          response: { 200: UsageSpecificationSchema, ...errorResponses(404) },
+        },
+      },
+      async (request) => usageSpecification((request.params as { id: string }).id),
+    );
+  };
+}
+
+async function postUsage(
+  deps: ChargingRouteDeps,
+  body: UsageCreate,
+  reply: FastifyReply,
+  actor: ReturnType<typeof actorOf>,
+) {
+  const record: Record<string, unknown> = {};
+  body.usageCharacteristic.forEach((characteristic, index) => {
+    const name = characteristic.name;
+    if (!(CDR_FIELDS as readonly string[]).includes(name)) {
+      throw invalidField(
+        `usageCharacteristic[${index}].name`,
+        `"${name}" is not a CDR field (${CDR_FIELDS.join(", ")})`,
+      );
+    }
+    if (name in record) throw invalidField(`usageCharacteristic[${index}].name`, `"${name}" appears more than once`);
+    record[name] = characteristic.value;
+  });
+  if (body.usageType !== undefined) {
+    if (record.recordType !== undefined && record.recordType !== body.usageType) {
+      throw invalidField("usageType", "differs from the recordType characteristic");
+    }
+    record.recordType = body.usageType;
+  }
+  if (body.usageDate !== undefined) {
+    if (record.recordOpeningTime !== undefined && record.recordOpeningTime !== body.usageDate) {
+      throw invalidField("usageDate", "differs from the recordOpeningTime characteristic");
+    }
+    record.recordOpeningTime = body.usageDate;
+  }
+  const result: IngestResult = await deps.ingest.ingest([{ value: record }], "tmf635");
+  const outcome = result.records[0];
+  if (outcome === undefined) throw new Error("ingest answered no outcome");
+  if (outcome.outcome === "rejected") {
+    const field = outcome.field ?? "usageCharacteristic";
+    const where = (CDR_FIELDS as readonly string[]).includes(field) ? `usageCharacteristic.${field}` : field;
+    throw invalidField(where, outcome.reason ?? "invalid");
+  }
+  if (outcome.outcome === "conflict") {
+    throw new AppError(
+      "conflict",
+      "cdr_conflict",
+      `cdrId ${outcome.cdrId}: ${outcome.reason}`,
+      "usageCharacteristic.cdrId",
+    );
+  }
+  // Network keys read usage too, so the stored record is read back through the same service.
+  const usage = await deps.usage.get(actor, outcome.usageId as string);
+  if (outcome.outcome === "duplicate") return reply.code(200).send(usage);
+  return sendCreated(reply, usage);
+}
+
+/** Suspense: what could not be guided, with the reason; re-guided one by one or in bulk. */
+function suspenseRoutes(deps: ChargingRouteDeps) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    registerReadRoutes(app, {
+      path: SUSPENSE_PATH,
+      name: "suspended usage",
+      tag: "usage",
+      resource: SuspendedUsageSchema,
+      filters: {
+        state: { values: ["open", "resolved"] },
+        reason: { values: SUSPENSE_REASONS },
+        source: {},
+        recordType: { values: SERVICES },
+        servedMSISDN: {},
+      },
+      roles: SUSPENSE_READERS,
+      list: (_actor, request) => deps.usage.listSuspense(request),
+      get: (_actor, id) => deps.usage.getSuspense(id),
+    });
+
+    app.post(
+      `${SUSPENSE_PATH}/reguide`,
+      {
+        config: { roles: SUSPENSE_WRITERS },
+        schema: {
+          tags: ["usage"],
+          summary:
+            "Re-guide open suspended records matching a filter (after a late activation); those guided are rated",
+          body: ReguideRequestSchema,
+          response: { 200: ReguideResultSchema, ...errorResponses(413, 415) },
+        },
+      },
+      async (request) => {
+        const body = request.body as ReguideRequest;
+        return deps.usage.reguideMany(actorOf(request), {
+          ...(body.reason ? { reason: body.reason } : {}),
+          ...(body.source ? { source: body.source } : {}),
+          ...(body.servedMSISDN ? { servedMSISDN: body.servedMSISDN } : {}),
+          ...(body.limit ? { limit: body.limit } : {}),
+        });
+      },
+    );
+
+    app.post(
+      `${SUSPENSE_PATH}/:id/reguide`,
+      {
+        config: { roles: SUSPENSE_WRITERS },
+        schema: {
+          tags: ["usage"],
+          summary: "Re-guide one suspended record; the answer shows it resolved or still open with the new reason",
+          params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }),
+          response: { 200: SuspendedUsageSchema, ...errorResponses(404, 409) },
+        },
+      },
+      async (request) => deps.usage.reguideOne(actorOf(request), (request.params as { id: string }).id),
+    );
+  };
+}
+
+/** The registered network elements (admins write, staff and elements read). */
+function sourceRoutes(deps: ChargingRouteDeps) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    const filters = { status: { values: ["active", "disabled"] }, countryCode: {} };
+    app.get(
+      CDR_SOURCE_PATH,
+      {
+        config: { roles: SOURCE_READERS },
+        schema: {
+          tags: ["usage"],
+          summary: "List the CDR sources (network elements) and their numbering rules",
+          querystring: listQuerySchema(filters),
+          response: { 200: Type.Array(Type.Partial(CdrSourceSchema)), ...errorResponses() },
+        },
+      },
+      async (request, reply) => {
+        const list = parseListQuery(
+          request.query as Record<string, unknown>,
+          filters,
+          Object.keys(CdrSourceSchema.properties),
+        );
+        const { items, total } = await deps.sources.list(list);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
+    const idParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+    app.get(
+      `${CDR_SOURCE_PATH}/:id`,
+      {
+        config: { roles: SOURCE_READERS },
+        schema: {
+          tags: ["usage"],
+          summary: "Retrieve a CDR source",
+          params: idParams,
+          response: { 200: CdrSourceSchema, ...errorResponses(404) },
+        },
+      },
+      async (request) => deps.sources.get((request.params as { id: string }).id),
+    );
+    app.post(
+      CDR_SOURCE_PATH,
+      {
+        config: { roles: ADMIN },
+        schema: {
+          tags: ["usage"],
+          summary: "Register a CDR source: its name, country code, prefixes and the zone of its zone-less times",
+          body: CdrSourceCreateSchema,
+          response: { 201: CdrSourceSchema, ...errorResponses(409, 413, 415) },
+        },
+      },
+      async (request, reply) =>
+        sendCreated(reply, await deps.sources.create(actorOf(request), request.body as CdrSourceCreate)),
+    );
+    app.patch(
+      `${CDR_SOURCE_PATH}/:id`,
+      {
+        config: { roles: ADMIN },
+        schema: {
+          tags: ["usage"],
+          summary: "Change a CDR source's rules, or disable it (its CDRs are then refused)",
+          params: idParams,
+          body: CdrSourcePatchSchema,
+          response: { 200: CdrSourceSchema, ...errorResponses(404, 413, 415) },
+        },
+      },
+      async (request) =>
+        deps.sources.update(actorOf(request), (request.params as { id: string }).id, request.body as CdrSourcePatch),
+    );
+  };
+}
+
+export function chargingRoutes(deps: ChargingRouteDeps) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    await app.register(cdrRoutes(deps));
+    await app.register(usageRoutes(deps));
+    await app.register(suspenseRoutes(deps));
+    await app.register(sourceRoutes(deps));
+  };
+}

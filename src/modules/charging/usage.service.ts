@@ -1,0 +1,344 @@
+import { and, asc, count, eq, inArray, isNotNull, isNull, type SQL, sql } from "drizzle-orm";
+import type { Actor, AuditLog } from "../../platform/audit.js";
+import type { Clock } from "../../platform/clock.js";
+import { type Database, type Db, queryRows } from "../../platform/database.js";
+import { AppError, notFound } from "../../platform/errors.js";
+import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { isId } from "../../shared/ids.js";
+import { SUSPENSE_REGUIDE_MAX } from "../../shared/limits.js";
+import { type CdrRecord, nativeFields } from "./cdr-record.js";
+import { type SuspenseRow, type UsageRow, usageRecords, usageSuspense } from "./charging.tables.js";
+import { type IngestService, queuedUsage, type UsageStatus } from "./ingest.service.js";
+import type { Guided, LineIndex } from "./line-index.js";
+import type { QueuedUsage } from "./usage-queue.js";
+
+export const USAGE_PATH = `${TMF_BASE.usage}/usage`;
+export const USAGE_SPECIFICATION_PATH = `${TMF_BASE.usage}/usageSpecification`;
+export const SUSPENSE_PATH = "/api/v1/suspense";
+
+/** Statuses a stored record can have today; rated and billed arrive with the rated-usage rows. */
+export const USAGE_STATUSES = ["received", "guided", "recycled"] as const satisfies readonly UsageStatus[];
+
+export function recordOfRow(row: UsageRow): CdrRecord {
+  return {
+    format: row.format as CdrRecord["format"],
+    source: row.source,
+    cdrId: row.cdrId,
+    recordType: row.recordType as CdrRecord["recordType"],
+    servedMsisdn: row.servedMsisdn,
+    servedImsi: row.servedImsi,
+    calledNumber: row.calledNumber,
+    direction: row.direction as CdrRecord["direction"],
+    visitedNetwork: row.visitedNetwork,
+    ratingGroup: row.ratingGroup,
+    startedAtMs: row.startedAt.getTime(),
+    duration: row.duration,
+    volumeUplink: row.volumeUplink,
+    volumeDownlink: row.volumeDownlink,
+    messages: row.messages,
+    chargeable: row.chargeable,
+    note: row.note,
+  };
+}
+
+/** A record's status from the rows that exist (DESIGN.md §4, step 7), never a column updated in place. */
+function statusOf(row: UsageRow, openSuspense: SuspenseRow | null): UsageStatus {
+  if (openSuspense !== null) return "recycled";
+  return row.productId === null ? "received" : "guided";
+}
+
+const ref = (path: string, id: string, referredType: string) => ({
+  id,
+  href: `${path}/${id}`,
+  "@referredType": referredType,
+});
+
+export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null) {
+  const fields = nativeFields(recordOfRow(row));
+  return {
+    id: row.id,
+    href: `${USAGE_PATH}/${row.id}`,
+    "@type": "Usage" as const,
+    date: row.receivedAt.toISOString(),
+    usageDate: row.startedAt.toISOString(),
+    usageType: row.recordType,
+    status: statusOf(row, openSuspense),
+    ...(row.note === null ? {} : { description: row.note }),
+    usageSpecification: {
+      ...ref(USAGE_SPECIFICATION_PATH, row.recordType, "UsageSpecification"),
+      name: row.recordType,
+    },
+    usageCharacteristic: [
+      ...Object.entries(fields).map(([name, value]) => ({
+        name,
+        valueType: typeof value === "number" ? "integer" : "string",
+        value,
+      })),
+      { name: "chargeable", valueType: "boolean", value: row.chargeable },
+      { name: "format", valueType: "string", value: row.format },
+    ],
+    relatedParty:
+      row.billingAccountId === null
+        ? []
+        : [
+            {
+              ...ref(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, "BillingAccount"),
+              role: "billingAccount",
+            },
+          ],
+    ...(row.productId === null
+      ? {}
+      : { product: ref(`${TMF_BASE.productInventory}/product`, row.productId, "Product") }),
+    ...(openSuspense === null ? {} : { suspense: { reason: openSuspense.reason, message: openSuspense.message } }),
+    ratedProductUsage: [] as never[],
+  };
+}
+export type Usage = ReturnType<typeof presentUsage>;
+
+export function presentSuspense(suspense: SuspenseRow, row: UsageRow) {
+  return {
+    id: suspense.usageId,
+    href: `${SUSPENSE_PATH}/${suspense.usageId}`,
+    "@type": "SuspendedUsage" as const,
+    state: suspense.resolvedAt === null ? ("open" as const) : ("resolved" as const),
+    reason: suspense.reason,
+    message: suspense.message,
+    since: suspense.since.toISOString(),
+    attempts: suspense.attempts,
+    lastAttemptAt: suspense.lastAttemptAt.toISOString(),
+    ...(suspense.resolvedAt === null ? {} : { resolvedAt: suspense.resolvedAt.toISOString() }),
+    ...(suspense.resolution === null ? {} : { resolution: suspense.resolution }),
+    usage: {
+      ...ref(USAGE_PATH, row.id, "Usage"),
+      source: row.source,
+      cdrId: row.cdrId,
+      recordType: row.recordType,
+      recordOpeningTime: row.startedAt.toISOString(),
+      ...(row.servedMsisdn === null ? {} : { servedMSISDN: row.servedMsisdn }),
+      ...(row.servedImsi === null ? {} : { servedIMSI: row.servedImsi }),
+    },
+  };
+}
+export type SuspendedUsage = ReturnType<typeof presentSuspense>;
+
+export interface ReguideFilter {
+  reason?: readonly string[];
+  source?: readonly string[];
+  servedMSISDN?: readonly string[];
+  limit?: number;
+}
+
+export interface ReguideResult {
+  examined: number;
+  guided: number;
+  stillSuspended: number;
+}
+
+export interface UsageDeps {
+  database: Database;
+  clock: Clock;
+  audit: AuditLog;
+  lines: LineIndex;
+  ingest: IngestService;
+}
+
+const openJoin = and(eq(usageSuspense.usageId, usageRecords.id), isNull(usageSuspense.resolvedAt));
+
+/**
+ * Stored usage (TMF635) and the suspense list: reading records with their derived status, and re-guiding
+ * suspended ones after the cause is fixed (a late activation), which enqueues those that now find a line.
+ */
+export class UsageService {
+  constructor(private readonly deps: UsageDeps) {}
+
+  private scope(actor: Actor): SQL | undefined {
+    return actor.role === "subscriber" ? eq(usageRecords.billingAccountId, actor.billingAccountId ?? "") : undefined;
+  }
+
+  async list(actor: Actor, request: ListRequest): Promise<{ items: Usage[]; total: number }> {
+    const db = this.deps.database.db;
+    const conditions: Array<SQL | undefined> = [this.scope(actor)];
+    const types = request.filters.usageType;
+    if (types) conditions.push(inArray(usageRecords.recordType, [...types]));
+    const statuses = request.filters.status;
+    if (statuses) {
+      const byStatus: Record<string, SQL | undefined> = {
+        recycled: isNotNull(usageSuspense.usageId),
+        guided: and(isNull(usageSuspense.usageId), isNotNull(usageRecords.productId)),
+        received: and(isNull(usageSuspense.usageId), isNull(usageRecords.productId)),
+      };
+      conditions.push(
+        sql.join(
+          statuses.map((status) => sql`(${byStatus[status]})`),
+          sql` or `,
+        ),
+      );
+    }
+    const where = and(...conditions);
+    const [rows, counted] = await Promise.all([
+      db
+        .select()
+        .from(usageRecords)
+        .leftJoin(usageSuspense, openJoin)
+        .where(where)
+        .orderBy(asc(usageRecords.id))
+        .offset(request.offset)
+        .limit(request.limit),
+      db.select({ total: count() }).from(usageRecords).leftJoin(usageSuspense, openJoin).where(where),
+    ]);
+    return {
+      items: rows.map((row) => presentUsage(row.usage_records, row.usage_suspense)),
+      total: counted[0]?.total ?? 0,
+    };
+  }
+
+  async get(actor: Actor, id: string): Promise<Usage> {
+    if (!isId(id)) throw notFound("usage", id);
+    const [row] = await this.deps.database.db
+      .select()
+      .from(usageRecords)
+      .leftJoin(usageSuspense, openJoin)
+      .where(and(eq(usageRecords.id, id), this.scope(actor)));
+    if (!row) throw notFound("usage", id);
+    return presentUsage(row.usage_records, row.usage_suspense);
+  }
+
+  async listSuspense(request: ListRequest): Promise<{ items: SuspendedUsage[]; total: number }> {
+    const db = this.deps.database.db;
+    const filters = request.filters;
+    const conditions: Array<SQL | undefined> = [];
+    if (filters.state) {
+      const states = filters.state;
+      if (states.length === 1) {
+        conditions.push(states[0] === "open" ? isNull(usageSuspense.resolvedAt) : isNotNull(usageSuspense.resolvedAt));
+      }
+    }
+    if (filters.reason) conditions.push(inArray(usageSuspense.reason, [...filters.reason]));
+    if (filters.source) conditions.push(inArray(usageRecords.source, [...filters.source]));
+    if (filters.recordType) conditions.push(inArray(usageRecords.recordType, [...filters.recordType]));
+    if (filters.servedMSISDN) conditions.push(inArray(usageRecords.servedMsisdn, [...filters.servedMSISDN]));
+    const where = and(...conditions);
+    const [rows, counted] = await Promise.all([
+      db
+        .select()
+        .from(usageSuspense)
+        .innerJoin(usageRecords, eq(usageRecords.id, usageSuspense.usageId))
+        .where(where)
+        .orderBy(asc(usageSuspense.usageId))
+        .offset(request.offset)
+        .limit(request.limit),
+      db
+        .select({ total: count() })
+        .from(usageSuspense)
+        .innerJoin(usageRecords, eq(usageRecords.id, usageSuspense.usageId))
+        .where(where),
+    ]);
+    return {
+      items: rows.map((row) => presentSuspense(row.usage_suspense, row.usage_records)),
+      total: counted[0]?.total ?? 0,
+    };
+  }
+
+  async getSuspense(id: string): Promise<SuspendedUsage> {
+    if (!isId(id)) throw notFound("suspended usage", id);
+    const [row] = await this.suspended(this.deps.database.db, eq(usageSuspense.usageId, id), 1, false);
+    if (!row) throw notFound("suspended usage", id);
+    return presentSuspense(row.usage_suspense, row.usage_records);
+  }
+
+  private suspended(db: Db, where: SQL | undefined, limit: number, lock: boolean) {
+    const query = db
+      .select()
+      .from(usageSuspense)
+      .innerJoin(usageRecords, eq(usageRecords.id, usageSuspense.usageId))
+      .where(where)
+      .orderBy(asc(usageSuspense.usageId))
+      .limit(limit);
+    return lock ? query.for("update", { of: usageSuspense, skipLocked: true }) : query;
+  }
+
+  /** Re-guides one suspended record; answers it as it is afterwards (resolved, or open with the new reason). */
+  async reguideOne(actor: Actor, id: string): Promise<SuspendedUsage> {
+    const current = await this.getSuspense(id);
+    if (current.state === "resolved") {
+      throw new AppError(
+        "conflict",
+        "already_resolved",
+        `suspended usage ${id} was resolved already (${current.resolution})`,
+      );
+    }
+    await this.reguide(actor, eq(usageSuspense.usageId, id), 1, id);
+    return this.getSuspense(id);
+  }
+
+  async reguideMany(actor: Actor, filter: ReguideFilter): Promise<ReguideResult> {
+    const conditions: SQL[] = [];
+    if (filter.reason) conditions.push(inArray(usageSuspense.reason, [...filter.reason]));
+    if (filter.source) conditions.push(inArray(usageRecords.source, [...filter.source]));
+    if (filter.servedMSISDN) conditions.push(inArray(usageRecords.servedMsisdn, [...filter.servedMSISDN]));
+    return this.reguide(actor, and(...conditions), filter.limit ?? SUSPENSE_REGUIDE_MAX, "bulk");
+  }
+
+  /**
+   * Locks open suspense rows (skipping those another re-guide holds), guides each again against fresh line
+   * data, then in the same transaction moves the guided ones out of suspense and counts an attempt on the
+   * rest. The guided records go on the queue once the transaction has committed.
+   */
+  private async reguide(actor: Actor, where: SQL | undefined, limit: number, auditId: string): Promise<ReguideResult> {
+    const now = this.deps.clock.now();
+    const { result, queued } = await this.deps.database.transaction(async (tx) => {
+      const rows = await this.suspended(tx, and(isNull(usageSuspense.resolvedAt), where), limit, true);
+      const records = rows.map((row) => recordOfRow(row.usage_records));
+      const guided = await this.deps.lines.guideAll(tx, records);
+      const moved: Array<{ id: string; product_id: string; billing_account_id: string }> = [];
+      const still: Array<{ id: string; reason: string; message: string }> = [];
+      const queued: QueuedUsage[] = [];
+      rows.forEach((row, i) => {
+        const outcome = guided[i] as Guided;
+        const id = row.usage_records.id;
+        if (outcome.ok) {
+          moved.push({ id, product_id: outcome.productId, billing_account_id: outcome.billingAccountId });
+          const usage = queuedUsage({ usageId: id, record: records[i] as CdrRecord, guided: outcome });
+          if (usage !== null) queued.push(usage);
+        } else still.push({ id, reason: outcome.reason, message: outcome.message });
+      });
+      const at = now.toISOString();
+      if (moved.length > 0) {
+        await queryRows(
+          tx,
+          sql`update usage_records u
+              set product_id = x.product_id, billing_account_id = x.billing_account_id, guided_at = ${at}::timestamptz
+              from jsonb_to_recordset(${JSON.stringify(moved)}::jsonb) as x(id uuid, product_id uuid, billing_account_id uuid)
+              where u.id = x.id`,
+        );
+        await queryRows(
+          tx,
+          sql`update usage_suspense s
+              set resolved_at = ${at}::timestamptz, resolution = 'reguided', attempts = s.attempts + 1,
+                  last_attempt_at = ${at}::timestamptz
+              from jsonb_to_recordset(${JSON.stringify(moved)}::jsonb) as x(id uuid)
+              where s.usage_id = x.id`,
+        );
+      }
+      if (still.length > 0) {
+        await queryRows(
+          tx,
+          sql`update usage_suspense s
+              set reason = x.reason, message = x.message, attempts = s.attempts + 1, last_attempt_at = ${at}::timestamptz
+              from jsonb_to_recordset(${JSON.stringify(still)}::jsonb) as x(id uuid, reason text, message text)
+              where s.usage_id = x.id`,
+        );
+      }
+      const result = { examined: rows.length, guided: moved.length, stillSuspended: still.length };
+      await this.deps.audit.record(tx, actor, {
+        action: "reguide",
+        entityType: "usageSuspense",
+        entityId: auditId,
+        after: { ...result, guidedUsageIds: moved.map((row) => row.id) },
+      });
+      return { result, queued };
+    });
+    await this.deps.ingest.enqueue(queued);
+    return result;
+  }
+}
