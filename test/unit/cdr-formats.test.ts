@@ -462,7 +462,7 @@ t.test("Master.csv rows map with uniqueid as cdrId and times in the source's zon
   const answered = mapped(rows[0] as MapResult);
   t.same(answered.record, {
     recordType: "voice",
-    cdrId: "1773655200.42",
+    cdrId: "1773655200.42/PJSIP/carrier-de-0000002b",
     source: "pbx-berlin",
     servedMSISDN: "+4915112345678",
     calledNumber: "+493012345678",
@@ -475,7 +475,8 @@ t.test("Master.csv rows map with uniqueid as cdrId and times in the source's zon
 
   const summary = rows.map((result) => {
     const cdr = mapped(result);
-    return [cdr.record.cdrId, cdr.record.recordOpeningTime, cdr.record.duration, cdr.chargeable, cdr.note ?? null];
+    const uniqueid = String(cdr.record.cdrId).split("/")[0];
+    return [uniqueid, cdr.record.recordOpeningTime, cdr.record.duration, cdr.chargeable, cdr.note ?? null];
   });
   t.same(summary, [
     ["1773655200.42", "2026-03-16T11:00:07+01:00", 65, true, null],
@@ -532,8 +533,19 @@ t.test("without uniqueid the key is a hash of the row: same row, same key; any d
 });
 
 t.test("17 columns carry uniqueid; an empty uniqueid falls back to the hash", async (t) => {
-  t.equal(mapped(mapAsteriskRow(asteriskRow({}, 17), "pbx", BERLIN)).record.cdrId, "1773655200.64");
-  t.equal(mapped(mapAsteriskRow(asteriskRow({}, 18), "pbx", BERLIN)).record.cdrId, "1773655200.64");
+  const key = "1773655200.64/PJSIP/carrier-de-00000051";
+  t.equal(mapped(mapAsteriskRow(asteriskRow({}, 17), "pbx", BERLIN)).record.cdrId, key);
+  t.equal(mapped(mapAsteriskRow(asteriskRow({}, 18), "pbx", BERLIN)).record.cdrId, key);
+  t.equal(
+    mapped(mapAsteriskRow(asteriskRow({ 6: "" }, 18), "pbx", BERLIN)).record.cdrId,
+    "1773655200.64",
+    "no destination channel: the uniqueid alone",
+  );
+  t.not(
+    mapped(mapAsteriskRow(asteriskRow({ 6: "PJSIP/carrier-de-00000052" }, 18), "pbx", BERLIN)).record.cdrId,
+    key,
+    "Asterisk 12+ writes one row per dial attempt under one uniqueid: each destination channel is its own record",
+  );
   const emptyId = asteriskRow({ 16: "" }, 17);
   t.equal(
     mapped(mapAsteriskRow(emptyId, "pbx", BERLIN)).record.cdrId,

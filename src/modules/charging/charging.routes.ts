@@ -76,7 +76,14 @@ function rawBodies(app: FastifyInstance, types: string[]): void {
 /** The bulk and switch doors for network elements, in their own scope so their bodies stay raw bytes. */
 function cdrRoutes(deps: ChargingRouteDeps) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    rawBodies(app, ["application/json", "application/x-ndjson", "application/x-www-form-urlencoded", "text/csv"]);
+    rawBodies(app, [
+      "application/json",
+      "application/x-ndjson",
+      "application/x-www-form-urlencoded",
+      // mod_json_cdr with encode=base64
+      "application/x-www-form-base64-encoded",
+      "text/csv",
+    ]);
 
     app.post(
       "/api/v1/cdrs",

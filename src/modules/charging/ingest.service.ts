@@ -3,14 +3,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, queryRows } from "../../platform/database.js";
 import { newId } from "../../shared/ids.js";
-import {
-  type CdrFormat,
-  type CdrRecord,
-  type CheckContext,
-  checkCdr,
-  digestOf,
-  type Rejection,
-} from "./cdr-record.js";
+import { type CdrFormat, type CdrRecord, type CheckContext, checkCdr, digestOf, type Rejection } from "./cdr-record.js";
 import type { Guided, LineIndex } from "./line-index.js";
 import type { SourceRegistry } from "./sources.service.js";
 import type { QueuedUsage, UsageQueue } from "./usage-queue.js";

@@ -105,7 +105,8 @@ type Column = (typeof COLUMNS)[number];
  *
  * - 16, 17 or 18 columns; with 17 the extra one is taken as `uniqueid` (cdr_csv writes uniqueid before
  *   userfield, so 17 columns mean loguniqueid=yes, loguserfield=no).
- * - `cdrId`: `uniqueid` when present and non-empty; otherwise `row-` + SHA-256 of the row's cells
+ * - `cdrId`: `uniqueid/dstchannel` when uniqueid is present and non-empty (Asterisk 12+ writes one row per
+ *   dial attempt under one uniqueid; the bare uniqueid when there is no destination channel); otherwise `row-` + SHA-256 of the row's cells
  *   (JSON-encoded, so cell boundaries are unambiguous): the same row uploaded twice has the same key, rows
  *   that differ in any cell have different keys.
  * - Always `direction: outgoing`, `servedMSISDN` = src, `calledNumber` = dst, numbers as written.
@@ -150,7 +151,15 @@ export function mapAsteriskRow(cells: string[], source: string, timeZone: string
   else if (billsec === 0) note = "billsec 0";
 
   const uniqueid = cells.length >= 17 ? cell("uniqueid") : "";
-  const cdrId = uniqueid !== "" ? uniqueid : `row-${createHash("sha256").update(JSON.stringify(cells)).digest("hex")}`;
+  // Asterisk 12+ writes several rows under one uniqueid (each dial attempt of a ring group), one per
+  // destination channel: uniqueid and dstchannel together name a row, and stay the same on a retry.
+  const dstchannel = cell("dstchannel");
+  const cdrId =
+    uniqueid === ""
+      ? `row-${createHash("sha256").update(JSON.stringify(cells)).digest("hex")}`
+      : dstchannel === ""
+        ? uniqueid
+        : `${uniqueid}/${dstchannel}`;
   return {
     ok: true,
     cdr: {
