@@ -1,4 +1,6 @@
 import type { Redis } from "ioredis";
+import { waitForRedis } from "../../platform/redis.js";
+import { REDIS_CONNECT_TIMEOUT_MS } from "../../shared/limits.js";
 import type { Direction, Service } from "../rating/tariff.schemas.js";
 
 /** What a rating worker needs of a guided record, so it rates from the queue without reading PostgreSQL. */
@@ -71,11 +73,19 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
   let reader: Redis | null = null;
   const groups = new Set<number>();
   const key = (shard: number) => `${prefix}usage-queue:{s${shard}}`;
+  // The queue's own connections start connecting when it is created; a command waits for them (bounded), then
+  // fails fast like every other Redis command of the engine.
+  const connected = async (connection: Redis) => {
+    if (connection.status !== "ready" && !(await waitForRedis(connection, REDIS_CONNECT_TIMEOUT_MS))) {
+      throw new Error("the rating queue's Redis connection is not ready");
+    }
+    return connection;
+  };
 
   const ensureGroup = async (shard: number) => {
     if (groups.has(shard)) return;
     try {
-      await writer.xgroup("CREATE", key(shard), GROUP, "0", "MKSTREAM");
+      await (await connected(writer)).xgroup("CREATE", key(shard), GROUP, "0", "MKSTREAM");
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith("BUSYGROUP"))) throw error;
     }
@@ -88,7 +98,7 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
     shardOf: (account) => shardOf(account, shards),
     async enqueue(items) {
       if (items.length === 0) return;
-      const pipeline = writer.pipeline();
+      const pipeline = (await connected(writer)).pipeline();
       for (const item of items)
         pipeline.xadd(key(shardOf(item.billingAccountId, shards)), "*", "d", JSON.stringify(item));
       const results = (await pipeline.exec()) ?? [];
@@ -104,7 +114,9 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
       const args: Array<string | number> = ["GROUP", GROUP, consumer, "COUNT", count];
       if (blockMs > 0) args.push("BLOCK", blockMs);
       args.push("STREAMS", key(shard), ">");
-      const reply = (await reader.call("XREADGROUP", ...args)) as Array<[string, Array<[string, string[]]>]> | null;
+      const reply = (await (await connected(reader)).call("XREADGROUP", ...args)) as Array<
+        [string, Array<[string, string[]]>]
+      > | null;
       const entries: QueueEntry[] = [];
       for (const [, messages] of reply ?? []) {
         for (const [id, fields] of messages) {
@@ -122,7 +134,7 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
         .exec();
     },
     async depth(shard) {
-      return writer.xlen(key(shard));
+      return (await connected(writer)).xlen(key(shard));
     },
     async close() {
       writer.disconnect();
