@@ -3,6 +3,7 @@
  * benchmark measures its infrastructure ceiling in the same run and reports itself as a ratio of it.
  */
 import { benchHttp, printHttp } from "./http.js";
+import { benchIngest, printIngest } from "./ingest.js";
 import { benchInventory, printInventory } from "./inventory.js";
 import { benchOrders, printOrders } from "./orders.js";
 import { benchRatingEngine, printRatingEngine } from "./rating-engine.js";
@@ -12,6 +13,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   "rating-engine": async () => printRatingEngine(await benchRatingEngine()),
   inventory: async () => printInventory(await benchInventory()),
   orders: async () => printOrders(await benchOrders()),
+  ingest: async () => printIngest(await benchIngest()),
 };
 
 const requested = process.argv.slice(2);
