@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
 import t from "tap";
+import { buildApp } from "../../src/app.js";
 import type { QueueEntry } from "../../src/modules/charging/usage-queue.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import { CDR_BATCH_MAX } from "../../src/shared/limits.js";
-import { drivers, type Engine, expectError, startEngine } from "../support/engine.js";
+import { drivers, type Engine, expectError, hasServers, startEngine } from "../support/engine.js";
 import { lineOrder, orderReadyAccount } from "../support/fixtures.js";
 
 /**
@@ -632,3 +633,28 @@ t.test("CDR sources: registered by admins, checked, disabled sources refused", a
   expectError(t, await engine.request("PATCH", `${sources}/nowhere`, { body: { status: "active" } }), 404, "not_found");
   expectError(t, await engine.request("PATCH", `${sources}/msc-1`, { body: {} }), 400, "invalid_field");
 });
+
+t.test(
+  "line events reach the guiding index of another API process",
+  { skip: !hasServers && "needs Redis" },
+  async (t) => {
+    const engine = await startEngine(t, { driver: "postgres" });
+    const { accountId } = await orderReadyAccount(engine);
+    // A second API process on the same database and Redis.
+    const other = await buildApp(engine.config, { clock: engine.clock, logger: false, orderFulfilment: "manual" });
+    t.teardown(() => other.close());
+    const query = { servedMsisdn: MSISDN, servedImsi: null, startedAtMs: engine.clock.now().getTime() + 60_000 };
+    t.match(other.services.charging.lines.guide(query), { ok: false, reason: "unknown_number" });
+
+    const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId) });
+    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+    // The other process hears of the activation through Redis pub/sub and answers from memory alone.
+    const deadline = Date.now() + 5_000;
+    let guided = other.services.charging.lines.guide(query);
+    while (!guided.ok && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      guided = other.services.charging.lines.guide(query);
+    }
+    t.match(guided, { ok: true, billingAccountId: accountId });
+  },
+);
