@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import { freePort } from "../../test/support/services.js";
@@ -17,8 +18,13 @@ export async function startServer(entry: string, env: NodeJS.ProcessEnv): Promis
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
   const child: ChildProcess = spawn(process.execPath, [...extra, "--import", "tsx", entry], {
     env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", process.env.BENCH_SERVER_LOG ? "pipe" : "ignore", "pipe"],
   });
+  // BENCH_SERVER_LOG=file keeps the servers' logs (warnings and errors) for a look after the run.
+  if (process.env.BENCH_SERVER_LOG) {
+    const log = createWriteStream(process.env.BENCH_SERVER_LOG, { flags: "a" });
+    child.stdout?.pipe(log);
+  }
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
