@@ -36,11 +36,7 @@ export async function benchIngest(): Promise<Record<string, string | number>[]> 
     ADMIN_API_KEY: adminKey,
     LOG_LEVEL: "warn",
   });
-  const bare = await startServer("bench/support/bare-server.ts", {
-    DATABASE_URL: database.url,
-    REDIS_URL: redisUrl,
-    BARE_REDIS_PREFIX: `${prefix}bare:`,
-  });
+  let bare: Awaited<ReturnType<typeof startServer>> | null = null;
   const redis = new Redis(redisUrl);
   const sql = postgres(database.url, { max: 1, onnotice: () => {} });
   const call = async (method: string, path: string, body?: unknown, key = adminKey) => {
@@ -56,7 +52,15 @@ export async function benchIngest(): Promise<Record<string, string | number>[]> 
     if (keys.length > 0) await redis.del(...keys);
   };
   try {
-    const msisdns = await seedLines(call);
+    const lines = await seedLines(call);
+    const msisdns = lines.map((line) => line.msisdn);
+    // The ceiling writes the same rows: the same lines and accounts, so its index pages are as hot as ours.
+    bare = await startServer("bench/support/bare-server.ts", {
+      DATABASE_URL: database.url,
+      REDIS_URL: redisUrl,
+      BARE_REDIS_PREFIX: `${prefix}bare:`,
+      BARE_LINES: JSON.stringify(lines),
+    });
     await call("POST", "/api/v1/cdr-sources", { id: "bench-msc", countryCode: "49" });
     const network = (await call("POST", "/api/v1/api-keys", { name: "bench network", role: "network" })).body
       .key as string;
@@ -94,9 +98,11 @@ export async function benchIngest(): Promise<Record<string, string | number>[]> 
     };
 
     const rows: Record<string, string | number>[] = [];
-    for (const { batch, connections } of PHASES) {
+    // BENCH_INGEST_BATCHES=1,100 runs only those phases (for profiling one of them).
+    const only = process.env.BENCH_INGEST_BATCHES?.split(",").map(Number);
+    for (const { batch, connections } of PHASES.filter((phase) => !only || only.includes(phase.batch))) {
       await run(`${engine.base}/api/v1/cdrs`, network, batch, connections, `w${batch}-`).catch(() => undefined);
-      const ceiling = await run(`${bare.base}/ingest`, network, batch, connections, `b${batch}-`);
+      const ceiling = await run(`${(bare as { base: string }).base}/ingest`, network, batch, connections, `b${batch}-`);
       await clearStreams();
       const before = await storedCount(sql);
       const result = await run(`${engine.base}/api/v1/cdrs`, network, batch, connections, `e${batch}-`);
@@ -134,7 +140,7 @@ export async function benchIngest(): Promise<Record<string, string | number>[]> 
     redis.disconnect();
     await sql.end({ timeout: 2 });
     await engine.stop();
-    await bare.stop();
+    await bare?.stop();
     await database.drop();
   }
 }
@@ -158,7 +164,7 @@ type Call = (
 ) => Promise<{ status: number; body: Record<string, unknown> }>;
 
 /** Lines through the front door: numbers and SIMs in stock, ten accounts, two line orders each, all completed. */
-async function seedLines(call: Call): Promise<string[]> {
+async function seedLines(call: Call): Promise<Array<{ msisdn: string; productId: string; accountId: string }>> {
   await call("POST", "/api/v1/inventory/number-ranges", { from: "+4915100000000", to: "+4915100000999" });
   await call(
     "POST",
@@ -196,9 +202,16 @@ async function seedLines(call: Call): Promise<string[]> {
     }
   }
   const products = await call("GET", "/tmf-api/productInventory/v4/product?status=active&limit=1000");
-  const lines = (products.body as unknown as Array<{ productCharacteristic: { name: string; value: string }[] }>)
-    .map((product) => product.productCharacteristic.find((c) => c.name === "msisdn")?.value)
-    .filter((value): value is string => value !== undefined);
+  type Listed = {
+    id: string;
+    billingAccount: { id: string };
+    productCharacteristic: { name: string; value: string }[];
+  };
+  const lines = (products.body as unknown as Listed[]).map((product) => ({
+    msisdn: product.productCharacteristic.find((c) => c.name === "msisdn")?.value ?? "",
+    productId: product.id,
+    accountId: product.billingAccount.id,
+  }));
   if (lines.length !== LINES) throw new Error(`expected ${LINES} active lines, found ${lines.length}`);
   return lines;
 }

@@ -72,6 +72,11 @@ if (sql !== null) {
 
 if (sql !== null && redis !== null) {
   const prefix = process.env.BARE_REDIS_PREFIX ?? "bare:";
+  const lines = new Map(
+    (JSON.parse(process.env.BARE_LINES ?? "[]") as Array<{ msisdn: string; productId: string; accountId: string }>).map(
+      (line) => [line.msisdn, line],
+    ),
+  );
   app.post("/ingest", async (request) => {
     const records = request.body as Array<Record<string, unknown>>;
     const now = new Date().toISOString();
@@ -95,8 +100,8 @@ if (sql !== null && redis !== null) {
       messages: null,
       chargeable: true,
       note: null,
-      product_id: randomUUID(),
-      billing_account_id: randomUUID(),
+      product_id: lines.get(String(record.servedMSISDN))?.productId ?? randomUUID(),
+      billing_account_id: lines.get(String(record.servedMSISDN))?.accountId ?? randomUUID(),
       suspense_reason: null,
       suspense_message: null,
     }));
