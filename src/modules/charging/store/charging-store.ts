@@ -1,0 +1,151 @@
+/**
+ * The charging store (DESIGN.md §2, §4 step 3): the hot copy of every account's money and allowances, changed
+ * only by one atomic step per account. Two implementations obey this contract — Redis (one Lua script per
+ * call, all keys of an account under one hash tag) and an in-process store for embedded mode — and one
+ * contract test file runs against both.
+ *
+ * Amounts are integers in micro-units (10^-6 of the currency) as bigint; Lua holds them as doubles, exact up to
+ * 2^53, so every amount crossing the boundary is checked against MICRO_LIMIT. Allowance units are whole
+ * seconds, messages or bytes. Rounding never happens here.
+ */
+
+/** The largest magnitude of a micro-unit amount either store accepts (2^53 − 1: exact in Lua's doubles). */
+export const MICRO_LIMIT = 9_007_199_254_740_991n;
+
+export interface BucketState {
+  id: string;
+  granted: number;
+  used: number;
+}
+
+export interface LineState {
+  productId: string;
+  /** Prepaid lines carry a monetary balance; postpaid lines do not (null). */
+  balance: bigint | null;
+  /** Ordered by bucket id. */
+  buckets: BucketState[];
+}
+
+export interface AccountState {
+  accountId: string;
+  /** Bumped by every change; a step priced against another version is refused. */
+  version: number;
+  /** The highest fencing token that has written to this account. */
+  fence: number;
+  /** Spend to date per spend period (postpaid bill period), micro-units. */
+  spend: Map<string, bigint>;
+  lines: Map<string, LineState>;
+  /** Threshold keys already crossed (each names its own period). */
+  crossed: Set<string>;
+}
+
+export interface Draw {
+  bucketId: string;
+  units: number;
+}
+
+/** One rated event, priced by the worker against the state version it read. */
+export interface ChargeEvent {
+  usageId: string;
+  productId: string;
+  /** The spend period the event counts in. */
+  period: string;
+  /** Allowance consumed, bucket by bucket (buckets before money). */
+  draws: Draw[];
+  /** Money charged after allowances, micro-units, ≥ 0. */
+  charge: bigint;
+  /** Whether the charge comes off the line's prepaid balance. */
+  prepaid: boolean;
+  /** What a replay of this event answers (the rated summary), stored with the dedupe mark. */
+  result: string;
+}
+
+/**
+ * A threshold to watch while applying: `up` fires when the metric reaches `value` from below (spend, bucket
+ * use), `down` when it falls below `value` (a prepaid balance). The key names the threshold and its period, so
+ * each fires once per period.
+ */
+export interface Threshold {
+  key: string;
+  metric: "spend" | "balance" | "bucket";
+  direction: "up" | "down";
+  value: bigint;
+  /** spend: the period; balance and bucket: the line; bucket: the bucket. */
+  period?: string;
+  productId?: string;
+  bucketId?: string;
+}
+
+export interface StepRequest {
+  accountId: string;
+  fence: number;
+  version: number;
+  events: ChargeEvent[];
+  thresholds: Threshold[];
+}
+
+export interface Crossing {
+  key: string;
+  usageId: string;
+  /** The metric's value after the event that crossed (micro-units or units). */
+  value: bigint;
+}
+
+export interface EventOutcome {
+  usageId: string;
+  duplicate: boolean;
+  result: string;
+}
+
+export type StepResult =
+  | { status: "applied"; version: number; outcomes: EventOutcome[]; crossings: Crossing[] }
+  | { status: "version_mismatch"; version: number }
+  | { status: "fenced"; fence: number }
+  | { status: "refused"; reason: string };
+
+export interface NewLine {
+  productId: string;
+  balance: bigint | null;
+  buckets: Array<{ id: string; granted: number }>;
+}
+
+export interface TopUp {
+  accountId: string;
+  productId: string;
+  /** Idempotency: a top-up id applied once. */
+  id: string;
+  amount: bigint;
+  /** Balance thresholds to re-arm once the balance is back at or above their value. */
+  rearm: Array<{ key: string; value: bigint }>;
+}
+
+export interface ChargingStore {
+  readonly kind: "redis" | "in-process";
+  read(accountId: string): Promise<AccountState>;
+  /** Adds a line's balance and buckets where they do not exist yet (a new line or a new allowance period). */
+  grant(accountId: string, line: NewLine): Promise<number>;
+  step(request: StepRequest): Promise<StepResult>;
+  /** Adds money to a prepaid line (a top-up or an adjustment, which may be negative); returns the new balance. */
+  credit(topUp: TopUp): Promise<{ balance: bigint; duplicate: boolean; version: number }>;
+  close(): Promise<void>;
+}
+
+export function checkMicro(value: bigint, what: string): void {
+  if (value > MICRO_LIMIT || value < -MICRO_LIMIT) throw new RangeError(`${what} is beyond the store's exact range`);
+}
+
+/** The metric a threshold watches, in an account's state. */
+export function metricOf(state: AccountState, threshold: Threshold): bigint | null {
+  if (threshold.metric === "spend") return state.spend.get(threshold.period ?? "") ?? 0n;
+  const line = state.lines.get(threshold.productId ?? "");
+  if (line === undefined) return null;
+  if (threshold.metric === "balance") return line.balance;
+  const bucket = line.buckets.find((candidate) => candidate.id === threshold.bucketId);
+  return bucket === undefined ? null : BigInt(bucket.used);
+}
+
+export function crossed(threshold: Threshold, before: bigint, after: bigint): boolean {
+  return threshold.direction === "up"
+    ? before < threshold.value && after >= threshold.value
+    : before >= threshold.value && after < threshold.value;
+}

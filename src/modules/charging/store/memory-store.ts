@@ -1,0 +1,178 @@
+import {
+  type AccountState,
+  type ChargingStore,
+  type Crossing,
+  checkMicro,
+  crossed,
+  type EventOutcome,
+  metricOf,
+  type StepRequest,
+  type StepResult,
+} from "./charging-store.js";
+
+interface Stored {
+  state: AccountState;
+  dedupe: Map<string, string>;
+}
+
+/**
+ * The embedded charging store: the same step as the Lua script, in the process. JavaScript runs one call at a
+ * time between awaits and the step has none, so each call is atomic like a Lua script.
+ */
+export function memoryChargingStore(): ChargingStore {
+  const accounts = new Map<string, Stored>();
+  const load = (accountId: string): Stored => {
+    let stored = accounts.get(accountId);
+    if (stored === undefined) {
+      stored = {
+        state: { accountId, version: 0, fence: 0, spend: new Map(), lines: new Map(), crossed: new Set() },
+        dedupe: new Map(),
+      };
+      accounts.set(accountId, stored);
+    }
+    return stored;
+  };
+  const copy = (state: AccountState): AccountState => ({
+    ...state,
+    spend: new Map(state.spend),
+    lines: new Map(
+      [...state.lines].map(([id, line]) => [id, { ...line, buckets: line.buckets.map((bucket) => ({ ...bucket })) }]),
+    ),
+    crossed: new Set(state.crossed),
+  });
+
+  return {
+    kind: "in-process",
+    async read(accountId) {
+      const state = copy(load(accountId).state);
+      for (const line of state.lines.values()) line.buckets.sort((a, b) => a.id.localeCompare(b.id));
+      return state;
+    },
+    async grant(accountId, line) {
+      if (line.balance !== null) checkMicro(line.balance, "balance");
+      const { state } = load(accountId);
+      const existing = state.lines.get(line.productId);
+      let changed = false;
+      if (existing === undefined) {
+        state.lines.set(line.productId, {
+          productId: line.productId,
+          balance: line.balance,
+          buckets: line.buckets.map((bucket) => ({ id: bucket.id, granted: bucket.granted, used: 0 })),
+        });
+        changed = true;
+      } else {
+        for (const bucket of line.buckets) {
+          if (!existing.buckets.some((candidate) => candidate.id === bucket.id)) {
+            existing.buckets.push({ id: bucket.id, granted: bucket.granted, used: 0 });
+            changed = true;
+          }
+        }
+      }
+      if (changed) state.version += 1;
+      return state.version;
+    },
+    async step(request: StepRequest): Promise<StepResult> {
+      const stored = load(request.accountId);
+      const { state, dedupe } = stored;
+      if (request.fence < state.fence) return { status: "fenced", fence: state.fence };
+      const seen = new Set<string>();
+      const fresh = request.events.filter((event) => {
+        const repeat = dedupe.has(event.usageId) || seen.has(event.usageId);
+        seen.add(event.usageId);
+        return !repeat;
+      });
+      if (fresh.length > 0 && request.version !== state.version) {
+        return { status: "version_mismatch", version: state.version };
+      }
+      // Check everything before changing anything: a refused step changes nothing.
+      const planned = copy(state);
+      for (const event of fresh) {
+        checkMicro(event.charge, "charge");
+        if (event.charge < 0n) return { status: "refused", reason: `${event.usageId}: negative charge` };
+        const line = planned.lines.get(event.productId);
+        if (line === undefined)
+          return { status: "refused", reason: `${event.usageId}: line ${event.productId} has no state` };
+        if (event.prepaid && line.balance === null) {
+          return { status: "refused", reason: `${event.usageId}: line ${event.productId} has no prepaid balance` };
+        }
+        for (const draw of event.draws) {
+          const bucket = line.buckets.find((candidate) => candidate.id === draw.bucketId);
+          if (bucket === undefined || draw.units < 0 || bucket.used + draw.units > bucket.granted) {
+            return {
+              status: "refused",
+              reason: `${event.usageId}: bucket ${draw.bucketId} cannot cover ${draw.units}`,
+            };
+          }
+          bucket.used += draw.units;
+        }
+        if (event.prepaid) line.balance = (line.balance as bigint) - event.charge;
+        const spend = (planned.spend.get(event.period) ?? 0n) + event.charge;
+        checkMicro(spend, "spend");
+        planned.spend.set(event.period, spend);
+      }
+      // Apply for real, event by event, watching thresholds.
+      const crossings: Crossing[] = [];
+      const results = new Map<string, string>();
+      for (const event of fresh) {
+        const watched = request.thresholds.filter((threshold) =>
+          threshold.metric === "spend" ? threshold.period === event.period : threshold.productId === event.productId,
+        );
+        const before = watched.map((threshold) => metricOf(state, threshold));
+        const line = state.lines.get(event.productId);
+        if (line === undefined) continue;
+        for (const draw of event.draws) {
+          const bucket = line.buckets.find((candidate) => candidate.id === draw.bucketId);
+          if (bucket) bucket.used += draw.units;
+        }
+        if (event.prepaid && line.balance !== null) line.balance -= event.charge;
+        state.spend.set(event.period, (state.spend.get(event.period) ?? 0n) + event.charge);
+        watched.forEach((threshold, index) => {
+          const was = before[index];
+          const now = metricOf(state, threshold);
+          if (was === null || was === undefined || now === null) return;
+          if (crossed(threshold, was, now) && !state.crossed.has(threshold.key)) {
+            state.crossed.add(threshold.key);
+            crossings.push({ key: threshold.key, usageId: event.usageId, value: now });
+          }
+        });
+        dedupe.set(event.usageId, event.result);
+        results.set(event.usageId, event.result);
+      }
+      if (fresh.length > 0) state.version += 1;
+      state.fence = Math.max(state.fence, request.fence);
+      const outcomes: EventOutcome[] = [];
+      const answered = new Set<string>();
+      for (const event of request.events) {
+        const own = results.get(event.usageId);
+        const first = own !== undefined && !answered.has(event.usageId);
+        answered.add(event.usageId);
+        outcomes.push({
+          usageId: event.usageId,
+          duplicate: !first,
+          result: own ?? (dedupe.get(event.usageId) as string),
+        });
+      }
+      return { status: "applied", version: state.version, outcomes, crossings };
+    },
+    async credit(topUp) {
+      checkMicro(topUp.amount, "amount");
+      const { state, dedupe } = load(topUp.accountId);
+      const line = state.lines.get(topUp.productId);
+      if (line === undefined || line.balance === null) {
+        throw new Error(`line ${topUp.productId} has no prepaid balance`);
+      }
+      const mark = `credit:${topUp.id}`;
+      if (dedupe.has(mark)) return { balance: line.balance, duplicate: true, version: state.version };
+      const balance = line.balance + topUp.amount;
+      checkMicro(balance, "balance");
+      line.balance = balance;
+      for (const threshold of topUp.rearm) if (balance >= threshold.value) state.crossed.delete(threshold.key);
+      dedupe.set(mark, balance.toString());
+      state.version += 1;
+      return { balance, duplicate: false, version: state.version };
+    },
+    async close() {
+      accounts.clear();
+    },
+  };
+}

@@ -1,0 +1,357 @@
+import type { Redis } from "ioredis";
+import {
+  type AccountState,
+  type ChargingStore,
+  checkMicro,
+  type LineState,
+  type StepRequest,
+  type StepResult,
+} from "./charging-store.js";
+
+/**
+ * The Redis charging store. Every key of an account carries the hash tag `{acct:<id>}`, so one script changes
+ * a line and its account atomically and stays in one slot on Redis Cluster; every key a script touches is
+ * passed in KEYS. Amounts travel as decimal-integer strings and are held as Lua numbers (exact below 2^53,
+ * checked before sending); cjson prints numbers with 14 digits, so scripts answer amounts as strings.
+ *
+ * Keys: `s` (version, fence), `spend` (period → micro-units), `d` (usage id → stored result), `x` (crossed
+ * threshold keys), `lines` (product ids), `l:<product>` (balance, g:<bucket> granted, u:<bucket> used).
+ */
+
+const COMMON = `
+local function fmt(x) if x == 0 then return '0' end return string.format('%.0f', x) end
+local function loadline(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return false end
+  local l = { balance = false, g = {}, u = {}, dirty = false }
+  for j = 1, #h, 2 do
+    local f, v = h[j], h[j + 1]
+    if f == 'balance' then l.balance = tonumber(v)
+    elseif string.sub(f, 1, 2) == 'g:' then l.g[string.sub(f, 3)] = tonumber(v)
+    elseif string.sub(f, 1, 2) == 'u:' then l.u[string.sub(f, 3)] = tonumber(v) end
+  end
+  return l
+end
+`;
+
+/** KEYS: s, spend, d, x, then one line hash per product (ARGV's line indexes point into them, from 1). */
+const STEP = `${COMMON}
+local p = cjson.decode(ARGV[1])
+local fence = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if p.fence < fence then return cjson.encode({ status = 'fenced', fence = fence }) end
+local fresh, seen = {}, {}
+for _, e in ipairs(p.events) do
+  if not seen[e.u] and redis.call('HEXISTS', KEYS[3], e.u) == 0 then table.insert(fresh, e) end
+  seen[e.u] = true
+end
+if #fresh > 0 and p.version ~= version then return cjson.encode({ status = 'version_mismatch', version = version }) end
+
+local lines, spend = {}, {}
+local function line(i)
+  if lines[i] == nil then lines[i] = loadline(KEYS[4 + i]) end
+  return lines[i]
+end
+local function spent(period)
+  if spend[period] == nil then spend[period] = tonumber(redis.call('HGET', KEYS[2], period) or '0') end
+  return spend[period]
+end
+
+-- Check everything first: a refused step changes nothing.
+local planned = {}
+for _, e in ipairs(fresh) do
+  local l = line(e.p)
+  if not l then return cjson.encode({ status = 'refused', reason = e.u .. ': the line has no state' }) end
+  local charge = tonumber(e.c)
+  if charge < 0 then return cjson.encode({ status = 'refused', reason = e.u .. ': negative charge' }) end
+  if e.pp and not l.balance then return cjson.encode({ status = 'refused', reason = e.u .. ': the line has no prepaid balance' }) end
+  for _, dr in ipairs(e.dr) do
+    local key = e.p .. ':' .. dr[1]
+    local granted = l.g[dr[1]]
+    local used = (planned[key] or l.u[dr[1]] or 0) + dr[2]
+    if granted == nil or dr[2] < 0 or used > granted then
+      return cjson.encode({ status = 'refused', reason = e.u .. ': bucket ' .. dr[1] .. ' cannot cover ' .. dr[2] })
+    end
+    planned[key] = used
+  end
+end
+
+local function metric(t)
+  if t.m == 'spend' then return spent(t.per) end
+  local l = line(t.p)
+  if not l then return nil end
+  if t.m == 'balance' then if l.balance then return l.balance end return nil end
+  return l.u[t.b]
+end
+
+local crossings, outcomes, results, newly = {}, {}, {}, {}
+for _, e in ipairs(fresh) do
+  local watched, before = {}, {}
+  for _, t in ipairs(p.thresholds) do
+    if (t.m == 'spend' and t.per == e.per) or (t.m ~= 'spend' and t.p == e.p) then
+      table.insert(watched, t)
+      table.insert(before, metric(t) or false)
+    end
+  end
+  local l = line(e.p)
+  for _, dr in ipairs(e.dr) do l.u[dr[1]] = (l.u[dr[1]] or 0) + dr[2] end
+  local charge = tonumber(e.c)
+  if e.pp then l.balance = l.balance - charge end
+  l.dirty = true
+  spend[e.per] = spent(e.per) + charge
+  for i, t in ipairs(watched) do
+    local was, now, value = before[i], metric(t), tonumber(t.v)
+    if was and now then
+      local hit
+      if t.d == 'up' then hit = was < value and now >= value else hit = was >= value and now < value end
+      if hit and not newly[t.k] and redis.call('SISMEMBER', KEYS[4], t.k) == 0 then
+        newly[t.k] = true
+        table.insert(crossings, { k = t.k, u = e.u, v = fmt(now) })
+      end
+    end
+  end
+  results[e.u] = e.r
+end
+
+for i, l in pairs(lines) do
+  if l and l.dirty then
+    local fields = {}
+    if l.balance then table.insert(fields, 'balance'); table.insert(fields, fmt(l.balance)) end
+    for b, used in pairs(l.u) do table.insert(fields, 'u:' .. b); table.insert(fields, fmt(used)) end
+    redis.call('HSET', KEYS[4 + i], unpack(fields))
+  end
+end
+for period, value in pairs(spend) do redis.call('HSET', KEYS[2], period, fmt(value)) end
+for _, e in ipairs(fresh) do redis.call('HSET', KEYS[3], e.u, e.r) end
+for _, c in ipairs(crossings) do redis.call('SADD', KEYS[4], c.k) end
+if #fresh > 0 then version = redis.call('HINCRBY', KEYS[1], 'version', 1) end
+if p.fence > fence then redis.call('HSET', KEYS[1], 'fence', p.fence) end
+
+local answered = {}
+for _, e in ipairs(p.events) do
+  local own = results[e.u]
+  local first = own ~= nil and not answered[e.u]
+  answered[e.u] = true
+  table.insert(outcomes, { u = e.u, dup = not first, r = own or redis.call('HGET', KEYS[3], e.u) })
+end
+return cjson.encode({ status = 'applied', version = version, outcomes = outcomes, crossings = crossings })
+`;
+
+/** KEYS: s, lines, the line hash. ARGV: product id, balance ('' for none), then bucket id and grant pairs. */
+const GRANT = `
+local changed = false
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  if ARGV[2] ~= '' then redis.call('HSET', KEYS[3], 'balance', ARGV[2]) end
+  redis.call('HSET', KEYS[3], 'created', '1')
+  redis.call('SADD', KEYS[2], ARGV[1])
+  changed = true
+end
+for i = 3, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[3], 'g:' .. ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HSET', KEYS[3], 'u:' .. ARGV[i], '0')
+    changed = true
+  end
+end
+if changed then return redis.call('HINCRBY', KEYS[1], 'version', 1) end
+return tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+`;
+
+/** KEYS: s, d, x, the line hash. ARGV: credit id, amount, then threshold key and value pairs to re-arm. */
+const CREDIT = `${COMMON}
+local mark = 'credit:' .. ARGV[1]
+local l = loadline(KEYS[4])
+if not l or not l.balance then return cjson.encode({ error = 'no_balance' }) end
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if redis.call('HEXISTS', KEYS[2], mark) == 1 then
+  return cjson.encode({ duplicate = true, balance = fmt(l.balance), version = version })
+end
+local balance = l.balance + tonumber(ARGV[2])
+redis.call('HSET', KEYS[4], 'balance', fmt(balance))
+for i = 3, #ARGV, 2 do
+  if balance >= tonumber(ARGV[i + 1]) then redis.call('SREM', KEYS[3], ARGV[i]) end
+end
+redis.call('HSET', KEYS[2], mark, fmt(balance))
+version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+return cjson.encode({ duplicate = false, balance = fmt(balance), version = version })
+`;
+
+type Scripted = Redis & {
+  bssChargeStep(...args: Array<string | number>): Promise<string>;
+  bssChargeGrant(...args: Array<string | number>): Promise<number>;
+  bssChargeCredit(...args: Array<string | number>): Promise<string>;
+};
+
+const list = <T>(value: unknown): T[] => (Array.isArray(value) ? (value as T[]) : []);
+
+/** Keys of one account; ioredis adds the engine's prefix to KEYS. */
+function keysOf(accountId: string) {
+  const tag = `{acct:${accountId}}`;
+  return {
+    state: `${tag}:s`,
+    spend: `${tag}:spend`,
+    dedupe: `${tag}:d`,
+    crossed: `${tag}:x`,
+    lines: `${tag}:lines`,
+    line: (productId: string) => `${tag}:l:${productId}`,
+  };
+}
+
+export function redisChargingStore(client: Redis): ChargingStore {
+  const redis = client as Scripted;
+  redis.defineCommand("bssChargeStep", { lua: STEP });
+  redis.defineCommand("bssChargeGrant", { lua: GRANT, numberOfKeys: 3 });
+  redis.defineCommand("bssChargeCredit", { lua: CREDIT, numberOfKeys: 4 });
+
+  /** A consistent snapshot: the reads are repeated until the version did not move while they ran. */
+  const read = async (accountId: string): Promise<AccountState> => {
+    const keys = keysOf(accountId);
+    for (let attempt = 0; ; attempt++) {
+      const first = await redis
+        .multi()
+        .hgetall(keys.state)
+        .hgetall(keys.spend)
+        .smembers(keys.lines)
+        .smembers(keys.crossed)
+        .exec();
+      const [state, spend, lineIds, crossedKeys] = (first ?? []).map(([, value]) => value) as [
+        Record<string, string>,
+        Record<string, string>,
+        string[],
+        string[],
+      ];
+      const pipeline = redis.multi();
+      for (const productId of lineIds) pipeline.hgetall(keys.line(productId));
+      pipeline.hget(keys.state, "version");
+      const second = ((await pipeline.exec()) ?? []).map(([, value]) => value);
+      const version = Number(state.version ?? 0);
+      if (Number(second[second.length - 1] ?? 0) !== version && attempt < 5) continue;
+      const lines = new Map<string, LineState>();
+      lineIds.forEach((productId, index) => {
+        const hash = second[index] as Record<string, string>;
+        const buckets = Object.keys(hash)
+          .filter((field) => field.startsWith("g:"))
+          .map((field) => {
+            const id = field.slice(2);
+            return { id, granted: Number(hash[field]), used: Number(hash[`u:${id}`] ?? 0) };
+          })
+          .sort((a, b) => a.id.localeCompare(b.id));
+        lines.set(productId, {
+          productId,
+          balance: hash.balance === undefined ? null : BigInt(hash.balance),
+          buckets,
+        });
+      });
+      return {
+        accountId,
+        version,
+        fence: Number(state.fence ?? 0),
+        spend: new Map(Object.entries(spend).map(([period, value]) => [period, BigInt(value)])),
+        lines,
+        crossed: new Set(crossedKeys),
+      };
+    }
+  };
+
+  return {
+    kind: "redis",
+    read,
+    async grant(accountId, line) {
+      if (line.balance !== null) checkMicro(line.balance, "balance");
+      const keys = keysOf(accountId);
+      return redis.bssChargeGrant(
+        keys.state,
+        keys.lines,
+        keys.line(line.productId),
+        line.productId,
+        line.balance === null ? "" : line.balance.toString(),
+        ...line.buckets.flatMap((bucket) => [bucket.id, String(bucket.granted)]),
+      );
+    },
+    async step(request: StepRequest): Promise<StepResult> {
+      const keys = keysOf(request.accountId);
+      const products: string[] = [];
+      const indexOf = (productId: string) => {
+        let index = products.indexOf(productId);
+        if (index === -1) index = products.push(productId) - 1;
+        return index + 1;
+      };
+      const payload = {
+        fence: request.fence,
+        version: request.version,
+        events: request.events.map((event) => {
+          checkMicro(event.charge, "charge");
+          return {
+            u: event.usageId,
+            p: indexOf(event.productId),
+            per: event.period,
+            dr: event.draws.map((draw) => [draw.bucketId, draw.units]),
+            c: event.charge.toString(),
+            pp: event.prepaid,
+            r: event.result,
+          };
+        }),
+        thresholds: request.thresholds.map((threshold) => {
+          checkMicro(threshold.value, "threshold");
+          return {
+            k: threshold.key,
+            m: threshold.metric,
+            d: threshold.direction,
+            v: threshold.value.toString(),
+            ...(threshold.period === undefined ? {} : { per: threshold.period }),
+            ...(threshold.productId === undefined ? {} : { p: indexOf(threshold.productId) }),
+            ...(threshold.bucketId === undefined ? {} : { b: threshold.bucketId }),
+          };
+        }),
+      };
+      const lineKeys = products.map((productId) => keys.line(productId));
+      const answer = JSON.parse(
+        await redis.bssChargeStep(
+          4 + lineKeys.length,
+          keys.state,
+          keys.spend,
+          keys.dedupe,
+          keys.crossed,
+          ...lineKeys,
+          JSON.stringify(payload),
+        ),
+      ) as Record<string, unknown>;
+      if (answer.status === "applied") {
+        return {
+          status: "applied",
+          version: Number(answer.version),
+          outcomes: list<{ u: string; dup: boolean; r: string }>(answer.outcomes).map((outcome) => ({
+            usageId: outcome.u,
+            duplicate: outcome.dup,
+            result: outcome.r,
+          })),
+          crossings: list<{ k: string; u: string; v: string }>(answer.crossings).map((crossing) => ({
+            key: crossing.k,
+            usageId: crossing.u,
+            value: BigInt(crossing.v),
+          })),
+        };
+      }
+      if (answer.status === "version_mismatch") return { status: "version_mismatch", version: Number(answer.version) };
+      if (answer.status === "fenced") return { status: "fenced", fence: Number(answer.fence) };
+      return { status: "refused", reason: String(answer.reason) };
+    },
+    async credit(topUp) {
+      checkMicro(topUp.amount, "amount");
+      const keys = keysOf(topUp.accountId);
+      const answer = JSON.parse(
+        await redis.bssChargeCredit(
+          keys.state,
+          keys.dedupe,
+          keys.crossed,
+          keys.line(topUp.productId),
+          topUp.id,
+          topUp.amount.toString(),
+          ...topUp.rearm.flatMap((threshold) => [threshold.key, threshold.value.toString()]),
+        ),
+      ) as { error?: string; duplicate: boolean; balance: string; version: number };
+      if (answer.error) throw new Error(`line ${topUp.productId} has no prepaid balance`);
+      return { balance: BigInt(answer.balance), duplicate: answer.duplicate, version: Number(answer.version) };
+    },
+    async close() {},
+  };
+}
