@@ -82,7 +82,14 @@ function withTransactionCount(base: Omit<Database, "transaction" | "stats">, poo
       } finally {
         inFlight -= 1;
       }
-      for (const hook of hooks) hook();
+      // The transaction has committed: a failing hook must not make it look failed, nor stop the others.
+      for (const hook of hooks) {
+        try {
+          hook();
+        } catch (error) {
+          process.emitWarning(`after-commit work failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
       return result;
     },
     stats: () => ({ poolMax, transactionsInFlight: inFlight }),

@@ -219,6 +219,7 @@ for (const driver of drivers) {
       ['{"cdrId": "x"}', /JSON array/],
       ['[{"cdrId": "unterminated}]', /not closed/],
       ["[] []", /after the JSON array/],
+      ['[{"cdrId": "x"}}{"cdrId": "y"}]', /unexpected '}'/],
     ] as const) {
       const refused = await post(engine, body);
       expectError(t, refused, 400, "malformed_json");
@@ -236,6 +237,10 @@ for (const driver of drivers) {
     t.match(refused.json().message, /at most 1000 records/);
     const huge = await post(engine, `[${"1,".repeat(2_500_000)}1]`);
     t.equal(huge.statusCode, 413);
+    const empties = await post(engine, `[${",".repeat(1_000_000)}]`);
+    expectError(t, empties, 413, "too_many_records");
+    const lines = await post(engine, "1\n".repeat(100_000), { "content-type": "application/x-ndjson" });
+    expectError(t, lines, 413, "too_many_records");
     const wrongType = await post(engine, "recordType=voice", { "content-type": "text/plain" });
     t.equal(wrongType.statusCode, 415);
     t.equal(await engine.count("usage_records"), 0);
@@ -570,13 +575,24 @@ t.test("parallel duplicates from many connections: exactly one accepted, one que
   const answers = await Promise.all(
     Array.from({ length: 24 }, (_, index) => send([voice("race-1"), voice(`solo-${index}`)])),
   );
+  // Batches sharing keys in opposite orders: keys are inserted in one fixed order, so no deadlock (no 500).
+  const crossed = await Promise.all(
+    Array.from({ length: 12 }, (_, index) =>
+      send(index % 2 === 0 ? [voice("x-a"), voice("x-b"), voice("x-c")] : [voice("x-c"), voice("x-b"), voice("x-a")]),
+    ),
+  );
+  t.ok(
+    crossed.every((answer) => answer.status === 200),
+    "no request failed",
+  );
+  t.equal(await engine.count("usage_records", "cdr_id like 'x-%'"), 3);
   const outcomes = answers.map((answer) => answer.body.records[0]?.outcome);
   t.equal(outcomes.filter((outcome) => outcome === "accepted").length, 1, "exactly one accepted");
   t.equal(outcomes.filter((outcome) => outcome === "duplicate").length, 23, "the rest duplicates");
   t.ok(answers.every((answer) => answer.status === 200 && answer.body.records[1]?.outcome === "accepted"));
   const queued = await drain(engine);
   t.equal(queued.filter((entry) => entry.usage.cdrId === "race-1").length, 1, "queued once");
-  t.equal(queued.length, 25);
+  t.equal(queued.length, 28);
   t.equal(await engine.count("usage_records", "cdr_id = 'race-1'"), 1);
 });
 

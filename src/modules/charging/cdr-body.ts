@@ -13,7 +13,7 @@ export type BodyItem = { value: unknown; line?: number } | { rejection: Rejectio
  * is broken (no `[`, an unterminated string) is the whole body refused, because no record boundary can be
  * trusted after that point. NDJSON is split on newlines.
  */
-export function splitJsonArray(raw: Buffer): BodyItem[] {
+export function splitJsonArray(raw: Buffer, max: number): BodyItem[] {
   let i = skipSpace(raw, 0);
   if (raw[i] === 0xef && raw[i + 1] === 0xbb && raw[i + 2] === 0xbf) i = skipSpace(raw, i + 3);
   if (raw[i] !== 0x5b /* [ */) {
@@ -33,7 +33,15 @@ export function splitJsonArray(raw: Buffer): BodyItem[] {
       }
       if (byte === 0x7b || byte === 0x5b) depth += 1;
       else if (byte === 0x7d || byte === 0x5d) {
-        if (depth === 0) break;
+        if (depth === 0) {
+          if (byte === 0x5d) break;
+          throw new AppError(
+            "bad_request",
+            "malformed_json",
+            `record ${items.length}: unexpected '}' in the array`,
+            "body",
+          );
+        }
         depth -= 1;
       } else if (byte === 0x2c /* , */ && depth === 0) break;
       i += 1;
@@ -47,12 +55,13 @@ export function splitJsonArray(raw: Buffer): BodyItem[] {
       );
     }
     items.push(parseItem(raw.subarray(start, i)));
+    if (items.length > max) throw tooManyRecords(max);
     if (raw[i] === 0x5d) return expectEnd(raw, i + 1, items);
     i = skipSpace(raw, i + 1);
   }
 }
 
-export function splitNdjson(raw: Buffer): BodyItem[] {
+export function splitNdjson(raw: Buffer, max: number): BodyItem[] {
   const items: BodyItem[] = [];
   let start = 0;
   let line = 1;
@@ -60,11 +69,19 @@ export function splitNdjson(raw: Buffer): BodyItem[] {
     let end = raw.indexOf(0x0a, start);
     if (end === -1) end = raw.length;
     const trimmed = trimSpace(raw.subarray(start, end));
-    if (trimmed.length > 0) items.push({ ...parseItem(trimmed), line });
+    if (trimmed.length > 0) {
+      items.push({ ...parseItem(trimmed), line });
+      if (items.length > max) throw tooManyRecords(max);
+    }
     start = end + 1;
     line += 1;
   }
   return items;
+}
+
+/** Splitting stops at the first record past the limit: a hostile body costs no more than a full batch. */
+export function tooManyRecords(max: number): AppError {
+  return new AppError("payload_too_large", "too_many_records", `a request carries at most ${max} records`);
 }
 
 function parseItem(bytes: Buffer): BodyItem {

@@ -6,7 +6,7 @@ import { errorResponses, listQuerySchema, parseListQuery, sendCreated, sendList 
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import { CDR_BATCH_MAX, CDR_BODY_LIMIT_BYTES } from "../../shared/limits.js";
 import { SERVICES } from "../rating/tariff.schemas.js";
-import { type BodyItem, splitJsonArray, splitNdjson } from "./cdr-body.js";
+import { type BodyItem, splitJsonArray, splitNdjson, tooManyRecords } from "./cdr-body.js";
 import { CDR_FIELDS } from "./cdr-record.js";
 import {
   IngestResultSchema,
@@ -55,14 +55,6 @@ export interface ChargingRouteDeps {
   sources: SourcesService;
 }
 
-function tooMany(count: number): AppError {
-  return new AppError(
-    "payload_too_large",
-    "too_many_records",
-    `a request carries at most ${CDR_BATCH_MAX} records; this one has ${count}`,
-  );
-}
-
 /** Bodies of the CDR doors arrive as bytes: each record is decoded and checked on its own (API.md). */
 function rawBodies(app: FastifyInstance, types: string[]): void {
   for (const type of types) {
@@ -106,8 +98,8 @@ function cdrRoutes(deps: ChargingRouteDeps) {
             "send application/json or application/x-ndjson",
           );
         }
-        const items: BodyItem[] = contentType === "application/json" ? splitJsonArray(raw) : splitNdjson(raw);
-        if (items.length > CDR_BATCH_MAX) throw tooMany(items.length);
+        const items: BodyItem[] =
+          contentType === "application/json" ? splitJsonArray(raw, CDR_BATCH_MAX) : splitNdjson(raw, CDR_BATCH_MAX);
         return deps.ingest.ingest(items as IncomingRecord[], "native");
       },
     );
@@ -171,7 +163,6 @@ function cdrRoutes(deps: ChargingRouteDeps) {
         if (contentType !== "text/csv")
           throw new AppError("unsupported_media_type", "unsupported_media_type", "send text/csv");
         const items = asteriskItems(request.body as Buffer, source, rules.timeZone);
-        if (items.length > CDR_BATCH_MAX) throw tooMany(items.length);
         return deps.ingest.ingest(items, "asterisk");
       },
     );
@@ -208,6 +199,7 @@ function asteriskItems(raw: Buffer, source: string, timeZone: string): IncomingR
       continue;
     }
     if (text.trim() === "") continue;
+    if (items.length >= CDR_BATCH_MAX) throw tooManyRecords(CDR_BATCH_MAX);
     if (text.includes("\u0000")) {
       items.push({ line: here, rejection: { field: "row", reason: "must not contain NUL" } });
       continue;

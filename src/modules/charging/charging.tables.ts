@@ -25,6 +25,8 @@ export const cdrSources = pgTable(
     countryCode: text("country_code").notNull(),
     nationalPrefix: text("national_prefix").notNull(),
     internationalPrefix: text("international_prefix").notNull(),
+    /** How digits without any prefix are read: already international (3GPP), or national (many PBXs). */
+    bareNumbers: text("bare_numbers").notNull().default("international"),
     timeZone: text("time_zone").notNull(),
     status: text("status").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
@@ -32,6 +34,7 @@ export const cdrSources = pgTable(
   },
   (table) => [
     check("cdr_sources_status_check", sql`${table.status} in ('active', 'disabled')`),
+    check("cdr_sources_bare_numbers_check", sql`${table.bareNumbers} in ('international', 'national')`),
     check("cdr_sources_country_code_check", sql`${table.countryCode} ~ '^[1-9][0-9]{0,2}$'`),
   ],
 );

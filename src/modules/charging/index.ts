@@ -36,7 +36,6 @@ export async function createChargingModule(deps: ChargingDeps) {
     lines.refresh(deps.database.db, productIds).catch((error: unknown) => {
       deps.log.error({ err: error }, "guiding index refresh failed; the next reload repairs it");
     });
-  await lines.loadAll(deps.database.db);
   deps.subscriptions.onLineChange((productIds) => {
     void refresh(productIds);
     deps.broadcast.publish(LINES_CHANNEL, productIds.join(",")).catch(() => {});
@@ -44,6 +43,8 @@ export async function createChargingModule(deps: ChargingDeps) {
   await deps.broadcast.subscribe(LINES_CHANNEL, (message) => {
     void refresh(message.split(",").filter((id) => id !== ""));
   });
+  // Listeners first, then the load: a change made while it runs is applied on top of it.
+  await lines.loadAll(deps.database.db);
   const reload = setInterval(() => {
     lines.loadAll(deps.database.db).catch((error: unknown) => {
       deps.log.error({ err: error }, "guiding index reload failed");

@@ -126,8 +126,14 @@ export class IngestService {
         candidate.guided = guided[i] as Guided;
       });
       const inserted = await this.insert(candidates, nowMs);
+      // Enqueue what this request inserted at once, before anything else can fail and hide it behind a retry.
+      await this.enqueue(
+        candidates
+          .filter((candidate) => inserted.has(candidate.usageId))
+          .map((candidate) => queuedUsage(candidate))
+          .filter((usage): usage is QueuedUsage => usage !== null),
+      );
       const existing = await this.existingKeys(candidates.filter((candidate) => !inserted.has(candidate.usageId)));
-      const queued: QueuedUsage[] = [];
       for (const candidate of candidates) {
         const base = { index: candidate.index, ...lineOf(items[candidate.index]), ...keyOf(candidate.record) };
         if (inserted.has(candidate.usageId)) {
@@ -137,8 +143,6 @@ export class IngestService {
             usageId: candidate.usageId,
             ...statusOf(candidate),
           };
-          const usage = queuedUsage(candidate);
-          if (usage !== null) queued.push(usage);
           continue;
         }
         const stored = existing.get(`${candidate.record.source}\u0000${candidate.record.cdrId}`);
@@ -150,7 +154,6 @@ export class IngestService {
             ? { ...base, outcome: "duplicate", usageId: stored.usageId }
             : { ...base, outcome: "conflict", usageId: stored.usageId, reason: CONFLICT_REASON };
       }
-      await this.enqueue(queued);
     }
     for (const { candidate, first } of repeats) {
       const base = { index: candidate.index, ...lineOf(items[candidate.index]), ...keyOf(candidate.record) };
@@ -181,7 +184,14 @@ export class IngestService {
    */
   private async insert(candidates: readonly Candidate[], nowMs: number): Promise<Set<string>> {
     const receivedAt = new Date(nowMs).toISOString();
-    const rows = candidates.map((candidate) => {
+    // Keys in one fixed order: two batches sharing keys in another order would otherwise wait on each other's
+    // uncommitted inserts, and PostgreSQL would abort one of them as a deadlock.
+    const ordered = [...candidates].sort((a, b) =>
+      a.record.source === b.record.source
+        ? compareText(a.record.cdrId, b.record.cdrId)
+        : compareText(a.record.source, b.record.source),
+    );
+    const rows = ordered.map((candidate) => {
       const { record, guided } = candidate;
       const suspended = guided !== null && !guided.ok && record.chargeable;
       return {
@@ -268,6 +278,10 @@ export class IngestService {
       found.set(`${row.source}\u0000${row.cdr_id}`, { usageId: row.usage_id, digest: row.digest });
     return found;
   }
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 const CONFLICT_REASON = "this source already sent this cdrId with a different record; it is not charged";

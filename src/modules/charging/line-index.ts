@@ -32,6 +32,8 @@ export class LineIndex {
   private byMsisdn = new Map<string, GuidingLine[]>();
   private byImsi = new Map<string, GuidingLine[]>();
   private byProduct = new Map<string, GuidingLine>();
+  /** Lines applied while a full load runs; applied again on top of the loaded maps, which were read earlier. */
+  private duringLoad: GuidingLine[] | null = null;
 
   constructor(private readonly lines: LineSource) {}
 
@@ -41,12 +43,18 @@ export class LineIndex {
 
   async loadAll(db: Db): Promise<void> {
     const fresh = new LineIndex(this.lines);
-    let after: string | null = null;
-    for (;;) {
-      const page = await this.lines.guidingLines(db, { after, limit: LOAD_PAGE });
-      fresh.apply(page);
-      if (page.length < LOAD_PAGE) break;
-      after = (page[page.length - 1] as GuidingLine).productId;
+    this.duringLoad = [];
+    try {
+      let after: string | null = null;
+      for (;;) {
+        const page = await this.lines.guidingLines(db, { after, limit: LOAD_PAGE });
+        fresh.apply(page);
+        if (page.length < LOAD_PAGE) break;
+        after = (page[page.length - 1] as GuidingLine).productId;
+      }
+      fresh.apply(this.duringLoad);
+    } finally {
+      this.duringLoad = null;
     }
     this.byMsisdn = fresh.byMsisdn;
     this.byImsi = fresh.byImsi;
@@ -57,9 +65,12 @@ export class LineIndex {
     this.apply(await this.lines.guidingLines(db, { productIds }));
   }
 
+  /** Takes each line unless what the index holds is newer: refreshes may finish out of order. */
   apply(lines: readonly GuidingLine[]): void {
+    this.duringLoad?.push(...lines);
     for (const line of lines) {
       const previous = this.byProduct.get(line.productId);
+      if (previous !== undefined && previous.version > line.version) continue;
       if (previous !== undefined) {
         remove(this.byMsisdn, previous.msisdn, previous.productId);
         if (previous.imsi !== null) remove(this.byImsi, previous.imsi, previous.productId);

@@ -1,14 +1,16 @@
 /**
  * Numbers as network elements write them, normalized to E.164 with the element's own rules (API.md, "CDRs
  * in"): `+` and the full number; the international prefix (`00`, `011`) standing for `+`; the national
- * prefix (`0`) standing for `+` and the country code; seven or more bare digits are already international
- * (how 3GPP CDRs carry them, without the plus). Anything shorter is a short code (`112`, `*100#`), kept as
- * written and allowed only where the other party's number goes.
+ * prefix (`0`) standing for `+` and the country code; seven or more bare digits are international without
+ * the plus (how 3GPP CDRs carry them) or, where the source says so, national without the trunk prefix (a North
+ * American `2125551234`). Anything shorter is a short code (`112`, `*100#`), kept as written and allowed only
+ * where the other party's number goes.
  */
 export interface NumberRules {
   countryCode: string;
   nationalPrefix: string;
   internationalPrefix: string;
+  bareNumbers: "international" | "national";
 }
 
 export type Normalized = { ok: true; value: string } | { ok: false; reason: string };
@@ -34,8 +36,9 @@ export function normalizeNumber(written: string, rules: NumberRules, allowShortC
     candidate = `+${written.slice(rules.internationalPrefix.length)}`;
   } else if (rules.nationalPrefix !== "" && written.startsWith(rules.nationalPrefix)) {
     candidate = `+${rules.countryCode}${written.slice(rules.nationalPrefix.length)}`;
-  } else if (written.length >= INTERNATIONAL_WITHOUT_PLUS_MIN) candidate = `+${written}`;
-  else if (allowShortCode) return { ok: true, value: written };
+  } else if (written.length >= INTERNATIONAL_WITHOUT_PLUS_MIN) {
+    candidate = rules.bareNumbers === "national" ? `+${rules.countryCode}${written}` : `+${written}`;
+  } else if (allowShortCode) return { ok: true, value: written };
   else return { ok: false, reason: "is too short for a subscriber number" };
   if (!E164.test(candidate)) {
     return { ok: false, reason: `normalizes to ${candidate}, which is not an E.164 number (7 to 15 digits)` };

@@ -11,6 +11,9 @@ import type { SourceRules } from "./cdr-record.js";
 import { type CdrSourceRow, cdrSources } from "./charging.tables.js";
 
 export const CDR_SOURCE_PATH = "/api/v1/cdr-sources";
+const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+/** Names remembered (found or not); a flood of invented names clears the cache instead of growing it. */
+const SOURCE_CACHE_MAX = 10_000;
 
 const SourceId = Type.String({
   pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
@@ -20,6 +23,9 @@ const CountryCode = Type.String({ pattern: "^[1-9][0-9]{0,2}$", description: "E.
 const NationalPrefix = Type.String({ pattern: "^[0-9]{0,3}$", description: "trunk prefix of national numbers (0)" });
 const InternationalPrefix = Type.String({ pattern: "^[0-9]{0,4}$", description: "prefix that stands for + (00, 011)" });
 const SourceStatus = Type.Enum(["active", "disabled"]);
+const BareNumbers = Type.Enum(["international", "national"], {
+  description: "digits without a prefix: international without + (3GPP, default) or national (many PBXs)",
+});
 
 export const CdrSourceSchema = Type.Object({
   id: Type.String(),
@@ -29,6 +35,7 @@ export const CdrSourceSchema = Type.Object({
   countryCode: Type.String(),
   nationalPrefix: Type.String(),
   internationalPrefix: Type.String(),
+  bareNumbers: BareNumbers,
   timeZone: Type.String(),
   status: SourceStatus,
   createdAt: Type.String({ format: "date-time" }),
@@ -41,6 +48,7 @@ const editable = {
   countryCode: CountryCode,
   nationalPrefix: Type.Optional(NationalPrefix),
   internationalPrefix: Type.Optional(InternationalPrefix),
+  bareNumbers: Type.Optional(BareNumbers),
   timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "IANA zone of zone-less times" })),
   status: Type.Optional(SourceStatus),
 };
@@ -63,6 +71,7 @@ function present(row: CdrSourceRow): CdrSource {
     countryCode: row.countryCode,
     nationalPrefix: row.nationalPrefix,
     internationalPrefix: row.internationalPrefix,
+    bareNumbers: row.bareNumbers as CdrSource["bareNumbers"],
     timeZone: row.timeZone,
     status: row.status as CdrSource["status"],
     createdAt: row.createdAt.toISOString(),
@@ -95,7 +104,8 @@ export class SourcesService implements SourceRegistry {
 
   async resolve(ids: readonly (string | null)[]): Promise<Map<string, SourceRules>> {
     const nowMs = performance.now();
-    const wanted = [...new Set(ids.filter((id): id is string => id !== null && id.length <= 64))];
+    const wanted = [...new Set(ids.filter((id): id is string => id !== null && SOURCE_NAME.test(id)))];
+    if (this.#cache.size > SOURCE_CACHE_MAX) this.#cache.clear();
     const stale = wanted.filter((id) => (this.#cache.get(id)?.untilMs ?? 0) <= nowMs);
     if (stale.length > 0) {
       const rows = await this.deps.database.db.select().from(cdrSources).where(inArray(cdrSources.id, stale));
@@ -148,6 +158,7 @@ export class SourcesService implements SourceRegistry {
           countryCode: input.countryCode,
           nationalPrefix: rules.nationalPrefix,
           internationalPrefix: rules.internationalPrefix,
+          bareNumbers: input.bareNumbers ?? "international",
           timeZone,
           status: input.status ?? "active",
           createdAt: now,
@@ -178,6 +189,7 @@ export class SourcesService implements SourceRegistry {
         countryCode: patch.countryCode ?? row.countryCode,
         nationalPrefix: patch.nationalPrefix ?? row.nationalPrefix,
         internationalPrefix: patch.internationalPrefix ?? row.internationalPrefix,
+        bareNumbers: patch.bareNumbers ?? row.bareNumbers,
         timeZone: patch.timeZone ?? row.timeZone,
         status: patch.status ?? row.status,
       };
@@ -208,6 +220,7 @@ function rulesOf(row: CdrSourceRow): SourceRules {
     countryCode: row.countryCode,
     nationalPrefix: row.nationalPrefix,
     internationalPrefix: row.internationalPrefix,
+    bareNumbers: row.bareNumbers as SourceRules["bareNumbers"],
     timeZone: row.timeZone,
   };
 }

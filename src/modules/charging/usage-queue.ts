@@ -114,9 +114,14 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
       const args: Array<string | number> = ["GROUP", GROUP, consumer, "COUNT", count];
       if (blockMs > 0) args.push("BLOCK", blockMs);
       args.push("STREAMS", key(shard), ">");
-      const reply = (await (await connected(reader)).call("XREADGROUP", ...args)) as Array<
-        [string, Array<[string, string[]]>]
-      > | null;
+      let reply: Array<[string, Array<[string, string[]]>]> | null;
+      try {
+        reply = (await (await connected(reader)).call("XREADGROUP", ...args)) as typeof reply;
+      } catch (error) {
+        // Redis lost the stream (a restart without data): the group is made again on the next read.
+        if (error instanceof Error && error.message.startsWith("NOGROUP")) groups.delete(shard);
+        throw error;
+      }
       const entries: QueueEntry[] = [];
       for (const [, messages] of reply ?? []) {
         for (const [id, fields] of messages) {

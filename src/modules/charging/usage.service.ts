@@ -246,13 +246,14 @@ export class UsageService {
     return presentSuspense(row.usage_suspense, row.usage_records);
   }
 
+  /** Least recently tried first, so a bulk re-guide works through all of suspense, not the same first rows. */
   private suspended(db: Db, where: SQL | undefined, limit: number, lock: boolean) {
     const query = db
       .select()
       .from(usageSuspense)
       .innerJoin(usageRecords, eq(usageRecords.id, usageSuspense.usageId))
       .where(where)
-      .orderBy(asc(usageSuspense.usageId))
+      .orderBy(asc(usageSuspense.lastAttemptAt), asc(usageSuspense.usageId))
       .limit(limit);
     return lock ? query.for("update", { of: usageSuspense, skipLocked: true }) : query;
   }

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, inArray, type SQL } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
@@ -150,6 +150,8 @@ export interface GuidingLine {
   fromMs: number;
   /** When the line stopped holding the number; null while it still does. */
   toMs: number | null;
+  /** Grows with every change of the line (its latest history row): an older snapshot never replaces a newer one. */
+  version: number;
 }
 
 export type GuidingFilter =
@@ -192,11 +194,16 @@ export class SubscriptionsService {
       );
     }
     const query = db
-      .select()
+      .select({
+        row: products,
+        // Qualified by hand: drizzle prints a bare "id" here, which would name the history row's own id.
+        version: sql<string>`(select coalesce(max(h.id), 0) from product_history h where h.product_id = "products"."id")`,
+      })
       .from(products)
       .where(and(eq(products.kind, "plan"), where))
       .orderBy(asc(products.id));
-    const rows = limit === undefined ? await query : await query.limit(limit);
+    const selected = limit === undefined ? await query : await query.limit(limit);
+    const rows = selected.map((item) => item.row);
     if (rows.length === 0) return [];
     const imsis = new Map(
       (
@@ -207,7 +214,8 @@ export class SubscriptionsService {
         )
       ).map((sim) => [sim.iccid, sim.imsi]),
     );
-    return rows.map((row) => ({
+    return selected.map(({ row, version }) => ({
+      version: Number(version),
       productId: row.id,
       billingAccountId: row.billingAccountId,
       msisdn: row.msisdn ?? "",

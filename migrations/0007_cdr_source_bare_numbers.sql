@@ -1,0 +1,2 @@
+ALTER TABLE "cdr_sources" ADD COLUMN "bare_numbers" text DEFAULT 'international' NOT NULL;--> statement-breakpoint
+ALTER TABLE "cdr_sources" ADD CONSTRAINT "cdr_sources_bare_numbers_check" CHECK ("cdr_sources"."bare_numbers" in ('international', 'national'));
