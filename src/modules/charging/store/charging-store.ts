@@ -95,10 +95,12 @@ export interface EventOutcome {
   usageId: string;
   duplicate: boolean;
   result: string;
+  /** The thresholds this event crossed, also on a replay: a crash between the step and the ledger loses none. */
+  crossings: Crossing[];
 }
 
 export type StepResult =
-  | { status: "applied"; version: number; outcomes: EventOutcome[]; crossings: Crossing[] }
+  | { status: "applied"; version: number; outcomes: EventOutcome[] }
   | { status: "version_mismatch"; version: number }
   | { status: "fenced"; fence: number }
   | { status: "refused"; reason: string };

@@ -12,7 +12,7 @@ import {
 
 interface Stored {
   state: AccountState;
-  dedupe: Map<string, string>;
+  dedupe: Map<string, { result: string; crossings: Crossing[] }>;
 }
 
 /**
@@ -111,13 +111,13 @@ export function memoryChargingStore(): ChargingStore {
         planned.spend.set(event.period, spend);
       }
       // Apply for real, event by event, watching thresholds.
-      const crossings: Crossing[] = [];
-      const results = new Map<string, string>();
+      const results = new Map<string, { result: string; crossings: Crossing[] }>();
       for (const event of fresh) {
         const watched = request.thresholds.filter((threshold) =>
           threshold.metric === "spend" ? threshold.period === event.period : threshold.productId === event.productId,
         );
         const before = watched.map((threshold) => metricOf(state, threshold));
+        const crossings: Crossing[] = [];
         const line = state.lines.get(event.productId);
         if (line === undefined) continue;
         for (const draw of event.draws) {
@@ -135,8 +135,8 @@ export function memoryChargingStore(): ChargingStore {
             crossings.push({ key: threshold.key, usageId: event.usageId, value: now });
           }
         });
-        dedupe.set(event.usageId, event.result);
-        results.set(event.usageId, event.result);
+        dedupe.set(event.usageId, { result: event.result, crossings });
+        results.set(event.usageId, { result: event.result, crossings });
       }
       if (fresh.length > 0) state.version += 1;
       state.fence = Math.max(state.fence, request.fence);
@@ -146,13 +146,15 @@ export function memoryChargingStore(): ChargingStore {
         const own = results.get(event.usageId);
         const first = own !== undefined && !answered.has(event.usageId);
         answered.add(event.usageId);
+        const stored = own ?? (dedupe.get(event.usageId) as { result: string; crossings: Crossing[] });
         outcomes.push({
           usageId: event.usageId,
           duplicate: !first,
-          result: own ?? (dedupe.get(event.usageId) as string),
+          result: stored.result,
+          crossings: stored.crossings,
         });
       }
-      return { status: "applied", version: state.version, outcomes, crossings };
+      return { status: "applied", version: state.version, outcomes };
     },
     async credit(topUp) {
       checkMicro(topUp.amount, "amount");
@@ -167,7 +169,7 @@ export function memoryChargingStore(): ChargingStore {
       checkMicro(balance, "balance");
       line.balance = balance;
       for (const threshold of topUp.rearm) if (balance >= threshold.value) state.crossed.delete(threshold.key);
-      dedupe.set(mark, balance.toString());
+      dedupe.set(mark, { result: balance.toString(), crossings: [] });
       state.version += 1;
       return { balance, duplicate: false, version: state.version };
     },

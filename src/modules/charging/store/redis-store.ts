@@ -84,9 +84,9 @@ local function metric(t)
   return l.u[t.b]
 end
 
-local crossings, outcomes, results, newly = {}, {}, {}, {}
+local outcomes, results, newly = {}, {}, {}
 for _, e in ipairs(fresh) do
-  local watched, before = {}, {}
+  local watched, before, crossings = {}, {}, {}
   for _, t in ipairs(p.thresholds) do
     if (t.m == 'spend' and t.per == e.per) or (t.m ~= 'spend' and t.p == e.p) then
       table.insert(watched, t)
@@ -110,7 +110,8 @@ for _, e in ipairs(fresh) do
       end
     end
   end
-  results[e.u] = e.r
+  results[e.u] = cjson.encode({ r = e.r, x = crossings })
+  for _, c in ipairs(crossings) do redis.call('SADD', KEYS[4], c.k) end
 end
 
 for i, l in pairs(lines) do
@@ -122,8 +123,7 @@ for i, l in pairs(lines) do
   end
 end
 for period, value in pairs(spend) do redis.call('HSET', KEYS[2], period, fmt(value)) end
-for _, e in ipairs(fresh) do redis.call('HSET', KEYS[3], e.u, e.r) end
-for _, c in ipairs(crossings) do redis.call('SADD', KEYS[4], c.k) end
+for _, e in ipairs(fresh) do redis.call('HSET', KEYS[3], e.u, results[e.u]) end
 if #fresh > 0 then version = redis.call('HINCRBY', KEYS[1], 'version', 1) end
 if p.fence > fence then redis.call('HSET', KEYS[1], 'fence', p.fence) end
 
@@ -132,9 +132,10 @@ for _, e in ipairs(p.events) do
   local own = results[e.u]
   local first = own ~= nil and not answered[e.u]
   answered[e.u] = true
-  table.insert(outcomes, { u = e.u, dup = not first, r = own or redis.call('HGET', KEYS[3], e.u) })
+  local stored = cjson.decode(own or redis.call('HGET', KEYS[3], e.u))
+  table.insert(outcomes, { u = e.u, dup = not first, r = stored.r, x = stored.x })
 end
-return cjson.encode({ status = 'applied', version = version, outcomes = outcomes, crossings = crossings })
+return cjson.encode({ status = 'applied', version = version, outcomes = outcomes })
 `;
 
 /** KEYS: s, lines, the line hash. ARGV: product id, balance ('' for none), then bucket id and grant pairs. */
@@ -319,15 +320,15 @@ export function redisChargingStore(client: Redis): ChargingStore {
         return {
           status: "applied",
           version: Number(answer.version),
-          outcomes: list<{ u: string; dup: boolean; r: string }>(answer.outcomes).map((outcome) => ({
+          outcomes: list<{ u: string; dup: boolean; r: string; x: unknown }>(answer.outcomes).map((outcome) => ({
             usageId: outcome.u,
             duplicate: outcome.dup,
             result: outcome.r,
-          })),
-          crossings: list<{ k: string; u: string; v: string }>(answer.crossings).map((crossing) => ({
-            key: crossing.k,
-            usageId: crossing.u,
-            value: BigInt(crossing.v),
+            crossings: list<{ k: string; u: string; v: string }>(outcome.x).map((crossing) => ({
+              key: crossing.k,
+              usageId: crossing.u,
+              value: BigInt(crossing.v),
+            })),
           })),
         };
       }
