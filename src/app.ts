@@ -5,6 +5,8 @@ import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
 import { createChargingModule } from "./modules/charging/index.js";
+import { memoryChargingStore } from "./modules/charging/store/memory-store.js";
+import { redisChargingStore } from "./modules/charging/store/redis-store.js";
 import { inProcessUsageQueue, redisUsageQueue } from "./modules/charging/usage-queue.js";
 import { createCustomersModule } from "./modules/customers/index.js";
 import { createInventoryModule } from "./modules/inventory/index.js";
@@ -219,9 +221,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         ? inProcessUsageQueue(config.ratingShards)
         : redisUsageQueue(redis, config.redisKeyPrefix, config.ratingShards);
     stopping.push(() => queue.close());
+    const store = redis === null ? memoryChargingStore() : redisChargingStore(redis);
+    stopping.push(() => store.close());
     const charging = await createChargingModule({
       ...deps,
       subscriptions: subscriptions.service,
+      catalog: catalog.service,
+      customers: customers.services,
+      store,
       broadcast,
       queue,
       log: app.log,

@@ -5,12 +5,15 @@ import {
   check,
   index,
   integer,
+  jsonb,
   pgTable,
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+import { moneyColumn } from "../../platform/columns.js";
 
 /**
  * The network elements that send CDRs, by the name they put in `source`. Each says how its numbers are
@@ -119,6 +122,147 @@ export const usageSuspense = pgTable(
   ],
 );
 
+/**
+ * Allowance buckets: one per line, product (plan or add-on), allowance and period, granted when the line
+ * activates and when a new period starts. What is used lives in the charging store and in the draws of the
+ * rated rows; the grant is here.
+ */
+export const allowanceBuckets = pgTable(
+  "allowance_buckets",
+  {
+    id: uuid("id").primaryKey(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    productId: uuid("product_id").notNull(),
+    sourceProductId: uuid("source_product_id").notNull(),
+    offeringId: text("offering_id").notNull(),
+    allowanceId: text("allowance_id").notNull(),
+    service: text("service").notNull(),
+    destinations: jsonb("destinations").$type<string[] | null>(),
+    roaming: jsonb("roaming").$type<string[] | null>(),
+    granted: bigint("granted", { mode: "number" }).notNull(),
+    periodStart: timestamp("period_start", { withTimezone: true, mode: "date" }).notNull(),
+    periodEnd: timestamp("period_end", { withTimezone: true, mode: "date" }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    uniqueIndex("allowance_buckets_period_idx").on(table.sourceProductId, table.allowanceId, table.periodStart),
+    index("allowance_buckets_line_idx").on(table.productId, table.periodStart),
+    check("allowance_buckets_period_check", sql`${table.periodEnd} > ${table.periodStart}`),
+    check("allowance_buckets_granted_check", sql`${table.granted} > 0`),
+  ],
+);
+
+/**
+ * The ledger row of a charge (DESIGN.md §2): one per rated CDR, written in one idempotent batch after the
+ * charging step. The amount is the event's total, rounded once; draws say which buckets covered what.
+ */
+export const ratedUsage = pgTable(
+  "rated_usage",
+  {
+    usageId: uuid("usage_id").primaryKey(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    productId: uuid("product_id").notNull(),
+    ratedAt: timestamp("rated_at", { withTimezone: true, mode: "date" }).notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull(),
+    tariffId: text("tariff_id").notNull(),
+    tariffVersion: integer("tariff_version").notNull(),
+    recordType: text("record_type").notNull(),
+    destination: text("destination"),
+    roaming: text("roaming").notNull(),
+    quantity: bigint("quantity", { mode: "number" }).notNull(),
+    allowanceUnits: bigint("allowance_units", { mode: "number" }).notNull(),
+    chargedUnits: bigint("charged_units", { mode: "number" }).notNull(),
+    draws: jsonb("draws").$type<Array<{ bucketId: string; units: number }>>().notNull(),
+    amount: moneyColumn("amount").notNull(),
+    currency: text("currency").notNull(),
+    prepaid: boolean("prepaid").notNull(),
+    spendPeriod: text("spend_period").notNull(),
+    billedAt: timestamp("billed_at", { withTimezone: true, mode: "date" }),
+  },
+  (table) => [
+    check("rated_usage_amount_check", sql`${table.amount} >= 0`),
+    index("rated_usage_account_idx").on(table.billingAccountId, table.spendPeriod),
+    index("rated_usage_product_idx").on(table.productId, table.startedAt),
+  ],
+);
+
+/**
+ * Top-ups and adjustments: the ledger rows of money that is not a charge. Amounts are signed (a debit
+ * adjustment is negative); a bucket adjustment moves units, not money. The key makes a retried request apply once.
+ */
+export const balanceOperations = pgTable(
+  "balance_operations",
+  {
+    id: uuid("id").primaryKey(),
+    kind: text("kind").notNull(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    productId: uuid("product_id"),
+    bucketId: uuid("bucket_id"),
+    amount: moneyColumn("amount"),
+    units: bigint("units", { mode: "number" }),
+    currency: text("currency").notNull(),
+    reason: text("reason"),
+    idempotencyKey: text("idempotency_key").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    check("balance_operations_kind_check", sql`${table.kind} in ('topup', 'adjustment')`),
+    check("balance_operations_what_check", sql`(${table.amount} is null) <> (${table.units} is null)`),
+    uniqueIndex("balance_operations_key_idx").on(table.billingAccountId, table.idempotencyKey),
+    index("balance_operations_product_idx").on(table.productId),
+  ],
+);
+
+/** Alert thresholds (DESIGN.md §5): what the charging step watches for every account, line and bucket. */
+export const chargingThresholds = pgTable(
+  "charging_thresholds",
+  {
+    id: text("id").primaryKey(),
+    kind: text("kind").notNull(),
+    /** Percent for bill_limit_percent and allowance_percent; an amount for spend_amount and low_balance. */
+    value: moneyColumn("value").notNull(),
+    /** Amount thresholds apply to accounts in this currency. */
+    currency: text("currency"),
+  },
+  (table) => [
+    check(
+      "charging_thresholds_kind_check",
+      sql`${table.kind} in ('bill_limit_percent', 'spend_amount', 'allowance_percent', 'low_balance')`,
+    ),
+    check(
+      "charging_thresholds_currency_check",
+      sql`(${table.kind} in ('spend_amount', 'low_balance')) = (${table.currency} is not null)`,
+    ),
+  ],
+);
+
+/**
+ * Each threshold crossed, with the event that crossed it. A key names a threshold and its period; it is
+ * crossed once, except low-balance keys, which re-arm after a top-up and may cross again with another event.
+ */
+export const thresholdCrossings = pgTable(
+  "threshold_crossings",
+  {
+    key: text("key").notNull(),
+    kind: text("kind").notNull(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    productId: uuid("product_id"),
+    usageId: uuid("usage_id").notNull(),
+    /** The metric after the crossing event: micro-units of money, or units of a bucket. */
+    value: text("value").notNull(),
+    crossedAt: timestamp("crossed_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.key, table.usageId] }),
+    uniqueIndex("threshold_crossings_once_idx")
+      .on(table.key)
+      .where(sql`${table.kind} not in ('low-balance', 'balance-exhausted')`),
+    index("threshold_crossings_account_idx").on(table.billingAccountId, table.crossedAt),
+  ],
+);
+
+export type BucketRow = typeof allowanceBuckets.$inferSelect;
+export type RatedRow = typeof ratedUsage.$inferSelect;
 export type CdrSourceRow = typeof cdrSources.$inferSelect;
 export type UsageRow = typeof usageRecords.$inferSelect;
 export type SuspenseRow = typeof usageSuspense.$inferSelect;

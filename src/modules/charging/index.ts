@@ -4,19 +4,28 @@
  * usage_records and usage_suspense. Reaches lines only through the subscriptions service.
  */
 import type { FastifyBaseLogger } from "fastify";
+import { SYSTEM_ACTOR } from "../../platform/audit.js";
 import type { Broadcast } from "../../platform/broadcast.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { LINE_INDEX_RELOAD_MS } from "../../shared/limits.js";
+import type { CatalogService } from "../catalog/catalog.service.js";
+import type { CustomerServices } from "../customers/customers.service.js";
 import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
+import { BucketsService } from "./buckets.service.js";
 import { chargingRoutes } from "./charging.routes.js";
 import { IngestService } from "./ingest.service.js";
 import { LineIndex } from "./line-index.js";
+import { RatingService } from "./rating.service.js";
 import { SourcesService } from "./sources.service.js";
+import type { ChargingStore } from "./store/charging-store.js";
 import { UsageService } from "./usage.service.js";
 import type { UsageQueue } from "./usage-queue.js";
 
 export interface ChargingDeps extends ServiceDeps {
   subscriptions: SubscriptionsService;
+  catalog: CatalogService;
+  customers: CustomerServices;
+  store: ChargingStore;
   broadcast: Broadcast;
   queue: UsageQueue;
   log: FastifyBaseLogger;
@@ -29,6 +38,28 @@ export async function createChargingModule(deps: ChargingDeps) {
   const sources = new SourcesService(deps);
   const ingest = new IngestService({ ...deps, sources, lines });
   const usage = new UsageService({ ...deps, lines, ingest });
+  const buckets = new BucketsService(deps.clock);
+  const rating = new RatingService({
+    ...deps,
+    buckets,
+    // Credit barring (DESIGN.md §5): the event that crossed is charged, then the line (for a postpaid credit
+    // limit, every live line of the account) is barred through subscriptions, which pushes it to the network.
+    onBarring: async (crossings) => {
+      for (const crossing of crossings) {
+        const targets = crossing.key.startsWith("credit-limit:")
+          ? (await deps.subscriptions.liveLines(deps.database.db, crossing.billingAccountId)).map((line) => line.id)
+          : [crossing.productId];
+        const reason = crossing.key.startsWith("credit-limit:")
+          ? "barred: the account reached its credit limit"
+          : "barred: the prepaid balance is used up";
+        for (const productId of targets) {
+          await deps.subscriptions.setBarring(SYSTEM_ACTOR, productId, "credit", reason).catch((error: unknown) => {
+            deps.log.error({ err: error, productId }, "credit barring failed; it is retried when the line next rates");
+          });
+        }
+      }
+    },
+  });
 
   // The guiding index: loaded now, kept current by line events from this process and the others, and reloaded
   // on a timer in case a broadcast was lost (a miss is checked in PostgreSQL anyway).
@@ -53,7 +84,7 @@ export async function createChargingModule(deps: ChargingDeps) {
   reload.unref();
 
   return {
-    services: { ingest, usage, sources, lines, queue: deps.queue },
+    services: { ingest, usage, sources, lines, queue: deps.queue, rating, buckets, store: deps.store },
     routes: chargingRoutes({ ingest, usage, sources }),
     stop() {
       clearInterval(reload);

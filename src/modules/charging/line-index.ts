@@ -1,8 +1,19 @@
 import type { Db } from "../../platform/database.js";
 import type { GuidingFilter, GuidingLine } from "../subscriptions/subscriptions.service.js";
 
-/** Why a record is in suspense. Guiding gives the first four; rating adds its own later. */
-export const SUSPENSE_REASONS = ["unknown_number", "no_line_at_time", "line_not_active", "identity_mismatch"] as const;
+/** Why a record is in suspense: guiding gives the first four, rating the rest. */
+export const SUSPENSE_REASONS = [
+  "unknown_number",
+  "no_line_at_time",
+  "line_not_active",
+  "identity_mismatch",
+  "no_tariff",
+  "no_rate",
+  "no_roaming_zone",
+  "invalid_event",
+  "no_line",
+  "no_account",
+] as const;
 export type SuspenseReason = (typeof SUSPENSE_REASONS)[number];
 
 export type Guided =

@@ -546,6 +546,21 @@ export function createCustomerServices(deps: ServiceDeps) {
         isOrganization: customer?.organizationId !== null && customer?.organizationId !== undefined,
       };
     },
+    /** What charging needs of an account: its type, currency, bill cycle, zone and limits. */
+    async chargingProfile(db: Db, id: string) {
+      const account = isId(id) ? await repository.billingAccountRows.find(db, id) : undefined;
+      if (!account) return undefined;
+      return {
+        id: account.id,
+        state: account.state,
+        accountType: account.accountType as "prepaid" | "postpaid",
+        currency: account.currency,
+        billCycleDay: account.billCycleDay,
+        timeZone: account.timeZone,
+        creditLimit: account.creditLimit,
+        billLimit: account.billLimit,
+      };
+    },
     /** Whether a billing account exists (for binding subscriber keys and, later, orders). */
     async billingAccountExists(db: Db, id: string): Promise<boolean> {
       return isId(id) && (await repository.billingAccountRows.find(db, id)) !== undefined;

@@ -95,6 +95,7 @@ export function presentProduct(
     productCharacteristic: [
       ...(row.msisdn ? [{ name: "msisdn", value: row.msisdn }] : []),
       ...(row.iccid ? [{ name: "iccid", value: row.iccid }] : []),
+      ...(row.barred ? [{ name: "barred", value: row.barred }] : []),
     ],
     productPrice: row.prices.map((price) => ({
       name: price.name,
@@ -173,6 +174,75 @@ export class SubscriptionsService {
   /** Called with the ids of plan products whose state changed, once the change is committed. */
   onLineChange(listener: (productIds: string[]) => void): void {
     this.lineListeners.push(listener);
+  }
+
+  /** The live lines (plan products, active or suspended) of an account. */
+  async liveLines(db: Db, billingAccountId: string): Promise<ProductRow[]> {
+    if (!isId(billingAccountId)) return [];
+    return db
+      .select()
+      .from(products)
+      .where(
+        and(
+          eq(products.billingAccountId, billingAccountId),
+          eq(products.kind, "plan"),
+          inArray(products.status, ["active", "suspended"]),
+        ),
+      )
+      .orderBy(asc(products.id));
+  }
+
+  /**
+   * Bars a live line on the network for credit (charging decided it: a prepaid balance or a postpaid credit
+   * limit was crossed), or lifts that barring. The network first; the line records it with a dated history row.
+   * Answers whether anything changed.
+   */
+  async setBarring(actor: Actor, productId: string, barred: "credit" | null, reason: string): Promise<boolean> {
+    const db = this.deps.database.db;
+    const current = await this.find(db, productId);
+    if (!current || current.kind !== "plan" || current.barred === barred) return false;
+    if (current.status !== "active" && current.status !== "suspended") return false;
+    await this.push(barred === null ? "unbar" : "bar", await this.lineOnNetwork(db, current));
+    return this.deps.database.transaction(async (tx) => {
+      const row = await this.find(tx, productId, true);
+      if (!row || row.barred === barred) return false;
+      const now = this.deps.clock.now();
+      const [updated] = await tx
+        .update(products)
+        .set({ barred, updatedAt: now })
+        .where(eq(products.id, productId))
+        .returning();
+      await tx
+        .insert(productHistory)
+        .values({ productId, at: now, fromStatus: row.status, toStatus: row.status, reason, orderId: null });
+      afterCommit(tx, () => {
+        for (const listener of this.lineListeners) listener([productId]);
+      });
+      const [presented] = await this.presentRows(tx, [updated as ProductRow]);
+      await this.deps.audit.record(tx, actor, {
+        action: barred === null ? "unbar" : "bar",
+        entityType: "product",
+        entityId: productId,
+        before: { barred: row.barred },
+        after: presented,
+      });
+      await this.deps.events.record(tx, {
+        api: "productInventory",
+        resource: "product",
+        change: "AttributeValueChange",
+        resourceId: productId,
+        body: presented,
+      });
+      return true;
+    });
+  }
+
+  /** A line as rating needs it: the plan product and its add-ons (all of them; rating checks their dates). */
+  async lineForRating(db: Db, productId: string): Promise<{ plan: ProductRow; addons: ProductRow[] } | undefined> {
+    const plan = await this.find(db, productId);
+    if (!plan || plan.kind !== "plan") return undefined;
+    const addons = await db.select().from(products).where(eq(products.parentId, plan.id)).orderBy(asc(products.id));
+    return { plan, addons };
   }
 
   /** Lines for the guiding index: a page of all of them by id, or those holding given ids, numbers or IMSIs. */

@@ -61,6 +61,8 @@ export const products = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
     activatedAt: timestamp("activated_at", { withTimezone: true, mode: "date" }),
     terminatedAt: timestamp("terminated_at", { withTimezone: true, mode: "date" }),
+    /** Why the line is barred on the network (credit), or null; barring does not change the status. */
+    barred: text("barred"),
   },
   (table) => [
     check(
@@ -68,6 +70,7 @@ export const products = pgTable(
       sql`${table.status} in ('created', 'pendingActive', 'active', 'suspended', 'pendingTerminate', 'terminated', 'aborted')`,
     ),
     check("products_kind_check", sql`${table.kind} in ('plan', 'addon')`),
+    check("products_barred_check", sql`${table.barred} is null or ${table.barred} in ('credit')`),
     check(
       "products_line_check",
       sql`(${table.kind} = 'plan') = (${table.msisdn} is not null and ${table.iccid} is not null)`,

@@ -119,7 +119,7 @@ for i, l in pairs(lines) do
     local fields = {}
     if l.balance then table.insert(fields, 'balance'); table.insert(fields, fmt(l.balance)) end
     for b, used in pairs(l.u) do table.insert(fields, 'u:' .. b); table.insert(fields, fmt(used)) end
-    redis.call('HSET', KEYS[4 + i], unpack(fields))
+    if #fields > 0 then redis.call('HSET', KEYS[4 + i], unpack(fields)) end
   end
 end
 for period, value in pairs(spend) do redis.call('HSET', KEYS[2], period, fmt(value)) end

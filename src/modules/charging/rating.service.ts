@@ -1,0 +1,506 @@
+import { sql } from "drizzle-orm";
+import type { FastifyBaseLogger } from "fastify";
+import type { Clock } from "../../platform/clock.js";
+import { type Database, type Db, queryRows } from "../../platform/database.js";
+import { Money } from "../../shared/money.js";
+import type { Offering } from "../catalog/catalog.schemas.js";
+import type { CatalogService } from "../catalog/catalog.service.js";
+import type { CustomerServices } from "../customers/customers.service.js";
+import { destinationOf, priceEvent, RatingError, type RatingEvent, roamingZoneOf } from "../rating/pricer.js";
+import type { CompiledTariff } from "../rating/tariff-compile.js";
+import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
+import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
+import type { BucketsService } from "./buckets.service.js";
+import type { BucketRow } from "./charging.tables.js";
+import { billPeriod } from "./periods.js";
+import type { ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
+import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
+
+/** How many times an account's batch is re-read and re-priced after another writer moved its state. */
+const REPRICE_ATTEMPTS = 8;
+const MICRO = new Money(1_000_000);
+
+type Profile = NonNullable<Awaited<ReturnType<CustomerServices["chargingProfile"]>>>;
+
+/** What a rated event stores: the ledger row, also kept with the dedupe mark so a replay writes the same row. */
+export interface RatedResult {
+  usageId: string;
+  billingAccountId: string;
+  productId: string;
+  startedAt: string;
+  tariffId: string;
+  tariffVersion: number;
+  recordType: string;
+  destination: string | null;
+  roaming: string;
+  quantity: number;
+  allowanceUnits: number;
+  chargedUnits: number;
+  draws: Draw[];
+  amount: string;
+  currency: string;
+  prepaid: boolean;
+  spendPeriod: string;
+}
+
+export interface Suspended {
+  usageId: string;
+  reason: string;
+  message: string;
+}
+
+export interface RatingDeps {
+  database: Database;
+  clock: Clock;
+  store: ChargingStore;
+  queue: UsageQueue;
+  catalog: CatalogService;
+  customers: CustomerServices;
+  subscriptions: SubscriptionsService;
+  buckets: BucketsService;
+  log: FastifyBaseLogger;
+  /** Called after commit with the lines a crossing says must be barred. */
+  onBarring?: (bar: Array<{ productId: string; billingAccountId: string; key: string }>) => Promise<void>;
+}
+
+interface Prepared {
+  usage: QueuedUsage;
+  line: { plan: ProductRow; addons: ProductRow[] };
+  tariff: { compiled: CompiledTariff; version: number };
+  event: RatingEvent;
+  covering: BucketRow[];
+  spendPeriod: string;
+}
+
+/**
+ * The rating loop's worker (DESIGN.md §4, steps 3–4): read a batch from a shard, price each account's events in
+ * order with the pure pricer against the state the store holds, apply them with one atomic step per account
+ * (re-reading and re-pricing if another writer moved the state), then write the ledger rows, crossings and
+ * suspense rows in one idempotent transaction, and only then acknowledge. A crash anywhere replays safely: the
+ * step answers stored results for events it has seen, and the inserts conflict harmlessly.
+ */
+export class RatingService {
+  /** The fencing token this worker writes with (leases hand out larger ones). */
+  fence = 1;
+
+  constructor(private readonly deps: RatingDeps) {}
+
+  /** One pass over every shard: what was waiting is rated, committed and acknowledged. Returns the count. */
+  async rateOnce(consumer: string, count = 500, blockMs = 0): Promise<number> {
+    let total = 0;
+    for (let shard = 0; shard < this.deps.queue.shards; shard++) {
+      const entries = await this.deps.queue.read(shard, consumer, count, blockMs);
+      if (entries.length === 0) continue;
+      await this.rate(entries);
+      await this.deps.queue.ack(
+        shard,
+        entries.map((entry) => entry.id),
+      );
+      total += entries.length;
+    }
+    return total;
+  }
+
+  async rate(entries: readonly QueueEntry[]): Promise<void> {
+    const byAccount = new Map<string, QueuedUsage[]>();
+    for (const entry of entries) {
+      const list = byAccount.get(entry.usage.billingAccountId) ?? [];
+      // A record on the queue twice (a resent XADD) is rated once: the step deduplicates, this keeps order.
+      if (!list.some((usage) => usage.usageId === entry.usage.usageId)) list.push(entry.usage);
+      byAccount.set(entry.usage.billingAccountId, list);
+    }
+    const rated: RatedResult[] = [];
+    const crossings: Array<Crossing & { billingAccountId: string; productId: string | null }> = [];
+    const suspended: Suspended[] = [];
+    for (const [accountId, usages] of byAccount) {
+      const outcome = await this.rateAccount(accountId, usages);
+      rated.push(...outcome.rated);
+      crossings.push(...outcome.crossings);
+      suspended.push(...outcome.suspended);
+    }
+    await this.record(rated, crossings, suspended);
+    const barring = crossings
+      .filter((crossing) => crossing.key.startsWith("credit-limit:") || crossing.key.startsWith("balance-exhausted:"))
+      .map((crossing) => ({
+        key: crossing.key,
+        billingAccountId: crossing.billingAccountId,
+        productId: crossing.productId ?? "",
+      }));
+    if (barring.length > 0 && this.deps.onBarring) await this.deps.onBarring(barring);
+  }
+
+  private async rateAccount(accountId: string, usages: QueuedUsage[]) {
+    const db = this.deps.database.db;
+    const suspended: Suspended[] = [];
+    const profile = await this.deps.customers.chargingProfile(db, accountId);
+    if (profile === undefined) {
+      return {
+        rated: [],
+        crossings: [],
+        suspended: usages.map((usage) => ({
+          usageId: usage.usageId,
+          reason: "no_account",
+          message: "the account is gone",
+        })),
+      };
+    }
+    const snapshot = await this.deps.catalog.snapshot();
+    const offerings = new Map([...snapshot.offerings].map(([id, versioned]) => [id, versioned.content]));
+    const lines = new Map<string, { plan: ProductRow; addons: ProductRow[] } | undefined>();
+    const prepared: Prepared[] = [];
+    for (const usage of usages) {
+      if (!lines.has(usage.productId))
+        lines.set(usage.productId, await this.deps.subscriptions.lineForRating(db, usage.productId));
+      const line = lines.get(usage.productId);
+      if (line === undefined) {
+        suspended.push({
+          usageId: usage.usageId,
+          reason: "no_line",
+          message: `line ${usage.productId} does not exist`,
+        });
+        continue;
+      }
+      const tariff = this.tariffOf(line.plan, offerings, snapshot.tariffs);
+      if (tariff === null) {
+        suspended.push({
+          usageId: usage.usageId,
+          reason: "no_tariff",
+          message: `plan ${line.plan.offeringId} has no tariff in ${line.plan.currency}`,
+        });
+        continue;
+      }
+      const event = ratingEvent(usage);
+      try {
+        const covering = await this.covering(db, profile, line, offerings, tariff.compiled, event);
+        prepared.push({
+          usage,
+          line,
+          tariff,
+          event,
+          covering,
+          spendPeriod: billPeriod(usage.startedAtMs, profile.billCycleDay, profile.timeZone).key,
+        });
+      } catch (error) {
+        if (!(error instanceof RatingError)) throw error;
+        suspended.push({ usageId: usage.usageId, reason: error.code, message: error.message });
+      }
+    }
+    if (prepared.length === 0) return { rated: [], crossings: [], suspended };
+
+    for (let attempt = 0; ; attempt++) {
+      let state = await this.deps.store.read(accountId);
+      // Lines and buckets the store does not hold yet are granted first (activation, a new period).
+      let granted = false;
+      for (const item of prepared) {
+        const held = state.lines.get(item.line.plan.id);
+        const missing = item.covering.filter(
+          (bucket) => !held?.buckets.some((candidate) => candidate.id === bucket.id),
+        );
+        if (held === undefined || missing.length > 0) {
+          await this.deps.store.grant(accountId, {
+            productId: item.line.plan.id,
+            balance: profile.accountType === "prepaid" ? 0n : null,
+            buckets: missing.map((bucket) => ({ id: bucket.id, granted: bucket.granted })),
+          });
+          granted = true;
+        }
+      }
+      if (granted) state = await this.deps.store.read(accountId);
+
+      const planned = new Map<string, number>();
+      const events: ChargeEvent[] = [];
+      const failed = new Set<string>();
+      for (const item of prepared) {
+        const held = state.lines.get(item.line.plan.id);
+        const remaining = item.covering.map((bucket) => {
+          const used =
+            (held?.buckets.find((candidate) => candidate.id === bucket.id)?.used ?? 0) + (planned.get(bucket.id) ?? 0);
+          return { bucket, left: Math.max(0, bucket.granted - used) };
+        });
+        const available = remaining.reduce((sum, entry) => sum + entry.left, 0);
+        let priced: ReturnType<typeof priceEvent>;
+        try {
+          priced = priceEvent(item.tariff.compiled, item.event, available);
+        } catch (error) {
+          if (!(error instanceof RatingError)) throw error;
+          suspended.push({ usageId: item.usage.usageId, reason: error.code, message: error.message });
+          failed.add(item.usage.usageId);
+          continue;
+        }
+        // Buckets that end first are drawn first.
+        let toDraw = priced.allowanceUnits;
+        const draws: Draw[] = [];
+        for (const { bucket, left } of remaining) {
+          if (toDraw === 0) break;
+          const units = Math.min(left, toDraw);
+          if (units > 0) {
+            draws.push({ bucketId: bucket.id, units });
+            planned.set(bucket.id, (planned.get(bucket.id) ?? 0) + units);
+            toDraw -= units;
+          }
+        }
+        const prepaid = profile.accountType === "prepaid";
+        const result: RatedResult = {
+          usageId: item.usage.usageId,
+          billingAccountId: accountId,
+          productId: item.line.plan.id,
+          startedAt: new Date(item.usage.startedAtMs).toISOString(),
+          tariffId: item.tariff.compiled.id,
+          tariffVersion: item.tariff.version,
+          recordType: item.usage.recordType,
+          destination: priced.destination,
+          roaming: priced.roaming,
+          quantity: priced.quantity,
+          allowanceUnits: priced.allowanceUnits,
+          chargedUnits: priced.chargedUnits,
+          draws,
+          amount: priced.total.toFixed(),
+          currency: priced.currency,
+          prepaid,
+          spendPeriod: item.spendPeriod,
+        };
+        events.push({
+          usageId: item.usage.usageId,
+          productId: item.line.plan.id,
+          period: item.spendPeriod,
+          draws,
+          charge: toMicro(priced.total),
+          prepaid,
+          result: JSON.stringify(result),
+        });
+      }
+      if (events.length === 0) return { rated: [], crossings: [], suspended };
+      const thresholds = await this.thresholds(
+        profile,
+        prepared.filter((item) => !failed.has(item.usage.usageId)),
+      );
+      const answer = await this.deps.store.step({
+        accountId,
+        fence: this.fence,
+        version: state.version,
+        events,
+        thresholds,
+      });
+      if (answer.status === "version_mismatch" && attempt < REPRICE_ATTEMPTS) {
+        // Another writer (a top-up, a grant) moved the state: drop this attempt's suspense and re-price.
+        for (let i = suspended.length - 1; i >= 0; i--)
+          if (failed.has((suspended[i] as Suspended).usageId)) suspended.splice(i, 1);
+        continue;
+      }
+      if (answer.status !== "applied") {
+        throw new Error(`charging step for account ${accountId} not applied: ${JSON.stringify(answer)}`);
+      }
+      const productOf = new Map(events.map((event) => [event.usageId, event.productId]));
+      return {
+        rated: answer.outcomes.map((outcome) => JSON.parse(outcome.result) as RatedResult),
+        crossings: answer.outcomes.flatMap((outcome) =>
+          outcome.crossings.map((crossing) => ({
+            ...crossing,
+            billingAccountId: accountId,
+            productId: crossing.key.startsWith("credit-limit:") ? null : (productOf.get(crossing.usageId) ?? null),
+          })),
+        ),
+        suspended,
+      };
+    }
+  }
+
+  private tariffOf(
+    plan: ProductRow,
+    offerings: ReadonlyMap<string, Offering>,
+    tariffs: Awaited<ReturnType<CatalogService["snapshot"]>>["tariffs"],
+  ): { compiled: CompiledTariff; version: number } | null {
+    const tariffId = offerings.get(plan.offeringId)?.tariffs?.[plan.currency];
+    const entry = tariffId === undefined ? undefined : tariffs.get(tariffId);
+    return entry === undefined ? null : { compiled: entry.compiled, version: entry.info.version };
+  }
+
+  /** The buckets that may cover an event (DESIGN.md §4 convention): outgoing, its service, zone and destination. */
+  private async covering(
+    db: Db,
+    profile: Profile,
+    line: { plan: ProductRow; addons: ProductRow[] },
+    offerings: ReadonlyMap<string, Offering>,
+    tariff: CompiledTariff,
+    event: RatingEvent,
+  ): Promise<BucketRow[]> {
+    const roaming = roamingZoneOf(tariff, event.visitedNetwork);
+    const destination = destinationOf(tariff, event.calledNumber);
+    const buckets = await this.deps.buckets.ensure(db, profile, line, offerings, event.startMs);
+    if (event.direction === "incoming") return [];
+    return buckets.filter(
+      (bucket) =>
+        bucket.service === event.service &&
+        (roaming === "home" ? bucket.roaming === null : (bucket.roaming ?? []).includes(roaming)) &&
+        (event.service === "data" ||
+          bucket.destinations === null ||
+          (destination !== null && bucket.destinations.includes(destination))),
+    );
+  }
+
+  /** The thresholds the step watches for these events, from the threshold table and the account's limits. */
+  private async thresholds(profile: Profile, items: Prepared[]): Promise<Threshold[]> {
+    const table = await queryRows<{ id: string; kind: string; value: string; currency: string | null }>(
+      this.deps.database.db,
+      sql`select id, kind, value::text as value, currency from charging_thresholds order by id`,
+    );
+    const out: Threshold[] = [];
+    const periods = new Set(items.map((item) => item.spendPeriod));
+    for (const period of periods) {
+      if (profile.accountType === "postpaid") {
+        if (profile.billLimit !== null) {
+          for (const row of table.filter((row) => row.kind === "bill_limit_percent")) {
+            out.push({
+              key: `bill-limit:${profile.id}:${period}:${row.value}%`,
+              metric: "spend",
+              direction: "up",
+              value: toMicro(profile.billLimit.mul(row.value).div(100)),
+              period,
+            });
+          }
+        }
+        if (profile.creditLimit !== null) {
+          out.push({
+            key: `credit-limit:${profile.id}:${period}`,
+            metric: "spend",
+            direction: "up",
+            value: toMicro(profile.creditLimit),
+            period,
+          });
+        }
+      }
+      for (const row of table.filter((row) => row.kind === "spend_amount" && row.currency === profile.currency)) {
+        out.push({
+          key: `spend-amount:${profile.id}:${period}:${row.value}`,
+          metric: "spend",
+          direction: "up",
+          value: toMicro(new Money(row.value)),
+          period,
+        });
+      }
+    }
+    const lineIds = new Set(items.map((item) => item.line.plan.id));
+    if (profile.accountType === "prepaid") {
+      for (const productId of lineIds) {
+        out.push(...balanceThresholds(productId, profile.currency, table));
+      }
+    }
+    const buckets = new Map(items.flatMap((item) => item.covering.map((bucket) => [bucket.id, bucket] as const)));
+    for (const bucket of buckets.values()) {
+      for (const row of table.filter((row) => row.kind === "allowance_percent")) {
+        out.push({
+          key: `allowance:${bucket.id}:${row.value}%`,
+          metric: "bucket",
+          direction: "up",
+          value: BigInt(new Money(bucket.granted).mul(row.value).div(100).ceil().toFixed()),
+          productId: bucket.productId,
+          bucketId: bucket.id,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Rated rows, crossings and suspense rows in one transaction, each insert idempotent. */
+  private async record(
+    rated: RatedResult[],
+    crossings: Array<Crossing & { billingAccountId: string; productId: string | null }>,
+    suspended: Suspended[],
+  ): Promise<void> {
+    if (rated.length === 0 && crossings.length === 0 && suspended.length === 0) return;
+    const now = this.deps.clock.now().toISOString();
+    await this.deps.database.transaction(async (tx) => {
+      if (rated.length > 0) {
+        await queryRows(
+          tx,
+          sql`insert into rated_usage (usage_id, billing_account_id, product_id, rated_at, started_at, tariff_id,
+                tariff_version, record_type, destination, roaming, quantity, allowance_units, charged_units, draws,
+                amount, currency, prepaid, spend_period)
+              select x."usageId", x."billingAccountId", x."productId", ${now}::timestamptz, x."startedAt",
+                x."tariffId", x."tariffVersion", x."recordType", x.destination, x.roaming, x.quantity,
+                x."allowanceUnits", x."chargedUnits", x.draws, x.amount, x.currency, x.prepaid, x."spendPeriod"
+              from jsonb_to_recordset(${JSON.stringify(rated)}::jsonb) as x("usageId" uuid, "billingAccountId" uuid,
+                "productId" uuid, "startedAt" timestamptz, "tariffId" text, "tariffVersion" integer, "recordType" text,
+                destination text, roaming text, quantity bigint, "allowanceUnits" bigint, "chargedUnits" bigint,
+                draws jsonb, amount numeric, currency text, prepaid boolean, "spendPeriod" text)
+              on conflict (usage_id) do nothing`,
+        );
+      }
+      if (crossings.length > 0) {
+        const rows = crossings.map((crossing) => ({
+          key: crossing.key,
+          kind: crossing.key.split(":")[0],
+          account: crossing.billingAccountId,
+          product: crossing.productId,
+          usage: crossing.usageId,
+          value: crossing.value.toString(),
+        }));
+        await queryRows(
+          tx,
+          sql`insert into threshold_crossings (key, kind, billing_account_id, product_id, usage_id, value, crossed_at)
+              select x.key, x.kind, x.account, x.product, x.usage, x.value, ${now}::timestamptz
+              from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+                as x(key text, kind text, account uuid, product uuid, usage uuid, value text)
+              on conflict do nothing`,
+        );
+      }
+      if (suspended.length > 0) {
+        await queryRows(
+          tx,
+          sql`insert into usage_suspense (usage_id, reason, message, since, attempts, last_attempt_at)
+              select x.usage, x.reason, x.message, ${now}::timestamptz, 1, ${now}::timestamptz
+              from jsonb_to_recordset(${JSON.stringify(suspended.map((item) => ({ usage: item.usageId, reason: item.reason, message: item.message })))}::jsonb)
+                as x(usage uuid, reason text, message text)
+              on conflict (usage_id) do update set reason = excluded.reason, message = excluded.message,
+                resolved_at = null, resolution = null, attempts = usage_suspense.attempts + 1,
+                last_attempt_at = excluded.last_attempt_at`,
+        );
+      }
+    });
+  }
+}
+
+export function balanceThresholds(
+  productId: string,
+  currency: string,
+  table: ReadonlyArray<{ kind: string; value: string; currency: string | null }>,
+): Threshold[] {
+  return [
+    ...table
+      .filter((row) => row.kind === "low_balance" && row.currency === currency)
+      .map(
+        (row): Threshold => ({
+          key: `low-balance:${productId}:${row.value}`,
+          metric: "balance",
+          direction: "down",
+          value: toMicro(new Money(row.value)),
+          productId,
+        }),
+      ),
+    { key: `balance-exhausted:${productId}`, metric: "balance", direction: "down", value: 0n, productId },
+  ];
+}
+
+/** An amount with at most 6 decimals as integer micro-units; anything finer is a bug upstream, not rounded here. */
+export function toMicro(amount: Money): bigint {
+  const micro = amount.mul(MICRO);
+  if (!micro.isInteger()) throw new Error(`amount ${amount.toFixed()} has more than 6 decimals`);
+  return BigInt(micro.toFixed(0));
+}
+
+export function ratingEvent(usage: QueuedUsage): RatingEvent {
+  const quantity =
+    usage.recordType === "voice"
+      ? (usage.duration ?? 0)
+      : usage.recordType === "sms"
+        ? (usage.messages ?? 1)
+        : (usage.volumeUplink ?? 0) + (usage.volumeDownlink ?? 0);
+  return {
+    service: usage.recordType,
+    direction: usage.direction,
+    startMs: usage.startedAtMs,
+    quantity,
+    ...(usage.calledNumber !== null && usage.calledNumber.startsWith("+") ? { calledNumber: usage.calledNumber } : {}),
+    ...(usage.visitedNetwork !== null ? { visitedNetwork: usage.visitedNetwork } : {}),
+  };
+}

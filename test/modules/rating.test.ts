@@ -1,0 +1,217 @@
+import t from "tap";
+import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
+import { drivers, type Engine, startEngine } from "../support/engine.js";
+import { lineOrder, orderReadyAccount } from "../support/fixtures.js";
+import { RecordingProvisioning } from "../support/recording-provisioning.js";
+
+/**
+ * The rating loop end to end: CDRs posted over HTTP, rated from the queue by the worker's service, balances and
+ * buckets in the charging store, ledger rows in PostgreSQL — exactly once, and ledger = store after draining.
+ */
+
+const ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder";
+
+async function lineOf(engine: Engine, accountId: string, plan: string) {
+  const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId, plan) });
+  if (placed.statusCode !== 201) throw new Error(placed.body);
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+  const product = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product;
+  return {
+    lineId: product.id as string,
+    msisdn: product.productCharacteristic.find((c: { name: string }) => c.name === "msisdn").value as string,
+  };
+}
+
+async function setup(
+  t: Parameters<typeof startEngine>[0],
+  driver: Engine["driver"],
+  accountType: "prepaid" | "postpaid",
+) {
+  const network = new RecordingProvisioning();
+  const engine = await startEngine(t, { driver, provisioning: network });
+  const { accountId } = await orderReadyAccount(engine, { accountType });
+  await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
+  return { engine, accountId, network };
+}
+
+let sequence = 0;
+function voice(msisdn: string, calledNumber: string, duration: number, at = "2026-03-15T10:05:00Z") {
+  sequence += 1;
+  return {
+    recordType: "voice",
+    cdrId: `r-${sequence}`,
+    source: "msc-1",
+    servedMSISDN: msisdn,
+    calledNumber,
+    recordOpeningTime: at,
+    duration,
+  };
+}
+
+async function post(engine: Engine, records: unknown[]) {
+  const answer = await engine.request("POST", "/api/v1/cdrs", { key: engine.keys.network, body: records });
+  if (answer.statusCode !== 200) throw new Error(answer.body);
+  return answer.json();
+}
+
+/** Ledger = store: every line's bucket use and balance, and the account's spend, from both sides. */
+async function assertLedgerMatchesStore(t: Tap, engine: Engine, accountId: string) {
+  const state = await engine.app.services.charging.store.read(accountId);
+  const spend = await engine.sql<{ period: string; micro: string }>(
+    "select spend_period as period, (sum(amount) * 1000000)::bigint::text as micro from rated_usage where billing_account_id = $1 group by spend_period",
+    [accountId],
+  );
+  t.same(
+    Object.fromEntries(
+      [...state.spend].filter(([, value]) => value !== 0n).map(([period, value]) => [period, value.toString()]),
+    ),
+    Object.fromEntries(spend.filter((row) => row.micro !== "0").map((row) => [row.period, row.micro])),
+    "spend to date: store = ledger",
+  );
+  const draws = await engine.sql<{ bucket: string; units: string }>(
+    "select d->>'bucketId' as bucket, sum((d->>'units')::bigint)::text as units from rated_usage r, jsonb_array_elements(r.draws) d where r.billing_account_id = $1 group by 1",
+    [accountId],
+  );
+  for (const line of state.lines.values()) {
+    for (const bucket of line.buckets) {
+      const ledger = Number(draws.find((row) => row.bucket === bucket.id)?.units ?? 0);
+      t.equal(bucket.used, ledger, `bucket ${bucket.id}: store = ledger`);
+    }
+  }
+}
+type Tap = Parameters<typeof startEngine>[0] & {
+  same: (...args: unknown[]) => void;
+  equal: (...args: unknown[]) => void;
+};
+
+for (const driver of drivers) {
+  t.test(`[${driver}] postpaid: allowances first, money for the rest, rated exactly once`, async (t) => {
+    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { lineId, msisdn } = await lineOf(engine, accountId, "plan-postpaid-m");
+    const posted = await post(engine, [
+      voice(msisdn, "+4930123456", 61),
+      voice(msisdn, "+33123456789", 120),
+      { ...voice(msisdn, "+4915199999999", 0), recordType: "sms", duration: undefined },
+      {
+        recordType: "data",
+        cdrId: "data-1",
+        source: "msc-1",
+        servedMSISDN: msisdn,
+        recordOpeningTime: "2026-03-15T10:06:00Z",
+        dataVolumeDownlink: 1_000_000,
+      },
+    ]);
+    t.equal(posted.accepted, 4);
+    const rating = engine.app.services.charging.rating;
+    t.equal(await rating.rateOnce("test"), 4, "four rated");
+    t.equal(await rating.rateOnce("test"), 0, "the queue is drained");
+
+    const rows = await engine.sql<{
+      record_type: string;
+      amount: string;
+      allowance_units: string;
+      destination: string | null;
+    }>(
+      "select record_type, amount::text, allowance_units::text, destination from rated_usage where billing_account_id = $1 order by started_at, record_type",
+      [accountId],
+    );
+    t.same(
+      rows
+        .map((row) => [row.record_type, row.destination, Number(row.amount), Number(row.allowance_units) > 0])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      [
+        ["sms", "national-mobile", 0, true],
+        ["voice", "national", 0, true],
+        ["voice", "international-eu", 0.58, false],
+        ["data", null, 0, true],
+      ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    );
+    const state = await engine.app.services.charging.store.read(accountId);
+    const line = state.lines.get(lineId);
+    t.equal(line?.balance, null, "postpaid lines carry no balance");
+    t.equal(state.spend.get("2026-03-01"), 580_000n, "spend to date: 0.58 EUR in micro-units");
+    t.equal(line?.buckets.length, 3, "the plan's three buckets were granted");
+    await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
+
+    // A crash after the step but before the acknowledgement: the same entries are rated again.
+    const again = await post(engine, [voice(msisdn, "+33123456789", 120)]);
+    t.equal(again.accepted, 1);
+    const queue = engine.app.services.charging.queue;
+    const shard = queue.shardOf(accountId);
+    const entries = await queue.read(shard, "test", 10, 0);
+    t.equal(entries.length, 1);
+    await rating.rate(entries);
+    await rating.rate(entries);
+    await queue.ack(
+      shard,
+      entries.map((entry) => entry.id),
+    );
+    t.equal(await engine.count("rated_usage"), 5, "one more ledger row, not two");
+    t.equal(
+      (await engine.app.services.charging.store.read(accountId)).spend.get("2026-03-01"),
+      1_160_000n,
+      "charged once",
+    );
+    await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
+  });
+
+  t.test(`[${driver}] postpaid credit limit: the crossing event is charged, every live line is barred`, async (t) => {
+    const { engine, accountId, network } = await setup(t, driver, "postpaid");
+    const first = await lineOf(engine, accountId, "plan-postpaid-m");
+    const second = await lineOf(engine, accountId, "plan-postpaid-m");
+    // 30 minutes to the rest of the world: 44.70 EUR each; the credit limit is 100 EUR.
+    await post(engine, [
+      voice(first.msisdn, "+81312345678", 1800),
+      voice(first.msisdn, "+81312345678", 1800, "2026-03-15T10:06:00Z"),
+      voice(first.msisdn, "+81312345678", 1800, "2026-03-15T10:07:00Z"),
+    ]);
+    await engine.app.services.charging.rating.rateOnce("test");
+    const state = await engine.app.services.charging.store.read(accountId);
+    t.equal(state.spend.get("2026-03-01"), 134_100_000n, "all three charged, the overshoot too");
+    const crossings = await engine.sql<{ kind: string; value: string }>(
+      "select kind, value from threshold_crossings where billing_account_id = $1 order by key",
+      [accountId],
+    );
+    t.same(crossings, [{ kind: "credit-limit", value: "134100000" }], "recorded once");
+    t.same(
+      network.calls
+        .filter((call) => call.operation === "bar")
+        .map((call) => call.line.productId)
+        .sort(),
+      [first.lineId, second.lineId].sort(),
+      "both lines barred on the network",
+    );
+    const product = (await engine.request("GET", `/tmf-api/productInventory/v4/product/${second.lineId}`)).json();
+    t.same(
+      product.productCharacteristic.find((c: { name: string }) => c.name === "barred"),
+      { name: "barred", value: "credit" },
+    );
+    t.equal(product.status, "active", "barring does not change the status");
+  });
+
+  t.test(`[${driver}] prepaid: the event that empties the balance is charged, the line barred`, async (t) => {
+    const { engine, accountId, network } = await setup(t, driver, "prepaid");
+    const { lineId, msisdn } = await lineOf(engine, accountId, "plan-prepaid-payg");
+    await post(engine, [voice(msisdn, "+33123456789", 120)]);
+    await engine.app.services.charging.rating.rateOnce("test");
+    const state = await engine.app.services.charging.store.read(accountId);
+    t.equal(state.lines.get(lineId)?.balance, -580_000n, "the overshoot is a debt");
+    t.same(
+      network.calls.filter((call) => call.operation === "bar").map((call) => call.line.productId),
+      [lineId],
+    );
+    const crossings = await engine.sql<{ kind: string }>("select kind from threshold_crossings order by key");
+    t.same(crossings, [{ kind: "balance-exhausted" }]);
+  });
+
+  t.test(`[${driver}] a line whose plan has no tariff in its currency goes to suspense with the reason`, async (t) => {
+    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { msisdn } = await lineOf(engine, accountId, "plan-postpaid-m");
+    await engine.sql("update products set currency = 'USD' where msisdn = $1", [msisdn]);
+    const posted = await post(engine, [voice(msisdn, "+4930123456", 30)]);
+    await engine.app.services.charging.rating.rateOnce("test");
+    const suspense = await engine.request("GET", `/api/v1/suspense/${posted.records[0].usageId}`);
+    t.match(suspense.json(), { state: "open", reason: "no_tariff", message: /no tariff in USD/ });
+    t.equal(await engine.count("rated_usage"), 0);
+  });
+}
