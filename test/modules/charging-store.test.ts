@@ -273,16 +273,11 @@ for (const [name, factory] of factories) {
       accountId: account,
       productId: "line-1",
       id: "t1",
-      amount: EUR("2"),
+      balance: EUR("2"),
       rearm: thresholds.filter((th) => th.metric === "balance").map((th) => ({ key: th.key, value: th.value })),
     };
-    const credited = await store.credit(topUp);
-    t.same([credited.balance, credited.duplicate], [EUR("1.55"), false]);
-    t.same(
-      [(await store.credit(topUp)).balance, (await store.credit(topUp)).duplicate],
-      [EUR("1.55"), true],
-      "a top-up applies once",
-    );
+    t.match(await store.adjust(topUp), { status: "applied", balance: EUR("1.55") });
+    t.match(await store.adjust(topUp), { status: "duplicate", balance: EUR("1.55") }, "a top-up applies once");
     const after = await store.read(account);
     t.notOk(after.crossed.has("low:line-1:0.50"), "re-armed");
     t.ok(after.crossed.has("spend:2026-03:80"), "other thresholds stay fired");
@@ -299,8 +294,82 @@ for (const [name, factory] of factories) {
       crossingsOf(nextPeriod)?.map(([key]) => key),
       ["spend:2026-04:80"],
     );
-    await t.rejects(store.credit({ ...topUp, id: "t2", productId: "nobody" }), /no prepaid balance/);
+    t.match(await store.adjust({ ...topUp, id: "t2", productId: "nobody" }), { status: "refused", reason: /no state/ });
   });
+
+  t.test(
+    `[${name}] adjustments: debits, spend credits and grants that would break something are refused`,
+    async (t) => {
+      const store = await setup(t);
+      const account = randomUUID();
+      await store.grant(account, { productId: "pre", balance: EUR("1"), buckets: [{ id: "b", granted: 100 }] });
+      await store.grant(account, { productId: "post", balance: null, buckets: [] });
+      await store.step({
+        accountId: account,
+        fence: 1,
+        version: 2,
+        events: [
+          event("u1", { productId: "pre", draws: [{ bucketId: "b", units: 60 }] }),
+          event("u2", { productId: "post", charge: EUR("5") }),
+        ],
+        thresholds: [],
+      });
+      const before = await store.read(account);
+      const refusals: Array<[Parameters<ChargingStore["adjust"]>[0], RegExp]> = [
+        [{ accountId: account, id: "a1", productId: "pre", balance: EUR("-1.01"), rearm: [] }, /below zero/],
+        [{ accountId: account, id: "a2", productId: "post", balance: EUR("1"), rearm: [] }, /no prepaid balance/],
+        [
+          {
+            accountId: account,
+            id: "a3",
+            productId: "post",
+            spend: { period: "2026-03", delta: EUR("-5.01") },
+            rearm: [],
+          },
+          /larger than the spend/,
+        ],
+        [
+          { accountId: account, id: "a4", productId: "pre", bucket: { bucketId: "b", delta: -41 }, rearm: [] },
+          /less than the 60 used/,
+        ],
+        [
+          { accountId: account, id: "a5", productId: "pre", bucket: { bucketId: "x", delta: 1 }, rearm: [] },
+          /no state/,
+        ],
+      ];
+      for (const [adjustment, reason] of refusals) {
+        t.match(await store.adjust(adjustment), { status: "refused", reason });
+      }
+      t.same(await store.read(account), before, "refusals change nothing");
+      t.match(await store.adjust({ accountId: account, id: "a6", productId: "pre", balance: EUR("-1"), rearm: [] }), {
+        status: "applied",
+        balance: 0n,
+      });
+      t.match(
+        await store.adjust({
+          accountId: account,
+          id: "a7",
+          productId: "post",
+          spend: { period: "2026-03", delta: EUR("-2") },
+          rearm: [],
+        }),
+        { status: "applied", spend: EUR("3") },
+      );
+      t.match(
+        await store.adjust({
+          accountId: account,
+          id: "a8",
+          productId: "pre",
+          bucket: { bucketId: "b", delta: -40 },
+          rearm: [],
+        }),
+        {
+          status: "applied",
+          bucket: { granted: 60, used: 60 },
+        },
+      );
+    },
+  );
 
   t.test(`[${name}] property: conservation of buckets and money over random steps`, async (t) => {
     const store = await setup(t);
@@ -339,11 +408,11 @@ for (const [name, factory] of factories) {
           used += draw;
           charged += item.charge;
           if (item.topUp > 0n) {
-            await store.credit({
+            await store.adjust({
               accountId: account,
               productId: "line-1",
               id: `t${index}`,
-              amount: item.topUp,
+              balance: item.topUp,
               rearm: [],
             });
             credited += item.topUp;

@@ -500,7 +500,7 @@ export function ratingEvent(usage: QueuedUsage): RatingEvent {
     direction: usage.direction,
     startMs: usage.startedAtMs,
     quantity,
-    ...(usage.calledNumber !== null && usage.calledNumber.startsWith("+") ? { calledNumber: usage.calledNumber } : {}),
+    ...(usage.calledNumber?.startsWith("+") ? { calledNumber: usage.calledNumber } : {}),
     ...(usage.visitedNetwork !== null ? { visitedNetwork: usage.visitedNetwork } : {}),
   };
 }

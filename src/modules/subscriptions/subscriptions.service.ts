@@ -200,7 +200,7 @@ export class SubscriptionsService {
   async setBarring(actor: Actor, productId: string, barred: "credit" | null, reason: string): Promise<boolean> {
     const db = this.deps.database.db;
     const current = await this.find(db, productId);
-    if (!current || current.kind !== "plan" || current.barred === barred) return false;
+    if (current?.kind !== "plan" || current.barred === barred) return false;
     if (current.status !== "active" && current.status !== "suspended") return false;
     await this.push(barred === null ? "unbar" : "bar", await this.lineOnNetwork(db, current));
     return this.deps.database.transaction(async (tx) => {
@@ -240,7 +240,7 @@ export class SubscriptionsService {
   /** A line as rating needs it: the plan product and its add-ons (all of them; rating checks their dates). */
   async lineForRating(db: Db, productId: string): Promise<{ plan: ProductRow; addons: ProductRow[] } | undefined> {
     const plan = await this.find(db, productId);
-    if (!plan || plan.kind !== "plan") return undefined;
+    if (plan?.kind !== "plan") return undefined;
     const addons = await db.select().from(products).where(eq(products.parentId, plan.id)).orderBy(asc(products.id));
     return { plan, addons };
   }

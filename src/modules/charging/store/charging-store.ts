@@ -111,15 +111,30 @@ export interface NewLine {
   buckets: Array<{ id: string; granted: number }>;
 }
 
-export interface TopUp {
+/**
+ * Money or units moved outside rating (a top-up, an adjustment), applied once per id. Each part is optional:
+ * a prepaid line's balance, a spend period's spend to date (a postpaid credit), a bucket's grant.
+ */
+export interface Adjustment {
   accountId: string;
-  productId: string;
-  /** Idempotency: a top-up id applied once. */
   id: string;
-  amount: bigint;
+  productId: string;
+  balance?: bigint;
+  spend?: { period: string; delta: bigint };
+  bucket?: { bucketId: string; delta: number };
   /** Balance thresholds to re-arm once the balance is back at or above their value. */
   rearm: Array<{ key: string; value: bigint }>;
 }
+
+export type AdjustResult =
+  | {
+      status: "applied" | "duplicate";
+      version: number;
+      balance: bigint | null;
+      spend: bigint | null;
+      bucket: { granted: number; used: number } | null;
+    }
+  | { status: "refused"; reason: string };
 
 export interface ChargingStore {
   readonly kind: "redis" | "in-process";
@@ -127,8 +142,12 @@ export interface ChargingStore {
   /** Adds a line's balance and buckets where they do not exist yet (a new line or a new allowance period). */
   grant(accountId: string, line: NewLine): Promise<number>;
   step(request: StepRequest): Promise<StepResult>;
-  /** Adds money to a prepaid line (a top-up or an adjustment, which may be negative); returns the new balance. */
-  credit(topUp: TopUp): Promise<{ balance: bigint; duplicate: boolean; version: number }>;
+  /**
+   * Applies an adjustment. Refused, changing nothing, when the line has no state (or no prepaid balance for a
+   * balance change), when a debit would take a balance below zero, a credit would take spend below zero, or
+   * a grant would fall below what is used.
+   */
+  adjust(adjustment: Adjustment): Promise<AdjustResult>;
   close(): Promise<void>;
 }
 

@@ -156,22 +156,59 @@ export function memoryChargingStore(): ChargingStore {
       }
       return { status: "applied", version: state.version, outcomes };
     },
-    async credit(topUp) {
-      checkMicro(topUp.amount, "amount");
-      const { state, dedupe } = load(topUp.accountId);
-      const line = state.lines.get(topUp.productId);
-      if (line === undefined || line.balance === null) {
-        throw new Error(`line ${topUp.productId} has no prepaid balance`);
+    async adjust(adjustment) {
+      const { state, dedupe } = load(adjustment.accountId);
+      const line = state.lines.get(adjustment.productId);
+      const mark = `adjust:${adjustment.id}`;
+      const answer = (status: "applied" | "duplicate") => {
+        const bucket = line?.buckets.find((candidate) => candidate.id === adjustment.bucket?.bucketId);
+        return {
+          status,
+          version: state.version,
+          balance: line?.balance ?? null,
+          spend: adjustment.spend ? (state.spend.get(adjustment.spend.period) ?? 0n) : null,
+          bucket: bucket ? { granted: bucket.granted, used: bucket.used } : null,
+        };
+      };
+      if (line === undefined) return { status: "refused", reason: `line ${adjustment.productId} has no state` };
+      if (dedupe.has(mark)) return answer("duplicate");
+      let balance = line.balance;
+      if (adjustment.balance !== undefined) {
+        checkMicro(adjustment.balance, "balance change");
+        if (balance === null)
+          return { status: "refused", reason: `line ${adjustment.productId} has no prepaid balance` };
+        balance += adjustment.balance;
+        if (adjustment.balance < 0n && balance < 0n)
+          return { status: "refused", reason: "the debit would take the balance below zero" };
+        checkMicro(balance, "balance");
       }
-      const mark = `credit:${topUp.id}`;
-      if (dedupe.has(mark)) return { balance: line.balance, duplicate: true, version: state.version };
-      const balance = line.balance + topUp.amount;
-      checkMicro(balance, "balance");
+      let spend: bigint | null = null;
+      if (adjustment.spend !== undefined) {
+        checkMicro(adjustment.spend.delta, "spend change");
+        spend = (state.spend.get(adjustment.spend.period) ?? 0n) + adjustment.spend.delta;
+        if (spend < 0n)
+          return { status: "refused", reason: "the credit is larger than the spend to date of the period" };
+      }
+      const bucket = adjustment.bucket
+        ? line.buckets.find((candidate) => candidate.id === adjustment.bucket?.bucketId)
+        : undefined;
+      if (adjustment.bucket !== undefined) {
+        if (bucket === undefined)
+          return { status: "refused", reason: `bucket ${adjustment.bucket.bucketId} has no state` };
+        const granted = bucket.granted + adjustment.bucket.delta;
+        if (granted < bucket.used || granted < 0) {
+          return { status: "refused", reason: `the bucket would grant ${granted}, less than the ${bucket.used} used` };
+        }
+      }
       line.balance = balance;
-      for (const threshold of topUp.rearm) if (balance >= threshold.value) state.crossed.delete(threshold.key);
-      dedupe.set(mark, { result: balance.toString(), crossings: [] });
+      if (adjustment.spend !== undefined && spend !== null) state.spend.set(adjustment.spend.period, spend);
+      if (bucket !== undefined && adjustment.bucket !== undefined) bucket.granted += adjustment.bucket.delta;
+      if (balance !== null) {
+        for (const threshold of adjustment.rearm) if (balance >= threshold.value) state.crossed.delete(threshold.key);
+      }
+      dedupe.set(mark, { result: "", crossings: [] });
       state.version += 1;
-      return { balance, duplicate: false, version: state.version };
+      return answer("applied");
     },
     async close() {
       accounts.clear();

@@ -157,29 +157,66 @@ if changed then return redis.call('HINCRBY', KEYS[1], 'version', 1) end
 return tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 `;
 
-/** KEYS: s, d, x, the line hash. ARGV: credit id, amount, then threshold key and value pairs to re-arm. */
-const CREDIT = `${COMMON}
-local mark = 'credit:' .. ARGV[1]
-local l = loadline(KEYS[4])
-if not l or not l.balance then return cjson.encode({ error = 'no_balance' }) end
+/**
+ * KEYS: s, spend, d, x, the line hash. ARGV[1]: JSON {id, balance?, per?, spend?, bucket?, units?, rearm: [[key,
+ * value]]} with amounts as strings.
+ */
+const ADJUST = `${COMMON}
+local a = cjson.decode(ARGV[1])
+local mark = 'adjust:' .. a.id
+local l = loadline(KEYS[5])
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if redis.call('HEXISTS', KEYS[2], mark) == 1 then
-  return cjson.encode({ duplicate = true, balance = fmt(l.balance), version = version })
+local function answer(status)
+  local out = { status = status, version = version }
+  if l and l.balance then out.balance = fmt(l.balance) end
+  if a.per then out.spend = fmt(tonumber(redis.call('HGET', KEYS[2], a.per) or '0')) end
+  if a.bucket and l and l.g[a.bucket] then out.granted = l.g[a.bucket]; out.used = l.u[a.bucket] or 0 end
+  return cjson.encode(out)
 end
-local balance = l.balance + tonumber(ARGV[2])
-redis.call('HSET', KEYS[4], 'balance', fmt(balance))
-for i = 3, #ARGV, 2 do
-  if balance >= tonumber(ARGV[i + 1]) then redis.call('SREM', KEYS[3], ARGV[i]) end
+if not l then return cjson.encode({ status = 'refused', reason = 'the line has no state' }) end
+if redis.call('HEXISTS', KEYS[3], mark) == 1 then return answer('duplicate') end
+local balance = l.balance
+if a.balance then
+  if not balance then return cjson.encode({ status = 'refused', reason = 'the line has no prepaid balance' }) end
+  local delta = tonumber(a.balance)
+  balance = balance + delta
+  if delta < 0 and balance < 0 then return cjson.encode({ status = 'refused', reason = 'the debit would take the balance below zero' }) end
 end
-redis.call('HSET', KEYS[2], mark, fmt(balance))
+local spend
+if a.per then
+  spend = tonumber(redis.call('HGET', KEYS[2], a.per) or '0') + tonumber(a.spend)
+  if spend < 0 then return cjson.encode({ status = 'refused', reason = 'the credit is larger than the spend to date of the period' }) end
+end
+local granted
+if a.bucket then
+  if not l.g[a.bucket] then return cjson.encode({ status = 'refused', reason = 'bucket ' .. a.bucket .. ' has no state' }) end
+  granted = l.g[a.bucket] + a.units
+  local used = l.u[a.bucket] or 0
+  if granted < used or granted < 0 then
+    return cjson.encode({ status = 'refused', reason = 'the bucket would grant ' .. fmt(granted) .. ', less than the ' .. fmt(used) .. ' used' })
+  end
+end
+if a.balance then
+  l.balance = balance
+  redis.call('HSET', KEYS[5], 'balance', fmt(balance))
+  for _, pair in ipairs(a.rearm) do
+    if balance >= tonumber(pair[2]) then redis.call('SREM', KEYS[4], pair[1]) end
+  end
+end
+if a.per then redis.call('HSET', KEYS[2], a.per, fmt(spend)) end
+if a.bucket then
+  l.g[a.bucket] = granted
+  redis.call('HSET', KEYS[5], 'g:' .. a.bucket, fmt(granted))
+end
+redis.call('HSET', KEYS[3], mark, '1')
 version = redis.call('HINCRBY', KEYS[1], 'version', 1)
-return cjson.encode({ duplicate = false, balance = fmt(balance), version = version })
+return answer('applied')
 `;
 
 type Scripted = Redis & {
   bssChargeStep(...args: Array<string | number>): Promise<string>;
   bssChargeGrant(...args: Array<string | number>): Promise<number>;
-  bssChargeCredit(...args: Array<string | number>): Promise<string>;
+  bssChargeAdjust(...args: Array<string | number>): Promise<string>;
 };
 
 const list = <T>(value: unknown): T[] => (Array.isArray(value) ? (value as T[]) : []);
@@ -201,7 +238,7 @@ export function redisChargingStore(client: Redis): ChargingStore {
   const redis = client as Scripted;
   redis.defineCommand("bssChargeStep", { lua: STEP });
   redis.defineCommand("bssChargeGrant", { lua: GRANT, numberOfKeys: 3 });
-  redis.defineCommand("bssChargeCredit", { lua: CREDIT, numberOfKeys: 4 });
+  redis.defineCommand("bssChargeAdjust", { lua: ADJUST, numberOfKeys: 5 });
 
   /** A consistent snapshot: the reads are repeated until the version did not move while they ran. */
   const read = async (accountId: string): Promise<AccountState> => {
@@ -336,22 +373,47 @@ export function redisChargingStore(client: Redis): ChargingStore {
       if (answer.status === "fenced") return { status: "fenced", fence: Number(answer.fence) };
       return { status: "refused", reason: String(answer.reason) };
     },
-    async credit(topUp) {
-      checkMicro(topUp.amount, "amount");
-      const keys = keysOf(topUp.accountId);
+    async adjust(adjustment) {
+      const keys = keysOf(adjustment.accountId);
+      if (adjustment.balance !== undefined) checkMicro(adjustment.balance, "balance change");
+      if (adjustment.spend !== undefined) checkMicro(adjustment.spend.delta, "spend change");
+      const payload = {
+        id: adjustment.id,
+        ...(adjustment.balance === undefined ? {} : { balance: adjustment.balance.toString() }),
+        ...(adjustment.spend === undefined
+          ? {}
+          : { per: adjustment.spend.period, spend: adjustment.spend.delta.toString() }),
+        ...(adjustment.bucket === undefined
+          ? {}
+          : { bucket: adjustment.bucket.bucketId, units: adjustment.bucket.delta }),
+        rearm: adjustment.rearm.map((threshold) => [threshold.key, threshold.value.toString()]),
+      };
       const answer = JSON.parse(
-        await redis.bssChargeCredit(
+        await redis.bssChargeAdjust(
           keys.state,
+          keys.spend,
           keys.dedupe,
           keys.crossed,
-          keys.line(topUp.productId),
-          topUp.id,
-          topUp.amount.toString(),
-          ...topUp.rearm.flatMap((threshold) => [threshold.key, threshold.value.toString()]),
+          keys.line(adjustment.productId),
+          JSON.stringify(payload),
         ),
-      ) as { error?: string; duplicate: boolean; balance: string; version: number };
-      if (answer.error) throw new Error(`line ${topUp.productId} has no prepaid balance`);
-      return { balance: BigInt(answer.balance), duplicate: answer.duplicate, version: Number(answer.version) };
+      ) as {
+        status: "applied" | "duplicate" | "refused";
+        reason?: string;
+        version: number;
+        balance?: string;
+        spend?: string;
+        granted?: number;
+        used?: number;
+      };
+      if (answer.status === "refused") return { status: "refused", reason: String(answer.reason) };
+      return {
+        status: answer.status,
+        version: Number(answer.version),
+        balance: answer.balance === undefined ? null : BigInt(answer.balance),
+        spend: answer.spend === undefined ? null : BigInt(answer.spend),
+        bucket: answer.granted === undefined ? null : { granted: Number(answer.granted), used: Number(answer.used) },
+      };
     },
     async close() {},
   };
