@@ -167,6 +167,18 @@ Object.assign(WRITE_SAMPLES, {
   }),
 } satisfies Record<string, WriteSample>);
 
+/** A prepaid line of its own (numbers and SIMs no other sample uses), for the TMF654 writes. */
+async function prepaidLine(engine: Engine, numbers: [string, string], serial: number): Promise<string> {
+  const { accountId } = await orderReadyAccount(engine, { numbers, sims: 0, accountType: "prepaid" });
+  await engine.request("POST", "/api/v1/inventory/sim-imports", { body: [simRecord(serial)] });
+  const placed = await engine.request("POST", `${ORDERING}/productOrder`, {
+    body: lineOrder(accountId, "plan-prepaid-payg"),
+  });
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+  const order = await engine.request("GET", placed.json().href);
+  return order.json().productOrderItem[0].product.id as string;
+}
+
 /** A CDR for a number no line holds: accepted into suspense, so the re-guide routes have something to work on. */
 async function suspendedCdr(engine: Engine, cdrId: string): Promise<string> {
   await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-samples", countryCode: "49" } });
@@ -187,6 +199,20 @@ async function suspendedCdr(engine: Engine, cdrId: string): Promise<string> {
 }
 
 Object.assign(WRITE_SAMPLES, {
+  "POST /tmf-api/prepayBalanceManagement/v4/topupBalance": async (engine: Engine) => {
+    const lineId = await prepaidLine(engine, ["+4915100007000", "+4915100007001"], 7001);
+    return {
+      url: "/tmf-api/prepayBalanceManagement/v4/topupBalance",
+      body: { amount: { amount: 10, units: "EUR" }, product: { id: lineId } },
+    };
+  },
+  "POST /tmf-api/prepayBalanceManagement/v4/adjustBalance": async (engine: Engine) => {
+    const lineId = await prepaidLine(engine, ["+4915100007100", "+4915100007101"], 7101);
+    return {
+      url: "/tmf-api/prepayBalanceManagement/v4/adjustBalance",
+      body: { amount: { amount: 1.5, units: "EUR" }, product: { id: lineId }, reason: "goodwill" },
+    };
+  },
   "POST /api/v1/cdr-sources": async () => ({
     url: "/api/v1/cdr-sources",
     body: { id: "msc-sample", countryCode: "49" },

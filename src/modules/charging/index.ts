@@ -3,7 +3,7 @@
  * loop grows, rating, balances and reconciliation (DESIGN.md §3, §4). Owns cdr_sources, usage_keys,
  * usage_records and usage_suspense. Reaches lines only through the subscriptions service.
  */
-import type { FastifyBaseLogger } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { SYSTEM_ACTOR } from "../../platform/audit.js";
 import type { Broadcast } from "../../platform/broadcast.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
@@ -11,6 +11,8 @@ import { LINE_INDEX_RELOAD_MS } from "../../shared/limits.js";
 import type { CatalogService } from "../catalog/catalog.service.js";
 import type { CustomerServices } from "../customers/customers.service.js";
 import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
+import { balancesRoutes } from "./balances.routes.js";
+import { BalancesService } from "./balances.service.js";
 import { BucketsService } from "./buckets.service.js";
 import { chargingRoutes } from "./charging.routes.js";
 import { IngestService } from "./ingest.service.js";
@@ -39,6 +41,7 @@ export async function createChargingModule(deps: ChargingDeps) {
   const ingest = new IngestService({ ...deps, sources, lines });
   const usage = new UsageService({ ...deps, lines, ingest });
   const buckets = new BucketsService(deps.clock);
+  const balances = new BalancesService(deps);
   const rating = new RatingService({
     ...deps,
     buckets,
@@ -84,8 +87,11 @@ export async function createChargingModule(deps: ChargingDeps) {
   reload.unref();
 
   return {
-    services: { ingest, usage, sources, lines, queue: deps.queue, rating, buckets, store: deps.store },
-    routes: chargingRoutes({ ingest, usage, sources }),
+    services: { ingest, usage, sources, lines, queue: deps.queue, rating, buckets, balances, store: deps.store },
+    routes: async (app: FastifyInstance) => {
+      await app.register(chargingRoutes({ ingest, usage, sources }));
+      await app.register(balancesRoutes(balances));
+    },
     stop() {
       clearInterval(reload);
     },

@@ -1,0 +1,467 @@
+import { createHash } from "node:crypto";
+import { and, asc, count, eq, inArray, type SQL, sql } from "drizzle-orm";
+import type { Actor, AuditLog } from "../../platform/audit.js";
+import type { Clock } from "../../platform/clock.js";
+import { type Database, queryRows } from "../../platform/database.js";
+import { AppError, invalidField, notFound } from "../../platform/errors.js";
+import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { currencyMinorUnits } from "../../shared/currency.js";
+import { isId, newId } from "../../shared/ids.js";
+import { amountToJsonNumber, describeAmountProblem, Money, parseJsonAmount } from "../../shared/money.js";
+import type { CustomerServices } from "../customers/customers.service.js";
+import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
+import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
+import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
+import { billPeriod } from "./periods.js";
+import { balanceThresholds, toMicro } from "./rating.service.js";
+import type { ChargingStore } from "./store/charging-store.js";
+
+export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
+const UNITS = { voice: "second", sms: "message", data: "byte" } as const;
+const UNIT_SERVICES = new Map<string, keyof typeof UNITS>([
+  ["second", "voice"],
+  ["message", "sms"],
+  ["byte", "data"],
+]);
+
+export interface Quantity {
+  amount: number;
+  units: string;
+}
+
+export interface BalanceRequest {
+  amount: Quantity;
+  bucket?: { id: string };
+  product?: { id: string };
+  reason?: string;
+}
+
+export interface BalancesDeps {
+  database: Database;
+  clock: Clock;
+  audit: AuditLog;
+  store: ChargingStore;
+  customers: CustomerServices;
+  subscriptions: SubscriptionsService;
+}
+
+type OperationRow = typeof balanceOperations.$inferSelect;
+type Profile = NonNullable<Awaited<ReturnType<CustomerServices["chargingProfile"]>>>;
+
+const ref = (path: string, id: string, referredType: string) => ({
+  id,
+  href: `${path}/${id}`,
+  "@referredType": referredType,
+});
+
+/** The store's id for an operation: the same request (account and key) always names the same operation. */
+function storeId(accountId: string, key: string): string {
+  return createHash("sha256").update(`${accountId}\u0000${key}`).digest("base64url");
+}
+
+/**
+ * Prepaid balances and allowances over TMF654: top-ups and adjustments (each a ledger row, applied to the
+ * charging store once per Idempotency-Key), buckets with what is left, and each account's accumulated balance.
+ * The store applies first, because it is where a debit or a bucket change is checked atomically; the ledger
+ * row follows at once, and a retry with the same key completes whichever half a crash left undone.
+ */
+export class BalancesService {
+  constructor(private readonly deps: BalancesDeps) {}
+
+  private async lineFor(actor: Actor, request: BalanceRequest) {
+    const id = request.product?.id ?? request.bucket?.id;
+    if (id === undefined) throw invalidField("product", "name the line (product.id) or its bucket (bucket.id)");
+    const db = this.deps.database.db;
+    let line: ProductRow | undefined;
+    let bucket: BucketRow | undefined;
+    if (isId(id)) {
+      line = await this.deps.subscriptions.find(db, id);
+      if (line === undefined && request.bucket !== undefined) {
+        [bucket] = await db.select().from(allowanceBuckets).where(eq(allowanceBuckets.id, id));
+        if (bucket) line = await this.deps.subscriptions.find(db, bucket.productId);
+      }
+    }
+    if (
+      !line ||
+      line.kind !== "plan" ||
+      (actor.role === "subscriber" && actor.billingAccountId !== line.billingAccountId)
+    ) {
+      throw notFound(request.bucket !== undefined ? "bucket" : "product", id);
+    }
+    if (line.status === "terminated" || line.status === "aborted") {
+      throw new AppError("conflict", "line_ended", `line ${line.id} has ended (${line.status})`);
+    }
+    const profile = (await this.deps.customers.chargingProfile(db, line.billingAccountId)) as Profile;
+    return { line, bucket, profile };
+  }
+
+  private money(quantity: Quantity, profile: Profile, allowNegative: boolean): Money {
+    if (quantity.units !== profile.currency) {
+      throw invalidField("amount.units", `must be the account's currency ${profile.currency}`);
+    }
+    const parsed = parseJsonAmount(quantity.amount, {
+      maxDecimals: currencyMinorUnits(profile.currency),
+      allowNegative,
+    });
+    if (typeof parsed === "string") {
+      throw invalidField("amount.amount", describeAmountProblem(parsed, currencyMinorUnits(profile.currency)));
+    }
+    if (parsed.isZero()) throw invalidField("amount.amount", "must not be zero");
+    return parsed;
+  }
+
+  private async thresholds(productId: string, currency: string) {
+    const table = await queryRows<{ kind: string; value: string; currency: string | null }>(
+      this.deps.database.db,
+      sql`select kind, value::text as value, currency from charging_thresholds`,
+    );
+    return balanceThresholds(productId, currency, table).map((threshold) => ({
+      key: threshold.key,
+      value: threshold.value,
+    }));
+  }
+
+  /** A top-up of a prepaid line: money in, the line unbarred once its balance is back at or above zero. */
+  async topUp(actor: Actor, request: BalanceRequest, key: string | undefined) {
+    const { line, profile } = await this.lineFor(actor, request);
+    if (profile.accountType !== "prepaid") {
+      throw new AppError(
+        "unprocessable",
+        "not_prepaid",
+        "only prepaid lines are topped up; credit postpaid accounts with adjustBalance",
+      );
+    }
+    const amount = this.money(request.amount, profile, false);
+    const idempotencyKey = key ?? newId(this.deps.clock.now().getTime());
+    await this.ensureLine(profile, line);
+    const applied = await this.deps.store.adjust({
+      accountId: profile.id,
+      id: storeId(profile.id, `topup:${idempotencyKey}`),
+      productId: line.id,
+      balance: toMicro(amount),
+      rearm: await this.thresholds(line.id, profile.currency),
+    });
+    if (applied.status === "refused") throw new AppError("unprocessable", "refused", applied.reason);
+    const row = await this.record(actor, "topup", profile, line, { amount, reason: request.reason }, idempotencyKey);
+    if (line.barred === "credit" && applied.balance !== null && applied.balance >= 0n) {
+      await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: topped up");
+    }
+    return { resource: this.presentOperation(row, applied.balance), created: applied.status === "applied" };
+  }
+
+  /**
+   * An adjustment: money on a prepaid line (either sign), a credit to a postpaid account's spend to date (positive
+   * amounts credit the customer), or units on an allowance bucket. A postpaid credit that takes spend back below
+   * the credit limit lifts credit barring.
+   */
+  async adjust(actor: Actor, request: BalanceRequest & { reason: string }, key: string | undefined) {
+    const { line, bucket, profile } = await this.lineFor(actor, request);
+    const idempotencyKey = key ?? newId(this.deps.clock.now().getTime());
+    await this.ensureLine(profile, line);
+    const id = storeId(profile.id, `adjust:${idempotencyKey}`);
+    let parts: { amount?: Money; units?: number; bucketId?: string };
+    let applied: Awaited<ReturnType<ChargingStore["adjust"]>>;
+    const service = UNIT_SERVICES.get(request.amount.units);
+    if (service !== undefined) {
+      if (bucket === undefined)
+        throw invalidField("bucket.id", `units of ${request.amount.units} adjust an allowance bucket`);
+      if (bucket.service !== service)
+        throw invalidField(
+          "amount.units",
+          `bucket ${bucket.id} counts ${UNITS[bucket.service as keyof typeof UNITS]}s`,
+        );
+      if (!Number.isSafeInteger(request.amount.amount) || request.amount.amount === 0) {
+        throw invalidField("amount.amount", "must be a whole, non-zero number of units");
+      }
+      await this.deps.store.grant(profile.id, {
+        productId: line.id,
+        balance: null,
+        buckets: [{ id: bucket.id, granted: bucket.granted }],
+      });
+      parts = { units: request.amount.amount, bucketId: bucket.id };
+      applied = await this.deps.store.adjust({
+        accountId: profile.id,
+        id,
+        productId: line.id,
+        bucket: { bucketId: bucket.id, delta: request.amount.amount },
+        rearm: [],
+      });
+    } else {
+      const amount = this.money(request.amount, profile, true);
+      parts = { amount };
+      applied =
+        profile.accountType === "prepaid"
+          ? await this.deps.store.adjust({
+              accountId: profile.id,
+              id,
+              productId: line.id,
+              balance: toMicro(amount),
+              rearm: await this.thresholds(line.id, profile.currency),
+            })
+          : await this.deps.store.adjust({
+              accountId: profile.id,
+              id,
+              productId: line.id,
+              spend: {
+                period: billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone).key,
+                delta: -toMicro(amount),
+              },
+              rearm: [],
+            });
+    }
+    if (applied.status === "refused") throw new AppError("unprocessable", "adjustment_refused", applied.reason);
+    const row = await this.record(
+      actor,
+      "adjustment",
+      profile,
+      line,
+      { ...parts, reason: request.reason },
+      idempotencyKey,
+    );
+    await this.liftCreditBarring(actor, profile, line, applied);
+    return { resource: this.presentOperation(row, applied.balance), created: applied.status === "applied" };
+  }
+
+  private async liftCreditBarring(
+    actor: Actor,
+    profile: Profile,
+    line: ProductRow,
+    applied: Extract<Awaited<ReturnType<ChargingStore["adjust"]>>, { status: "applied" | "duplicate" }>,
+  ): Promise<void> {
+    if (profile.accountType === "prepaid") {
+      if (line.barred === "credit" && applied.balance !== null && applied.balance >= 0n) {
+        await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: balance adjusted");
+      }
+      return;
+    }
+    if (applied.spend === null || profile.creditLimit === null || applied.spend >= toMicro(profile.creditLimit)) return;
+    for (const barred of await this.deps.subscriptions.liveLines(this.deps.database.db, profile.id)) {
+      if (barred.barred === "credit") {
+        await this.deps.subscriptions.setBarring(actor, barred.id, null, "unbarred: spend back under the credit limit");
+      }
+    }
+  }
+
+  /** A line the store does not hold yet (nothing rated, no top-up) gets its state first. */
+  private async ensureLine(profile: Profile, line: ProductRow): Promise<void> {
+    await this.deps.store.grant(profile.id, {
+      productId: line.id,
+      balance: profile.accountType === "prepaid" ? 0n : null,
+      buckets: [],
+    });
+  }
+
+  private async record(
+    actor: Actor,
+    kind: "topup" | "adjustment",
+    profile: Profile,
+    line: ProductRow,
+    parts: { amount?: Money; units?: number; bucketId?: string; reason?: string | undefined },
+    idempotencyKey: string,
+  ): Promise<OperationRow> {
+    return this.deps.database.transaction(async (tx) => {
+      const [inserted] = await tx
+        .insert(balanceOperations)
+        .values({
+          id: newId(this.deps.clock.now().getTime()),
+          kind,
+          billingAccountId: profile.id,
+          productId: line.id,
+          bucketId: parts.bucketId ?? null,
+          amount: parts.amount ?? null,
+          units: parts.units ?? null,
+          currency: profile.currency,
+          reason: parts.reason ?? null,
+          idempotencyKey: `${kind}:${idempotencyKey}`,
+          createdAt: this.deps.clock.now(),
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (inserted) {
+        await this.deps.audit.record(tx, actor, {
+          action: kind,
+          entityType: kind === "topup" ? "topupBalance" : "adjustBalance",
+          entityId: inserted.id,
+          after: this.presentOperation(inserted, null),
+        });
+        return inserted;
+      }
+      const [existing] = await tx
+        .select()
+        .from(balanceOperations)
+        .where(
+          and(
+            eq(balanceOperations.billingAccountId, profile.id),
+            eq(balanceOperations.idempotencyKey, `${kind}:${idempotencyKey}`),
+          ),
+        );
+      const same =
+        existing !== undefined &&
+        existing.productId === line.id &&
+        (existing.amount?.toFixed() ?? null) === (parts.amount?.toFixed() ?? null) &&
+        existing.units === (parts.units ?? null);
+      if (!same) {
+        throw new AppError("conflict", "idempotency_key_reused", "this Idempotency-Key was used for another request");
+      }
+      return existing;
+    });
+  }
+
+  presentOperation(row: OperationRow, balance: bigint | null) {
+    const kind = row.kind === "topup" ? "topupBalance" : "adjustBalance";
+    const line = ref(`${TMF_BASE.productInventory}/product`, row.productId ?? "", "Product");
+    return {
+      id: row.id,
+      href: `${BALANCE_BASE}/${kind}/${row.id}`,
+      "@type": row.kind === "topup" ? ("TopupBalance" as const) : ("AdjustBalance" as const),
+      status: "confirmed" as const,
+      confirmationDate: row.createdAt.toISOString(),
+      amount:
+        row.amount !== null
+          ? { amount: amountToJsonNumber(row.amount), units: row.currency }
+          : { amount: row.units ?? 0, units: "unit" },
+      usageType: row.bucketId === null ? "monetary" : "allowance",
+      bucket: ref(`${BALANCE_BASE}/bucket`, row.bucketId ?? row.productId ?? "", "Bucket"),
+      product: line,
+      partyAccount: ref(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, "BillingAccount"),
+      ...(row.reason === null ? {} : { reason: row.reason }),
+      ...(balance === null
+        ? {}
+        : {
+            remainingValue: {
+              amount: amountToJsonNumber(new Money(balance.toString()).div(1_000_000)),
+              units: row.currency,
+            },
+          }),
+    };
+  }
+
+  async listOperations(actor: Actor, kind: "topup" | "adjustment", request: ListRequest) {
+    const db = this.deps.database.db;
+    const conditions: Array<SQL | undefined> = [eq(balanceOperations.kind, kind)];
+    if (actor.role === "subscriber")
+      conditions.push(eq(balanceOperations.billingAccountId, actor.billingAccountId ?? ""));
+    const accounts = request.filters["partyAccount.id"];
+    if (accounts) conditions.push(inArray(balanceOperations.billingAccountId, [...accounts]));
+    const where = and(...conditions);
+    const [rows, counted] = await Promise.all([
+      db
+        .select()
+        .from(balanceOperations)
+        .where(where)
+        .orderBy(asc(balanceOperations.id))
+        .offset(request.offset)
+        .limit(request.limit),
+      db.select({ total: count() }).from(balanceOperations).where(where),
+    ]);
+    return { items: rows.map((row) => this.presentOperation(row, null)), total: counted[0]?.total ?? 0 };
+  }
+
+  async getOperation(actor: Actor, kind: "topup" | "adjustment", id: string) {
+    const [row] = isId(id)
+      ? await this.deps.database.db.select().from(balanceOperations).where(eq(balanceOperations.id, id))
+      : [];
+    if (!row || row.kind !== kind || (actor.role === "subscriber" && actor.billingAccountId !== row.billingAccountId)) {
+      throw notFound(kind === "topup" ? "topupBalance" : "adjustBalance", id);
+    }
+    return this.presentOperation(row, null);
+  }
+
+  /** An account's buckets: one monetary bucket per prepaid line, then its allowance buckets, newest periods first. */
+  async buckets(actor: Actor, accountId: string) {
+    const db = this.deps.database.db;
+    if (actor.role === "subscriber" && actor.billingAccountId !== accountId) return [];
+    const profile = await this.deps.customers.chargingProfile(db, accountId);
+    if (!profile) return [];
+    const state = await this.deps.store.read(accountId);
+    const lines = await db.select().from(allowanceBuckets).where(eq(allowanceBuckets.billingAccountId, accountId));
+    const nowMs = this.deps.clock.now().getTime();
+    const account = ref(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount");
+    const monetary = [...state.lines.values()]
+      .filter((line) => line.balance !== null)
+      .map((line) => ({
+        id: line.productId,
+        href: `${BALANCE_BASE}/bucket/${line.productId}`,
+        "@type": "Bucket" as const,
+        name: "prepaid balance",
+        usageType: "monetary",
+        isShared: false,
+        status: "active",
+        remainingValue: {
+          amount: amountToJsonNumber(new Money((line.balance as bigint).toString()).div(1_000_000)),
+          units: profile.currency,
+        },
+        product: ref(`${TMF_BASE.productInventory}/product`, line.productId, "Product"),
+        partyAccount: account,
+      }));
+    const allowances = lines
+      .sort((a, b) => b.periodStart.getTime() - a.periodStart.getTime() || a.id.localeCompare(b.id))
+      .map((bucket) => {
+        const used = state.lines.get(bucket.productId)?.buckets.find((candidate) => candidate.id === bucket.id);
+        const granted = used?.granted ?? bucket.granted;
+        const unit = UNITS[bucket.service as keyof typeof UNITS];
+        return {
+          id: bucket.id,
+          href: `${BALANCE_BASE}/bucket/${bucket.id}`,
+          "@type": "Bucket" as const,
+          name: `${bucket.offeringId} ${bucket.allowanceId}`,
+          usageType: bucket.service,
+          isShared: false,
+          status: bucket.periodEnd.getTime() <= nowMs ? "expired" : "active",
+          remainingValue: { amount: granted - (used?.used ?? 0), units: unit },
+          initialValue: { amount: granted, units: unit },
+          validFor: { startDateTime: bucket.periodStart.toISOString(), endDateTime: bucket.periodEnd.toISOString() },
+          product: ref(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product"),
+          partyAccount: account,
+        };
+      });
+    return [...monetary, ...allowances];
+  }
+
+  /** One bucket by id: an allowance bucket, or a prepaid line's monetary bucket (the line's id). */
+  async bucket(actor: Actor, id: string) {
+    const db = this.deps.database.db;
+    const [allowance] = await db.select().from(allowanceBuckets).where(eq(allowanceBuckets.id, id));
+    const accountId = allowance?.billingAccountId ?? (await this.deps.subscriptions.find(db, id))?.billingAccountId;
+    if (accountId === undefined) return undefined;
+    return (await this.buckets(actor, accountId)).find((bucket) => bucket.id === id);
+  }
+
+  /** Spend to date (postpaid) or the sum of the lines' balances (prepaid), with the limits that apply. */
+  async accumulated(actor: Actor, accountId: string) {
+    const db = this.deps.database.db;
+    const profile = isId(accountId) ? await this.deps.customers.chargingProfile(db, accountId) : undefined;
+    if (!profile || (actor.role === "subscriber" && actor.billingAccountId !== accountId)) {
+      throw notFound("accumulatedBalance", accountId);
+    }
+    const state = await this.deps.store.read(accountId);
+    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
+    const micro =
+      profile.accountType === "prepaid"
+        ? [...state.lines.values()].reduce((sum, line) => sum + (line.balance ?? 0n), 0n)
+        : (state.spend.get(period.key) ?? 0n);
+    const value = (amount: Money) => ({ amount: amountToJsonNumber(amount), units: profile.currency });
+    return {
+      id: accountId,
+      href: `${BALANCE_BASE}/accumulatedBalance/${accountId}`,
+      "@type": "AccumulatedBalance" as const,
+      name: profile.accountType === "prepaid" ? "prepaid balance" : "spend to date",
+      totalBalance: value(new Money(micro.toString()).div(1_000_000)),
+      partyAccount: ref(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount"),
+      ...(profile.accountType === "postpaid"
+        ? {
+            validFor: {
+              startDateTime: new Date(period.startMs).toISOString(),
+              endDateTime: new Date(period.endMs).toISOString(),
+            },
+            ...(profile.creditLimit === null ? {} : { creditLimit: value(profile.creditLimit) }),
+            ...(profile.billLimit === null ? {} : { billLimit: value(profile.billLimit) }),
+          }
+        : {}),
+      bucket: [...state.lines.values()].flatMap((line) => [
+        ...(line.balance === null ? [] : [ref(`${BALANCE_BASE}/bucket`, line.productId, "Bucket")]),
+        ...line.buckets.map((bucket) => ref(`${BALANCE_BASE}/bucket`, bucket.id, "Bucket")),
+      ]),
+    };
+  }
+}
