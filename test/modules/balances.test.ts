@@ -1,0 +1,247 @@
+import t, { type Test } from "tap";
+import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
+import { drivers, type Engine, expectError, startEngine } from "../support/engine.js";
+import { lineOrder, orderReadyAccount } from "../support/fixtures.js";
+import { RecordingProvisioning } from "../support/recording-provisioning.js";
+
+/** TMF654 over the rating loop: top-ups, adjustments, buckets, accumulated balances, barring lifted, ledger = store. */
+
+const BASE = "/tmf-api/prepayBalanceManagement/v4";
+const ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder";
+
+async function start(
+  t: Parameters<typeof startEngine>[0],
+  driver: Engine["driver"],
+  accountType: "prepaid" | "postpaid",
+) {
+  const network = new RecordingProvisioning();
+  const engine = await startEngine(t, { driver, provisioning: network });
+  const { accountId } = await orderReadyAccount(engine, { accountType });
+  await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
+  const line = async (plan: string) => {
+    const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId, plan) });
+    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+    const product = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product;
+    return {
+      lineId: product.id as string,
+      msisdn: product.productCharacteristic.find((c: { name: string }) => c.name === "msisdn").value as string,
+    };
+  };
+  let sequence = 0;
+  const call = async (msisdn: string, calledNumber: string, duration: number) => {
+    sequence += 1;
+    const answer = await engine.request("POST", "/api/v1/cdrs", {
+      key: engine.keys.network,
+      body: [
+        {
+          recordType: "voice",
+          cdrId: `c-${sequence}`,
+          source: "msc-1",
+          servedMSISDN: msisdn,
+          calledNumber,
+          recordOpeningTime: "2026-03-15T10:05:00Z",
+          duration,
+        },
+      ],
+    });
+    if (answer.json().accepted !== 1) throw new Error(answer.body);
+    await engine.app.services.charging.rating.rateOnce("test");
+  };
+  return { engine, accountId, network, line, call };
+}
+
+/** Prepaid conservation: top-ups + adjustments − charges (ledger) = the store's balance. */
+async function balanceMatchesLedger(t: Test, engine: Engine, accountId: string, lineId: string) {
+  const [ledger] = await engine.sql<{ micro: string }>(
+    `select ((coalesce((select sum(amount) from balance_operations where product_id = $1 and amount is not null), 0)
+       - coalesce((select sum(amount) from rated_usage where product_id = $1), 0)) * 1000000)::bigint::text as micro`,
+    [lineId],
+  );
+  const state = await engine.app.services.charging.store.read(accountId);
+  t.equal(state.lines.get(lineId)?.balance?.toString(), ledger?.micro, "top-ups + adjustments − charges = balance");
+}
+
+for (const driver of drivers) {
+  t.test(`[${driver}] prepaid: a top-up pays the debt, lifts barring and re-arms the low-balance alert`, async (t) => {
+    const { engine, accountId, network, line, call } = await start(t, driver, "prepaid");
+    const { lineId, msisdn } = await line("plan-prepaid-payg");
+    await call(msisdn, "+33123456789", 120); // 0.58
+    t.equal(network.calls.filter((c) => c.operation === "bar").length, 1, "barred at once");
+
+    const topUp = (amount: unknown, key: string, extra: Record<string, unknown> = {}) =>
+      engine.request("POST", `${BASE}/topupBalance`, {
+        key: engine.keys.crm,
+        headers: { "idempotency-key": key },
+        body: { amount: { amount, units: "EUR" }, product: { id: lineId }, ...extra },
+      });
+    const first = await topUp(5, "k1");
+    t.equal(first.statusCode, 201, first.body);
+    t.match(first.json(), {
+      "@type": "TopupBalance",
+      status: "confirmed",
+      amount: { amount: 5, units: "EUR" },
+      remainingValue: { amount: 4.42, units: "EUR" },
+      usageType: "monetary",
+    });
+    t.equal(first.headers.location, first.json().href);
+    t.same(
+      network.calls.map((c) => c.operation),
+      ["activate", "bar", "unbar"],
+      "unbarred once the debt is paid",
+    );
+    const retry = await topUp(5, "k1");
+    t.equal(retry.statusCode, 200);
+    t.equal(retry.json().id, first.json().id, "a retry answers the first top-up");
+    expectError(t, await topUp(6, "k1"), 409, "idempotency_key_reused");
+    expectError(t, await topUp(-1, "k2"), 400, "invalid_field");
+    expectError(t, await topUp(0.001, "k3"), 400, "invalid_field");
+    expectError(
+      t,
+      await engine.request("POST", `${BASE}/topupBalance`, {
+        body: { amount: { amount: 5, units: "GBP" }, product: { id: lineId } },
+      }),
+      400,
+      "invalid_field",
+    );
+    expectError(t, await topUp(5, "k4", { product: { id: "00000000-0000-7000-8000-000000000000" } }), 404, "not_found");
+    expectError(t, await engine.request("POST", `${BASE}/topupBalance`, { body: { amount: 5 } }), 400, "invalid_field");
+    t.equal(await engine.count("balance_operations"), 1, "refused top-ups left nothing");
+
+    // 4.42 → 1.81 crosses the 2.00 low-balance threshold once; a top-up re-arms it; the next drop fires again.
+    await call(msisdn, "+33123456789", 540); // 2.61
+    await call(msisdn, "+33123456789", 30); // 0.15
+    await topUp(3, "k5");
+    await call(msisdn, "+33123456789", 540); // 4.66 → 2.05, still above
+    await call(msisdn, "+33123456789", 120); // 2.05 → 1.47 crosses again
+    const lows = await engine.sql<{ kind: string; value: string }>(
+      "select kind, value from threshold_crossings where kind = 'low-balance' order by usage_id",
+    );
+    t.same(
+      lows.map((row) => row.value),
+      ["1810000", "1470000"],
+      "the low-balance alert fired, re-armed after the top-up, and fired again",
+    );
+    await balanceMatchesLedger(t, engine, accountId, lineId);
+
+    const other = await orderReadyAccount(engine, {
+      numbers: ["+4915100000200", "+4915100000201"],
+      accountType: "prepaid",
+    });
+    const stranger = await engine.subscriberKey(other.accountId);
+    expectError(
+      t,
+      await engine.request("GET", `${BASE}/topupBalance/${first.json().id}`, { key: stranger }),
+      404,
+      "not_found",
+    );
+    const own = await engine.subscriberKey(accountId);
+    t.equal((await engine.request("GET", `${BASE}/topupBalance`, { key: own })).json().length, 2);
+    t.same((await engine.request("GET", `${BASE}/topupBalance`, { key: stranger })).json(), []);
+    const accumulated = await engine.request("GET", `${BASE}/accumulatedBalance/${accountId}`, { key: own });
+    t.match(accumulated.json(), { name: "prepaid balance", totalBalance: { amount: 1.47, units: "EUR" } });
+    expectError(
+      t,
+      await engine.request("GET", `${BASE}/accumulatedBalance/${accountId}`, { key: stranger }),
+      404,
+      "not_found",
+    );
+    const buckets = await engine.request("GET", `${BASE}/bucket`, { key: own });
+    t.match(buckets.json(), [{ id: lineId, usageType: "monetary", remainingValue: { amount: 1.47, units: "EUR" } }]);
+  });
+
+  t.test(
+    `[${driver}] postpaid: a credit adjustment under the limit lifts barring; buckets and accumulated balance`,
+    async (t) => {
+      const { engine, accountId, network, line, call } = await start(t, driver, "postpaid");
+      const first = await line("plan-postpaid-m");
+      const second = await line("plan-postpaid-m");
+      await call(first.msisdn, "+4930123456", 600);
+      for (let i = 0; i < 3; i++) await call(first.msisdn, "+81312345678", 1800); // 3 × 44.70
+      t.equal(network.calls.filter((c) => c.operation === "bar").length, 2);
+      const adjust = (body: Record<string, unknown>, key: string, role: "finance" | "network" = "finance") =>
+        engine.request("POST", `${BASE}/adjustBalance`, {
+          key: engine.keys[role],
+          headers: { "idempotency-key": key },
+          body,
+        });
+      expectError(
+        t,
+        await adjust(
+          { amount: { amount: 200, units: "EUR" }, product: { id: first.lineId }, reason: "too much" },
+          "a0",
+        ),
+        422,
+        "adjustment_refused",
+      );
+      expectError(
+        t,
+        await adjust({ amount: { amount: 10, units: "EUR" }, product: { id: first.lineId } }, "a1"),
+        400,
+        "invalid_field",
+      );
+      expectError(
+        t,
+        await adjust(
+          { amount: { amount: 10, units: "EUR" }, product: { id: first.lineId }, reason: "x" },
+          "a1",
+          "network",
+        ),
+        403,
+        "role_not_allowed",
+      );
+      const credited = await adjust(
+        { amount: { amount: 40, units: "EUR" }, product: { id: first.lineId }, reason: "goodwill" },
+        "a2",
+      );
+      t.equal(credited.statusCode, 201, credited.body);
+      t.same(
+        network.calls
+          .filter((c) => c.operation === "unbar")
+          .map((c) => c.line.productId)
+          .sort(),
+        [first.lineId, second.lineId].sort(),
+        "spend back under the credit limit: both lines unbarred",
+      );
+      const accumulated = (await engine.request("GET", `${BASE}/accumulatedBalance/${accountId}`)).json();
+      t.match(accumulated, {
+        name: "spend to date",
+        totalBalance: { amount: 94.1, units: "EUR" },
+        creditLimit: { amount: 100, units: "EUR" },
+        validFor: { startDateTime: "2026-02-28T23:00:00.000Z", endDateTime: "2026-03-31T22:00:00.000Z" },
+      });
+
+      const buckets = (
+        await engine.request("GET", `${BASE}/bucket`, { query: { "partyAccount.id": accountId } })
+      ).json();
+      const voice = buckets.find(
+        (bucket: { product: { id: string }; usageType: string }) =>
+          bucket.product.id === first.lineId && bucket.usageType === "voice",
+      );
+      t.match(voice, {
+        remainingValue: { amount: 29_400, units: "second" },
+        initialValue: { amount: 30_000 },
+        status: "active",
+      });
+      expectError(
+        t,
+        await adjust({ amount: { amount: -29_401, units: "second" }, bucket: { id: voice.id }, reason: "x" }, "b1"),
+        422,
+        "adjustment_refused",
+      );
+      const more = await adjust(
+        { amount: { amount: 600, units: "second" }, bucket: { id: voice.id }, reason: "compensation" },
+        "b2",
+      );
+      t.equal(more.statusCode, 201, more.body);
+      const after = (await engine.request("GET", `${BASE}/bucket/${voice.id}`)).json();
+      t.match(after, { remainingValue: { amount: 30_000 }, initialValue: { amount: 30_600 } });
+      expectError(
+        t,
+        await adjust({ amount: { amount: 5, units: "byte" }, bucket: { id: voice.id }, reason: "x" }, "b3"),
+        400,
+        "invalid_field",
+      );
+      t.equal(await engine.count("balance_operations"), 2, "refused adjustments left no ledger row");
+    },
+  );
+}
