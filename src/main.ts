@@ -1,5 +1,6 @@
 import { buildApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { startRatingLoop } from "./modules/charging/rating.service.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
 import { HUB_LOOP_INTERVAL_MS, INVENTORY_EXPIRY_INTERVAL_MS } from "./shared/limits.js";
 
@@ -35,6 +36,9 @@ async function main(): Promise<void> {
 
   // Background work of the API process; not started by buildApp, so tests drive it step by step.
   const background = startBackgroundLoops(app);
+  // Embedded mode has no workers: the API process rates its in-process queue itself (DESIGN.md §7).
+  const rating =
+    config.redisUrl === undefined ? startRatingLoop(app.services.charging.rating, "embedded", app.log) : null;
 
   let closing = false;
   const shutdown = (signal: string) => {
@@ -42,18 +46,21 @@ async function main(): Promise<void> {
     closing = true;
     app.log.info({ signal }, "shutting down: draining in-flight requests");
     background.stop();
+    const ratingStopped = rating?.stop() ?? Promise.resolve();
     const timer = setTimeout(() => {
       app.log.error("shutdown timed out; exiting");
       process.exit(1);
     }, config.shutdownTimeoutMs);
     timer.unref();
-    app.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        app.log.error({ err: error }, "error while shutting down");
-        process.exit(1);
-      },
-    );
+    ratingStopped
+      .then(() => app.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          app.log.error({ err: error }, "error while shutting down");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

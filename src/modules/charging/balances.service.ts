@@ -81,11 +81,7 @@ export class BalancesService {
         if (bucket) line = await this.deps.subscriptions.find(db, bucket.productId);
       }
     }
-    if (
-      !line ||
-      line.kind !== "plan" ||
-      (actor.role === "subscriber" && actor.billingAccountId !== line.billingAccountId)
-    ) {
+    if (line?.kind !== "plan" || (actor.role === "subscriber" && actor.billingAccountId !== line.billingAccountId)) {
       throw notFound(request.bucket !== undefined ? "bucket" : "product", id);
     }
     if (line.status === "terminated" || line.status === "aborted") {

@@ -504,3 +504,34 @@ export function ratingEvent(usage: QueuedUsage): RatingEvent {
     ...(usage.visitedNetwork !== null ? { visitedNetwork: usage.visitedNetwork } : {}),
   };
 }
+
+/**
+ * Runs rating passes until stopped: a pass over every shard, then a short pause when nothing was waiting.
+ * A failed pass is logged and retried after a second; nothing is acknowledged that was not committed.
+ */
+export function startRatingLoop(
+  rating: RatingService,
+  consumer: string,
+  log: FastifyBaseLogger,
+  idleMs = 50,
+): { stop(): Promise<void> } {
+  let stopping = false;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const done = (async () => {
+    while (!stopping) {
+      try {
+        const rated = await rating.rateOnce(consumer);
+        if (rated === 0) await sleep(idleMs);
+      } catch (error) {
+        log.error({ err: error }, "rating pass failed; retrying");
+        await sleep(1_000);
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopping = true;
+      await done;
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import { hostname } from "node:os";
+import { buildApp } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { startRatingLoop } from "./modules/charging/rating.service.js";
+
+/**
+ * `npm run worker`: a rating worker (DESIGN.md §2) — the same engine as the API, built the same way, with no
+ * HTTP listener. It rates the queue's shards until SIGTERM, then finishes the batch in hand and exits. Workers
+ * need PostgreSQL and Redis; in embedded mode the API process rates in-process instead.
+ */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  if (config.redisUrl === undefined || config.databaseUrl === undefined) {
+    process.stderr.write(
+      "a rating worker needs DATABASE_URL and REDIS_URL; without them `npm start` rates in the API process\n",
+    );
+    process.exit(2);
+  }
+  const app = await buildApp(config);
+  const consumer = `${hostname()}-${process.pid}`;
+  const loop = startRatingLoop(app.services.charging.rating, consumer, app.log);
+  app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, "rating worker stopping after the batch in hand");
+    const timer = setTimeout(() => process.exit(1), config.shutdownTimeoutMs);
+    timer.unref();
+    loop
+      .stop()
+      .then(() => app.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          app.log.error({ err: error }, "error while stopping");
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `worker failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});
