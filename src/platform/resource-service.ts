@@ -53,6 +53,8 @@ export interface ResourceModel<Row extends { id: string }, Insert, R, C, S exten
   mergePatch(current: C, patch: unknown): C;
   /** Rules that depend on other data before a state change (a customer with open accounts cannot close). */
   beforeTransition?(db: Db, row: Row, to: S): Promise<void>;
+  /** Told of every committed create (before null) and update, inside the writing transaction. */
+  afterWrite?(db: Db, before: Row | null, after: Row): void;
   /** Refuses a delete that would orphan or destroy records others depend on. */
   beforeRemove?(db: Db, row: Row): Promise<void>;
   /** Restricts what an actor may see (subscriber keys); undefined scope means everything. */
@@ -127,6 +129,7 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
       } as Insert);
       const resource = await this.one(tx, row);
       await this.record(tx, actor, "Create", row.id, { after: resource });
+      this.model.afterWrite?.(tx, null, row);
       return resource;
     });
   }
@@ -155,6 +158,7 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
       } as unknown as Partial<Insert>);
       const after = await this.one(tx, row);
       await this.record(tx, actor, from === to ? "AttributeValueChange" : "StateChange", id, { before, after });
+      this.model.afterWrite?.(tx, current, row);
       return after;
     });
   }

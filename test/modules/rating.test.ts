@@ -187,6 +187,32 @@ for (const driver of drivers) {
       { name: "barred", value: "credit" },
     );
     t.equal(product.status, "active", "barring does not change the status");
+
+    // Raising the credit limit above the spend lifts the barring of every line.
+    const raised = await engine.request("PATCH", `/tmf-api/accountManagement/v4/billingAccount/${accountId}`, {
+      body: { creditLimit: { unit: "EUR", value: 200 } },
+    });
+    t.equal(raised.statusCode, 200, raised.body);
+    const deadline = Date.now() + 5_000;
+    while (network.calls.filter((call) => call.operation === "unbar").length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    t.same(
+      network.calls
+        .filter((call) => call.operation === "unbar")
+        .map((call) => call.line.productId)
+        .sort(),
+      [first.lineId, second.lineId].sort(),
+      "both lines unbarred",
+    );
+    const usage = await engine.request("GET", "/tmf-api/usageManagement/v4/usage", { query: { status: "rated" } });
+    t.equal(usage.json().length, 3);
+    t.match(usage.json()[0], {
+      status: "rated",
+      ratedProductUsage: [
+        { usageRatingTag: "usage", taxExcludedRatingAmount: { unit: "EUR", value: 44.7 }, isBilled: false },
+      ],
+    });
   });
 
   t.test(`[${driver}] prepaid: the event that empties the balance is charged, the line barred`, async (t) => {

@@ -238,6 +238,25 @@ export class BalancesService {
     }
   }
 
+  /**
+   * After an account's limits changed: a postpaid account whose spend to date is now under its credit limit gets
+   * its credit-barred lines back.
+   */
+  async reviewCreditBarring(actor: Actor, accountId: string): Promise<void> {
+    const db = this.deps.database.db;
+    const profile = await this.deps.customers.chargingProfile(db, accountId);
+    if (!profile || profile.accountType !== "postpaid") return;
+    const state = await this.deps.store.read(accountId);
+    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
+    const spend = state.spend.get(period.key) ?? 0n;
+    if (profile.creditLimit !== null && spend >= toMicro(profile.creditLimit)) return;
+    for (const line of await this.deps.subscriptions.liveLines(db, accountId)) {
+      if (line.barred === "credit") {
+        await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: the credit limit was raised");
+      }
+    }
+  }
+
   /** A line the store does not hold yet (nothing rated, no top-up) gets its state first. */
   private async ensureLine(profile: Profile, line: ProductRow): Promise<void> {
     await this.deps.store.grant(profile.id, {

@@ -54,7 +54,16 @@ export const UsageSchema = Type.Object({
   relatedParty: Type.Array(Type.Object({ ...Ref.properties, role: Text })),
   product: Type.Optional(Ref),
   suspense: Type.Optional(Type.Object({ reason: Text, message: Text })),
-  ratedProductUsage: Type.Array(Type.Object({})),
+  ratedProductUsage: Type.Array(
+    Type.Object({
+      ratingDate: Type.String({ format: "date-time" }),
+      isBilled: Type.Boolean(),
+      usageRatingTag: Type.Enum(["usage", "included usage", "non included usage"]),
+      offerTariffType: Text,
+      taxExcludedRatingAmount: Type.Object({ unit: Text, value: Type.Number() }),
+      productRef: Ref,
+    }),
+  ),
 });
 
 /**

@@ -42,6 +42,17 @@ export async function createChargingModule(deps: ChargingDeps) {
   const usage = new UsageService({ ...deps, lines, ingest });
   const buckets = new BucketsService(deps.clock);
   const balances = new BalancesService(deps);
+  // Raising the credit limit (or removing it) lifts postpaid credit barring (DESIGN.md §5).
+  deps.customers.onBillingAccountChange((before, after) => {
+    const raised =
+      before !== null &&
+      before.creditLimit !== null &&
+      (after.creditLimit === null || after.creditLimit.greaterThan(before.creditLimit));
+    if (!raised) return;
+    balances.reviewCreditBarring(SYSTEM_ACTOR, after.id).catch((error: unknown) => {
+      deps.log.error({ err: error, billingAccountId: after.id }, "lifting credit barring failed");
+    });
+  });
   const rating = new RatingService({
     ...deps,
     buckets,

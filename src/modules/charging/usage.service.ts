@@ -6,8 +6,16 @@ import { AppError, notFound } from "../../platform/errors.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { isId } from "../../shared/ids.js";
 import { SUSPENSE_REGUIDE_MAX } from "../../shared/limits.js";
+import { amountToJsonNumber } from "../../shared/money.js";
 import { type CdrRecord, nativeFields } from "./cdr-record.js";
-import { type SuspenseRow, type UsageRow, usageRecords, usageSuspense } from "./charging.tables.js";
+import {
+  type RatedRow,
+  ratedUsage,
+  type SuspenseRow,
+  type UsageRow,
+  usageRecords,
+  usageSuspense,
+} from "./charging.tables.js";
 import { type IngestService, queuedUsage, type UsageStatus } from "./ingest.service.js";
 import type { Guided, LineIndex } from "./line-index.js";
 import type { QueuedUsage } from "./usage-queue.js";
@@ -16,8 +24,14 @@ export const USAGE_PATH = `${TMF_BASE.usage}/usage`;
 export const USAGE_SPECIFICATION_PATH = `${TMF_BASE.usage}/usageSpecification`;
 export const SUSPENSE_PATH = "/api/v1/suspense";
 
-/** Statuses a stored record can have today; rated and billed arrive with the rated-usage rows. */
-export const USAGE_STATUSES = ["received", "guided", "recycled"] as const satisfies readonly UsageStatus[];
+/** The statuses of TMF635 a stored record can have, derived from the rows that exist. */
+export const USAGE_STATUSES = [
+  "received",
+  "guided",
+  "recycled",
+  "rated",
+  "billed",
+] as const satisfies readonly UsageStatus[];
 
 export function recordOfRow(row: UsageRow): CdrRecord {
   return {
@@ -42,7 +56,8 @@ export function recordOfRow(row: UsageRow): CdrRecord {
 }
 
 /** A record's status from the rows that exist (DESIGN.md §4, step 7), never a column updated in place. */
-function statusOf(row: UsageRow, openSuspense: SuspenseRow | null): UsageStatus {
+function statusOf(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedRow | null): UsageStatus {
+  if (rated !== null) return rated.billedAt === null ? "rated" : "billed";
   if (openSuspense !== null) return "recycled";
   return row.productId === null ? "received" : "guided";
 }
@@ -53,7 +68,7 @@ const ref = (path: string, id: string, referredType: string) => ({
   "@referredType": referredType,
 });
 
-export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null) {
+export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedRow | null) {
   const fields = nativeFields(recordOfRow(row));
   return {
     id: row.id,
@@ -62,7 +77,7 @@ export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null) {
     date: row.receivedAt.toISOString(),
     usageDate: row.startedAt.toISOString(),
     usageType: row.recordType,
-    status: statusOf(row, openSuspense),
+    status: statusOf(row, openSuspense, rated),
     ...(row.note === null ? {} : { description: row.note }),
     usageSpecification: {
       ...ref(USAGE_SPECIFICATION_PATH, row.recordType, "UsageSpecification"),
@@ -90,7 +105,24 @@ export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null) {
       ? {}
       : { product: ref(`${TMF_BASE.productInventory}/product`, row.productId, "Product") }),
     ...(openSuspense === null ? {} : { suspense: { reason: openSuspense.reason, message: openSuspense.message } }),
-    ratedProductUsage: [] as never[],
+    ratedProductUsage:
+      rated === null
+        ? []
+        : [
+            {
+              ratingDate: rated.ratedAt.toISOString(),
+              isBilled: rated.billedAt !== null,
+              usageRatingTag:
+                rated.allowanceUnits === 0
+                  ? "usage"
+                  : rated.chargedUnits === 0
+                    ? "included usage"
+                    : "non included usage",
+              offerTariffType: rated.tariffId,
+              taxExcludedRatingAmount: { unit: rated.currency, value: amountToJsonNumber(rated.amount) },
+              productRef: ref(`${TMF_BASE.productInventory}/product`, rated.productId, "Product"),
+            },
+          ],
   };
 }
 export type Usage = ReturnType<typeof presentUsage>;
@@ -162,10 +194,13 @@ export class UsageService {
     if (types) conditions.push(inArray(usageRecords.recordType, [...types]));
     const statuses = request.filters.status;
     if (statuses) {
+      const unrated = isNull(ratedUsage.usageId);
       const byStatus: Record<string, SQL | undefined> = {
-        recycled: isNotNull(usageSuspense.usageId),
-        guided: and(isNull(usageSuspense.usageId), isNotNull(usageRecords.productId)),
-        received: and(isNull(usageSuspense.usageId), isNull(usageRecords.productId)),
+        billed: isNotNull(ratedUsage.billedAt),
+        rated: and(isNotNull(ratedUsage.usageId), isNull(ratedUsage.billedAt)),
+        recycled: and(unrated, isNotNull(usageSuspense.usageId)),
+        guided: and(unrated, isNull(usageSuspense.usageId), isNotNull(usageRecords.productId)),
+        received: and(unrated, isNull(usageSuspense.usageId), isNull(usageRecords.productId)),
       };
       conditions.push(
         sql.join(
@@ -180,14 +215,20 @@ export class UsageService {
         .select()
         .from(usageRecords)
         .leftJoin(usageSuspense, openJoin)
+        .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
         .where(where)
         .orderBy(asc(usageRecords.id))
         .offset(request.offset)
         .limit(request.limit),
-      db.select({ total: count() }).from(usageRecords).leftJoin(usageSuspense, openJoin).where(where),
+      db
+        .select({ total: count() })
+        .from(usageRecords)
+        .leftJoin(usageSuspense, openJoin)
+        .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
+        .where(where),
     ]);
     return {
-      items: rows.map((row) => presentUsage(row.usage_records, row.usage_suspense)),
+      items: rows.map((row) => presentUsage(row.usage_records, row.usage_suspense, row.rated_usage)),
       total: counted[0]?.total ?? 0,
     };
   }
@@ -198,9 +239,10 @@ export class UsageService {
       .select()
       .from(usageRecords)
       .leftJoin(usageSuspense, openJoin)
+      .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
       .where(and(eq(usageRecords.id, id), this.scope(actor)));
     if (!row) throw notFound("usage", id);
-    return presentUsage(row.usage_records, row.usage_suspense);
+    return presentUsage(row.usage_records, row.usage_suspense, row.rated_usage);
   }
 
   async listSuspense(request: ListRequest): Promise<{ items: SuspendedUsage[]; total: number }> {

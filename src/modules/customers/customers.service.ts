@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
-import type { Db } from "../../platform/database.js";
+import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, invalidField } from "../../platform/errors.js";
 import { mergePatcher } from "../../platform/merge-patch.js";
 import { type ResourceModel, ResourceStore, type ServiceDeps } from "../../platform/resource-service.js";
@@ -352,8 +352,11 @@ function limitsOf(input: BillingAccountCreate): { creditLimit: Money | null; bil
   };
 }
 
+type AccountListener = (before: BillingAccountRow | null, after: BillingAccountRow) => void;
+
 function billingAccountModel(
   deps: ServiceDeps,
+  listeners: AccountListener[],
 ): ResourceModel<
   BillingAccountRow,
   typeof import("./customers.tables.js").billingAccounts.$inferInsert,
@@ -384,6 +387,11 @@ function billingAccountModel(
   return {
     entity: "billingAccount",
     api: "accountManagement",
+    afterWrite(db, before, after) {
+      afterCommit(db, () => {
+        for (const listener of listeners) listener(before, after);
+      });
+    },
     rows: repository.billingAccountRows,
     lifecycle: ACCOUNT_LIFECYCLE,
     stateColumn: "state",
@@ -499,8 +507,13 @@ function billingAccountModel(
 
 /** The module's services. Other modules reach customers only through these. */
 export function createCustomerServices(deps: ServiceDeps) {
-  const billingAccounts = new ResourceStore(billingAccountModel(deps), deps);
+  const accountListeners: AccountListener[] = [];
+  const billingAccounts = new ResourceStore(billingAccountModel(deps, accountListeners), deps);
   return {
+    /** Called after a billing account is created or changed, once committed (charging re-checks its limits). */
+    onBillingAccountChange(listener: AccountListener): void {
+      accountListeners.push(listener);
+    },
     individuals: new ResourceStore(individualModel(deps), deps),
     organizations: new ResourceStore(organizationModel(), deps),
     customers: new ResourceStore(customerModel(), deps),
