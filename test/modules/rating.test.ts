@@ -230,6 +230,44 @@ for (const driver of drivers) {
     t.same(crossings, [{ kind: "balance-exhausted" }]);
   });
 
+  t.test(`[${driver}] a partly covered call: the allowance first, money from where it ran out`, async (t) => {
+    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { lineId, msisdn } = await lineOf(engine, accountId, "plan-postpaid-m");
+    // Granted at activation, before any usage: 30,000 seconds, 100 SMS, 10 GiB.
+    const deadline = Date.now() + 5_000;
+    while (
+      (await engine.app.services.charging.store.read(accountId)).lines.get(lineId) === undefined &&
+      Date.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    t.same(
+      (await engine.app.services.charging.store.read(accountId)).lines
+        .get(lineId)
+        ?.buckets.map((bucket) => [bucket.granted, bucket.used])
+        .sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0)),
+      [
+        [100, 0],
+        [30_000, 0],
+        [10_737_418_240, 0],
+      ],
+    );
+    await post(engine, [voice(msisdn, "+4930123456", 29_900), voice(msisdn, "+4930123456", 160)]);
+    await engine.app.services.charging.rating.rateOnce("test");
+    const rows = await engine.sql<{ allowance_units: string; charged_units: string; amount: string }>(
+      "select allowance_units::text, charged_units::text, amount::text from rated_usage order by usage_id",
+    );
+    // Sunday off-peak national: 0.04 per minute, per second; the second call has 100 s left in the allowance.
+    t.same(
+      rows.map((row) => [Number(row.allowance_units), Number(row.charged_units), Number(row.amount)]),
+      [
+        [29_900, 0, 0],
+        [100, 60, 0.04],
+      ],
+    );
+    await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
+  });
+
   t.test(`[${driver}] a line whose plan has no tariff in its currency goes to suspense with the reason`, async (t) => {
     const { engine, accountId } = await setup(t, driver, "postpaid");
     const { msisdn } = await lineOf(engine, accountId, "plan-postpaid-m");

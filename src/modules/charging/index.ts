@@ -83,6 +83,12 @@ export async function createChargingModule(deps: ChargingDeps) {
     });
   deps.subscriptions.onLineChange((productIds) => {
     void refresh(productIds);
+    // A line that went live gets its balance and this period's buckets at once.
+    for (const productId of productIds) {
+      rating.grantLine(productId).catch((error: unknown) => {
+        deps.log.error({ err: error, productId }, "granting a line's buckets failed; rating grants them later");
+      });
+    }
     deps.broadcast.publish(LINES_CHANNEL, productIds.join(",")).catch(() => {});
   });
   await deps.broadcast.subscribe(LINES_CHANNEL, (message) => {

@@ -305,6 +305,26 @@ export class RatingService {
     }
   }
 
+  /**
+   * Grants a line its balance (prepaid) and the buckets of the current period when it goes live, so its
+   * buckets show before the first event; rating grants later periods as their first events arrive.
+   */
+  async grantLine(productId: string): Promise<void> {
+    const db = this.deps.database.db;
+    const line = await this.deps.subscriptions.lineForRating(db, productId);
+    if (line === undefined || line.plan.status !== "active") return;
+    const profile = await this.deps.customers.chargingProfile(db, line.plan.billingAccountId);
+    if (profile === undefined) return;
+    const snapshot = await this.deps.catalog.snapshot();
+    const offerings = new Map([...snapshot.offerings].map(([id, versioned]) => [id, versioned.content]));
+    const buckets = await this.deps.buckets.ensure(db, profile, line, offerings, this.deps.clock.now().getTime());
+    await this.deps.store.grant(profile.id, {
+      productId,
+      balance: profile.accountType === "prepaid" ? 0n : null,
+      buckets: buckets.map((bucket) => ({ id: bucket.id, granted: bucket.granted })),
+    });
+  }
+
   private tariffOf(
     plan: ProductRow,
     offerings: ReadonlyMap<string, Offering>,
