@@ -1,21 +1,12 @@
 import { buildApp } from "./app.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { loadConfigOrExit } from "./config.js";
 import { startRatingLoop } from "./modules/charging/rating.service.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
 import { HUB_LOOP_INTERVAL_MS, INVENTORY_EXPIRY_INTERVAL_MS } from "./shared/limits.js";
 
 /** The API server process: configuration, the engine, the bootstrap key, listening, graceful shutdown. */
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
 
   const app = await buildApp(config);
   const bootstrap = await app.services.access.ensureBootstrapKey(SYSTEM_ACTOR, config.adminApiKey);

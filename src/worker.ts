@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { buildApp } from "./app.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { loadConfigOrExit } from "./config.js";
 import { startRatingLoop } from "./modules/charging/rating.service.js";
 
 /**
@@ -9,16 +9,7 @@ import { startRatingLoop } from "./modules/charging/rating.service.js";
  * need PostgreSQL and Redis; in embedded mode the API process rates in-process instead.
  */
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   if (config.redisUrl === undefined || config.databaseUrl === undefined) {
     process.stderr.write(
       "a rating worker needs DATABASE_URL and REDIS_URL; without them `npm start` rates in the API process\n",

@@ -42,9 +42,13 @@ export function parseJsonBody(raw: Buffer): unknown {
 
 /**
  * Walks JSON text that JSON.parse already accepted and rejects duplicate keys, NUL characters and lone
- * surrogates, naming the path where each was found.
+ * surrogates, naming the path where each was found. `repeatable` names keys a known sender legitimately
+ * repeats (FreeSWITCH's top-level `callflow`); the parse keeps the last copy of those.
  */
-export function assertCleanJsonText(text: string): void {
+export function assertCleanJsonText(
+  text: string,
+  repeatable: (key: string, depth: number) => boolean = () => false,
+): void {
   // One frame per open container: the keys seen so far (objects) or null (arrays), and the path.
   const stack: Array<{ keys: Set<string> | null; path: string; index: number }> = [];
   let pendingKey: string | null = null;
@@ -70,7 +74,7 @@ export function assertCleanJsonText(text: string): void {
       i = end + 1;
       const top = stack[stack.length - 1];
       if (top?.keys && pendingKey === null && nextSignificant(text, i) === 0x3a /* : */) {
-        if (top.keys.has(value)) {
+        if (top.keys.has(value) && !repeatable(value, stack.length)) {
           const field = joinPath(top.path, value);
           throw new AppError("bad_request", "duplicate_key", `${field}: key appears more than once`, field);
         }

@@ -1,13 +1,11 @@
 import t, { type Test } from "tap";
-import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import { drivers, type Engine, expectError, startEngine } from "../support/engine.js";
-import { lineOrder, orderReadyAccount } from "../support/fixtures.js";
+import { activateLine, orderReadyAccount } from "../support/fixtures.js";
 import { RecordingProvisioning } from "../support/recording-provisioning.js";
 
 /** TMF654 over the rating loop: top-ups, adjustments, buckets, accumulated balances, barring lifted, ledger = store. */
 
 const BASE = "/tmf-api/prepayBalanceManagement/v4";
-const ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder";
 
 async function start(
   t: Parameters<typeof startEngine>[0],
@@ -18,15 +16,7 @@ async function start(
   const engine = await startEngine(t, { driver, provisioning: network });
   const { accountId } = await orderReadyAccount(engine, { accountType });
   await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
-  const line = async (plan: string) => {
-    const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId, plan) });
-    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
-    const product = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product;
-    return {
-      lineId: product.id as string,
-      msisdn: product.productCharacteristic.find((c: { name: string }) => c.name === "msisdn").value as string,
-    };
-  };
+  const line = (plan: string) => activateLine(engine, accountId, plan);
   let sequence = 0;
   const call = async (msisdn: string, calledNumber: string, duration: number) => {
     sequence += 1;

@@ -1,26 +1,12 @@
 import t from "tap";
-import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import { drivers, type Engine, startEngine } from "../support/engine.js";
-import { lineOrder, orderReadyAccount } from "../support/fixtures.js";
+import { activateLine, orderReadyAccount } from "../support/fixtures.js";
 import { RecordingProvisioning } from "../support/recording-provisioning.js";
 
 /**
  * The rating loop end to end: CDRs posted over HTTP, rated from the queue by the worker's service, balances and
  * buckets in the charging store, ledger rows in PostgreSQL — exactly once, and ledger = store after draining.
  */
-
-const ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder";
-
-async function lineOf(engine: Engine, accountId: string, plan: string) {
-  const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId, plan) });
-  if (placed.statusCode !== 201) throw new Error(placed.body);
-  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
-  const product = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product;
-  return {
-    lineId: product.id as string,
-    msisdn: product.productCharacteristic.find((c: { name: string }) => c.name === "msisdn").value as string,
-  };
-}
 
 async function setup(
   t: Parameters<typeof startEngine>[0],
@@ -87,7 +73,7 @@ type Tap = Parameters<typeof startEngine>[0] & {
 for (const driver of drivers) {
   t.test(`[${driver}] postpaid: allowances first, money for the rest, rated exactly once`, async (t) => {
     const { engine, accountId } = await setup(t, driver, "postpaid");
-    const { lineId, msisdn } = await lineOf(engine, accountId, "plan-postpaid-m");
+    const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
     const posted = await post(engine, [
       voice(msisdn, "+4930123456", 61),
       voice(msisdn, "+33123456789", 120),
@@ -157,8 +143,8 @@ for (const driver of drivers) {
 
   t.test(`[${driver}] postpaid credit limit: the crossing event is charged, every live line is barred`, async (t) => {
     const { engine, accountId, network } = await setup(t, driver, "postpaid");
-    const first = await lineOf(engine, accountId, "plan-postpaid-m");
-    const second = await lineOf(engine, accountId, "plan-postpaid-m");
+    const first = await activateLine(engine, accountId, "plan-postpaid-m");
+    const second = await activateLine(engine, accountId, "plan-postpaid-m");
     // 30 minutes to the rest of the world: 44.70 EUR each; the credit limit is 100 EUR.
     await post(engine, [
       voice(first.msisdn, "+81312345678", 1800),
@@ -217,7 +203,7 @@ for (const driver of drivers) {
 
   t.test(`[${driver}] prepaid: the event that empties the balance is charged, the line barred`, async (t) => {
     const { engine, accountId, network } = await setup(t, driver, "prepaid");
-    const { lineId, msisdn } = await lineOf(engine, accountId, "plan-prepaid-payg");
+    const { lineId, msisdn } = await activateLine(engine, accountId, "plan-prepaid-payg");
     await post(engine, [voice(msisdn, "+33123456789", 120)]);
     await engine.app.services.charging.rating.rateOnce("test");
     const state = await engine.app.services.charging.store.read(accountId);
@@ -232,7 +218,7 @@ for (const driver of drivers) {
 
   t.test(`[${driver}] a partly covered call: the allowance first, money from where it ran out`, async (t) => {
     const { engine, accountId } = await setup(t, driver, "postpaid");
-    const { lineId, msisdn } = await lineOf(engine, accountId, "plan-postpaid-m");
+    const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
     // Granted at activation, before any usage: 30,000 seconds, 100 SMS, 10 GiB.
     const deadline = Date.now() + 5_000;
     while (
@@ -270,7 +256,7 @@ for (const driver of drivers) {
 
   t.test(`[${driver}] a line whose plan has no tariff in its currency goes to suspense with the reason`, async (t) => {
     const { engine, accountId } = await setup(t, driver, "postpaid");
-    const { msisdn } = await lineOf(engine, accountId, "plan-postpaid-m");
+    const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
     await engine.sql("update products set currency = 'USD' where msisdn = $1", [msisdn]);
     const posted = await post(engine, [voice(msisdn, "+4930123456", 30)]);
     await engine.app.services.charging.rating.rateOnce("test");

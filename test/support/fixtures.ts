@@ -84,3 +84,17 @@ export function lineOrder(accountId: string, plan = "plan-postpaid-m", extra: Re
     productOrderItem: [{ id: "1", action: "add", productOffering: { id: plan } }, ...extra],
   };
 }
+
+/** Orders a line on an account and fulfils it at once (manual fulfilment): the active line's id and number. */
+export async function activateLine(engine: Engine, accountId: string, plan = "plan-postpaid-m") {
+  const { SYSTEM_ACTOR } = await import("../../src/platform/audit.js");
+  const placed = await engine.request("POST", "/tmf-api/productOrderingManagement/v4/productOrder", {
+    body: lineOrder(accountId, plan),
+  });
+  if (placed.statusCode !== 201) throw new Error(`order: ${placed.statusCode} ${placed.body}`);
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+  const product = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product;
+  const characteristic = (name: string) =>
+    product.productCharacteristic.find((c: { name: string }) => c.name === name)?.value as string;
+  return { lineId: product.id as string, msisdn: characteristic("msisdn"), iccid: characteristic("iccid") };
+}

@@ -245,7 +245,7 @@ export class BalancesService {
   async reviewCreditBarring(actor: Actor, accountId: string): Promise<void> {
     const db = this.deps.database.db;
     const profile = await this.deps.customers.chargingProfile(db, accountId);
-    if (!profile || profile.accountType !== "postpaid") return;
+    if (profile?.accountType !== "postpaid") return;
     const state = await this.deps.store.read(accountId);
     const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
     const spend = state.spend.get(period.key) ?? 0n;

@@ -1,4 +1,6 @@
 import secureJson from "secure-json-parse";
+import { AppError } from "../../../platform/errors.js";
+import { assertCleanJsonText } from "../../../platform/json-body.js";
 import type { MapResult, RecordRejection } from "./mapped.js";
 
 /**
@@ -126,79 +128,22 @@ function parseCdrJson(text: string, field: "body" | "cdr"): DecodedBody {
 }
 
 /**
- * Walks JSON text that JSON.parse already accepted, once, and names the first repeated key (parsers
- * disagree on which copy wins), NUL character or lone surrogate. One repetition is tolerated: FreeSWITCH
- * before 1.10 wrote one top-level `callflow` key per caller profile (a transferred call has several);
- * JSON.parse keeps the last, and callflow is only a fallback source here.
+ * Repeated keys, NUL characters and lone surrogates are refused like in every JSON body, with one exception:
+ * FreeSWITCH before 1.10 wrote one top-level `callflow` key per caller profile (a transferred call has
+ * several); JSON.parse keeps the last, and callflow is only a fallback source here.
  */
 function findJsonTextProblem(text: string): string | undefined {
-  const stack: Array<{ keys: Set<string> | null; path: string; index: number }> = [];
-  let pendingKey: string | null = null;
-  const pathOf = (): string => {
-    const top = stack[stack.length - 1];
-    if (!top) return "(top level)";
-    if (top.keys === null) return `${top.path}[${top.index}]`;
-    return pendingKey === null ? top.path : joinPath(top.path, pendingKey);
-  };
-  let i = 0;
-  while (i < text.length) {
-    const ch = text.charCodeAt(i);
-    if (ch === 0x22 /* " */) {
-      const end = stringEnd(text, i);
-      const raw = text.slice(i + 1, end);
-      const value = raw.includes("\\") ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
-      if (value.includes("\u0000")) return `has a NUL character at ${pathOf()}`;
-      if (!value.isWellFormed()) return `has a string that is not valid Unicode at ${pathOf()}`;
-      i = end + 1;
-      const top = stack[stack.length - 1];
-      if (top?.keys && pendingKey === null && nextSignificant(text, i) === 0x3a /* : */) {
-        const repeatable = stack.length === 1 && value === "callflow";
-        if (top.keys.has(value) && !repeatable) return `repeats the key ${joinPath(top.path, value)}`;
-        top.keys.add(value);
-        pendingKey = value;
-      }
-      continue;
-    }
-    if (ch === 0x7b /* { */ || ch === 0x5b /* [ */) {
-      stack.push({ keys: ch === 0x7b ? new Set() : null, path: stack.length === 0 ? "" : pathOf(), index: 0 });
-      pendingKey = null;
-    } else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) {
-      stack.pop();
-      pendingKey = null;
-    } else if (ch === 0x2c /* , */) {
-      const top = stack[stack.length - 1];
-      if (top && top.keys === null) top.index += 1;
-      pendingKey = null;
-    }
-    i += 1;
+  try {
+    assertCleanJsonText(text, (key, depth) => depth === 1 && key === "callflow");
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    const at = error.field ?? "(top level)";
+    if (error.code === "duplicate_key") return `repeats the key ${at}`;
+    return error.message.includes("NUL")
+      ? `has a NUL character at ${at}`
+      : `has a string that is not valid Unicode at ${at}`;
   }
-  return undefined;
-}
-
-function joinPath(parent: string, key: string): string {
-  const segment = /^[A-Za-z_@$][A-Za-z0-9_@$-]*$/.test(key) ? key : JSON.stringify(key);
-  return parent === "" ? segment : `${parent}.${segment}`;
-}
-
-function stringEnd(text: string, start: number): number {
-  let i = start + 1;
-  while (i < text.length) {
-    const ch = text.charCodeAt(i);
-    if (ch === 0x5c /* \ */) i += 2;
-    else if (ch === 0x22) return i;
-    else i += 1;
-  }
-  return i;
-}
-
-function nextSignificant(text: string, from: number): number {
-  let i = from;
-  while (i < text.length) {
-    const ch = text.charCodeAt(i);
-    if (ch !== 0x20 && ch !== 0x0a && ch !== 0x0d && ch !== 0x09) return ch;
-    i += 1;
-  }
-  return -1;
 }
 
 /**
