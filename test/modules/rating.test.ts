@@ -254,6 +254,27 @@ for (const driver of drivers) {
     await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
   });
 
+  t.test(
+    `[${driver}] a suspended line: events from before are rated, events from during wait in suspense`,
+    async (t) => {
+      const { engine, accountId } = await setup(t, driver, "postpaid");
+      const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
+      engine.clock.set("2026-03-15T10:30:00Z");
+      const suspended = await engine.request("PATCH", `/tmf-api/productInventory/v4/product/${lineId}`, {
+        body: { status: "suspended" },
+      });
+      t.equal(suspended.statusCode, 200, suspended.body);
+      const posted = await post(engine, [
+        voice(msisdn, "+33123456789", 60, "2026-03-15T10:20:00Z"),
+        voice(msisdn, "+33123456789", 60, "2026-03-15T10:40:00Z"),
+      ]);
+      await engine.app.services.charging.rating.rateOnce("test");
+      t.equal(await engine.count("rated_usage"), 1, "the call from before the suspension is rated");
+      const waiting = await engine.request("GET", `/api/v1/suspense/${posted.records[1].usageId}`);
+      t.match(waiting.json(), { state: "open", reason: "line_suspended", message: /suspended at 2026-03-15T10:40/ });
+    },
+  );
+
   t.test(`[${driver}] a line whose plan has no tariff in its currency goes to suspense with the reason`, async (t) => {
     const { engine, accountId } = await setup(t, driver, "postpaid");
     const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");

@@ -7,6 +7,7 @@ export const SUSPENSE_REASONS = [
   "no_line_at_time",
   "line_not_active",
   "identity_mismatch",
+  "line_suspended",
   "no_tariff",
   "no_rate",
   "no_roaming_zone",

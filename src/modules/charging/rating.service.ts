@@ -146,7 +146,7 @@ export class RatingService {
     }
     const snapshot = await this.deps.catalog.snapshot();
     const offerings = new Map([...snapshot.offerings].map(([id, versioned]) => [id, versioned.content]));
-    const lines = new Map<string, { plan: ProductRow; addons: ProductRow[] } | undefined>();
+    const lines = new Map<string, Awaited<ReturnType<SubscriptionsService["lineForRating"]>>>();
     const prepared: Prepared[] = [];
     for (const usage of usages) {
       if (!lines.has(usage.productId))
@@ -157,6 +157,16 @@ export class RatingService {
           usageId: usage.usageId,
           reason: "no_line",
           message: `line ${usage.productId} does not exist`,
+        });
+        continue;
+      }
+      // Suspension and termination stop rating: an event from while the line was not active waits in suspense.
+      const status = statusAt(line.history, usage.startedAtMs);
+      if (status !== "active") {
+        suspended.push({
+          usageId: usage.usageId,
+          reason: status === "suspended" ? "line_suspended" : "line_not_active",
+          message: `the line was ${status ?? "not yet created"} at ${new Date(usage.startedAtMs).toISOString()}`,
         });
         continue;
       }
@@ -478,6 +488,16 @@ export class RatingService {
       }
     });
   }
+}
+
+/** A line's status at an instant, from its dated history (the last change at or before it). */
+export function statusAt(history: ReadonlyArray<{ atMs: number; status: string }>, atMs: number): string | null {
+  let status: string | null = null;
+  for (const entry of history) {
+    if (entry.atMs > atMs) break;
+    status = entry.status;
+  }
+  return status;
 }
 
 export function balanceThresholds(

@@ -237,12 +237,25 @@ export class SubscriptionsService {
     });
   }
 
-  /** A line as rating needs it: the plan product and its add-ons (all of them; rating checks their dates). */
-  async lineForRating(db: Db, productId: string): Promise<{ plan: ProductRow; addons: ProductRow[] } | undefined> {
+  /**
+   * A line as rating needs it: the plan product, its add-ons (all of them; rating checks their dates) and its
+   * dated status changes, so rating knows the line's status at each event's time.
+   */
+  async lineForRating(
+    db: Db,
+    productId: string,
+  ): Promise<{ plan: ProductRow; addons: ProductRow[]; history: Array<{ atMs: number; status: string }> } | undefined> {
     const plan = await this.find(db, productId);
     if (plan?.kind !== "plan") return undefined;
-    const addons = await db.select().from(products).where(eq(products.parentId, plan.id)).orderBy(asc(products.id));
-    return { plan, addons };
+    const [addons, history] = await Promise.all([
+      db.select().from(products).where(eq(products.parentId, plan.id)).orderBy(asc(products.id)),
+      db
+        .select({ at: productHistory.at, status: productHistory.toStatus })
+        .from(productHistory)
+        .where(eq(productHistory.productId, plan.id))
+        .orderBy(asc(productHistory.id)),
+    ]);
+    return { plan, addons, history: history.map((entry) => ({ atMs: entry.at.getTime(), status: entry.status })) };
   }
 
   /** Lines for the guiding index: a page of all of them by id, or those holding given ids, numbers or IMSIs. */
