@@ -5,6 +5,7 @@ import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
 import { createChargingModule } from "./modules/charging/index.js";
+import { redisShardLeases, soleShardLeases } from "./modules/charging/leases.js";
 import { memoryChargingStore } from "./modules/charging/store/memory-store.js";
 import { redisChargingStore } from "./modules/charging/store/redis-store.js";
 import { inProcessUsageQueue, redisUsageQueue } from "./modules/charging/usage-queue.js";
@@ -38,7 +39,7 @@ import { openRedis, waitForRedis } from "./platform/redis.js";
 import { resolveSecretsKey, SecretBox } from "./platform/secrets.js";
 import { ErrorSchema } from "./platform/tmf.js";
 import { validatorCompiler } from "./platform/validation.js";
-import { REDIS_CONNECT_TIMEOUT_MS } from "./shared/limits.js";
+import { LEASE_TTL_MS, REDIS_CONNECT_TIMEOUT_MS } from "./shared/limits.js";
 
 export interface AppOptions {
   /** Business time; tests inject a ManualClock. */
@@ -229,6 +230,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       catalog: catalog.service,
       customers: customers.services,
       store,
+      leases: (workerId: string) =>
+        redis === null
+          ? soleShardLeases(config.ratingShards, workerId)
+          : redisShardLeases(redis, config.ratingShards, workerId, LEASE_TTL_MS),
       broadcast,
       queue,
       log: app.log,

@@ -29,7 +29,9 @@ async function main(): Promise<void> {
   const background = startBackgroundLoops(app);
   // Embedded mode has no workers: the API process rates its in-process queue itself (DESIGN.md §7).
   const rating =
-    config.redisUrl === undefined ? startRatingLoop(app.services.charging.rating, "embedded", app.log) : null;
+    config.redisUrl === undefined
+      ? startRatingLoop(app.services.charging.rating, app.services.charging.leases("embedded"), app.log)
+      : null;
 
   let closing = false;
   const shutdown = (signal: string) => {

@@ -100,3 +100,5 @@ export const RATING_SHARDS_DEFAULT = 16;
 export const LINE_INDEX_RELOAD_MS = 300_000;
 /** CDR source settings are cached this long per process. */
 export const CDR_SOURCE_CACHE_TTL_MS = 5_000;
+/** A shard lease lasts this long unless its worker renews it (every pass); a dead worker's shards free up after it. */
+export const LEASE_TTL_MS = 15_000;

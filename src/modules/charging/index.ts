@@ -16,6 +16,7 @@ import { BalancesService } from "./balances.service.js";
 import { BucketsService } from "./buckets.service.js";
 import { chargingRoutes } from "./charging.routes.js";
 import { IngestService } from "./ingest.service.js";
+import type { ShardLeases } from "./leases.js";
 import { LineIndex } from "./line-index.js";
 import { RatingService } from "./rating.service.js";
 import { SourcesService } from "./sources.service.js";
@@ -28,6 +29,8 @@ export interface ChargingDeps extends ServiceDeps {
   catalog: CatalogService;
   customers: CustomerServices;
   store: ChargingStore;
+  /** Shard leases for a worker: Redis leases with fencing tokens, or every shard for the one embedded process. */
+  leases: (workerId: string) => ShardLeases;
   broadcast: Broadcast;
   queue: UsageQueue;
   log: FastifyBaseLogger;
@@ -104,7 +107,18 @@ export async function createChargingModule(deps: ChargingDeps) {
   reload.unref();
 
   return {
-    services: { ingest, usage, sources, lines, queue: deps.queue, rating, buckets, balances, store: deps.store },
+    services: {
+      ingest,
+      usage,
+      sources,
+      lines,
+      queue: deps.queue,
+      rating,
+      buckets,
+      balances,
+      store: deps.store,
+      leases: deps.leases,
+    },
     routes: async (app: FastifyInstance) => {
       await app.register(chargingRoutes({ ingest, usage, sources }));
       await app.register(balancesRoutes(balances));

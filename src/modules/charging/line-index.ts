@@ -14,6 +14,7 @@ export const SUSPENSE_REASONS = [
   "invalid_event",
   "no_line",
   "no_account",
+  "rating_failed",
 ] as const;
 export type SuspenseReason = (typeof SUSPENSE_REASONS)[number];
 

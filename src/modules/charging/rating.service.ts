@@ -12,9 +12,20 @@ import type { SubscriptionsService } from "../subscriptions/subscriptions.servic
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import type { BucketsService } from "./buckets.service.js";
 import type { BucketRow } from "./charging.tables.js";
+import type { ShardLeases } from "./leases.js";
 import { billPeriod } from "./periods.js";
 import type { ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
 import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
+
+/** A record handed out this many times without being rated goes to suspense (a poison record). */
+export const POISON_DELIVERIES = 5;
+
+/** The step refused this worker's fencing token: another worker holds the shard's lease now. */
+export class FencedError extends Error {
+  constructor(readonly fence: number) {
+    super(`fenced: the account has seen token ${fence}`);
+  }
+}
 
 /** How many times an account's batch is re-read and re-priced after another writer moved its state. */
 const REPRICE_ATTEMPTS = 8;
@@ -85,38 +96,88 @@ export class RatingService {
 
   constructor(private readonly deps: RatingDeps) {}
 
-  /** One pass over every shard: what was waiting is rated, committed and acknowledged. Returns the count. */
-  async rateOnce(consumer: string, count = 500, blockMs = 0): Promise<number> {
+  /**
+   * One pass over the shards this worker holds (all of them when no leases are given), each with its lease's
+   * fencing token: first the entries handed out before and not acknowledged (a dead worker's, or a failed pass),
+   * then new ones; rated, committed, acknowledged. A shard whose writes are fenced is given up without
+   * acknowledging anything. Returns how many entries were acknowledged.
+   */
+  async rateOnce(
+    consumer: string,
+    count = 500,
+    held: ReadonlyMap<number, number> | null = null,
+    onFenced: (shard: number) => void = () => {},
+  ): Promise<number> {
     let total = 0;
-    for (let shard = 0; shard < this.deps.queue.shards; shard++) {
-      const entries = await this.deps.queue.read(shard, consumer, count, blockMs);
+    const shards =
+      held ?? new Map(Array.from({ length: this.deps.queue.shards }, (_, shard) => [shard, this.fence] as const));
+    for (const [shard, token] of shards) {
+      const entries = [
+        ...(await this.deps.queue.claim(shard, consumer, count)),
+        ...(await this.deps.queue.read(shard, consumer, count, 0)),
+      ];
       if (entries.length === 0) continue;
-      await this.rate(entries);
-      await this.deps.queue.ack(
-        shard,
-        entries.map((entry) => entry.id),
-      );
-      total += entries.length;
+      try {
+        const done = await this.rate(entries, token);
+        await this.deps.queue.ack(shard, done);
+        total += done.length;
+      } catch (error) {
+        if (!(error instanceof FencedError)) throw error;
+        this.deps.log.warn({ shard, token, fence: error.fence }, "lease lost: another worker writes this shard now");
+        onFenced(shard);
+      }
     }
     return total;
   }
 
-  async rate(entries: readonly QueueEntry[]): Promise<void> {
-    const byAccount = new Map<string, QueuedUsage[]>();
+  /**
+   * Rates entries with a fencing token and answers the ids that may be acknowledged: every entry of an account
+   * whose step applied and committed; an account that fails keeps its entries for the next pass, until an entry
+   * has been handed out POISON_DELIVERIES times and goes to suspense with the error (a poison record).
+   */
+  async rate(entries: readonly QueueEntry[], fence = this.fence): Promise<string[]> {
+    const byAccount = new Map<string, QueueEntry[]>();
     for (const entry of entries) {
       const list = byAccount.get(entry.usage.billingAccountId) ?? [];
-      // A record on the queue twice (a resent XADD) is rated once: the step deduplicates, this keeps order.
-      if (!list.some((usage) => usage.usageId === entry.usage.usageId)) list.push(entry.usage);
+      list.push(entry);
       byAccount.set(entry.usage.billingAccountId, list);
     }
     const rated: RatedResult[] = [];
     const crossings: Array<Crossing & { billingAccountId: string; productId: string | null }> = [];
     const suspended: Suspended[] = [];
-    for (const [accountId, usages] of byAccount) {
-      const outcome = await this.rateAccount(accountId, usages);
-      rated.push(...outcome.rated);
-      crossings.push(...outcome.crossings);
-      suspended.push(...outcome.suspended);
+    const done: string[] = [];
+    for (const [accountId, group] of byAccount) {
+      // A record on the queue twice (a resent XADD, a sweep) is rated once: the step deduplicates, this keeps order.
+      const usages: QueuedUsage[] = [];
+      for (const entry of group) {
+        if (!usages.some((usage) => usage.usageId === entry.usage.usageId)) usages.push(entry.usage);
+      }
+      try {
+        const outcome = await this.rateAccount(accountId, usages, fence);
+        rated.push(...outcome.rated);
+        crossings.push(...outcome.crossings);
+        suspended.push(...outcome.suspended);
+        done.push(...group.map((entry) => entry.id));
+      } catch (error) {
+        if (error instanceof FencedError) throw error;
+        const worn = group.filter((entry) => (entry.deliveries ?? 1) >= POISON_DELIVERIES);
+        this.deps.log.error(
+          { err: error, accountId, entries: group.length, toSuspense: worn.length },
+          "rating an account failed; its entries are retried",
+        );
+        for (const entry of worn) {
+          suspended.push({
+            usageId: entry.usage.usageId,
+            reason: "rating_failed",
+            message:
+              `rating failed ${entry.deliveries ?? 1} times: ${error instanceof Error ? error.message : String(error)}`.slice(
+                0,
+                500,
+              ),
+          });
+          done.push(entry.id);
+        }
+      }
     }
     await this.record(rated, crossings, suspended);
     const barring = crossings
@@ -127,9 +188,10 @@ export class RatingService {
         productId: crossing.productId ?? "",
       }));
     if (barring.length > 0 && this.deps.onBarring) await this.deps.onBarring(barring);
+    return done;
   }
 
-  private async rateAccount(accountId: string, usages: QueuedUsage[]) {
+  private async rateAccount(accountId: string, usages: QueuedUsage[], fence: number) {
     const db = this.deps.database.db;
     const suspended: Suspended[] = [];
     const profile = await this.deps.customers.chargingProfile(db, accountId);
@@ -286,7 +348,7 @@ export class RatingService {
       );
       const answer = await this.deps.store.step({
         accountId,
-        fence: this.fence,
+        fence,
         version: state.version,
         events,
         thresholds,
@@ -297,6 +359,7 @@ export class RatingService {
           if (failed.has((suspended[i] as Suspended).usageId)) suspended.splice(i, 1);
         continue;
       }
+      if (answer.status === "fenced") throw new FencedError(answer.fence);
       if (answer.status !== "applied") {
         throw new Error(`charging step for account ${accountId} not applied: ${JSON.stringify(answer)}`);
       }
@@ -551,7 +614,7 @@ export function ratingEvent(usage: QueuedUsage): RatingEvent {
  */
 export function startRatingLoop(
   rating: RatingService,
-  consumer: string,
+  leases: ShardLeases,
   log: FastifyBaseLogger,
   idleMs = 50,
 ): { stop(): Promise<void> } {
@@ -560,7 +623,8 @@ export function startRatingLoop(
   const done = (async () => {
     while (!stopping) {
       try {
-        const rated = await rating.rateOnce(consumer);
+        const held = await leases.refresh();
+        const rated = await rating.rateOnce(leases.workerId, 500, held, (shard) => leases.drop(shard));
         if (rated === 0) await sleep(idleMs);
       } catch (error) {
         log.error({ err: error }, "rating pass failed; retrying");
@@ -572,6 +636,7 @@ export function startRatingLoop(
     async stop() {
       stopping = true;
       await done;
+      await leases.releaseAll().catch(() => undefined);
     },
   };
 }

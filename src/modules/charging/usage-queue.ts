@@ -27,6 +27,8 @@ export interface QueueEntry {
   id: string;
   shard: number;
   usage: QueuedUsage;
+  /** How many times the entry has been handed out (claimed entries only; a new one is on its first). */
+  deliveries?: number;
 }
 
 /**
@@ -43,6 +45,12 @@ export interface UsageQueue {
   enqueue(items: readonly QueuedUsage[]): Promise<void>;
   /** Up to `count` entries of a shard not yet delivered to any consumer, waiting up to `blockMs` for some. */
   read(shard: number, consumer: string, count: number, blockMs: number): Promise<QueueEntry[]>;
+  /**
+   * Takes over every entry of a shard that was handed out and not acknowledged — a dead worker's, or this
+   * worker's own from a failed pass — for `consumer`, with how often each was handed out. The lease holder of
+   * a shard calls it before reading new entries.
+   */
+  claim(shard: number, consumer: string, count: number): Promise<QueueEntry[]>;
   /** Entries rated and committed: removed from the shard. */
   ack(shard: number, ids: readonly string[]): Promise<void>;
   /** Entries in a shard not yet acknowledged (delivered or not). */
@@ -130,6 +138,26 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
       }
       return entries;
     },
+    async claim(shard, consumer, count) {
+      await ensureGroup(shard);
+      const connection = await connected(writer);
+      const reply = (await connection.call("XAUTOCLAIM", key(shard), GROUP, consumer, 0, "0-0", "COUNT", count)) as [
+        string,
+        Array<[string, string[] | null]>,
+      ];
+      const claimed = (reply[1] ?? []).filter(([, fields]) => fields !== null) as Array<[string, string[]]>;
+      if (claimed.length === 0) return [];
+      const pending = (await connection.call("XPENDING", key(shard), GROUP, "-", "+", count, consumer)) as Array<
+        [string, string, number, number]
+      >;
+      const deliveries = new Map(pending.map(([id, , , times]) => [id, Number(times)]));
+      return claimed.map(([id, fields]) => ({
+        id,
+        shard,
+        usage: JSON.parse(fields[1] ?? "null") as QueuedUsage,
+        deliveries: deliveries.get(id) ?? 1,
+      }));
+    },
     async ack(shard, ids) {
       if (ids.length === 0) return;
       await writer
@@ -154,6 +182,7 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
  */
 export function inProcessUsageQueue(shards: number): UsageQueue {
   const waiting: QueueEntry[][] = Array.from({ length: shards }, () => []);
+  const deliveries = new Map<string, number>();
   const delivered: Array<Map<string, QueueEntry>> = Array.from({ length: shards }, () => new Map());
   const waiters: Array<Array<() => void>> = Array.from({ length: shards }, () => []);
   let sequence = 0;
@@ -181,11 +210,25 @@ export function inProcessUsageQueue(shards: number): UsageQueue {
         });
       }
       const taken = queue.splice(0, count);
-      for (const entry of taken) (delivered[shard] as Map<string, QueueEntry>).set(entry.id, entry);
+      for (const entry of taken) {
+        (delivered[shard] as Map<string, QueueEntry>).set(entry.id, entry);
+        deliveries.set(entry.id, 1);
+      }
       return taken;
     },
+    async claim(shard, _consumer, count) {
+      const entries = [...(delivered[shard] as Map<string, QueueEntry>).values()].slice(0, count);
+      return entries.map((entry) => {
+        const times = (deliveries.get(entry.id) ?? 1) + 1;
+        deliveries.set(entry.id, times);
+        return { ...entry, deliveries: times };
+      });
+    },
     async ack(shard, ids) {
-      for (const id of ids) (delivered[shard] as Map<string, QueueEntry>).delete(id);
+      for (const id of ids) {
+        (delivered[shard] as Map<string, QueueEntry>).delete(id);
+        deliveries.delete(id);
+      }
     },
     async depth(shard) {
       return (waiting[shard] as QueueEntry[]).length + (delivered[shard] as Map<string, QueueEntry>).size;
