@@ -30,7 +30,9 @@ async function main(): Promise<void> {
   // Embedded mode has no workers: the API process rates its in-process queue itself (DESIGN.md §7).
   const rating =
     config.redisUrl === undefined
-      ? startRatingLoop(app.services.charging.rating, app.services.charging.leases("embedded"), app.log)
+      ? startRatingLoop(app.services.charging.rating, app.services.charging.leases("embedded"), app.log, () =>
+          app.services.charging.usage.sweep(app.services.charging.queue),
+        )
       : null;
 
   let closing = false;

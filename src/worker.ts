@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   }
   const app = await buildApp(config);
   const consumer = `${hostname()}-${process.pid}`;
-  const loop = startRatingLoop(app.services.charging.rating, app.services.charging.leases(consumer), app.log);
+  const loop = startRatingLoop(app.services.charging.rating, app.services.charging.leases(consumer), app.log, () =>
+    app.services.charging.usage.sweep(app.services.charging.queue),
+  );
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
   let closing = false;
   const shutdown = (signal: string) => {

@@ -102,3 +102,8 @@ export const LINE_INDEX_RELOAD_MS = 300_000;
 export const CDR_SOURCE_CACHE_TTL_MS = 5_000;
 /** A shard lease lasts this long unless its worker renews it (every pass); a dead worker's shards free up after it. */
 export const LEASE_TTL_MS = 15_000;
+/** The sweeper re-enqueues guided records unrated this long after they were accepted, looking this far back. */
+export const SWEEP_AFTER_SECONDS = 60;
+export const SWEEP_WINDOW_SECONDS = 3_600;
+export const SWEEP_BATCH = 1_000;
+export const SWEEP_INTERVAL_MS = 30_000;

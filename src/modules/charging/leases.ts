@@ -13,6 +13,8 @@ export interface ShardLeases {
   /** Forgets a shard whose writes were fenced: another worker holds it now. */
   drop(shard: number): void;
   releaseAll(): Promise<void>;
+  /** Whether this worker may do a once-per-interval job (the sweeper) now: one worker wins each interval. */
+  turn(job: string, intervalMs: number): Promise<boolean>;
 }
 
 /** One process holds every shard (embedded mode): there is nobody to share with. */
@@ -25,6 +27,9 @@ export function soleShardLeases(shards: number, workerId = "embedded"): ShardLea
     },
     drop() {},
     async releaseAll() {},
+    async turn() {
+      return true;
+    },
   };
 }
 
@@ -78,6 +83,9 @@ export function redisShardLeases(client: Redis, shards: number, workerId: string
     },
     drop(shard) {
       held.delete(shard);
+    },
+    async turn(job, intervalMs) {
+      return (await redis.set(`turn:${job}`, workerId, "PX", intervalMs, "NX")) === "OK";
     },
     async releaseAll() {
       for (const [shard, token] of held) await redis.bssLeaseRelease(leaseKey(shard), valueOf(token)).catch(() => 0);

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
+import { SWEEP_INTERVAL_MS } from "../../shared/limits.js";
 import { Money } from "../../shared/money.js";
 import type { Offering } from "../catalog/catalog.schemas.js";
 import type { CatalogService } from "../catalog/catalog.service.js";
@@ -616,13 +617,22 @@ export function startRatingLoop(
   rating: RatingService,
   leases: ShardLeases,
   log: FastifyBaseLogger,
+  sweep: () => Promise<number>,
   idleMs = 50,
 ): { stop(): Promise<void> } {
   let stopping = false;
+  let nextSweepMs = 0;
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const done = (async () => {
     while (!stopping) {
       try {
+        if (Date.now() >= nextSweepMs) {
+          nextSweepMs = Date.now() + SWEEP_INTERVAL_MS;
+          if (await leases.turn("sweeper", SWEEP_INTERVAL_MS)) {
+            const swept = await sweep();
+            if (swept > 0) log.warn({ swept }, "sweeper: accepted records that never reached the queue were enqueued");
+          }
+        }
         const held = await leases.refresh();
         const rated = await rating.rateOnce(leases.workerId, 500, held, (shard) => leases.drop(shard));
         if (rated === 0) await sleep(idleMs);

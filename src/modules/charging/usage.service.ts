@@ -5,7 +5,7 @@ import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { isId } from "../../shared/ids.js";
-import { SUSPENSE_REGUIDE_MAX } from "../../shared/limits.js";
+import { SUSPENSE_REGUIDE_MAX, SWEEP_AFTER_SECONDS, SWEEP_BATCH, SWEEP_WINDOW_SECONDS } from "../../shared/limits.js";
 import { amountToJsonNumber } from "../../shared/money.js";
 import { type CdrRecord, nativeFields } from "./cdr-record.js";
 import {
@@ -18,7 +18,7 @@ import {
 } from "./charging.tables.js";
 import { type IngestService, queuedUsage, type UsageStatus } from "./ingest.service.js";
 import type { Guided, LineIndex } from "./line-index.js";
-import type { QueuedUsage } from "./usage-queue.js";
+import type { QueuedUsage, UsageQueue } from "./usage-queue.js";
 
 export const USAGE_PATH = `${TMF_BASE.usage}/usage`;
 export const USAGE_SPECIFICATION_PATH = `${TMF_BASE.usage}/usageSpecification`;
@@ -298,6 +298,52 @@ export class UsageService {
       .orderBy(asc(usageSuspense.lastAttemptAt), asc(usageSuspense.usageId))
       .limit(limit);
     return lock ? query.for("update", { of: usageSuspense, skipLocked: true }) : query;
+  }
+
+  /**
+   * The sweeper (DESIGN.md §4, step 7): guided, chargeable records accepted more than SWEEP_AFTER_SECONDS ago
+   * (and within the window) that have neither a rated row nor an open suspense row, on a shard whose queue is
+   * empty, were lost between the insert and the queue (a crash, a Redis that lost its stream): they go on the
+   * queue again. A record still waiting in a busy shard is left alone; one enqueued twice is rated once.
+   */
+  async sweep(queue: UsageQueue): Promise<number> {
+    const nowMs = this.deps.clock.now().getTime();
+    const rows = await queryRows<{ id: string }>(
+      this.deps.database.db,
+      sql`select u.id from usage_records u
+          where u.product_id is not null and u.chargeable
+            and u.received_at >= ${new Date(nowMs - SWEEP_WINDOW_SECONDS * 1000).toISOString()}::timestamptz
+            and u.received_at < ${new Date(nowMs - SWEEP_AFTER_SECONDS * 1000).toISOString()}::timestamptz
+            and not exists (select 1 from rated_usage r where r.usage_id = u.id)
+            and not exists (select 1 from usage_suspense s where s.usage_id = u.id and s.resolved_at is null)
+          order by u.received_at
+          limit ${SWEEP_BATCH}`,
+    );
+    if (rows.length === 0) return 0;
+    const records = await this.deps.database.db
+      .select()
+      .from(usageRecords)
+      .where(
+        inArray(
+          usageRecords.id,
+          rows.map((row) => row.id),
+        ),
+      );
+    const depths = new Map<number, number>();
+    const lost: QueuedUsage[] = [];
+    for (const row of records) {
+      const shard = queue.shardOf(row.billingAccountId ?? "");
+      if (!depths.has(shard)) depths.set(shard, await queue.depth(shard));
+      if ((depths.get(shard) ?? 0) > 0) continue;
+      const usage = queuedUsage({
+        usageId: row.id,
+        record: recordOfRow(row),
+        guided: { ok: true, productId: row.productId ?? "", billingAccountId: row.billingAccountId ?? "" },
+      });
+      if (usage !== null) lost.push(usage);
+    }
+    await queue.enqueue(lost);
+    return lost.length;
   }
 
   /** Re-guides one suspended record; answers it as it is afterwards (resolved, or open with the new reason). */
