@@ -234,6 +234,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         redis === null
           ? soleShardLeases(config.ratingShards, workerId)
           : redisShardLeases(redis, config.ratingShards, workerId, LEASE_TTL_MS),
+      newEpoch: async () => (redis === null ? 0 : redis.incrby("lease-token", 1_000_000)),
       broadcast,
       queue,
       log: app.log,

@@ -1,6 +1,6 @@
 import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
-import { startRatingLoop } from "./modules/charging/rating.service.js";
+import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
 import { HUB_LOOP_INTERVAL_MS, INVENTORY_EXPIRY_INTERVAL_MS } from "./shared/limits.js";
 
@@ -30,8 +30,11 @@ async function main(): Promise<void> {
   // Embedded mode has no workers: the API process rates its in-process queue itself (DESIGN.md §7).
   const rating =
     config.redisUrl === undefined
-      ? startRatingLoop(app.services.charging.rating, app.services.charging.leases("embedded"), app.log, () =>
-          app.services.charging.usage.sweep(app.services.charging.queue),
+      ? startRatingLoop(
+          app.services.charging.rating,
+          app.services.charging.leases("embedded"),
+          app.log,
+          RatingService.jobs(app.services.charging, app.log),
         )
       : null;
 

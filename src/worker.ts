@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
-import { startRatingLoop } from "./modules/charging/rating.service.js";
+import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 
 /**
  * `npm run worker`: a rating worker (DESIGN.md §2) — the same engine as the API, built the same way, with no
@@ -18,8 +18,11 @@ async function main(): Promise<void> {
   }
   const app = await buildApp(config);
   const consumer = `${hostname()}-${process.pid}`;
-  const loop = startRatingLoop(app.services.charging.rating, app.services.charging.leases(consumer), app.log, () =>
-    app.services.charging.usage.sweep(app.services.charging.queue),
+  const loop = startRatingLoop(
+    app.services.charging.rating,
+    app.services.charging.leases(consumer),
+    app.log,
+    RatingService.jobs(app.services.charging, app.log),
   );
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
   let closing = false;

@@ -107,3 +107,9 @@ export const SWEEP_AFTER_SECONDS = 60;
 export const SWEEP_WINDOW_SECONDS = 3_600;
 export const SWEEP_BATCH = 1_000;
 export const SWEEP_INTERVAL_MS = 30_000;
+/** Reconciliation: dedupe marks rebuilt for records rated this recently (replays come within minutes). */
+export const DEDUPE_REBUILD_DAYS = 2;
+/** How often one worker compares Redis with the ledger and rebuilds what differs. */
+export const RECONCILE_INTERVAL_MS = 3_600_000;
+/** Accounts reconciled per page. */
+export const RECONCILE_PAGE = 200;

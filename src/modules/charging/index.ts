@@ -19,6 +19,7 @@ import { IngestService } from "./ingest.service.js";
 import type { ShardLeases } from "./leases.js";
 import { LineIndex } from "./line-index.js";
 import { RatingService } from "./rating.service.js";
+import { ReconcileService } from "./reconcile.service.js";
 import { SourcesService } from "./sources.service.js";
 import type { ChargingStore } from "./store/charging-store.js";
 import { UsageService } from "./usage.service.js";
@@ -31,6 +32,8 @@ export interface ChargingDeps extends ServiceDeps {
   store: ChargingStore;
   /** Shard leases for a worker: Redis leases with fencing tokens, or every shard for the one embedded process. */
   leases: (workerId: string) => ShardLeases;
+  /** A fencing token above every lease token handed out so far (reconciliation's new epoch). */
+  newEpoch: () => Promise<number>;
   broadcast: Broadcast;
   queue: UsageQueue;
   log: FastifyBaseLogger;
@@ -45,6 +48,7 @@ export async function createChargingModule(deps: ChargingDeps) {
   const usage = new UsageService({ ...deps, lines, ingest });
   const buckets = new BucketsService(deps.clock);
   const balances = new BalancesService(deps);
+  const reconcile = new ReconcileService(deps);
   // Raising the credit limit (or removing it) lifts postpaid credit barring (DESIGN.md §5).
   deps.customers.onBillingAccountChange((before, after) => {
     const raised =
@@ -118,6 +122,7 @@ export async function createChargingModule(deps: ChargingDeps) {
       balances,
       store: deps.store,
       leases: deps.leases,
+      reconcile,
     },
     routes: async (app: FastifyInstance) => {
       await app.register(chargingRoutes({ ingest, usage, sources }));

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
-import { SWEEP_INTERVAL_MS } from "../../shared/limits.js";
+import { RECONCILE_INTERVAL_MS, SWEEP_INTERVAL_MS } from "../../shared/limits.js";
 import { Money } from "../../shared/money.js";
 import type { Offering } from "../catalog/catalog.schemas.js";
 import type { CatalogService } from "../catalog/catalog.service.js";
@@ -379,6 +379,37 @@ export class RatingService {
     }
   }
 
+  /** The loop's periodic jobs, from the engine's services. */
+  static jobs(
+    charging: {
+      usage: { sweep(queue: UsageQueue): Promise<number> };
+      queue: UsageQueue;
+      store: ChargingStore;
+      reconcile: {
+        run(mode: "check" | "rebuild", only?: readonly string[]): Promise<{ mismatched: Array<{ accountId: string }> }>;
+      };
+    },
+    log: FastifyBaseLogger,
+  ): LoopJobs {
+    return {
+      sweep: () => charging.usage.sweep(charging.queue),
+      initialized: () => charging.store.initialized(),
+      rebuild: () => charging.reconcile.run("rebuild"),
+      async reconcile() {
+        const report = await charging.reconcile.run("check");
+        if (report.mismatched.length === 0) return;
+        log.warn(
+          { mismatched: report.mismatched },
+          "reconcile: the store differs from the ledger; rebuilding those accounts",
+        );
+        await charging.reconcile.run(
+          "rebuild",
+          report.mismatched.map((item) => item.accountId),
+        );
+      },
+    };
+  }
+
   /**
    * Grants a line its balance (prepaid) and the buckets of the current period when it goes live, so its
    * buckets show before the first event; rating grants later periods as their first events arrive.
@@ -613,23 +644,47 @@ export function ratingEvent(usage: QueuedUsage): RatingEvent {
  * Runs rating passes until stopped: a pass over every shard, then a short pause when nothing was waiting.
  * A failed pass is logged and retried after a second; nothing is acknowledged that was not committed.
  */
+export interface LoopJobs {
+  sweep(): Promise<number>;
+  /** Whether the store holds the ledger's state (false after Redis came back empty). */
+  initialized(): Promise<boolean>;
+  /** Rebuilds the whole store from the ledger and marks it initialized. */
+  rebuild(): Promise<unknown>;
+  /** Compares the store with the ledger and rebuilds the accounts that differ. */
+  reconcile(): Promise<unknown>;
+}
+
 export function startRatingLoop(
   rating: RatingService,
   leases: ShardLeases,
   log: FastifyBaseLogger,
-  sweep: () => Promise<number>,
+  jobs: LoopJobs,
   idleMs = 50,
 ): { stop(): Promise<void> } {
   let stopping = false;
   let nextSweepMs = 0;
+  let nextReconcileMs = Date.now() + RECONCILE_INTERVAL_MS;
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const done = (async () => {
     while (!stopping) {
       try {
+        // An empty store (Redis restarted without its data) is rebuilt by one worker; the others wait for it
+        // rather than write into state that is about to be replaced.
+        if (!(await jobs.initialized())) {
+          if (await leases.turn("rebuild", 60_000)) {
+            log.warn("the charging store is empty: rebuilding it from the ledger");
+            await jobs.rebuild();
+          } else await sleep(200);
+          continue;
+        }
+        if (Date.now() >= nextReconcileMs) {
+          nextReconcileMs = Date.now() + RECONCILE_INTERVAL_MS;
+          if (await leases.turn("reconcile", RECONCILE_INTERVAL_MS)) await jobs.reconcile();
+        }
         if (Date.now() >= nextSweepMs) {
           nextSweepMs = Date.now() + SWEEP_INTERVAL_MS;
           if (await leases.turn("sweeper", SWEEP_INTERVAL_MS)) {
-            const swept = await sweep();
+            const swept = await jobs.sweep();
             if (swept > 0) log.warn({ swept }, "sweeper: accepted records that never reached the queue were enqueued");
           }
         }

@@ -90,6 +90,19 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
     return connection;
   };
 
+  /** Runs a group command; if Redis lost the stream and its group (a restart without data), makes them again once. */
+  const withGroup = async <T>(shard: number, command: () => Promise<T>): Promise<T> => {
+    await ensureGroup(shard);
+    try {
+      return await command();
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith("NOGROUP"))) throw error;
+      groups.delete(shard);
+      await ensureGroup(shard);
+      return command();
+    }
+  };
+
   const ensureGroup = async (shard: number) => {
     if (groups.has(shard)) return;
     try {
@@ -114,7 +127,6 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
       if (failed) throw failed[0];
     },
     async read(shard, consumer, count, blockMs) {
-      await ensureGroup(shard);
       if (reader === null) {
         reader = client.duplicate({ keyPrefix: "", commandTimeout: undefined });
         reader.on("error", () => {});
@@ -122,14 +134,11 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
       const args: Array<string | number> = ["GROUP", GROUP, consumer, "COUNT", count];
       if (blockMs > 0) args.push("BLOCK", blockMs);
       args.push("STREAMS", key(shard), ">");
-      let reply: Array<[string, Array<[string, string[]]>]> | null;
-      try {
-        reply = (await (await connected(reader)).call("XREADGROUP", ...args)) as typeof reply;
-      } catch (error) {
-        // Redis lost the stream (a restart without data): the group is made again on the next read.
-        if (error instanceof Error && error.message.startsWith("NOGROUP")) groups.delete(shard);
-        throw error;
-      }
+      const connection = await connected(reader);
+      const reply = await withGroup(
+        shard,
+        async () => (await connection.call("XREADGROUP", ...args)) as Array<[string, Array<[string, string[]]>]> | null,
+      );
       const entries: QueueEntry[] = [];
       for (const [, messages] of reply ?? []) {
         for (const [id, fields] of messages) {
@@ -139,12 +148,15 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
       return entries;
     },
     async claim(shard, consumer, count) {
-      await ensureGroup(shard);
       const connection = await connected(writer);
-      const reply = (await connection.call("XAUTOCLAIM", key(shard), GROUP, consumer, 0, "0-0", "COUNT", count)) as [
-        string,
-        Array<[string, string[] | null]>,
-      ];
+      const reply = await withGroup(
+        shard,
+        async () =>
+          (await connection.call("XAUTOCLAIM", key(shard), GROUP, consumer, 0, "0-0", "COUNT", count)) as [
+            string,
+            Array<[string, string[] | null]>,
+          ],
+      );
       const claimed = (reply[1] ?? []).filter(([, fields]) => fields !== null) as Array<[string, string[]]>;
       if (claimed.length === 0) return [];
       const pending = (await connection.call("XPENDING", key(shard), GROUP, "-", "+", count, consumer)) as Array<

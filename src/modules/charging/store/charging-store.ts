@@ -136,6 +136,20 @@ export type AdjustResult =
     }
   | { status: "refused"; reason: string };
 
+/** An account's whole state as the ledger says it is, for a rebuild. */
+export interface AccountSnapshot {
+  accountId: string;
+  version: number;
+  fence: number;
+  spend: Map<string, bigint>;
+  lines: LineState[];
+  crossed: string[];
+  /** Dedupe marks: usage id → stored result and crossings, as the step would have stored them. */
+  marks: Array<{ id: string; result: string; crossings: Crossing[] }>;
+  /** Adjustment marks (their ids). */
+  adjustments: string[];
+}
+
 export interface ChargingStore {
   readonly kind: "redis" | "in-process";
   read(accountId: string): Promise<AccountState>;
@@ -148,6 +162,11 @@ export interface ChargingStore {
    * a grant would fall below what is used.
    */
   adjust(adjustment: Adjustment): Promise<AdjustResult>;
+  /** Replaces an account's whole state at once (reconciliation). */
+  replace(snapshot: AccountSnapshot): Promise<void>;
+  /** Whether the store has been initialized from the ledger (false after Redis came back empty). */
+  initialized(): Promise<boolean>;
+  markInitialized(): Promise<void>;
   close(): Promise<void>;
 }
 

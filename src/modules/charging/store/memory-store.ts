@@ -21,6 +21,7 @@ interface Stored {
  */
 export function memoryChargingStore(): ChargingStore {
   const accounts = new Map<string, Stored>();
+  let initialized = false;
   const load = (accountId: string): Stored => {
     let stored = accounts.get(accountId);
     if (stored === undefined) {
@@ -209,6 +210,33 @@ export function memoryChargingStore(): ChargingStore {
       dedupe.set(mark, { result: "", crossings: [] });
       state.version += 1;
       return answer("applied");
+    },
+    async replace(snapshot) {
+      const dedupe = new Map<string, { result: string; crossings: Crossing[] }>();
+      for (const mark of snapshot.marks) dedupe.set(mark.id, { result: mark.result, crossings: mark.crossings });
+      for (const id of snapshot.adjustments) dedupe.set(`adjust:${id}`, { result: "", crossings: [] });
+      accounts.set(snapshot.accountId, {
+        state: {
+          accountId: snapshot.accountId,
+          version: snapshot.version,
+          fence: snapshot.fence,
+          spend: new Map(snapshot.spend),
+          lines: new Map(
+            snapshot.lines.map((line) => [
+              line.productId,
+              { ...line, buckets: line.buckets.map((bucket) => ({ ...bucket })) },
+            ]),
+          ),
+          crossed: new Set(snapshot.crossed),
+        },
+        dedupe,
+      });
+    },
+    async initialized() {
+      return initialized;
+    },
+    async markInitialized() {
+      initialized = true;
     },
     async close() {
       accounts.clear();

@@ -213,7 +213,29 @@ version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 return answer('applied')
 `;
 
+/**
+ * KEYS: s, spend, d, x, lines, then every old and new line hash. ARGV[1]: JSON {version, fence, spend: [[period,
+ * micro]], lines: [{p, balance?, b: [[id, granted, used]]}], crossed: [keys], marks: [[id, json]]}.
+ */
+const REPLACE = `
+local a = cjson.decode(ARGV[1])
+for i = 1, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('HSET', KEYS[1], 'version', a.version, 'fence', a.fence)
+for _, pair in ipairs(a.spend) do redis.call('HSET', KEYS[2], pair[1], pair[2]) end
+for _, mark in ipairs(a.marks) do redis.call('HSET', KEYS[3], mark[1], mark[2]) end
+for _, key in ipairs(a.crossed) do redis.call('SADD', KEYS[4], key) end
+for _, line in ipairs(a.lines) do
+  local key = KEYS[5 + line.k]
+  redis.call('SADD', KEYS[5], line.p)
+  redis.call('HSET', key, 'created', '1')
+  if line.balance then redis.call('HSET', key, 'balance', line.balance) end
+  for _, b in ipairs(line.b) do redis.call('HSET', key, 'g:' .. b[1], b[2], 'u:' .. b[1], b[3]) end
+end
+return 1
+`;
+
 type Scripted = Redis & {
+  bssChargeReplace(...args: Array<string | number>): Promise<number>;
   bssChargeStep(...args: Array<string | number>): Promise<string>;
   bssChargeGrant(...args: Array<string | number>): Promise<number>;
   bssChargeAdjust(...args: Array<string | number>): Promise<string>;
@@ -239,6 +261,7 @@ export function redisChargingStore(client: Redis): ChargingStore {
   redis.defineCommand("bssChargeStep", { lua: STEP });
   redis.defineCommand("bssChargeGrant", { lua: GRANT, numberOfKeys: 3 });
   redis.defineCommand("bssChargeAdjust", { lua: ADJUST, numberOfKeys: 5 });
+  redis.defineCommand("bssChargeReplace", { lua: REPLACE });
 
   /** A consistent snapshot: the reads are repeated until the version did not move while they ran. */
   const read = async (accountId: string): Promise<AccountState> => {
@@ -414,6 +437,53 @@ export function redisChargingStore(client: Redis): ChargingStore {
         spend: answer.spend === undefined ? null : BigInt(answer.spend),
         bucket: answer.granted === undefined ? null : { granted: Number(answer.granted), used: Number(answer.used) },
       };
+    },
+    async replace(snapshot) {
+      const keys = keysOf(snapshot.accountId);
+      const old = await redis.smembers(keys.lines);
+      const products = [...new Set([...old, ...snapshot.lines.map((line) => line.productId)])];
+      const payload = {
+        version: snapshot.version,
+        fence: snapshot.fence,
+        spend: [...snapshot.spend].map(([period, value]) => [period, value.toString()]),
+        lines: snapshot.lines.map((line) => ({
+          k: products.indexOf(line.productId) + 1,
+          p: line.productId,
+          ...(line.balance === null ? {} : { balance: line.balance.toString() }),
+          b: line.buckets.map((bucket) => [bucket.id, String(bucket.granted), String(bucket.used)]),
+        })),
+        crossed: snapshot.crossed,
+        marks: [
+          ...snapshot.marks.map((mark) => [
+            mark.id,
+            JSON.stringify({
+              r: mark.result,
+              x: mark.crossings.map((crossing) => ({
+                k: crossing.key,
+                u: crossing.usageId,
+                v: crossing.value.toString(),
+              })),
+            }),
+          ]),
+          ...snapshot.adjustments.map((id) => [`adjust:${id}`, "1"]),
+        ],
+      };
+      await redis.bssChargeReplace(
+        5 + products.length,
+        keys.state,
+        keys.spend,
+        keys.dedupe,
+        keys.crossed,
+        keys.lines,
+        ...products.map((productId) => keys.line(productId)),
+        JSON.stringify(payload),
+      );
+    },
+    async initialized() {
+      return (await redis.exists("charging:initialized")) === 1;
+    },
+    async markInitialized() {
+      await redis.set("charging:initialized", new Date().toISOString());
     },
     async close() {},
   };
