@@ -275,6 +275,30 @@ for (const driver of drivers) {
     },
   );
 
+  t.test(`[${driver}] a new allowance period grants fresh buckets`, async (t) => {
+    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
+    await post(engine, [voice(msisdn, "+4930123456", 600)]);
+    await engine.app.services.charging.rating.rateOnce("test");
+    // The account bills on the 1st in Europe/Berlin: a call on 2 April is in the next period.
+    engine.clock.set("2026-04-02T10:00:00Z");
+    await post(engine, [voice(msisdn, "+4930123456", 120, "2026-04-02T10:05:00Z")]);
+    await engine.app.services.charging.rating.rateOnce("test");
+    const buckets = await engine.sql<{ period_start: string; granted: string }>(
+      "select period_start::text, granted::text from allowance_buckets where product_id = $1 and service = 'voice' order by period_start",
+      [lineId],
+    );
+    t.equal(buckets.length, 2, "one voice bucket per period");
+    const state = await engine.app.services.charging.store.read(accountId);
+    const voiceUse = state.lines
+      .get(lineId)
+      ?.buckets.filter((bucket) => bucket.granted === 30_000)
+      .map((bucket) => bucket.used)
+      .sort((a, b) => a - b);
+    t.same(voiceUse, [120, 600], "March used 600 s, April starts again and used 120 s");
+    await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
+  });
+
   t.test(`[${driver}] a line whose plan has no tariff in its currency goes to suspense with the reason`, async (t) => {
     const { engine, accountId } = await setup(t, driver, "postpaid");
     const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
