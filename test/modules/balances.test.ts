@@ -1,7 +1,7 @@
 import t, { type Test } from "tap";
-import { drivers, type Engine, expectError, startEngine } from "../support/engine.js";
+import { chargingEngine, postCdrs, voiceCdr } from "../support/charging.js";
+import { drivers, type Engine, expectError, type startEngine } from "../support/engine.js";
 import { activateLine, orderReadyAccount } from "../support/fixtures.js";
-import { RecordingProvisioning } from "../support/recording-provisioning.js";
 
 /** TMF654 over the rating loop: top-ups, adjustments, buckets, accumulated balances, barring lifted, ledger = store. */
 
@@ -12,29 +12,10 @@ async function start(
   driver: Engine["driver"],
   accountType: "prepaid" | "postpaid",
 ) {
-  const network = new RecordingProvisioning();
-  const engine = await startEngine(t, { driver, provisioning: network });
-  const { accountId } = await orderReadyAccount(engine, { accountType });
-  await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
+  const { engine, accountId, network } = await chargingEngine(t, driver, accountType);
   const line = (plan: string) => activateLine(engine, accountId, plan);
-  let sequence = 0;
   const call = async (msisdn: string, calledNumber: string, duration: number) => {
-    sequence += 1;
-    const answer = await engine.request("POST", "/api/v1/cdrs", {
-      key: engine.keys.network,
-      body: [
-        {
-          recordType: "voice",
-          cdrId: `c-${sequence}`,
-          source: "msc-1",
-          servedMSISDN: msisdn,
-          calledNumber,
-          recordOpeningTime: "2026-03-15T10:05:00Z",
-          duration,
-        },
-      ],
-    });
-    if (answer.json().accepted !== 1) throw new Error(answer.body);
+    await postCdrs(engine, [voiceCdr(msisdn, calledNumber, duration)]);
     await engine.app.services.charging.rating.rateOnce("test");
   };
   return { engine, accountId, network, line, call };

@@ -1,44 +1,12 @@
 import t from "tap";
-import { drivers, type Engine, startEngine } from "../support/engine.js";
-import { activateLine, orderReadyAccount } from "../support/fixtures.js";
-import { RecordingProvisioning } from "../support/recording-provisioning.js";
+import { chargingEngine, postCdrs, voiceCdr } from "../support/charging.js";
+import { drivers, type Engine, type startEngine } from "../support/engine.js";
+import { activateLine } from "../support/fixtures.js";
 
 /**
  * The rating loop end to end: CDRs posted over HTTP, rated from the queue by the worker's service, balances and
  * buckets in the charging store, ledger rows in PostgreSQL — exactly once, and ledger = store after draining.
  */
-
-async function setup(
-  t: Parameters<typeof startEngine>[0],
-  driver: Engine["driver"],
-  accountType: "prepaid" | "postpaid",
-) {
-  const network = new RecordingProvisioning();
-  const engine = await startEngine(t, { driver, provisioning: network });
-  const { accountId } = await orderReadyAccount(engine, { accountType });
-  await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
-  return { engine, accountId, network };
-}
-
-let sequence = 0;
-function voice(msisdn: string, calledNumber: string, duration: number, at = "2026-03-15T10:05:00Z") {
-  sequence += 1;
-  return {
-    recordType: "voice",
-    cdrId: `r-${sequence}`,
-    source: "msc-1",
-    servedMSISDN: msisdn,
-    calledNumber,
-    recordOpeningTime: at,
-    duration,
-  };
-}
-
-async function post(engine: Engine, records: unknown[]) {
-  const answer = await engine.request("POST", "/api/v1/cdrs", { key: engine.keys.network, body: records });
-  if (answer.statusCode !== 200) throw new Error(answer.body);
-  return answer.json();
-}
 
 /** Ledger = store: every line's bucket use and balance, and the account's spend, from both sides. */
 async function assertLedgerMatchesStore(t: Tap, engine: Engine, accountId: string) {
@@ -72,12 +40,12 @@ type Tap = Parameters<typeof startEngine>[0] & {
 
 for (const driver of drivers) {
   t.test(`[${driver}] postpaid: allowances first, money for the rest, rated exactly once`, async (t) => {
-    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
     const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
-    const posted = await post(engine, [
-      voice(msisdn, "+4930123456", 61),
-      voice(msisdn, "+33123456789", 120),
-      { ...voice(msisdn, "+4915199999999", 0), recordType: "sms", duration: undefined },
+    const posted = await postCdrs(engine, [
+      voiceCdr(msisdn, "+4930123456", 61),
+      voiceCdr(msisdn, "+33123456789", 120),
+      { ...voiceCdr(msisdn, "+4915199999999", 0), recordType: "sms", duration: undefined },
       {
         recordType: "data",
         cdrId: "data-1",
@@ -120,7 +88,7 @@ for (const driver of drivers) {
     await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
 
     // A crash after the step but before the acknowledgement: the same entries are rated again.
-    const again = await post(engine, [voice(msisdn, "+33123456789", 120)]);
+    const again = await postCdrs(engine, [voiceCdr(msisdn, "+33123456789", 120)]);
     t.equal(again.accepted, 1);
     const queue = engine.app.services.charging.queue;
     const shard = queue.shardOf(accountId);
@@ -142,14 +110,14 @@ for (const driver of drivers) {
   });
 
   t.test(`[${driver}] postpaid credit limit: the crossing event is charged, every live line is barred`, async (t) => {
-    const { engine, accountId, network } = await setup(t, driver, "postpaid");
+    const { engine, accountId, network } = await chargingEngine(t, driver, "postpaid");
     const first = await activateLine(engine, accountId, "plan-postpaid-m");
     const second = await activateLine(engine, accountId, "plan-postpaid-m");
     // 30 minutes to the rest of the world: 44.70 EUR each; the credit limit is 100 EUR.
-    await post(engine, [
-      voice(first.msisdn, "+81312345678", 1800),
-      voice(first.msisdn, "+81312345678", 1800, "2026-03-15T10:06:00Z"),
-      voice(first.msisdn, "+81312345678", 1800, "2026-03-15T10:07:00Z"),
+    await postCdrs(engine, [
+      voiceCdr(first.msisdn, "+81312345678", 1800),
+      voiceCdr(first.msisdn, "+81312345678", 1800, "2026-03-15T10:06:00Z"),
+      voiceCdr(first.msisdn, "+81312345678", 1800, "2026-03-15T10:07:00Z"),
     ]);
     await engine.app.services.charging.rating.rateOnce("test");
     const state = await engine.app.services.charging.store.read(accountId);
@@ -202,9 +170,9 @@ for (const driver of drivers) {
   });
 
   t.test(`[${driver}] prepaid: the event that empties the balance is charged, the line barred`, async (t) => {
-    const { engine, accountId, network } = await setup(t, driver, "prepaid");
+    const { engine, accountId, network } = await chargingEngine(t, driver, "prepaid");
     const { lineId, msisdn } = await activateLine(engine, accountId, "plan-prepaid-payg");
-    await post(engine, [voice(msisdn, "+33123456789", 120)]);
+    await postCdrs(engine, [voiceCdr(msisdn, "+33123456789", 120)]);
     await engine.app.services.charging.rating.rateOnce("test");
     const state = await engine.app.services.charging.store.read(accountId);
     t.equal(state.lines.get(lineId)?.balance, -580_000n, "the overshoot is a debt");
@@ -217,7 +185,7 @@ for (const driver of drivers) {
   });
 
   t.test(`[${driver}] a partly covered call: the allowance first, money from where it ran out`, async (t) => {
-    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
     const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
     // Granted at activation, before any usage: 30,000 seconds, 100 SMS, 10 GiB.
     const deadline = Date.now() + 5_000;
@@ -238,7 +206,7 @@ for (const driver of drivers) {
         [10_737_418_240, 0],
       ],
     );
-    await post(engine, [voice(msisdn, "+4930123456", 29_900), voice(msisdn, "+4930123456", 160)]);
+    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 29_900), voiceCdr(msisdn, "+4930123456", 160)]);
     await engine.app.services.charging.rating.rateOnce("test");
     const rows = await engine.sql<{ allowance_units: string; charged_units: string; amount: string }>(
       "select allowance_units::text, charged_units::text, amount::text from rated_usage order by usage_id",
@@ -257,16 +225,16 @@ for (const driver of drivers) {
   t.test(
     `[${driver}] a suspended line: events from before are rated, events from during wait in suspense`,
     async (t) => {
-      const { engine, accountId } = await setup(t, driver, "postpaid");
+      const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
       const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
       engine.clock.set("2026-03-15T10:30:00Z");
       const suspended = await engine.request("PATCH", `/tmf-api/productInventory/v4/product/${lineId}`, {
         body: { status: "suspended" },
       });
       t.equal(suspended.statusCode, 200, suspended.body);
-      const posted = await post(engine, [
-        voice(msisdn, "+33123456789", 60, "2026-03-15T10:20:00Z"),
-        voice(msisdn, "+33123456789", 60, "2026-03-15T10:40:00Z"),
+      const posted = await postCdrs(engine, [
+        voiceCdr(msisdn, "+33123456789", 60, "2026-03-15T10:20:00Z"),
+        voiceCdr(msisdn, "+33123456789", 60, "2026-03-15T10:40:00Z"),
       ]);
       await engine.app.services.charging.rating.rateOnce("test");
       t.equal(await engine.count("rated_usage"), 1, "the call from before the suspension is rated");
@@ -276,13 +244,13 @@ for (const driver of drivers) {
   );
 
   t.test(`[${driver}] a new allowance period grants fresh buckets`, async (t) => {
-    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
     const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
-    await post(engine, [voice(msisdn, "+4930123456", 600)]);
+    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 600)]);
     await engine.app.services.charging.rating.rateOnce("test");
     // The account bills on the 1st in Europe/Berlin: a call on 2 April is in the next period.
     engine.clock.set("2026-04-02T10:00:00Z");
-    await post(engine, [voice(msisdn, "+4930123456", 120, "2026-04-02T10:05:00Z")]);
+    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 120, "2026-04-02T10:05:00Z")]);
     await engine.app.services.charging.rating.rateOnce("test");
     const buckets = await engine.sql<{ period_start: string; granted: string }>(
       "select period_start::text, granted::text from allowance_buckets where product_id = $1 and service = 'voice' order by period_start",
@@ -300,10 +268,10 @@ for (const driver of drivers) {
   });
 
   t.test(`[${driver}] a line whose plan has no tariff in its currency goes to suspense with the reason`, async (t) => {
-    const { engine, accountId } = await setup(t, driver, "postpaid");
+    const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
     const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
     await engine.sql("update products set currency = 'USD' where msisdn = $1", [msisdn]);
-    const posted = await post(engine, [voice(msisdn, "+4930123456", 30)]);
+    const posted = await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 30)]);
     await engine.app.services.charging.rating.rateOnce("test");
     const suspense = await engine.request("GET", `/api/v1/suspense/${posted.records[0].usageId}`);
     t.match(suspense.json(), { state: "open", reason: "no_tariff", message: /no tariff in USD/ });

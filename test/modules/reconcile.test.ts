@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import t from "tap";
 import { compare } from "../../src/modules/charging/reconcile.service.js";
+import { postCdrs, voiceCdr } from "../support/charging.js";
 import { drivers, type Engine, services, startEngine } from "../support/engine.js";
 import { activateLine, orderReadyAccount } from "../support/fixtures.js";
 
@@ -11,25 +12,8 @@ import { activateLine, orderReadyAccount } from "../support/fixtures.js";
  */
 
 const BASE = "/tmf-api/prepayBalanceManagement/v4";
-let sequence = 0;
-
 async function call(engine: Engine, msisdn: string, calledNumber: string, duration: number) {
-  sequence += 1;
-  const answer = await engine.request("POST", "/api/v1/cdrs", {
-    key: engine.keys.network,
-    body: [
-      {
-        recordType: "voice",
-        cdrId: `rc-${sequence}`,
-        source: "msc-1",
-        servedMSISDN: msisdn,
-        calledNumber,
-        recordOpeningTime: "2026-03-15T10:05:00Z",
-        duration,
-      },
-    ],
-  });
-  if (answer.json().accepted !== 1) throw new Error(answer.body);
+  await postCdrs(engine, [voiceCdr(msisdn, calledNumber, duration)]);
 }
 
 /** Empties the charging store the way a Redis restart without persistence does. */

@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
 import t from "tap";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
+import { spawnWorker } from "../support/charging.js";
 import { hasServers, startEngine } from "../support/engine.js";
 import { lineOrder, orderReadyAccount } from "../support/fixtures.js";
 
@@ -31,24 +31,7 @@ t.test(
     const posted = await engine.request("POST", "/api/v1/cdrs", { key: engine.keys.network, body: records });
     t.equal(posted.json().accepted, 50);
 
-    const config = engine.config;
-    const worker = spawn(process.execPath, ["--import", "tsx", "src/worker.ts"], {
-      env: {
-        ...process.env,
-        DATABASE_URL: config.databaseUrl,
-        REDIS_URL: config.redisUrl,
-        BSS_REDIS_KEY_PREFIX: config.redisKeyPrefix,
-        BSS_SECRETS_KEY: config.secretsKey?.toString("hex"),
-        BSS_MIGRATE_ON_START: "false",
-        LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    worker.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => worker.once("exit", (code) => resolve(code)));
+    const { child: worker, exited } = spawnWorker(engine, "warn");
     t.teardown(() => {
       if (worker.exitCode === null) worker.kill("SIGKILL");
     });
@@ -56,7 +39,7 @@ t.test(
     while ((await engine.count("rated_usage")) < 50 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    t.equal(await engine.count("rated_usage"), 50, `all rated by the worker ${stderr}`);
+    t.equal(await engine.count("rated_usage"), 50, "all rated by the worker");
     const state = await engine.app.services.charging.store.read(accountId);
     // 25 calls of 60 s to France at 0.29/min; the national ones come out of the allowance.
     t.equal(state.spend.get("2026-03-01"), 7_250_000n, "spend to date, written by the worker into the same Redis");

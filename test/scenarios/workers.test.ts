@@ -1,29 +1,12 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import t from "tap";
-import { type Engine, hasServers, startEngine } from "../support/engine.js";
+import { spawnWorker } from "../support/charging.js";
+import { hasServers, startEngine } from "../support/engine.js";
 import { activateLine, orderReadyAccount } from "../support/fixtures.js";
 
 /**
  * Two and three `npm run worker` processes sharing the shards through leases: every accepted CDR rated exactly
  * once, each account's events rated in the order they were accepted, ledger = Redis for every account.
  */
-
-function spawnWorker(engine: Engine): { child: ChildProcess; exited: Promise<number | null> } {
-  const config = engine.config;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/worker.ts"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: config.databaseUrl,
-      REDIS_URL: config.redisUrl,
-      BSS_REDIS_KEY_PREFIX: config.redisKeyPrefix,
-      BSS_SECRETS_KEY: config.secretsKey?.toString("hex"),
-      BSS_MIGRATE_ON_START: "false",
-      LOG_LEVEL: "error",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  return { child, exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))) };
-}
 
 for (const workers of [2, 3]) {
   t.test(
