@@ -82,7 +82,7 @@ CREATE UNIQUE INDEX "balance_operations_key_idx" ON "balance_operations" USING b
 CREATE INDEX "balance_operations_product_idx" ON "balance_operations" USING btree ("product_id");--> statement-breakpoint
 CREATE INDEX "rated_usage_account_idx" ON "rated_usage" USING btree ("billing_account_id","spend_period");--> statement-breakpoint
 CREATE INDEX "rated_usage_product_idx" ON "rated_usage" USING btree ("product_id","started_at");--> statement-breakpoint
-CREATE UNIQUE INDEX "threshold_crossings_once_idx" ON "threshold_crossings" USING btree ("key") WHERE "threshold_crossings"."kind" not in ('low-balance', 'balance-exhausted');--> statement-breakpoint
+CREATE UNIQUE INDEX "threshold_crossings_once_idx" ON "threshold_crossings" USING btree ("key") WHERE "threshold_crossings"."kind" not in ('low-balance', 'balance-exhausted', 'credit-limit');--> statement-breakpoint
 CREATE INDEX "threshold_crossings_account_idx" ON "threshold_crossings" USING btree ("billing_account_id","crossed_at");--> statement-breakpoint
 ALTER TABLE "products" ADD CONSTRAINT "products_barred_check" CHECK ("products"."barred" is null or "products"."barred" in ('credit'));--> statement-breakpoint
 INSERT INTO "charging_thresholds" ("id", "kind", "value", "currency") VALUES

@@ -213,6 +213,16 @@ for (const driver of drivers) {
         "invalid_field",
       );
       t.equal(await engine.count("balance_operations"), 2, "refused adjustments left no ledger row");
+
+      // Rating uses the adjusted grant: 30,000 s more are covered (30,600 granted, 600 used).
+      await call(first.msisdn, "+4930123456", 30_000);
+      const covered = await engine.sql<{ amount: string }>(
+        "select amount::text from rated_usage order by usage_id desc limit 1",
+      );
+      t.equal(Number(covered[0]?.amount), 0, "covered by the adjusted bucket");
+      // The credit re-armed the credit limit: going over it again bars again.
+      await call(first.msisdn, "+81312345678", 1800);
+      t.equal(network.calls.filter((c) => c.operation === "bar").length, 4, "both lines barred again");
     },
   );
 }

@@ -243,6 +243,37 @@ for (const driver of drivers) {
     },
   );
 
+  t.test(`[${driver}] a replay after a failed commit does not use the allowance twice`, async (t) => {
+    const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
+    const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
+    const { queue, rating } = engine.app.services.charging;
+    const shard = queue.shardOf(accountId);
+    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 29_950)]);
+    const first = await queue.read(shard, "w", 10, 0);
+    await rating.rate(first);
+    // The step applied, but the ledger commit is lost: the row is gone and the entry was never acknowledged.
+    await engine.sql("delete from rated_usage");
+    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 100)]);
+    const second = await queue.read(shard, "w", 10, 0);
+    await queue.ack(shard, await rating.rate([...first, ...second]));
+    await queue.ack(
+      shard,
+      first.map((entry) => entry.id),
+    );
+    const rows = await engine.sql<{ allowance_units: string; charged_units: string }>(
+      "select allowance_units::text, charged_units::text from rated_usage order by usage_id",
+    );
+    t.same(
+      rows.map((row) => [Number(row.allowance_units), Number(row.charged_units)]),
+      [
+        [29_950, 0],
+        [50, 50],
+      ],
+      "the replayed call's row is written again; the new call sees the 50 s really left",
+    );
+    await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
+  });
+
   t.test(`[${driver}] a new allowance period grants fresh buckets`, async (t) => {
     const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
     const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");

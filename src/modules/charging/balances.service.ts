@@ -14,7 +14,7 @@ import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod } from "./periods.js";
 import { balanceThresholds, toMicro } from "./rating.service.js";
-import type { ChargingStore } from "./store/charging-store.js";
+import type { AccountState, ChargingStore } from "./store/charging-store.js";
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
 const UNITS = { voice: "second", sms: "message", data: "byte" } as const;
@@ -194,16 +194,7 @@ export class BalancesService {
               balance: toMicro(amount),
               rearm: await this.thresholds(line.id, profile.currency),
             })
-          : await this.deps.store.adjust({
-              accountId: profile.id,
-              id,
-              productId: line.id,
-              spend: {
-                period: billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone).key,
-                delta: -toMicro(amount),
-              },
-              rearm: [],
-            });
+          : await this.postpaidCredit(profile, line, id, amount);
     }
     if (applied.status === "refused") throw new AppError("unprocessable", "adjustment_refused", applied.reason);
     const row = await this.record(
@@ -216,6 +207,27 @@ export class BalancesService {
     );
     await this.liftCreditBarring(actor, profile, line, applied);
     return { resource: this.presentOperation(row, applied.balance), created: applied.status === "applied" };
+  }
+
+  /** A credit to spend to date; the credit-limit threshold re-arms once spend is back under the limit. */
+  private postpaidCredit(profile: Profile, line: ProductRow, id: string, amount: Money) {
+    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone).key;
+    return this.deps.store.adjust({
+      accountId: profile.id,
+      id,
+      productId: line.id,
+      spend: { period, delta: -toMicro(amount) },
+      rearm: [],
+      rearmSpend:
+        profile.creditLimit === null
+          ? []
+          : [
+              {
+                key: `credit-limit:${profile.id}:${period}:${profile.creditLimit.toFixed()}`,
+                value: toMicro(profile.creditLimit),
+              },
+            ],
+    });
   }
 
   private async liftCreditBarring(
@@ -238,9 +250,17 @@ export class BalancesService {
     }
   }
 
+  /** Whether a postpaid account's spend to date in the current bill period is at or over its credit limit. */
+  async overCreditLimit(accountId: string, state: AccountState): Promise<boolean> {
+    const profile = await this.deps.customers.chargingProfile(this.deps.database.db, accountId);
+    if (profile?.accountType !== "postpaid" || profile.creditLimit === null) return false;
+    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
+    return (state.spend.get(period.key) ?? 0n) >= toMicro(profile.creditLimit);
+  }
+
   /**
-   * After an account's limits changed: a postpaid account whose spend to date is now under its credit limit gets
-   * its credit-barred lines back.
+   * After an account's credit limit changed: a postpaid account whose spend to date is now under it gets its
+   * credit-barred lines back; one whose spend is now at or over it is barred.
    */
   async reviewCreditBarring(actor: Actor, accountId: string): Promise<void> {
     const db = this.deps.database.db;
@@ -249,9 +269,16 @@ export class BalancesService {
     const state = await this.deps.store.read(accountId);
     const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
     const spend = state.spend.get(period.key) ?? 0n;
-    if (profile.creditLimit !== null && spend >= toMicro(profile.creditLimit)) return;
+    const over = profile.creditLimit !== null && spend >= toMicro(profile.creditLimit);
     for (const line of await this.deps.subscriptions.liveLines(db, accountId)) {
-      if (line.barred === "credit") {
+      if (over && line.barred === null) {
+        await this.deps.subscriptions.setBarring(
+          actor,
+          line.id,
+          "credit",
+          "barred: the credit limit is below the spend to date",
+        );
+      } else if (!over && line.barred === "credit") {
         await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: the credit limit was raised");
       }
     }

@@ -238,7 +238,8 @@ export const chargingThresholds = pgTable(
 
 /**
  * Each threshold crossed, with the event that crossed it. A key names a threshold and its period; it is
- * crossed once, except low-balance keys, which re-arm after a top-up and may cross again with another event.
+ * crossed once, except balance keys (re-armed by a top-up) and credit-limit keys (re-armed by a credit), which may
+ * cross again with another event.
  */
 export const thresholdCrossings = pgTable(
   "threshold_crossings",
@@ -256,7 +257,7 @@ export const thresholdCrossings = pgTable(
     primaryKey({ columns: [table.key, table.usageId] }),
     uniqueIndex("threshold_crossings_once_idx")
       .on(table.key)
-      .where(sql`${table.kind} not in ('low-balance', 'balance-exhausted')`),
+      .where(sql`${table.kind} not in ('low-balance', 'balance-exhausted', 'credit-limit')`),
     index("threshold_crossings_account_idx").on(table.billingAccountId, table.crossedAt),
   ],
 );

@@ -49,13 +49,14 @@ export async function createChargingModule(deps: ChargingDeps) {
   const buckets = new BucketsService(deps.clock);
   const balances = new BalancesService(deps);
   const reconcile = new ReconcileService(deps);
-  // Raising the credit limit (or removing it) lifts postpaid credit barring (DESIGN.md §5).
+  // Raising the credit limit (or removing it) lifts postpaid credit barring; lowering it below spend bars (§5).
   deps.customers.onBillingAccountChange((before, after) => {
-    const raised =
+    const changed =
       before !== null &&
-      before.creditLimit !== null &&
-      (after.creditLimit === null || after.creditLimit.greaterThan(before.creditLimit));
-    if (!raised) return;
+      (before.creditLimit === null) !==
+        (after.creditLimit === null ||
+          (before.creditLimit !== null && after.creditLimit !== null && !before.creditLimit.equals(after.creditLimit)));
+    if (!changed) return;
     balances.reviewCreditBarring(SYSTEM_ACTOR, after.id).catch((error: unknown) => {
       deps.log.error({ err: error, billingAccountId: after.id }, "lifting credit barring failed");
     });
@@ -65,19 +66,24 @@ export async function createChargingModule(deps: ChargingDeps) {
     buckets,
     // Credit barring (DESIGN.md §5): the event that crossed is charged, then the line (for a postpaid credit
     // limit, every live line of the account) is barred through subscriptions, which pushes it to the network.
+    // A barring that fails is an error of the batch: it is not acknowledged, the replay answers the same crossing,
+    // and barring is tried again. A crossing is acted on only while it still holds (a replay after a top-up
+    // must not bar the line again).
     onBarring: async (crossings) => {
       for (const crossing of crossings) {
-        const targets = crossing.key.startsWith("credit-limit:")
+        const creditLimit = crossing.key.startsWith("credit-limit:");
+        const state = await deps.store.read(crossing.billingAccountId);
+        const stillHolds = creditLimit
+          ? await balances.overCreditLimit(crossing.billingAccountId, state)
+          : (state.lines.get(crossing.productId)?.balance ?? 0n) < 0n;
+        if (!stillHolds) continue;
+        const targets = creditLimit
           ? (await deps.subscriptions.liveLines(deps.database.db, crossing.billingAccountId)).map((line) => line.id)
           : [crossing.productId];
-        const reason = crossing.key.startsWith("credit-limit:")
+        const reason = creditLimit
           ? "barred: the account reached its credit limit"
           : "barred: the prepaid balance is used up";
-        for (const productId of targets) {
-          await deps.subscriptions.setBarring(SYSTEM_ACTOR, productId, "credit", reason).catch((error: unknown) => {
-            deps.log.error({ err: error, productId }, "credit barring failed; it is retried when the line next rates");
-          });
-        }
+        for (const productId of targets) await deps.subscriptions.setBarring(SYSTEM_ACTOR, productId, "credit", reason);
       }
     },
   });

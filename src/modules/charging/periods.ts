@@ -1,5 +1,5 @@
 import { billingDayOfMonth, formatLocalDate, type LocalDate, localDate } from "../../shared/time.js";
-import { localMoment, offsetMs } from "../rating/local-time.js";
+import { offsetMs } from "../rating/local-time.js";
 
 export interface Period {
   /** The local date the period starts on (bill periods), or its start instant (rolling periods). */
@@ -12,8 +12,16 @@ const DAY_MS = 86_400_000;
 
 /** The UTC instant of local midnight starting a calendar date in a zone (DST-aware). */
 export function localMidnightUtc(timeZone: string, date: LocalDate): number {
-  const noon = Date.UTC(date.year, date.month - 1, date.day, 12);
-  return localMoment(timeZone, noon - offsetMs(timeZone, noon)).dayStartUtcMs;
+  // The wall clock reads `local` at the instant u where u + offset(u) = local; the offset at midnight can differ
+  // from the offset at noon on a DST change day, so it is settled by iterating (twice suffices).
+  const local = Date.UTC(date.year, date.month - 1, date.day);
+  let guess = local - offsetMs(timeZone, local);
+  for (let i = 0; i < 2; i++) {
+    const next = local - offsetMs(timeZone, guess);
+    if (next === guess) break;
+    guess = next;
+  }
+  return guess;
 }
 
 function previousMonth(date: LocalDate): { year: number; month: number } {

@@ -15,7 +15,7 @@ import type { BucketsService } from "./buckets.service.js";
 import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
 import { billPeriod } from "./periods.js";
-import type { ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
+import type { AccountState, ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
 import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
 
 /** A record handed out this many times without being rated goes to suspense (a poison record). */
@@ -113,10 +113,11 @@ export class RatingService {
     const shards =
       held ?? new Map(Array.from({ length: this.deps.queue.shards }, (_, shard) => [shard, this.fence] as const));
     for (const [shard, token] of shards) {
-      const entries = [
-        ...(await this.deps.queue.claim(shard, consumer, count)),
-        ...(await this.deps.queue.read(shard, consumer, count, 0)),
-      ];
+      // Entries handed out before come first; while they fill a batch, nothing newer is read, so an account's
+      // records stay in order.
+      const claimed = await this.deps.queue.claim(shard, consumer, count);
+      const entries =
+        claimed.length >= count ? claimed : [...claimed, ...(await this.deps.queue.read(shard, consumer, count, 0))];
       if (entries.length === 0) continue;
       try {
         const done = await this.rate(entries, token);
@@ -161,22 +162,30 @@ export class RatingService {
         done.push(...group.map((entry) => entry.id));
       } catch (error) {
         if (error instanceof FencedError) throw error;
-        const worn = group.filter((entry) => (entry.deliveries ?? 1) >= POISON_DELIVERIES);
-        this.deps.log.error(
-          { err: error, accountId, entries: group.length, toSuspense: worn.length },
-          "rating an account failed; its entries are retried",
-        );
-        for (const entry of worn) {
-          suspended.push({
-            usageId: entry.usage.usageId,
-            reason: "rating_failed",
-            message:
-              `rating failed ${entry.deliveries ?? 1} times: ${error instanceof Error ? error.message : String(error)}`.slice(
-                0,
-                500,
-              ),
-          });
-          done.push(entry.id);
+        // One record may be the cause: each is tried alone, so the others go on and only the poison one waits.
+        for (const entry of group) {
+          try {
+            const alone = await this.rateAccount(accountId, [entry.usage], fence);
+            rated.push(...alone.rated);
+            crossings.push(...alone.crossings);
+            suspended.push(...alone.suspended);
+            done.push(entry.id);
+          } catch (single) {
+            if (single instanceof FencedError) throw single;
+            const deliveries = entry.deliveries ?? 1;
+            this.deps.log.error(
+              { err: single, accountId, usageId: entry.usage.usageId, deliveries },
+              deliveries >= POISON_DELIVERIES ? "a poison record goes to suspense" : "rating a record failed; retried",
+            );
+            if (deliveries < POISON_DELIVERIES) continue;
+            const message = single instanceof Error ? single.message : String(single);
+            suspended.push({
+              usageId: entry.usage.usageId,
+              reason: "rating_failed",
+              message: `rating failed ${deliveries} times: ${message}`.slice(0, 500),
+            });
+            done.push(entry.id);
+          }
         }
       }
     }
@@ -279,16 +288,35 @@ export class RatingService {
         }
       }
       if (granted) state = await this.deps.store.read(accountId);
+      // Records the store has applied already (a replay after a failed commit or a crash) are not priced again:
+      // their draws are in the state, and the step answers their stored result.
+      const applied = await this.deps.store.applied(
+        accountId,
+        prepared.map((item) => item.usage.usageId),
+      );
 
       const planned = new Map<string, number>();
       const events: ChargeEvent[] = [];
       const failed = new Set<string>();
       for (const item of prepared) {
+        if (applied.has(item.usage.usageId)) {
+          events.push({
+            usageId: item.usage.usageId,
+            productId: item.line.plan.id,
+            period: item.spendPeriod,
+            draws: [],
+            charge: 0n,
+            prepaid: false,
+            result: "",
+          });
+          continue;
+        }
         const held = state.lines.get(item.line.plan.id);
+        // The store's grant counts bucket adjustments; the table holds the grant as created.
         const remaining = item.covering.map((bucket) => {
-          const used =
-            (held?.buckets.find((candidate) => candidate.id === bucket.id)?.used ?? 0) + (planned.get(bucket.id) ?? 0);
-          return { bucket, left: Math.max(0, bucket.granted - used) };
+          const stored = held?.buckets.find((candidate) => candidate.id === bucket.id);
+          const used = (stored?.used ?? 0) + (planned.get(bucket.id) ?? 0);
+          return { bucket, left: Math.max(0, (stored?.granted ?? bucket.granted) - used) };
         });
         const available = remaining.reduce((sum, entry) => sum + entry.left, 0);
         let priced: ReturnType<typeof priceEvent>;
@@ -346,6 +374,7 @@ export class RatingService {
       const thresholds = await this.thresholds(
         profile,
         prepared.filter((item) => !failed.has(item.usage.usageId)),
+        state,
       );
       const answer = await this.deps.store.step({
         accountId,
@@ -464,7 +493,7 @@ export class RatingService {
   }
 
   /** The thresholds the step watches for these events, from the threshold table and the account's limits. */
-  private async thresholds(profile: Profile, items: Prepared[]): Promise<Threshold[]> {
+  private async thresholds(profile: Profile, items: Prepared[], state: AccountState): Promise<Threshold[]> {
     const table = await queryRows<{ id: string; kind: string; value: string; currency: string | null }>(
       this.deps.database.db,
       sql`select id, kind, value::text as value, currency from charging_thresholds order by id`,
@@ -486,7 +515,8 @@ export class RatingService {
         }
         if (profile.creditLimit !== null) {
           out.push({
-            key: `credit-limit:${profile.id}:${period}`,
+            // The limit is part of the key: after a raise (or a credit that re-arms it) crossing again bars again.
+            key: `credit-limit:${profile.id}:${period}:${profile.creditLimit.toFixed()}`,
             metric: "spend",
             direction: "up",
             value: toMicro(profile.creditLimit),
@@ -512,12 +542,15 @@ export class RatingService {
     }
     const buckets = new Map(items.flatMap((item) => item.covering.map((bucket) => [bucket.id, bucket] as const)));
     for (const bucket of buckets.values()) {
+      const granted =
+        state.lines.get(bucket.productId)?.buckets.find((candidate) => candidate.id === bucket.id)?.granted ??
+        bucket.granted;
       for (const row of table.filter((row) => row.kind === "allowance_percent")) {
         out.push({
           key: `allowance:${bucket.id}:${row.value}%`,
           metric: "bucket",
           direction: "up",
-          value: BigInt(new Money(bucket.granted).mul(row.value).div(100).ceil().toFixed()),
+          value: BigInt(new Money(granted).mul(row.value).div(100).ceil().toFixed()),
           productId: bucket.productId,
           bucketId: bucket.id,
         });

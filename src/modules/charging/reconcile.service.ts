@@ -182,6 +182,12 @@ export class ReconcileService {
       ...new Set(
         crossings
           .filter((crossing) => {
+            if (crossing.kind === "credit-limit") {
+              // Re-armed by a credit: crossed only while spend is still at or over the limit in the key.
+              const [, , period, limit] = crossing.key.split(":");
+              const spent = spendBy.get(period ?? "") ?? new Money(0);
+              return limit !== undefined && spent.greaterThanOrEqualTo(limit);
+            }
             if (crossing.kind !== "low-balance" && crossing.kind !== "balance-exhausted") return true;
             const [, productId, value] = crossing.key.split(":");
             const balance = balanceOf.get(productId ?? "");

@@ -124,6 +124,8 @@ export interface Adjustment {
   bucket?: { bucketId: string; delta: number };
   /** Balance thresholds to re-arm once the balance is back at or above their value. */
   rearm: Array<{ key: string; value: bigint }>;
+  /** Spend thresholds to re-arm once a credit takes spend back below their value. */
+  rearmSpend?: Array<{ key: string; value: bigint }>;
 }
 
 export type AdjustResult =
@@ -162,6 +164,8 @@ export interface ChargingStore {
    * a grant would fall below what is used.
    */
   adjust(adjustment: Adjustment): Promise<AdjustResult>;
+  /** Which of these usage ids the store has applied already (their dedupe marks exist). */
+  applied(accountId: string, usageIds: readonly string[]): Promise<Set<string>>;
   /** Replaces an account's whole state at once (reconciliation). */
   replace(snapshot: AccountSnapshot): Promise<void>;
   /** Whether the store has been initialized from the ledger (false after Redis came back empty). */

@@ -202,7 +202,12 @@ export function memoryChargingStore(): ChargingStore {
         }
       }
       line.balance = balance;
-      if (adjustment.spend !== undefined && spend !== null) state.spend.set(adjustment.spend.period, spend);
+      if (adjustment.spend !== undefined && spend !== null) {
+        state.spend.set(adjustment.spend.period, spend);
+        for (const threshold of adjustment.rearmSpend ?? []) {
+          if (spend < threshold.value) state.crossed.delete(threshold.key);
+        }
+      }
       if (bucket !== undefined && adjustment.bucket !== undefined) bucket.granted += adjustment.bucket.delta;
       if (balance !== null) {
         for (const threshold of adjustment.rearm) if (balance >= threshold.value) state.crossed.delete(threshold.key);
@@ -210,6 +215,10 @@ export function memoryChargingStore(): ChargingStore {
       dedupe.set(mark, { result: "", crossings: [] });
       state.version += 1;
       return answer("applied");
+    },
+    async applied(accountId, usageIds) {
+      const { dedupe } = load(accountId);
+      return new Set(usageIds.filter((id) => dedupe.has(id)));
     },
     async replace(snapshot) {
       const dedupe = new Map<string, { result: string; crossings: Crossing[] }>();

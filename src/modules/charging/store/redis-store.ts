@@ -203,7 +203,12 @@ if a.balance then
     if balance >= tonumber(pair[2]) then redis.call('SREM', KEYS[4], pair[1]) end
   end
 end
-if a.per then redis.call('HSET', KEYS[2], a.per, fmt(spend)) end
+if a.per then
+  redis.call('HSET', KEYS[2], a.per, fmt(spend))
+  for _, pair in ipairs(a.rearmSpend or {}) do
+    if spend < tonumber(pair[2]) then redis.call('SREM', KEYS[4], pair[1]) end
+  end
+end
 if a.bucket then
   l.g[a.bucket] = granted
   redis.call('HSET', KEYS[5], 'g:' .. a.bucket, fmt(granted))
@@ -410,6 +415,7 @@ export function redisChargingStore(client: Redis): ChargingStore {
           ? {}
           : { bucket: adjustment.bucket.bucketId, units: adjustment.bucket.delta }),
         rearm: adjustment.rearm.map((threshold) => [threshold.key, threshold.value.toString()]),
+        rearmSpend: (adjustment.rearmSpend ?? []).map((threshold) => [threshold.key, threshold.value.toString()]),
       };
       const answer = JSON.parse(
         await redis.bssChargeAdjust(
@@ -437,6 +443,11 @@ export function redisChargingStore(client: Redis): ChargingStore {
         spend: answer.spend === undefined ? null : BigInt(answer.spend),
         bucket: answer.granted === undefined ? null : { granted: Number(answer.granted), used: Number(answer.used) },
       };
+    },
+    async applied(accountId, usageIds) {
+      if (usageIds.length === 0) return new Set();
+      const marks = await redis.hmget(keysOf(accountId).dedupe, ...usageIds);
+      return new Set(usageIds.filter((_, index) => marks[index] !== null));
     },
     async replace(snapshot) {
       const keys = keysOf(snapshot.accountId);
