@@ -2,6 +2,7 @@ import { and, asc, count, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
+import type { ChangeKind } from "../../platform/events.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
@@ -206,33 +207,14 @@ export class SubscriptionsService {
     return this.deps.database.transaction(async (tx) => {
       const row = await this.find(tx, productId, true);
       if (!row || row.barred === barred) return false;
-      const now = this.deps.clock.now();
-      const [updated] = await tx
-        .update(products)
-        .set({ barred, updatedAt: now })
-        .where(eq(products.id, productId))
-        .returning();
-      await tx
-        .insert(productHistory)
-        .values({ productId, at: now, fromStatus: row.status, toStatus: row.status, reason, orderId: null });
-      afterCommit(tx, () => {
-        for (const listener of this.lineListeners) listener([productId]);
-      });
-      const [presented] = await this.presentRows(tx, [updated as ProductRow]);
-      await this.deps.audit.record(tx, actor, {
-        action: barred === null ? "unbar" : "bar",
-        entityType: "product",
-        entityId: productId,
-        before: { barred: row.barred },
-        after: presented,
-      });
-      await this.deps.events.record(tx, {
-        api: "productInventory",
-        resource: "product",
-        change: "AttributeValueChange",
-        resourceId: productId,
-        body: presented,
-      });
+      await this.change(
+        tx,
+        actor,
+        row,
+        () => ({ barred }),
+        { toStatus: row.status, reason, orderId: null },
+        { action: barred === null ? "unbar" : "bar", change: "AttributeValueChange", before: { barred: row.barred } },
+      );
       return true;
     });
   }
@@ -376,36 +358,56 @@ export class SubscriptionsService {
         transitionRefusal(PRODUCT_LIFECYCLE, "product", row.status, to),
       );
     }
+    return this.change(
+      tx,
+      actor,
+      row,
+      (now) => ({
+        status: to,
+        ...(to === "active" && row.activatedAt === null ? { activatedAt: now } : {}),
+        ...(to === "terminated" || to === "aborted" ? { terminatedAt: now } : {}),
+      }),
+      { toStatus: to, reason, orderId },
+      { action: "update", change: "StateChange" },
+    );
+  }
+
+  /**
+   * One change of a product, recorded the one way every change is: the row, a dated history row, the line
+   * listeners after commit, an audit row and an event.
+   */
+  private async change(
+    tx: Db,
+    actor: Actor,
+    row: ProductRow,
+    values: (now: Date) => Partial<typeof products.$inferInsert>,
+    history: { toStatus: string; reason: string; orderId: string | null },
+    record: { action: string; change: ChangeKind; before?: object },
+  ): Promise<ProductRow> {
     const now = this.deps.clock.now();
     const [updated] = await tx
       .update(products)
-      .set({
-        status: to,
-        updatedAt: now,
-        ...(to === "active" && row.activatedAt === null ? { activatedAt: now } : {}),
-        ...(to === "terminated" || to === "aborted" ? { terminatedAt: now } : {}),
-      })
+      .set({ ...values(now), updatedAt: now })
       .where(eq(products.id, row.id))
       .returning();
+    await tx.insert(productHistory).values({ productId: row.id, at: now, fromStatus: row.status, ...history });
     if (row.kind === "plan") {
       afterCommit(tx, () => {
         for (const listener of this.lineListeners) listener([row.id]);
       });
     }
-    await tx
-      .insert(productHistory)
-      .values({ productId: row.id, at: now, fromStatus: row.status, toStatus: to, reason, orderId });
     const [presented] = await this.presentRows(tx, [updated as ProductRow]);
     await this.deps.audit.record(tx, actor, {
-      action: "update",
+      action: record.action,
       entityType: "product",
       entityId: row.id,
+      ...(record.before === undefined ? {} : { before: record.before }),
       after: presented,
     });
     await this.deps.events.record(tx, {
       api: "productInventory",
       resource: "product",
-      change: "StateChange",
+      change: record.change,
       resourceId: row.id,
       body: presented,
     });
