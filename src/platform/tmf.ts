@@ -138,6 +138,11 @@ export function selectFields<T extends object>(resource: T, fields: readonly str
   return out as Partial<T>;
 }
 
+/** A reference to a resource: `{id, href, name?, @referredType}` (API.md, resource shape). */
+export function tmfRef(path: string, id: string, referredType: string, name?: string) {
+  return { id, href: `${path}/${id}`, ...(name !== undefined ? { name } : {}), "@referredType": referredType };
+}
+
 /** A list answer: a bare array with X-Total-Count and X-Result-Count. */
 export function sendList<T extends object>(
   reply: FastifyReply,

@@ -86,3 +86,20 @@ export function amountToJsonNumber(amount: Money): number {
 export function roundMoney(amount: Money, decimals: number, mode: RoundingMode): Money {
   return amount.toDecimalPlaces(decimals, RoundingMode[mode]);
 }
+
+const MICRO = new Money(1_000_000);
+
+/**
+ * An amount as integer micro-units (10^-6), the charging store's unit (DESIGN.md §2). Amounts there carry at most
+ * six decimals; a finer one is a bug upstream and is refused, never rounded here.
+ */
+export function toMicro(amount: Money): bigint {
+  const micro = amount.mul(MICRO);
+  if (!micro.isInteger()) throw new Error(`amount ${amount.toFixed()} has more than 6 decimals`);
+  return BigInt(micro.toFixed(0));
+}
+
+/** Integer micro-units back to an exact decimal amount. */
+export function fromMicro(micro: bigint): Money {
+  return new Money(micro.toString()).div(MICRO);
+}

@@ -4,16 +4,23 @@ import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, queryRows } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
-import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
-import { amountToJsonNumber, describeAmountProblem, Money, parseJsonAmount } from "../../shared/money.js";
+import {
+  amountToJsonNumber,
+  describeAmountProblem,
+  fromMicro,
+  type Money,
+  parseJsonAmount,
+  toMicro,
+} from "../../shared/money.js";
 import type { CustomerServices } from "../customers/customers.service.js";
 import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod } from "./periods.js";
-import { balanceThresholds, toMicro } from "./rating.service.js";
+import { balanceThresholds } from "./rating.service.js";
 import type { AccountState, ChargingStore } from "./store/charging-store.js";
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
@@ -47,12 +54,6 @@ export interface BalancesDeps {
 
 type OperationRow = typeof balanceOperations.$inferSelect;
 type Profile = NonNullable<Awaited<ReturnType<CustomerServices["chargingProfile"]>>>;
-
-const ref = (path: string, id: string, referredType: string) => ({
-  id,
-  href: `${path}/${id}`,
-  "@referredType": referredType,
-});
 
 /** The store's id for an operation: the same request (account and key) always names the same operation. */
 function storeId(accountId: string, key: string): string {
@@ -351,7 +352,7 @@ export class BalancesService {
 
   presentOperation(row: OperationRow, balance: bigint | null) {
     const kind = row.kind === "topup" ? "topupBalance" : "adjustBalance";
-    const line = ref(`${TMF_BASE.productInventory}/product`, row.productId ?? "", "Product");
+    const line = tmfRef(`${TMF_BASE.productInventory}/product`, row.productId ?? "", "Product");
     return {
       id: row.id,
       href: `${BALANCE_BASE}/${kind}/${row.id}`,
@@ -363,15 +364,15 @@ export class BalancesService {
           ? { amount: amountToJsonNumber(row.amount), units: row.currency }
           : { amount: row.units ?? 0, units: "unit" },
       usageType: row.bucketId === null ? "monetary" : "allowance",
-      bucket: ref(`${BALANCE_BASE}/bucket`, row.bucketId ?? row.productId ?? "", "Bucket"),
+      bucket: tmfRef(`${BALANCE_BASE}/bucket`, row.bucketId ?? row.productId ?? "", "Bucket"),
       product: line,
-      partyAccount: ref(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, "BillingAccount"),
+      partyAccount: tmfRef(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, "BillingAccount"),
       ...(row.reason === null ? {} : { reason: row.reason }),
       ...(balance === null
         ? {}
         : {
             remainingValue: {
-              amount: amountToJsonNumber(new Money(balance.toString()).div(1_000_000)),
+              amount: amountToJsonNumber(fromMicro(balance)),
               units: row.currency,
             },
           }),
@@ -418,7 +419,7 @@ export class BalancesService {
     const state = await this.deps.store.read(accountId);
     const lines = await db.select().from(allowanceBuckets).where(eq(allowanceBuckets.billingAccountId, accountId));
     const nowMs = this.deps.clock.now().getTime();
-    const account = ref(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount");
+    const account = tmfRef(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount");
     const monetary = [...state.lines.values()]
       .filter((line) => line.balance !== null)
       .map((line) => ({
@@ -430,10 +431,10 @@ export class BalancesService {
         isShared: false,
         status: "active",
         remainingValue: {
-          amount: amountToJsonNumber(new Money((line.balance as bigint).toString()).div(1_000_000)),
+          amount: amountToJsonNumber(fromMicro(line.balance as bigint)),
           units: profile.currency,
         },
-        product: ref(`${TMF_BASE.productInventory}/product`, line.productId, "Product"),
+        product: tmfRef(`${TMF_BASE.productInventory}/product`, line.productId, "Product"),
         partyAccount: account,
       }));
     const allowances = lines
@@ -453,7 +454,7 @@ export class BalancesService {
           remainingValue: { amount: granted - (used?.used ?? 0), units: unit },
           initialValue: { amount: granted, units: unit },
           validFor: { startDateTime: bucket.periodStart.toISOString(), endDateTime: bucket.periodEnd.toISOString() },
-          product: ref(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product"),
+          product: tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product"),
           partyAccount: account,
         };
       });
@@ -488,8 +489,8 @@ export class BalancesService {
       href: `${BALANCE_BASE}/accumulatedBalance/${accountId}`,
       "@type": "AccumulatedBalance" as const,
       name: profile.accountType === "prepaid" ? "prepaid balance" : "spend to date",
-      totalBalance: value(new Money(micro.toString()).div(1_000_000)),
-      partyAccount: ref(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount"),
+      totalBalance: value(fromMicro(micro)),
+      partyAccount: tmfRef(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount"),
       ...(profile.accountType === "postpaid"
         ? {
             validFor: {
@@ -501,8 +502,8 @@ export class BalancesService {
           }
         : {}),
       bucket: [...state.lines.values()].flatMap((line) => [
-        ...(line.balance === null ? [] : [ref(`${BALANCE_BASE}/bucket`, line.productId, "Bucket")]),
-        ...line.buckets.map((bucket) => ref(`${BALANCE_BASE}/bucket`, bucket.id, "Bucket")),
+        ...(line.balance === null ? [] : [tmfRef(`${BALANCE_BASE}/bucket`, line.productId, "Bucket")]),
+        ...line.buckets.map((bucket) => tmfRef(`${BALANCE_BASE}/bucket`, bucket.id, "Bucket")),
       ]),
     };
   }

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { RECONCILE_INTERVAL_MS, SWEEP_INTERVAL_MS } from "../../shared/limits.js";
-import { Money } from "../../shared/money.js";
+import { Money, toMicro } from "../../shared/money.js";
 import type { Offering } from "../catalog/catalog.schemas.js";
 import type { CatalogService } from "../catalog/catalog.service.js";
 import type { CustomerServices } from "../customers/customers.service.js";
@@ -30,8 +30,6 @@ export class FencedError extends Error {
 
 /** How many times an account's batch is re-read and re-priced after another writer moved its state. */
 const REPRICE_ATTEMPTS = 8;
-const MICRO = new Money(1_000_000);
-
 type Profile = NonNullable<Awaited<ReturnType<CustomerServices["chargingProfile"]>>>;
 
 /** What a rated event stores: the ledger row, also kept with the dedupe mark so a replay writes the same row. */
@@ -647,13 +645,6 @@ export function balanceThresholds(
       ),
     { key: `balance-exhausted:${productId}`, metric: "balance", direction: "down", value: 0n, productId },
   ];
-}
-
-/** An amount with at most 6 decimals as integer micro-units; anything finer is a bug upstream, not rounded here. */
-export function toMicro(amount: Money): bigint {
-  const micro = amount.mul(MICRO);
-  if (!micro.isInteger()) throw new Error(`amount ${amount.toFixed()} has more than 6 decimals`);
-  return BigInt(micro.toFixed(0));
 }
 
 export function ratingEvent(usage: QueuedUsage): RatingEvent {

@@ -3,7 +3,7 @@ import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
-import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId } from "../../shared/ids.js";
 import { SUSPENSE_REGUIDE_MAX, SWEEP_AFTER_SECONDS, SWEEP_BATCH, SWEEP_WINDOW_SECONDS } from "../../shared/limits.js";
 import { amountToJsonNumber } from "../../shared/money.js";
@@ -62,12 +62,6 @@ function statusOf(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedR
   return row.productId === null ? "received" : "guided";
 }
 
-const ref = (path: string, id: string, referredType: string) => ({
-  id,
-  href: `${path}/${id}`,
-  "@referredType": referredType,
-});
-
 export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedRow | null) {
   const fields = nativeFields(recordOfRow(row));
   return {
@@ -103,7 +97,7 @@ export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, ra
           ],
     ...(row.productId === null
       ? {}
-      : { product: ref(`${TMF_BASE.productInventory}/product`, row.productId, "Product") }),
+      : { product: tmfRef(`${TMF_BASE.productInventory}/product`, row.productId, "Product") }),
     ...(openSuspense === null ? {} : { suspense: { reason: openSuspense.reason, message: openSuspense.message } }),
     ratedProductUsage:
       rated === null
@@ -120,7 +114,7 @@ export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, ra
                     : "non included usage",
               offerTariffType: rated.tariffId,
               taxExcludedRatingAmount: { unit: rated.currency, value: amountToJsonNumber(rated.amount) },
-              productRef: ref(`${TMF_BASE.productInventory}/product`, rated.productId, "Product"),
+              productRef: tmfRef(`${TMF_BASE.productInventory}/product`, rated.productId, "Product"),
             },
           ],
   };

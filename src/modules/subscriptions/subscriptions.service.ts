@@ -5,7 +5,7 @@ import { AppError, notFound } from "../../platform/errors.js";
 import type { ChangeKind } from "../../platform/events.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
-import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId, newId } from "../../shared/ids.js";
 import { amountToJsonNumber, Money } from "../../shared/money.js";
 import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
@@ -67,9 +67,8 @@ export interface OneTimeCharge {
   offeringVersion: number;
 }
 
-function ref(path: string, id: string, name: string | undefined, referredType: string) {
-  return { id, href: `${path}/${id}`, ...(name !== undefined ? { name } : {}), "@referredType": referredType };
-}
+const ref = (path: string, id: string, name: string | undefined, referredType: string) =>
+  tmfRef(path, id, referredType, name);
 
 export function presentProduct(
   row: ProductRow,
