@@ -74,7 +74,7 @@ export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, ra
     status: statusOf(row, openSuspense, rated),
     ...(row.note === null ? {} : { description: row.note }),
     usageSpecification: {
-      ...ref(USAGE_SPECIFICATION_PATH, row.recordType, "UsageSpecification"),
+      ...tmfRef(USAGE_SPECIFICATION_PATH, row.recordType, "UsageSpecification"),
       name: row.recordType,
     },
     usageCharacteristic: [
@@ -91,7 +91,7 @@ export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, ra
         ? []
         : [
             {
-              ...ref(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, "BillingAccount"),
+              ...tmfRef(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, "BillingAccount"),
               role: "billingAccount",
             },
           ],
@@ -135,7 +135,7 @@ export function presentSuspense(suspense: SuspenseRow, row: UsageRow) {
     ...(suspense.resolvedAt === null ? {} : { resolvedAt: suspense.resolvedAt.toISOString() }),
     ...(suspense.resolution === null ? {} : { resolution: suspense.resolution }),
     usage: {
-      ...ref(USAGE_PATH, row.id, "Usage"),
+      ...tmfRef(USAGE_PATH, row.id, "Usage"),
       source: row.source,
       cdrId: row.cdrId,
       recordType: row.recordType,
