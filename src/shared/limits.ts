@@ -113,3 +113,5 @@ export const DEDUPE_REBUILD_DAYS = 2;
 export const RECONCILE_INTERVAL_MS = 3_600_000;
 /** Accounts reconciled per page. */
 export const RECONCILE_PAGE = 200;
+/** The threshold table is read at most this often per process (it is data that changes rarely). */
+export const THRESHOLD_CACHE_TTL_MS = 5_000;

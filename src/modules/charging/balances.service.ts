@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
-import { and, asc, count, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, eq, inArray, type SQL } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
-import { type Database, queryRows } from "../../platform/database.js";
+import type { Database } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
@@ -20,8 +20,8 @@ import type { SubscriptionsService } from "../subscriptions/subscriptions.servic
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod } from "./periods.js";
-import { balanceThresholds } from "./rating.service.js";
 import type { AccountState, ChargingStore } from "./store/charging-store.js";
+import { balanceThresholds, type ThresholdTable } from "./thresholds.js";
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
 const UNITS = { voice: "second", sms: "message", data: "byte" } as const;
@@ -50,6 +50,7 @@ export interface BalancesDeps {
   store: ChargingStore;
   customers: CustomerServices;
   subscriptions: SubscriptionsService;
+  thresholds: ThresholdTable;
 }
 
 type OperationRow = typeof balanceOperations.$inferSelect;
@@ -108,11 +109,7 @@ export class BalancesService {
   }
 
   private async thresholds(productId: string, currency: string) {
-    const table = await queryRows<{ kind: string; value: string; currency: string | null }>(
-      this.deps.database.db,
-      sql`select kind, value::text as value, currency from charging_thresholds`,
-    );
-    return balanceThresholds(productId, currency, table).map((threshold) => ({
+    return balanceThresholds(productId, currency, await this.deps.thresholds.rows()).map((threshold) => ({
       key: threshold.key,
       value: threshold.value,
     }));

@@ -32,13 +32,17 @@ export function allowancePeriod(
 export class BucketsService {
   constructor(private readonly clock: Clock) {}
 
-  /** The line's buckets whose period holds `atMs`, creating the missing ones. */
+  /**
+   * The line's buckets whose period holds `atMs`, creating the missing ones. With a cache (one per batch),
+   * events of the same line and periods cost the database once.
+   */
   async ensure(
     db: Db,
     account: AccountCycle,
     line: { plan: ProductRow; addons: ProductRow[] },
     offerings: ReadonlyMap<string, Offering>,
     atMs: number,
+    cache?: Map<string, BucketRow[]>,
   ): Promise<BucketRow[]> {
     const wanted: Array<typeof allowanceBuckets.$inferInsert> = [];
     const now = this.clock.now();
@@ -67,9 +71,15 @@ export class BucketsService {
         });
       }
     }
+    const key = [
+      line.plan.id,
+      ...wanted.map((row) => `${row.sourceProductId}/${row.allowanceId}/${(row.periodStart as Date).getTime()}`),
+    ].join("|");
+    const cached = cache?.get(key);
+    if (cached !== undefined) return cached;
     if (wanted.length > 0) await db.insert(allowanceBuckets).values(wanted).onConflictDoNothing();
     const at = new Date(atMs);
-    return db
+    const rows = await db
       .select()
       .from(allowanceBuckets)
       .where(
@@ -80,6 +90,8 @@ export class BucketsService {
         ),
       )
       .orderBy(asc(allowanceBuckets.periodEnd), asc(allowanceBuckets.id));
+    cache?.set(key, rows);
+    return rows;
   }
 
   async ofLines(db: Db, productIds: readonly string[]): Promise<BucketRow[]> {

@@ -22,6 +22,7 @@ import { RatingService } from "./rating.service.js";
 import { ReconcileService } from "./reconcile.service.js";
 import { SourcesService } from "./sources.service.js";
 import type { ChargingStore } from "./store/charging-store.js";
+import { ThresholdTable } from "./thresholds.js";
 import { UsageService } from "./usage.service.js";
 import type { UsageQueue } from "./usage-queue.js";
 
@@ -47,7 +48,8 @@ export async function createChargingModule(deps: ChargingDeps) {
   const ingest = new IngestService({ ...deps, sources, lines });
   const usage = new UsageService({ ...deps, lines, ingest });
   const buckets = new BucketsService(deps.clock);
-  const balances = new BalancesService(deps);
+  const thresholds = new ThresholdTable(deps.database);
+  const balances = new BalancesService({ ...deps, thresholds });
   const reconcile = new ReconcileService(deps);
   // Raising the credit limit (or removing it) lifts postpaid credit barring; lowering it below spend bars (§5).
   deps.customers.onBillingAccountChange((before, after) => {
@@ -64,6 +66,7 @@ export async function createChargingModule(deps: ChargingDeps) {
   const rating = new RatingService({
     ...deps,
     buckets,
+    thresholds,
     // Credit barring (DESIGN.md §5): the event that crossed is charged, then the line (for a postpaid credit
     // limit, every live line of the account) is barred through subscriptions, which pushes it to the network.
     // A barring that fails is an error of the batch: it is not acknowledged, the replay answers the same crossing,

@@ -51,7 +51,7 @@ export function redisShardLeases(client: Redis, shards: number, workerId: string
   redis.defineCommand("bssLeaseRelease", { lua: RELEASE, numberOfKeys: 1 });
   const held = new Map<number, number>();
   const leaseKey = (shard: number) => `lease:{s${shard}}`;
-  const valueOf = (token: number) => `${workerId}|${token}`;
+  const leaseValue = (token: number) => `${workerId}|${token}`;
 
   return {
     workerId,
@@ -65,11 +65,11 @@ export function redisShardLeases(client: Redis, shards: number, workerId: string
       const live = Math.max(1, await redis.zcard("workers"));
       const fair = Math.ceil(shards / live);
       for (const [shard, token] of [...held]) {
-        if ((await redis.bssLeaseRenew(leaseKey(shard), valueOf(token), ttlMs)) !== 1) held.delete(shard);
+        if ((await redis.bssLeaseRenew(leaseKey(shard), leaseValue(token), ttlMs)) !== 1) held.delete(shard);
       }
       for (const [shard, token] of [...held].sort(([a], [b]) => b - a)) {
         if (held.size <= fair) break;
-        await redis.bssLeaseRelease(leaseKey(shard), valueOf(token));
+        await redis.bssLeaseRelease(leaseKey(shard), leaseValue(token));
         held.delete(shard);
       }
       const start = Math.floor(Math.random() * shards);
@@ -77,7 +77,7 @@ export function redisShardLeases(client: Redis, shards: number, workerId: string
         const shard = (start + i) % shards;
         if (held.has(shard) || (await redis.exists(leaseKey(shard))) === 1) continue;
         const token = await redis.incr("lease-token");
-        if ((await redis.set(leaseKey(shard), valueOf(token), "PX", ttlMs, "NX")) === "OK") held.set(shard, token);
+        if ((await redis.set(leaseKey(shard), leaseValue(token), "PX", ttlMs, "NX")) === "OK") held.set(shard, token);
       }
       return new Map(held);
     },
@@ -88,7 +88,7 @@ export function redisShardLeases(client: Redis, shards: number, workerId: string
       return (await redis.set(`turn:${job}`, workerId, "PX", intervalMs, "NX")) === "OK";
     },
     async releaseAll() {
-      for (const [shard, token] of held) await redis.bssLeaseRelease(leaseKey(shard), valueOf(token)).catch(() => 0);
+      for (const [shard, token] of held) await redis.bssLeaseRelease(leaseKey(shard), leaseValue(token)).catch(() => 0);
       held.clear();
       await redis.zrem("workers", workerId).catch(() => 0);
     },

@@ -16,6 +16,7 @@ import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
 import { billPeriod } from "./periods.js";
 import type { AccountState, ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
+import { balanceThresholds, type ThresholdTable } from "./thresholds.js";
 import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
 
 /** A record handed out this many times without being rated goes to suspense (a poison record). */
@@ -68,6 +69,7 @@ export interface RatingDeps {
   customers: CustomerServices;
   subscriptions: SubscriptionsService;
   buckets: BucketsService;
+  thresholds: ThresholdTable;
   log: FastifyBaseLogger;
   /** Called after commit with the lines a crossing says must be barred. */
   onBarring?: (bar: Array<{ productId: string; billingAccountId: string; key: string }>) => Promise<void>;
@@ -215,7 +217,8 @@ export class RatingService {
       };
     }
     const snapshot = await this.deps.catalog.snapshot();
-    const offerings = new Map([...snapshot.offerings].map(([id, versioned]) => [id, versioned.content]));
+    const offerings = offeringsOf(snapshot);
+    const bucketCache = new Map<string, BucketRow[]>();
     const lines = new Map<string, Awaited<ReturnType<SubscriptionsService["lineForRating"]>>>();
     const prepared: Prepared[] = [];
     for (const usage of usages) {
@@ -251,7 +254,7 @@ export class RatingService {
       }
       const event = ratingEvent(usage);
       try {
-        const covering = await this.covering(db, profile, line, offerings, tariff.compiled, event);
+        const covering = await this.covering(db, profile, line, offerings, tariff.compiled, event, bucketCache);
         prepared.push({
           usage,
           line,
@@ -448,7 +451,7 @@ export class RatingService {
     const profile = await this.deps.customers.chargingProfile(db, line.plan.billingAccountId);
     if (profile === undefined) return;
     const snapshot = await this.deps.catalog.snapshot();
-    const offerings = new Map([...snapshot.offerings].map(([id, versioned]) => [id, versioned.content]));
+    const offerings = offeringsOf(snapshot);
     const buckets = await this.deps.buckets.ensure(db, profile, line, offerings, this.deps.clock.now().getTime());
     await this.deps.store.grant(profile.id, {
       productId,
@@ -475,10 +478,11 @@ export class RatingService {
     offerings: ReadonlyMap<string, Offering>,
     tariff: CompiledTariff,
     event: RatingEvent,
+    cache: Map<string, BucketRow[]>,
   ): Promise<BucketRow[]> {
     const roaming = roamingZoneOf(tariff, event.visitedNetwork);
     const destination = destinationOf(tariff, event.calledNumber);
-    const buckets = await this.deps.buckets.ensure(db, profile, line, offerings, event.startMs);
+    const buckets = await this.deps.buckets.ensure(db, profile, line, offerings, event.startMs, cache);
     if (event.direction === "incoming") return [];
     return buckets.filter(
       (bucket) =>
@@ -492,10 +496,7 @@ export class RatingService {
 
   /** The thresholds the step watches for these events, from the threshold table and the account's limits. */
   private async thresholds(profile: Profile, items: Prepared[], state: AccountState): Promise<Threshold[]> {
-    const table = await queryRows<{ id: string; kind: string; value: string; currency: string | null }>(
-      this.deps.database.db,
-      sql`select id, kind, value::text as value, currency from charging_thresholds order by id`,
-    );
+    const table = await this.deps.thresholds.rows();
     const out: Threshold[] = [];
     const periods = new Set(items.map((item) => item.spendPeriod));
     for (const period of periods) {
@@ -616,6 +617,18 @@ export class RatingService {
   }
 }
 
+const offeringContents = new WeakMap<object, ReadonlyMap<string, Offering>>();
+
+/** A catalog snapshot's offerings by id, built once per published snapshot rather than once per account. */
+function offeringsOf(snapshot: Awaited<ReturnType<CatalogService["snapshot"]>>): ReadonlyMap<string, Offering> {
+  let contents = offeringContents.get(snapshot);
+  if (contents === undefined) {
+    contents = new Map([...snapshot.offerings].map(([id, versioned]) => [id, versioned.content]));
+    offeringContents.set(snapshot, contents);
+  }
+  return contents;
+}
+
 /** A line's status at an instant, from its dated history (the last change at or before it). */
 export function statusAt(history: ReadonlyArray<{ atMs: number; status: string }>, atMs: number): string | null {
   let status: string | null = null;
@@ -624,27 +637,6 @@ export function statusAt(history: ReadonlyArray<{ atMs: number; status: string }
     status = entry.status;
   }
   return status;
-}
-
-export function balanceThresholds(
-  productId: string,
-  currency: string,
-  table: ReadonlyArray<{ kind: string; value: string; currency: string | null }>,
-): Threshold[] {
-  return [
-    ...table
-      .filter((row) => row.kind === "low_balance" && row.currency === currency)
-      .map(
-        (row): Threshold => ({
-          key: `low-balance:${productId}:${row.value}`,
-          metric: "balance",
-          direction: "down",
-          value: toMicro(new Money(row.value)),
-          productId,
-        }),
-      ),
-    { key: `balance-exhausted:${productId}`, metric: "balance", direction: "down", value: 0n, productId },
-  ];
 }
 
 export function ratingEvent(usage: QueuedUsage): RatingEvent {
