@@ -188,14 +188,15 @@ for (const driver of drivers) {
         (bucket: { product: { id: string }; usageType: string }) =>
           bucket.product.id === first.lineId && bucket.usageType === "voice",
       );
+      // The line started on 15 March: 17 of March's 31 days, so 30,000 × 17 / 31 = 16,451 s (rounded down).
       t.match(voice, {
-        remainingValue: { amount: 29_400, units: "second" },
-        initialValue: { amount: 30_000 },
+        remainingValue: { amount: 15_851, units: "second" },
+        initialValue: { amount: 16_451 },
         status: "active",
       });
       expectError(
         t,
-        await adjust({ amount: { amount: -29_401, units: "second" }, bucket: { id: voice.id }, reason: "x" }, "b1"),
+        await adjust({ amount: { amount: -15_852, units: "second" }, bucket: { id: voice.id }, reason: "x" }, "b1"),
         422,
         "adjustment_refused",
       );
@@ -205,7 +206,7 @@ for (const driver of drivers) {
       );
       t.equal(more.statusCode, 201, more.body);
       const after = (await engine.request("GET", `${BASE}/bucket/${voice.id}`)).json();
-      t.match(after, { remainingValue: { amount: 30_000 }, initialValue: { amount: 30_600 } });
+      t.match(after, { remainingValue: { amount: 16_451 }, initialValue: { amount: 17_051 } });
       expectError(
         t,
         await adjust({ amount: { amount: 5, units: "byte" }, bucket: { id: voice.id }, reason: "x" }, "b3"),
@@ -214,8 +215,8 @@ for (const driver of drivers) {
       );
       t.equal(await engine.count("balance_operations"), 2, "refused adjustments left no ledger row");
 
-      // Rating uses the adjusted grant: 30,000 s more are covered (30,600 granted, 600 used).
-      await call(first.msisdn, "+4930123456", 30_000);
+      // Rating uses the adjusted grant: 16,451 s more are covered (17,051 granted, 600 used).
+      await call(first.msisdn, "+4930123456", 16_451);
       const covered = await engine.sql<{ amount: string }>(
         "select amount::text from rated_usage order by usage_id desc limit 1",
       );

@@ -187,7 +187,8 @@ for (const driver of drivers) {
   t.test(`[${driver}] a partly covered call: the allowance first, money from where it ran out`, async (t) => {
     const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
     const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
-    // Granted at activation, before any usage: 30,000 seconds, 100 SMS, 10 GiB.
+    // Granted at activation, before any usage, for the 17 of March's 31 days left (bills on the 1st): 30,000 s,
+    // 100 SMS and 10 GiB prorated, rounded down.
     const deadline = Date.now() + 5_000;
     while (
       (await engine.app.services.charging.store.read(accountId)).lines.get(lineId) === undefined &&
@@ -201,12 +202,12 @@ for (const driver of drivers) {
         ?.buckets.map((bucket) => [bucket.granted, bucket.used])
         .sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0)),
       [
-        [100, 0],
-        [30_000, 0],
-        [10_737_418_240, 0],
+        [54, 0],
+        [16_451, 0],
+        [5_888_261_615, 0],
       ],
     );
-    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 29_900), voiceCdr(msisdn, "+4930123456", 160)]);
+    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 16_351), voiceCdr(msisdn, "+4930123456", 160)]);
     await engine.app.services.charging.rating.rateOnce("test");
     const rows = await engine.sql<{ allowance_units: string; charged_units: string; amount: string }>(
       "select allowance_units::text, charged_units::text, amount::text from rated_usage order by usage_id",
@@ -215,7 +216,7 @@ for (const driver of drivers) {
     t.same(
       rows.map((row) => [Number(row.allowance_units), Number(row.charged_units), Number(row.amount)]),
       [
-        [29_900, 0, 0],
+        [16_351, 0, 0],
         [100, 60, 0.04],
       ],
     );
@@ -248,7 +249,8 @@ for (const driver of drivers) {
     const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
     const { queue, rating } = engine.app.services.charging;
     const shard = queue.shardOf(accountId);
-    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 29_950)]);
+    // 16,451 s granted for the rest of March.
+    await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 16_401)]);
     const first = await queue.read(shard, "w", 10, 0);
     await rating.rate(first);
     // The step applied, but the ledger commit is lost: the row is gone and the entry was never acknowledged.
@@ -266,7 +268,7 @@ for (const driver of drivers) {
     t.same(
       rows.map((row) => [Number(row.allowance_units), Number(row.charged_units)]),
       [
-        [29_950, 0],
+        [16_401, 0],
         [50, 50],
       ],
       "the replayed call's row is written again; the new call sees the 50 s really left",
@@ -289,12 +291,27 @@ for (const driver of drivers) {
     );
     t.equal(buckets.length, 2, "one voice bucket per period");
     const state = await engine.app.services.charging.store.read(accountId);
+    const voiceIds = new Set(
+      (
+        await engine.sql<{ id: string }>(
+          "select id::text from allowance_buckets where product_id = $1 and service = 'voice'",
+          [lineId],
+        )
+      ).map((row) => row.id),
+    );
     const voiceUse = state.lines
       .get(lineId)
-      ?.buckets.filter((bucket) => bucket.granted === 30_000)
-      .map((bucket) => bucket.used)
-      .sort((a, b) => a - b);
-    t.same(voiceUse, [120, 600], "March used 600 s, April starts again and used 120 s");
+      ?.buckets.filter((bucket) => voiceIds.has(bucket.id))
+      .map((bucket) => [bucket.granted, bucket.used])
+      .sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0));
+    t.same(
+      voiceUse,
+      [
+        [16_451, 600],
+        [30_000, 120],
+      ],
+      "March (prorated from the 15th) used 600 s; April grants all 30,000 s again and used 120 s",
+    );
     await assertLedgerMatchesStore(t as unknown as Tap, engine, accountId);
   });
 

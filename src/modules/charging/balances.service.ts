@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { and, asc, count, eq, inArray, type SQL } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
@@ -20,7 +19,7 @@ import type { SubscriptionsService } from "../subscriptions/subscriptions.servic
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod } from "./periods.js";
-import type { AccountState, ChargingStore } from "./store/charging-store.js";
+import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
 import { balanceThresholds, type ThresholdTable } from "./thresholds.js";
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
@@ -57,9 +56,6 @@ type OperationRow = typeof balanceOperations.$inferSelect;
 type Profile = NonNullable<Awaited<ReturnType<CustomerServices["chargingProfile"]>>>;
 
 /** The store's id for an operation: the same request (account and key) always names the same operation. */
-function storeId(accountId: string, key: string): string {
-  return createHash("sha256").update(`${accountId}\u0000${key}`).digest("base64url");
-}
 
 /**
  * Prepaid balances and allowances over TMF654: top-ups and adjustments (each a ledger row, applied to the
@@ -80,7 +76,9 @@ export class BalancesService {
       line = await this.deps.subscriptions.find(db, id);
       if (line === undefined && request.bucket !== undefined) {
         [bucket] = await db.select().from(allowanceBuckets).where(eq(allowanceBuckets.id, id));
-        if (bucket) line = await this.deps.subscriptions.find(db, bucket.productId);
+        // A shared bucket is the account's: any live line of it answers for the bucket.
+        if (bucket?.shared) [line] = await this.deps.subscriptions.liveLines(db, bucket.billingAccountId);
+        else if (bucket) line = await this.deps.subscriptions.find(db, bucket.productId);
       }
     }
     if (line?.kind !== "plan" || (actor.role === "subscriber" && actor.billingAccountId !== line.billingAccountId)) {
@@ -130,7 +128,7 @@ export class BalancesService {
     await this.ensureLine(profile, line);
     const applied = await this.deps.store.adjust({
       accountId: profile.id,
-      id: storeId(profile.id, `topup:${idempotencyKey}`),
+      id: operationMark(profile.id, `topup:${idempotencyKey}`),
       productId: line.id,
       balance: toMicro(amount),
       rearm: await this.thresholds(line.id, profile.currency),
@@ -152,7 +150,7 @@ export class BalancesService {
     const { line, bucket, profile } = await this.lineFor(actor, request);
     const idempotencyKey = key ?? newId(this.deps.clock.now().getTime());
     await this.ensureLine(profile, line);
-    const id = storeId(profile.id, `adjust:${idempotencyKey}`);
+    const id = operationMark(profile.id, `adjust:${idempotencyKey}`);
     let parts: { amount?: Money; units?: number; bucketId?: string };
     let applied: Awaited<ReturnType<ChargingStore["adjust"]>>;
     const service = UNIT_SERVICES.get(request.amount.units);
@@ -168,7 +166,7 @@ export class BalancesService {
         throw invalidField("amount.amount", "must be a whole, non-zero number of units");
       }
       await this.deps.store.grant(profile.id, {
-        productId: line.id,
+        productId: bucket.productId,
         balance: null,
         buckets: [{ id: bucket.id, granted: bucket.granted }],
       });
@@ -176,7 +174,7 @@ export class BalancesService {
       applied = await this.deps.store.adjust({
         accountId: profile.id,
         id,
-        productId: line.id,
+        productId: bucket.productId,
         bucket: { bucketId: bucket.id, delta: request.amount.amount },
         rearm: [],
       });
@@ -444,14 +442,17 @@ export class BalancesService {
           id: bucket.id,
           href: `${BALANCE_BASE}/bucket/${bucket.id}`,
           "@type": "Bucket" as const,
-          name: `${bucket.offeringId} ${bucket.allowanceId}`,
+          name: `${bucket.offeringId} ${bucket.allowanceId}${bucket.rolledFrom === null ? "" : " rollover"}`,
           usageType: bucket.service,
-          isShared: false,
+          isShared: bucket.shared,
           status: bucket.periodEnd.getTime() <= nowMs ? "expired" : "active",
           remainingValue: { amount: granted - (used?.used ?? 0), units: unit },
           initialValue: { amount: granted, units: unit },
           validFor: { startDateTime: bucket.periodStart.toISOString(), endDateTime: bucket.periodEnd.toISOString() },
-          product: tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product"),
+          // A shared bucket belongs to the account, not to one line.
+          ...(bucket.shared
+            ? {}
+            : { product: tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product") }),
           partyAccount: account,
         };
       });

@@ -1,23 +1,30 @@
-import { and, asc, eq, gt, inArray, lte } from "drizzle-orm";
+import { createHash } from "node:crypto";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
-import type { Db } from "../../platform/database.js";
+import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { newId } from "../../shared/ids.js";
-import type { Offering } from "../catalog/catalog.schemas.js";
+import { localDate } from "../../shared/time.js";
+import type { Allowance, Offering } from "../catalog/catalog.schemas.js";
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
-import { allowanceBuckets, type BucketRow } from "./charging.tables.js";
+import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod, type Period, rollingPeriod } from "./periods.js";
+import { type ChargingStore, operationMark } from "./store/charging-store.js";
 
 export interface AccountCycle {
   id: string;
   billCycleDay: number;
   timeZone: string;
+  currency: string;
+  accountType: "prepaid" | "postpaid";
 }
+
+const DAY_MS = 86_400_000;
 
 /** The period of an allowance at an instant: the bill period, or 30 days rolling from the line's activation. */
 export function allowancePeriod(
   period: "billCycle" | "30days",
   atMs: number,
-  account: AccountCycle,
+  account: Pick<AccountCycle, "billCycleDay" | "timeZone">,
   line: ProductRow,
 ): Period {
   if (period === "30days") return rollingPeriod(atMs, (line.activatedAt ?? line.createdAt).getTime(), 30);
@@ -25,16 +32,61 @@ export function allowancePeriod(
 }
 
 /**
- * Allowance buckets of a line: the plan's and its add-ons' allowances, one bucket per period, created the
- * first time a period is needed (activation, or the first event of a new period) and never twice (unique per
- * product, allowance and period start).
+ * What an allowance grants in a period for a product that started at `fromMs`: all of it, or — a bill-cycle
+ * allowance whose product started during the period — the share of the period's local calendar days left from
+ * the start day (inclusive), rounded down to whole units. Rolling periods start at activation, so never partly.
+ */
+export function proratedUnits(allowance: Allowance, period: Period, fromMs: number, timeZone: string): number {
+  if (allowance.period !== "billCycle" || fromMs <= period.startMs) return allowance.units;
+  const day = (ms: number) => {
+    const date = localDate(new Date(ms), timeZone);
+    return Date.UTC(date.year, date.month - 1, date.day) / DAY_MS;
+  };
+  const days = day(period.endMs) - day(period.startMs);
+  const left = day(period.endMs) - day(fromMs);
+  return Number((BigInt(allowance.units) * BigInt(left)) / BigInt(days));
+}
+
+/** A bucket id derived from another (a rollover's), the same on every retry. */
+function derivedId(seed: string): string {
+  const hex = createHash("sha256").update(seed).digest("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** Buckets that may cover an event are drawn in this order: the first to end, rollover, the line's own, then by id. */
+function drawOrder(lineId: string) {
+  return (a: BucketRow, b: BucketRow) =>
+    a.periodEnd.getTime() - b.periodEnd.getTime() ||
+    Number(b.rolledFrom !== null) - Number(a.rolledFrom !== null) ||
+    Number(b.productId === lineId) - Number(a.productId === lineId) ||
+    a.id.localeCompare(b.id);
+}
+
+interface Wanted {
+  row: typeof allowanceBuckets.$inferInsert;
+  allowance: Allowance;
+  /** The product whose allowance it is (a line's plan or add-on). */
+  source: ProductRow;
+}
+
+/**
+ * Allowance buckets (DESIGN.md §2): per line, or per account when the allowance is shared; one per allowance and
+ * period, created the first time a period is needed (activation, the first event of a period, the renewal job)
+ * and never twice (unique indexes). Creating a period's bucket also settles the period before it: a bucket that
+ * rolls over moves its unused units, up to the cap, into a rollover bucket. A line that joins a shared bucket
+ * adds its share. Every move is applied to the charging store once (a once-mark) and written to the ledger
+ * (`balance_operations`), so reconciliation rebuilds the same grants.
  */
 export class BucketsService {
-  constructor(private readonly clock: Clock) {}
+  /** Moves known to be in the ledger and the store; bounded, and only an optimisation (every move is idempotent). */
+  private readonly settled = new Set<string>();
+
+  constructor(private readonly deps: { clock: Clock; database: Database; store: ChargingStore }) {}
 
   /**
-   * The line's buckets whose period holds `atMs`, creating the missing ones. With a cache (one per batch),
-   * events of the same line and periods cost the database once.
+   * The buckets that may cover a line's events at `atMs` — its own and its account's shared ones, in draw order —
+   * with what is missing created, settled and granted in the store. With a cache (one per batch), events of the
+   * same line and periods cost the database once.
    */
   async ensure(
     db: Db,
@@ -44,62 +96,247 @@ export class BucketsService {
     atMs: number,
     cache?: Map<string, BucketRow[]>,
   ): Promise<BucketRow[]> {
-    const wanted: Array<typeof allowanceBuckets.$inferInsert> = [];
-    const now = this.clock.now();
-    for (const product of [line.plan, ...line.addons]) {
-      // An add-on counts from its own activation until it ends.
-      const from = (product.activatedAt ?? product.createdAt).getTime();
-      if (product.activatedAt === null || atMs < from) continue;
-      if (product.terminatedAt !== null && atMs >= product.terminatedAt.getTime()) continue;
-      const offering = offerings.get(product.offeringId);
-      for (const allowance of offering?.allowances ?? []) {
-        const period = allowancePeriod(allowance.period, atMs, account, product);
-        wanted.push({
-          id: newId(now.getTime()),
-          billingAccountId: account.id,
-          productId: line.plan.id,
-          sourceProductId: product.id,
-          offeringId: product.offeringId,
-          allowanceId: allowance.id,
-          service: allowance.service,
-          destinations: allowance.destinations ?? null,
-          roaming: allowance.roaming ?? null,
-          granted: allowance.units,
-          periodStart: new Date(period.startMs),
-          periodEnd: new Date(period.endMs),
-          createdAt: now,
-        });
-      }
-    }
+    const wanted = this.wanted(account, line, offerings, atMs);
     const key = [
       line.plan.id,
-      ...wanted.map((row) => `${row.sourceProductId}/${row.allowanceId}/${(row.periodStart as Date).getTime()}`),
+      ...wanted.map(({ row }) => `${row.sourceProductId}/${row.allowanceId}/${(row.periodStart as Date).getTime()}`),
     ].join("|");
     const cached = cache?.get(key);
     if (cached !== undefined) return cached;
-    if (wanted.length > 0) await db.insert(allowanceBuckets).values(wanted).onConflictDoNothing();
-    const at = new Date(atMs);
-    const rows = await db
-      .select()
-      .from(allowanceBuckets)
-      .where(
-        and(
-          eq(allowanceBuckets.productId, line.plan.id),
-          lte(allowanceBuckets.periodStart, at),
-          gt(allowanceBuckets.periodEnd, at),
-        ),
-      )
-      .orderBy(asc(allowanceBuckets.periodEnd), asc(allowanceBuckets.id));
+    if (wanted.length > 0) {
+      await db
+        .insert(allowanceBuckets)
+        .values(wanted.map(({ row }) => row))
+        .onConflictDoNothing();
+      await this.settle(db, account, wanted);
+    }
+    const rows = await this.covering(db, account.id, line.plan.id, atMs);
     cache?.set(key, rows);
     return rows;
   }
 
-  async ofLines(db: Db, productIds: readonly string[]): Promise<BucketRow[]> {
-    if (productIds.length === 0) return [];
+  /** The rows a line's products want for the periods holding `atMs`. */
+  private wanted(
+    account: AccountCycle,
+    line: { plan: ProductRow; addons: ProductRow[] },
+    offerings: ReadonlyMap<string, Offering>,
+    atMs: number,
+  ): Wanted[] {
+    const wanted: Wanted[] = [];
+    const now = this.deps.clock.now();
+    for (const product of [line.plan, ...line.addons]) {
+      // An add-on counts from its own activation until it ends.
+      if (product.activatedAt === null) continue;
+      const from = product.activatedAt.getTime();
+      if (atMs < from || (product.terminatedAt !== null && atMs >= product.terminatedAt.getTime())) continue;
+      for (const allowance of offerings.get(product.offeringId)?.allowances ?? []) {
+        const period = allowancePeriod(allowance.period, atMs, account, product);
+        const granted = proratedUnits(allowance, period, from, account.timeZone);
+        if (granted <= 0) continue;
+        const shared = allowance.shared === true;
+        wanted.push({
+          allowance,
+          source: product,
+          row: {
+            id: newId(now.getTime()),
+            billingAccountId: account.id,
+            productId: shared ? account.id : line.plan.id,
+            sourceProductId: product.id,
+            offeringId: product.offeringId,
+            allowanceId: allowance.id,
+            service: allowance.service,
+            destinations: allowance.destinations ?? null,
+            roaming: allowance.roaming ?? null,
+            granted,
+            periodStart: new Date(period.startMs),
+            periodEnd: new Date(period.endMs),
+            shared,
+            rolledFrom: null,
+            createdAt: now,
+          },
+        });
+      }
+    }
+    return wanted;
+  }
+
+  /** A line's shares of shared buckets, and the rollover of every wanted bucket's previous period. */
+  private async settle(db: Db, account: AccountCycle, wanted: Wanted[]): Promise<void> {
+    for (const { row, allowance, source } of wanted) {
+      const periodStart = row.periodStart as Date;
+      const holder = row.productId as string;
+      const [current] = await this.regular(db, row, periodStart, "start");
+      if (current === undefined) continue;
+      if (row.shared && current.sourceProductId !== source.id) {
+        await this.move(db, account, current, `allowance:${current.id}:${source.id}`, async (mark) => {
+          const applied = await this.deps.store.adjust({
+            accountId: account.id,
+            id: mark,
+            productId: holder,
+            bucket: { bucketId: current.id, delta: row.granted as number },
+            rearm: [],
+          });
+          if (applied.status === "refused") throw new Error(`sharing bucket ${current.id}: ${applied.reason}`);
+          return { units: row.granted as number, productId: source.id };
+        });
+      }
+      if (allowance.rolloverMaxUnits === undefined) continue;
+      const [previous] = await this.regular(db, row, periodStart, "end");
+      if (previous === undefined) continue;
+      const to = derivedId(`rollover:${previous.id}`);
+      await this.move(db, account, previous, `rollover:${previous.id}`, async (mark, tx) => {
+        const moved = await this.deps.store.rollover({
+          accountId: account.id,
+          id: mark,
+          holder,
+          from: previous.id,
+          to,
+          cap: allowance.rolloverMaxUnits as number,
+        });
+        if (moved.status === "refused") throw new Error(`rolling bucket ${previous.id} over: ${moved.reason}`);
+        if (moved.units > 0) {
+          await tx
+            .insert(allowanceBuckets)
+            .values({
+              ...previous,
+              id: to,
+              granted: moved.units,
+              periodStart: current.periodStart,
+              periodEnd: current.periodEnd,
+              rolledFrom: previous.id,
+              createdAt: this.deps.clock.now(),
+            })
+            .onConflictDoNothing();
+        }
+        return { units: -moved.units, productId: source.id };
+      });
+    }
+  }
+
+  /** The regular (not rollover) bucket of a wanted row's holder and allowance starting, or ending, at an instant. */
+  private regular(db: Db, row: Wanted["row"], at: Date, edge: "start" | "end"): Promise<BucketRow[]> {
     return db
       .select()
       .from(allowanceBuckets)
-      .where(inArray(allowanceBuckets.productId, [...productIds]))
-      .orderBy(asc(allowanceBuckets.periodStart), asc(allowanceBuckets.id));
+      .where(
+        and(
+          eq(allowanceBuckets.productId, row.productId as string),
+          eq(allowanceBuckets.offeringId, row.offeringId),
+          eq(allowanceBuckets.allowanceId, row.allowanceId),
+          eq(allowanceBuckets.shared, row.shared as boolean),
+          row.shared ? undefined : eq(allowanceBuckets.sourceProductId, row.sourceProductId),
+          sql`${allowanceBuckets.rolledFrom} is null`,
+          eq(edge === "start" ? allowanceBuckets.periodStart : allowanceBuckets.periodEnd, at),
+        ),
+      )
+      .limit(1);
+  }
+
+  /**
+   * Moves units into or out of a bucket once: the store applies the move under a once-mark (so a retry, or a
+   * second worker, gets the same answer), then the ledger row follows with what the store moved. A crash between
+   * them is finished by the next call; reconciliation rebuilds the store from the ledger rows.
+   */
+  private async move(
+    db: Db,
+    account: AccountCycle,
+    bucket: BucketRow,
+    key: string,
+    apply: (mark: string, tx: Db) => Promise<{ units: number; productId: string }>,
+  ): Promise<void> {
+    const settledKey = `${account.id}/${key}`;
+    if (this.settled.has(settledKey)) return;
+    const [recorded] = await db
+      .select({ id: balanceOperations.id })
+      .from(balanceOperations)
+      .where(and(eq(balanceOperations.billingAccountId, account.id), eq(balanceOperations.idempotencyKey, key)));
+    if (recorded === undefined) {
+      await this.grant(account, bucket);
+      const mark = operationMark(account.id, key);
+      await this.deps.database.transaction(async (tx) => {
+        const { units, productId } = await apply(mark, tx);
+        await tx
+          .insert(balanceOperations)
+          .values({
+            id: newId(this.deps.clock.now().getTime()),
+            kind: key.slice(0, key.indexOf(":")),
+            billingAccountId: account.id,
+            productId,
+            bucketId: bucket.id,
+            units,
+            currency: account.currency,
+            reason: key.startsWith("rollover:") ? "unused units carried into the next period" : "a line's share",
+            idempotencyKey: key,
+            createdAt: this.deps.clock.now(),
+          })
+          .onConflictDoNothing();
+      });
+    }
+    if (this.settled.size >= 100_000) this.settled.clear();
+    this.settled.add(settledKey);
+  }
+
+  /** Puts a bucket (and its holder) in the store if it is not there yet. */
+  async grant(account: AccountCycle, bucket: BucketRow): Promise<void> {
+    const shared = bucket.productId === account.id;
+    await this.deps.store.grant(account.id, {
+      productId: bucket.productId,
+      balance: !shared && account.accountType === "prepaid" ? 0n : null,
+      buckets: [{ id: bucket.id, granted: bucket.granted }],
+    });
+  }
+
+  /**
+   * The buckets holding a line's events at an instant, in draw order: its own and its account's shared ones whose
+   * period holds it, and rollover buckets whose source period holds it (a late event of the period before uses
+   * what was carried over, as it would have before the carry).
+   */
+  private async covering(db: Db, accountId: string, lineId: string, atMs: number): Promise<BucketRow[]> {
+    const at = new Date(atMs).toISOString();
+    const ids = await queryRows<{ id: string }>(
+      db,
+      sql`select b.id::text from allowance_buckets b left join allowance_buckets s on s.id = b.rolled_from
+          where (b.product_id = ${lineId}::uuid or (b.product_id = ${accountId}::uuid and b.shared))
+            and ((b.period_start <= ${at}::timestamptz and b.period_end > ${at}::timestamptz)
+              or (s.period_start <= ${at}::timestamptz and s.period_end > ${at}::timestamptz))`,
+    );
+    if (ids.length === 0) return [];
+    const rows = await db
+      .select()
+      .from(allowanceBuckets)
+      .where(
+        inArray(
+          allowanceBuckets.id,
+          ids.map((row) => row.id),
+        ),
+      );
+    return rows.sort(drawOrder(lineId));
+  }
+
+  /**
+   * Holders whose bucket's period ended in the last 35 days without a successor while its product (or, shared, a
+   * line of the account) is still active: the lines or accounts the renewal job gives their new period's
+   * buckets, so a rollover and a fresh allowance show before the first event of the period.
+   */
+  async due(
+    db: Db,
+    nowMs: number,
+    limit: number,
+  ): Promise<Array<{ holder: string; accountId: string; shared: boolean }>> {
+    const now = new Date(nowMs).toISOString();
+    return queryRows(
+      db,
+      sql`select distinct b.product_id::text as holder, b.billing_account_id::text as "accountId", b.shared
+          from allowance_buckets b
+          where b.period_end <= ${now}::timestamptz and b.period_end > ${now}::timestamptz - interval '35 days'
+            and b.rolled_from is null
+            and not exists (select 1 from allowance_buckets n
+              where n.product_id = b.product_id and n.offering_id = b.offering_id and n.allowance_id = b.allowance_id
+                and (b.shared or n.source_product_id = b.source_product_id)
+                and n.rolled_from is null and n.period_start >= b.period_end)
+            and exists (select 1 from products p where p.status = 'active'
+              and (p.id = b.source_product_id or (b.shared and p.billing_account_id = b.billing_account_id)))
+          limit ${limit}`,
+    );
   }
 }

@@ -142,11 +142,23 @@ export const allowanceBuckets = pgTable(
     granted: bigint("granted", { mode: "number" }).notNull(),
     periodStart: timestamp("period_start", { withTimezone: true, mode: "date" }).notNull(),
     periodEnd: timestamp("period_end", { withTimezone: true, mode: "date" }).notNull(),
+    /** One bucket for every line of the account (TMF654 isShared); `productId` is then the account's id. */
+    shared: boolean("shared").notNull().default(false),
+    /** A rollover bucket: the unused units of this bucket, carried into the next period. */
+    rolledFrom: uuid("rolled_from"),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
   },
   (table) => [
-    uniqueIndex("allowance_buckets_period_idx").on(table.sourceProductId, table.allowanceId, table.periodStart),
+    // One bucket per line (or account, when shared), offering, allowance and period; one rollover per bucket.
+    uniqueIndex("allowance_buckets_period_idx")
+      .on(table.productId, table.sourceProductId, table.offeringId, table.allowanceId, table.periodStart)
+      .where(sql`${table.rolledFrom} is null and not ${table.shared}`),
+    uniqueIndex("allowance_buckets_shared_idx")
+      .on(table.productId, table.offeringId, table.allowanceId, table.periodStart)
+      .where(sql`${table.rolledFrom} is null and ${table.shared}`),
+    uniqueIndex("allowance_buckets_rollover_idx").on(table.rolledFrom).where(sql`${table.rolledFrom} is not null`),
     index("allowance_buckets_line_idx").on(table.productId, table.periodStart),
+    index("allowance_buckets_end_idx").on(table.periodEnd),
     check("allowance_buckets_period_check", sql`${table.periodEnd} > ${table.periodStart}`),
     check("allowance_buckets_granted_check", sql`${table.granted} > 0`),
   ],
@@ -187,7 +199,7 @@ export const ratedUsage = pgTable(
 );
 
 /**
- * Top-ups and adjustments: the ledger rows of money that is not a charge. Amounts are signed (a debit
+ * Top-ups, adjustments and allowance moves: the ledger rows of money and units that are not a charge. Amounts are signed (a debit
  * adjustment is negative); a bucket adjustment moves units, not money. The key makes a retried request apply once.
  */
 export const balanceOperations = pgTable(
@@ -206,7 +218,8 @@ export const balanceOperations = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
   },
   (table) => [
-    check("balance_operations_kind_check", sql`${table.kind} in ('topup', 'adjustment')`),
+    // allowance: a line's share of a shared bucket; rollover: units carried out of a bucket into its rollover.
+    check("balance_operations_kind_check", sql`${table.kind} in ('topup', 'adjustment', 'allowance', 'rollover')`),
     check("balance_operations_what_check", sql`(${table.amount} is null) <> (${table.units} is null)`),
     uniqueIndex("balance_operations_key_idx").on(table.billingAccountId, table.idempotencyKey),
     index("balance_operations_product_idx").on(table.productId),

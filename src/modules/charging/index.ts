@@ -47,7 +47,7 @@ export async function createChargingModule(deps: ChargingDeps) {
   const sources = new SourcesService(deps);
   const ingest = new IngestService({ ...deps, sources, lines });
   const usage = new UsageService({ ...deps, lines, ingest });
-  const buckets = new BucketsService(deps.clock);
+  const buckets = new BucketsService({ clock: deps.clock, database: deps.database, store: deps.store });
   const thresholds = new ThresholdTable(deps.database);
   const balances = new BalancesService({ ...deps, thresholds });
   const reconcile = new ReconcileService(deps);

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
-import { RECONCILE_INTERVAL_MS, SWEEP_INTERVAL_MS } from "../../shared/limits.js";
+import { RECONCILE_INTERVAL_MS, RENEW_INTERVAL_MS, SWEEP_INTERVAL_MS } from "../../shared/limits.js";
 import { Money, toMicro } from "../../shared/money.js";
 import type { Offering } from "../catalog/catalog.schemas.js";
 import type { CatalogService } from "../catalog/catalog.service.js";
@@ -275,16 +275,17 @@ export class RatingService {
       // Lines and buckets the store does not hold yet are granted first (activation, a new period).
       let granted = false;
       for (const item of prepared) {
-        const held = state.lines.get(item.line.plan.id);
-        const missing = item.covering.filter(
-          (bucket) => !held?.buckets.some((candidate) => candidate.id === bucket.id),
-        );
-        if (held === undefined || missing.length > 0) {
+        if (!state.lines.has(item.line.plan.id)) {
           await this.deps.store.grant(accountId, {
             productId: item.line.plan.id,
             balance: profile.accountType === "prepaid" ? 0n : null,
-            buckets: missing.map((bucket) => ({ id: bucket.id, granted: bucket.granted })),
+            buckets: [],
           });
+          granted = true;
+        }
+        for (const bucket of item.covering) {
+          if (state.lines.get(bucket.productId)?.buckets.some((candidate) => candidate.id === bucket.id)) continue;
+          await this.deps.buckets.grant(profile, bucket);
           granted = true;
         }
       }
@@ -312,10 +313,9 @@ export class RatingService {
           });
           continue;
         }
-        const held = state.lines.get(item.line.plan.id);
-        // The store's grant counts bucket adjustments; the table holds the grant as created.
+        // The store's grant counts adjustments, shares and rollovers; the table holds the grant as created.
         const remaining = item.covering.map((bucket) => {
-          const stored = held?.buckets.find((candidate) => candidate.id === bucket.id);
+          const stored = state.lines.get(bucket.productId)?.buckets.find((candidate) => candidate.id === bucket.id);
           const used = (stored?.used ?? 0) + (planned.get(bucket.id) ?? 0);
           return { bucket, left: Math.max(0, (stored?.granted ?? bucket.granted) - used) };
         });
@@ -336,7 +336,11 @@ export class RatingService {
           if (toDraw === 0) break;
           const units = Math.min(left, toDraw);
           if (units > 0) {
-            draws.push({ bucketId: bucket.id, units });
+            draws.push(
+              bucket.productId === item.line.plan.id
+                ? { bucketId: bucket.id, units }
+                : { bucketId: bucket.id, units, holder: bucket.productId },
+            );
             planned.set(bucket.id, (planned.get(bucket.id) ?? 0) + units);
             toDraw -= units;
           }
@@ -415,6 +419,7 @@ export class RatingService {
       usage: { sweep(queue: UsageQueue): Promise<number> };
       queue: UsageQueue;
       store: ChargingStore;
+      rating: { renew(): Promise<number> };
       reconcile: {
         run(mode: "check" | "rebuild", only?: readonly string[]): Promise<{ mismatched: Array<{ accountId: string }> }>;
       };
@@ -423,6 +428,7 @@ export class RatingService {
   ): LoopJobs {
     return {
       sweep: () => charging.usage.sweep(charging.queue),
+      renew: () => charging.rating.renew(),
       initialized: () => charging.store.initialized(),
       rebuild: () => charging.reconcile.run("rebuild"),
       async reconcile() {
@@ -442,7 +448,7 @@ export class RatingService {
 
   /**
    * Grants a line its balance (prepaid) and the buckets of the current period when it goes live, so its
-   * buckets show before the first event; rating grants later periods as their first events arrive.
+   * buckets show before the first event; the renewal job and rating grant later periods.
    */
   async grantLine(productId: string): Promise<void> {
     const db = this.deps.database.db;
@@ -453,11 +459,31 @@ export class RatingService {
     const snapshot = await this.deps.catalog.snapshot();
     const offerings = offeringsOf(snapshot);
     const buckets = await this.deps.buckets.ensure(db, profile, line, offerings, this.deps.clock.now().getTime());
+    // The line and its own buckets at once (nobody sees the line without them); shared ones beside.
     await this.deps.store.grant(profile.id, {
       productId,
       balance: profile.accountType === "prepaid" ? 0n : null,
-      buckets: buckets.map((bucket) => ({ id: bucket.id, granted: bucket.granted })),
+      buckets: buckets
+        .filter((bucket) => bucket.productId === productId)
+        .map((bucket) => ({ id: bucket.id, granted: bucket.granted })),
     });
+    for (const bucket of buckets) if (bucket.productId !== productId) await this.deps.buckets.grant(profile, bucket);
+  }
+
+  /**
+   * The renewal job: lines (and accounts, for shared buckets) whose allowance period ended get the new period's
+   * buckets, with the rollover of the old ones, before their first event. Answers how many lines were renewed.
+   */
+  async renew(limit = 500): Promise<number> {
+    const db = this.deps.database.db;
+    const due = await this.deps.buckets.due(db, this.deps.clock.now().getTime(), limit);
+    const lines = new Set<string>();
+    for (const { holder, accountId, shared } of due) {
+      if (!shared) lines.add(holder);
+      else for (const line of await this.deps.subscriptions.liveLines(db, accountId)) lines.add(line.id);
+    }
+    for (const productId of lines) await this.grantLine(productId);
+    return lines.size;
   }
 
   private tariffOf(
@@ -662,6 +688,8 @@ export function ratingEvent(usage: QueuedUsage): RatingEvent {
  */
 export interface LoopJobs {
   sweep(): Promise<number>;
+  /** Gives lines whose allowance period ended their new period's buckets; answers how many. */
+  renew(): Promise<number>;
   /** Whether the store holds the ledger's state (false after Redis came back empty). */
   initialized(): Promise<boolean>;
   /** Rebuilds the whole store from the ledger and marks it initialized. */
@@ -679,6 +707,7 @@ export function startRatingLoop(
 ): { stop(): Promise<void> } {
   let stopping = false;
   let nextSweepMs = 0;
+  let nextRenewMs = 0;
   let nextReconcileMs = Date.now() + RECONCILE_INTERVAL_MS;
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const done = (async () => {
@@ -702,6 +731,13 @@ export function startRatingLoop(
           if (await leases.turn("sweeper", SWEEP_INTERVAL_MS)) {
             const swept = await jobs.sweep();
             if (swept > 0) log.warn({ swept }, "sweeper: accepted records that never reached the queue were enqueued");
+          }
+        }
+        if (Date.now() >= nextRenewMs) {
+          nextRenewMs = Date.now() + RENEW_INTERVAL_MS;
+          if (await leases.turn("renew", RENEW_INTERVAL_MS)) {
+            const renewed = await jobs.renew();
+            if (renewed > 0) log.info({ renewed }, "renewal: lines got their new allowance period");
           }
         }
         const held = await leases.refresh();

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, queryRows } from "../../platform/database.js";
@@ -7,7 +6,13 @@ import { Money, toMicro } from "../../shared/money.js";
 import type { CustomerServices } from "../customers/customers.service.js";
 import { billPeriod } from "./periods.js";
 import type { RatedResult } from "./rating.service.js";
-import type { AccountSnapshot, AccountState, ChargingStore, LineState } from "./store/charging-store.js";
+import {
+  type AccountSnapshot,
+  type AccountState,
+  type ChargingStore,
+  type LineState,
+  operationMark,
+} from "./store/charging-store.js";
 
 export interface ReconcileReport {
   accounts: number;
@@ -26,9 +31,11 @@ export interface ReconcileDeps {
 
 /** The store id of a top-up or adjustment, as BalancesService derived it from the account and Idempotency-Key. */
 function operationStoreId(accountId: string, kind: string, idempotencyKey: string): string {
+  // Top-ups and adjustments are marked by the client's key (an adjustment's as `adjust:`); shares and rollovers by
+  // their own.
+  if (kind !== "topup" && kind !== "adjustment") return operationMark(accountId, idempotencyKey);
   const key = idempotencyKey.slice(idempotencyKey.indexOf(":") + 1);
-  const prefix = kind === "topup" ? "topup" : "adjust";
-  return createHash("sha256").update(`${accountId}\u0000${prefix}:${key}`).digest("base64url");
+  return operationMark(accountId, `${kind === "topup" ? "topup" : "adjust"}:${key}`);
 }
 
 /**
@@ -159,10 +166,13 @@ export class ReconcileService {
       }
     }
     const used = new Map(draws.map((row) => [row.bucket, Number(row.units)]));
-    const lineStates: LineState[] = lines.map(({ id }) => {
-      const balance = prepaid
-        ? toMicro((balanceBy.get(id) ?? new Money(0)).minus(charged.get(id) ?? new Money(0)))
-        : null;
+    // Shared buckets are held by the account itself, beside its lines.
+    const holders = buckets.some((bucket) => bucket.product_id === accountId) ? [...lines, { id: accountId }] : lines;
+    const lineStates: LineState[] = holders.map(({ id }) => {
+      const balance =
+        prepaid && id !== accountId
+          ? toMicro((balanceBy.get(id) ?? new Money(0)).minus(charged.get(id) ?? new Money(0)))
+          : null;
       return {
         productId: id,
         balance,

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /**
  * The charging store (DESIGN.md §2, §4 step 3): the hot copy of every account's money and allowances, changed
  * only by one atomic step per account. Two implementations obey this contract — Redis (one Lua script per
@@ -42,6 +44,8 @@ export interface AccountState {
 export interface Draw {
   bucketId: string;
   units: number;
+  /** Who holds the bucket when it is not the event's line: the account, for a shared bucket. */
+  holder?: string;
 }
 
 /** One rated event, priced by the worker against the state version it read. */
@@ -128,6 +132,24 @@ export interface Adjustment {
   rearmSpend?: Array<{ key: string; value: bigint }>;
 }
 
+/**
+ * A period's end for a bucket that rolls over: its unused units, up to `cap`, move into a new bucket `to` held
+ * by the same holder, at once and once per id. What is left above the cap stays in `from` (usable only by late
+ * events of its own period). Refused when `from` has no state.
+ */
+export interface Rollover {
+  accountId: string;
+  id: string;
+  holder: string;
+  from: string;
+  to: string;
+  cap: number;
+}
+
+export type RolloverResult =
+  | { status: "applied" | "duplicate"; version: number; units: number }
+  | { status: "refused"; reason: string };
+
 export type AdjustResult =
   | {
       status: "applied" | "duplicate";
@@ -164,6 +186,8 @@ export interface ChargingStore {
    * a grant would fall below what is used.
    */
   adjust(adjustment: Adjustment): Promise<AdjustResult>;
+  /** Carries a bucket's unused units into its rollover bucket; a repeat answers the units moved the first time. */
+  rollover(rollover: Rollover): Promise<RolloverResult>;
   /** Which of these usage ids the store has applied already (their dedupe marks exist). */
   applied(accountId: string, usageIds: readonly string[]): Promise<Set<string>>;
   /** Replaces an account's whole state at once (reconciliation). */
@@ -172,6 +196,18 @@ export interface ChargingStore {
   initialized(): Promise<boolean>;
   markInitialized(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The store's once-mark of a ledger operation (a top-up, an adjustment, an allowance move) of an account. */
+export function operationMark(accountId: string, key: string): string {
+  return createHash("sha256").update(`${accountId}\u0000${key}`).digest("base64url");
+}
+
+/** Whether a step's event moves a threshold's metric: its period's spend, its line's balance, or its bucket. */
+export function watches(threshold: Threshold, event: ChargeEvent): boolean {
+  if (threshold.metric === "spend") return threshold.period === event.period;
+  if (threshold.metric === "balance") return threshold.productId === event.productId;
+  return event.draws.some((draw) => draw.bucketId === threshold.bucketId);
 }
 
 export function checkMicro(value: bigint, what: string): void {

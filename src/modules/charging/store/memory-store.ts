@@ -8,6 +8,7 @@ import {
   metricOf,
   type StepRequest,
   type StepResult,
+  watches,
 } from "./charging-store.js";
 
 interface Stored {
@@ -97,7 +98,8 @@ export function memoryChargingStore(): ChargingStore {
           return { status: "refused", reason: `${event.usageId}: line ${event.productId} has no prepaid balance` };
         }
         for (const draw of event.draws) {
-          const bucket = line.buckets.find((candidate) => candidate.id === draw.bucketId);
+          const holder = draw.holder === undefined ? line : planned.lines.get(draw.holder);
+          const bucket = holder?.buckets.find((candidate) => candidate.id === draw.bucketId);
           if (bucket === undefined || draw.units < 0 || bucket.used + draw.units > bucket.granted) {
             return {
               status: "refused",
@@ -114,15 +116,14 @@ export function memoryChargingStore(): ChargingStore {
       // Apply for real, event by event, watching thresholds.
       const results = new Map<string, { result: string; crossings: Crossing[] }>();
       for (const event of fresh) {
-        const watched = request.thresholds.filter((threshold) =>
-          threshold.metric === "spend" ? threshold.period === event.period : threshold.productId === event.productId,
-        );
+        const watched = request.thresholds.filter((threshold) => watches(threshold, event));
         const before = watched.map((threshold) => metricOf(state, threshold));
         const crossings: Crossing[] = [];
         const line = state.lines.get(event.productId);
         if (line === undefined) continue;
         for (const draw of event.draws) {
-          const bucket = line.buckets.find((candidate) => candidate.id === draw.bucketId);
+          const holder = draw.holder === undefined ? line : state.lines.get(draw.holder);
+          const bucket = holder?.buckets.find((candidate) => candidate.id === draw.bucketId);
           if (bucket) bucket.used += draw.units;
         }
         if (event.prepaid && line.balance !== null) line.balance -= event.charge;
@@ -215,6 +216,25 @@ export function memoryChargingStore(): ChargingStore {
       dedupe.set(mark, { result: "", crossings: [] });
       state.version += 1;
       return answer("applied");
+    },
+    async rollover(rollover) {
+      const { state, dedupe } = load(rollover.accountId);
+      const mark = `adjust:${rollover.id}`;
+      const done = dedupe.get(mark);
+      if (done !== undefined) return { status: "duplicate", version: state.version, units: Number(done.result) };
+      const holder = state.lines.get(rollover.holder);
+      const from = holder?.buckets.find((bucket) => bucket.id === rollover.from);
+      if (holder === undefined || from === undefined) {
+        return { status: "refused", reason: `bucket ${rollover.from} has no state` };
+      }
+      const units = Math.max(0, Math.min(rollover.cap, from.granted - from.used));
+      if (units > 0) {
+        from.granted -= units;
+        holder.buckets.push({ id: rollover.to, granted: units, used: 0 });
+      }
+      dedupe.set(mark, { result: String(units), crossings: [] });
+      state.version += 1;
+      return { status: "applied", version: state.version, units };
     },
     async applied(accountId, usageIds) {
       const { dedupe } = load(accountId);

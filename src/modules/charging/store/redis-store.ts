@@ -66,9 +66,12 @@ for _, e in ipairs(fresh) do
   if charge < 0 then return cjson.encode({ status = 'refused', reason = e.u .. ': negative charge' }) end
   if e.pp and not l.balance then return cjson.encode({ status = 'refused', reason = e.u .. ': the line has no prepaid balance' }) end
   for _, dr in ipairs(e.dr) do
-    local key = e.p .. ':' .. dr[1]
-    local granted = l.g[dr[1]]
-    local used = (planned[key] or l.u[dr[1]] or 0) + dr[2]
+    local h = dr[3] or e.p
+    local hl = line(h)
+    if not hl then return cjson.encode({ status = 'refused', reason = e.u .. ': the bucket holder has no state' }) end
+    local key = h .. ':' .. dr[1]
+    local granted = hl.g[dr[1]]
+    local used = (planned[key] or hl.u[dr[1]] or 0) + dr[2]
     if granted == nil or dr[2] < 0 or used > granted then
       return cjson.encode({ status = 'refused', reason = e.u .. ': bucket ' .. dr[1] .. ' cannot cover ' .. dr[2] })
     end
@@ -88,13 +91,21 @@ local outcomes, results, newly = {}, {}, {}
 for _, e in ipairs(fresh) do
   local watched, before, crossings = {}, {}, {}
   for _, t in ipairs(p.thresholds) do
-    if (t.m == 'spend' and t.per == e.per) or (t.m ~= 'spend' and t.p == e.p) then
+    local w = false
+    if t.m == 'spend' then w = t.per == e.per
+    elseif t.m == 'balance' then w = t.p == e.p
+    else for _, dr in ipairs(e.dr) do if dr[1] == t.b then w = true end end end
+    if w then
       table.insert(watched, t)
       table.insert(before, metric(t) or false)
     end
   end
   local l = line(e.p)
-  for _, dr in ipairs(e.dr) do l.u[dr[1]] = (l.u[dr[1]] or 0) + dr[2] end
+  for _, dr in ipairs(e.dr) do
+    local hl = line(dr[3] or e.p)
+    hl.u[dr[1]] = (hl.u[dr[1]] or 0) + dr[2]
+    hl.dirty = true
+  end
   local charge = tonumber(e.c)
   if e.pp then l.balance = l.balance - charge end
   l.dirty = true
@@ -136,6 +147,24 @@ for _, e in ipairs(p.events) do
   table.insert(outcomes, { u = e.u, dup = not first, r = stored.r, x = stored.x })
 end
 return cjson.encode({ status = 'applied', version = version, outcomes = outcomes })
+`;
+
+/** KEYS: s, d, the holder's hash. ARGV: mark, from bucket, to bucket, cap. Answers the units moved. */
+const ROLLOVER = `
+local done = redis.call('HGET', KEYS[2], ARGV[1])
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if done then return { 'duplicate', version, done } end
+local granted = redis.call('HGET', KEYS[3], 'g:' .. ARGV[2])
+if not granted then return { 'refused', version, 'bucket ' .. ARGV[2] .. ' has no state' } end
+local left = tonumber(granted) - tonumber(redis.call('HGET', KEYS[3], 'u:' .. ARGV[2]) or '0')
+local units = math.max(0, math.min(tonumber(ARGV[4]), left))
+if units > 0 then
+  redis.call('HSET', KEYS[3], 'g:' .. ARGV[2], string.format('%.0f', tonumber(granted) - units),
+    'g:' .. ARGV[3], string.format('%.0f', units), 'u:' .. ARGV[3], '0')
+end
+redis.call('HSET', KEYS[2], ARGV[1], string.format('%.0f', units))
+version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+return { 'applied', version, string.format('%.0f', units) }
 `;
 
 /** KEYS: s, lines, the line hash. ARGV: product id, balance ('' for none), then bucket id and grant pairs. */
@@ -244,6 +273,7 @@ type Scripted = Redis & {
   bssChargeStep(...args: Array<string | number>): Promise<string>;
   bssChargeGrant(...args: Array<string | number>): Promise<number>;
   bssChargeAdjust(...args: Array<string | number>): Promise<string>;
+  bssChargeRollover(...args: Array<string | number>): Promise<[string, number, string]>;
 };
 
 const list = <T>(value: unknown): T[] => (Array.isArray(value) ? (value as T[]) : []);
@@ -267,6 +297,7 @@ export function redisChargingStore(client: Redis): ChargingStore {
   redis.defineCommand("bssChargeGrant", { lua: GRANT, numberOfKeys: 3 });
   redis.defineCommand("bssChargeAdjust", { lua: ADJUST, numberOfKeys: 5 });
   redis.defineCommand("bssChargeReplace", { lua: REPLACE });
+  redis.defineCommand("bssChargeRollover", { lua: ROLLOVER, numberOfKeys: 3 });
 
   /** A consistent snapshot: the reads are repeated until the version did not move while they ran. */
   const read = async (accountId: string): Promise<AccountState> => {
@@ -350,7 +381,11 @@ export function redisChargingStore(client: Redis): ChargingStore {
             u: event.usageId,
             p: indexOf(event.productId),
             per: event.period,
-            dr: event.draws.map((draw) => [draw.bucketId, draw.units]),
+            dr: event.draws.map((draw) =>
+              draw.holder === undefined
+                ? [draw.bucketId, draw.units]
+                : [draw.bucketId, draw.units, indexOf(draw.holder)],
+            ),
             c: event.charge.toString(),
             pp: event.prepaid,
             r: event.result,
@@ -443,6 +478,20 @@ export function redisChargingStore(client: Redis): ChargingStore {
         spend: answer.spend === undefined ? null : BigInt(answer.spend),
         bucket: answer.granted === undefined ? null : { granted: Number(answer.granted), used: Number(answer.used) },
       };
+    },
+    async rollover(rollover) {
+      const keys = keysOf(rollover.accountId);
+      const [status, version, value] = await redis.bssChargeRollover(
+        keys.state,
+        keys.dedupe,
+        keys.line(rollover.holder),
+        `adjust:${rollover.id}`,
+        rollover.from,
+        rollover.to,
+        String(rollover.cap),
+      );
+      if (status === "refused") return { status, reason: value };
+      return { status: status as "applied" | "duplicate", version: Number(version), units: Number(value) };
     },
     async applied(accountId, usageIds) {
       if (usageIds.length === 0) return new Set();
