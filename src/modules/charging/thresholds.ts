@@ -27,7 +27,11 @@ export class ThresholdTable {
         this.database.db,
         sql`select id, kind, value::text as value, currency from charging_thresholds order by id`,
       );
-      this.#cached = { rows, untilMs: nowMs + THRESHOLD_CACHE_TTL_MS };
+      // Values without trailing zeros: they name thresholds in crossing keys ("80%", not "80.000000%").
+      this.#cached = {
+        rows: rows.map((row) => ({ ...row, value: new Money(row.value).toFixed() })),
+        untilMs: nowMs + THRESHOLD_CACHE_TTL_MS,
+      };
     }
     return this.#cached.rows;
   }
