@@ -59,6 +59,108 @@ for (const [name, factory] of factories) {
     return made.store;
   };
 
+  t.test(
+    `[${name}] a shared bucket held by the account: lines draw from it, its thresholds watch every draw`,
+    async (t) => {
+      const store = await setup(t);
+      const account = randomUUID();
+      await store.grant(account, { productId: "line-1", balance: null, buckets: [] });
+      await store.grant(account, { productId: "line-2", balance: null, buckets: [] });
+      const v = await store.grant(account, {
+        productId: account,
+        balance: null,
+        buckets: [{ id: "pool", granted: 1_000 }],
+      });
+      const watch: Threshold = {
+        key: "allowance:pool:80%",
+        metric: "bucket",
+        direction: "up",
+        value: 800n,
+        productId: account,
+        bucketId: "pool",
+      };
+      const first = await store.step({
+        accountId: account,
+        fence: 1,
+        version: v,
+        events: [
+          event("u1", { draws: [{ bucketId: "pool", units: 500, holder: account }] }),
+          event("u2", { productId: "line-2", draws: [{ bucketId: "pool", units: 400, holder: account }] }),
+        ],
+        thresholds: [watch],
+      });
+      t.equal(first.status, "applied");
+      if (first.status !== "applied") return;
+      t.same(
+        first.outcomes.map((outcome) => outcome.crossings.map((crossing) => [crossing.key, crossing.usageId])),
+        [[], [["allowance:pool:80%", "u2"]]],
+        "the second line's draw crossed the shared bucket's threshold",
+      );
+      const state = await store.read(account);
+      t.same(state.lines.get(account)?.buckets, [{ id: "pool", granted: 1_000, used: 900 }]);
+      t.same(state.lines.get("line-1")?.buckets, [], "nothing on the line itself");
+      const over = await store.step({
+        accountId: account,
+        fence: 1,
+        version: first.version,
+        events: [event("u3", { draws: [{ bucketId: "pool", units: 101, holder: account }] })],
+        thresholds: [],
+      });
+      t.equal(over.status, "refused", "a draw past what the shared bucket has left is refused");
+      const missing = await store.step({
+        accountId: account,
+        fence: 1,
+        version: first.version,
+        events: [event("u4", { draws: [{ bucketId: "pool", units: 1, holder: "nobody" }] })],
+        thresholds: [],
+      });
+      t.equal(missing.status, "refused", "a holder with no state is refused");
+      t.equal((await store.read(account)).version, first.version, "refusals changed nothing");
+    },
+  );
+
+  t.test(`[${name}] rollover moves what is left up to the cap, once`, async (t) => {
+    const store = await setup(t);
+    const account = randomUUID();
+    const v = await store.grant(account, {
+      productId: "line-1",
+      balance: null,
+      buckets: [{ id: "march", granted: 1_000 }],
+    });
+    await store.step({
+      accountId: account,
+      fence: 1,
+      version: v,
+      events: [event("u1", { draws: [{ bucketId: "march", units: 300 }] })],
+      thresholds: [],
+    });
+    const request = {
+      accountId: account,
+      id: "roll-1",
+      holder: "line-1",
+      from: "march",
+      to: "april-rollover",
+      cap: 500,
+    };
+    const moved = await store.rollover(request);
+    t.match(moved, { status: "applied", units: 500 }, "700 left, 500 carried (the cap)");
+    t.match(
+      await store.rollover({ ...request, cap: 5 }),
+      { status: "duplicate", units: 500 },
+      "a repeat answers the first",
+    );
+    t.same((await store.read(account)).lines.get("line-1")?.buckets, [
+      { id: "april-rollover", granted: 500, used: 0 },
+      { id: "march", granted: 500, used: 300 },
+    ]);
+    const none = await store.rollover({ ...request, id: "roll-2", from: "april-rollover", to: "x", cap: 10_000 });
+    t.match(none, { status: "applied", units: 500 }, "under the cap: everything left");
+    const empty = await store.rollover({ ...request, id: "roll-3", from: "april-rollover", to: "y", cap: 10 });
+    t.match(empty, { status: "applied", units: 0 }, "nothing left: nothing carried, no bucket made");
+    t.notOk((await store.read(account)).lines.get("line-1")?.buckets.some((bucket) => bucket.id === "y"));
+    t.match(await store.rollover({ ...request, id: "roll-4", from: "gone" }), { status: "refused" });
+  });
+
   t.test(`[${name}] grant, then a step consumes buckets before money and moves spend`, async (t) => {
     const store = await setup(t);
     const account = randomUUID();
