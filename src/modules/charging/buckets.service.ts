@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, gt, lte, or, sql } from "drizzle-orm";
+import { type AnyPgColumn, alias } from "drizzle-orm/pg-core";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { newId } from "../../shared/ids.js";
@@ -53,6 +54,11 @@ function derivedId(seed: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+/** A wanted bucket's identity: holder, source product, offering, allowance and period. */
+function settledKey(row: Wanted["row"]): string {
+  return `${row.productId}/${row.sourceProductId}/${row.offeringId}/${row.allowanceId}/${(row.periodStart as Date).getTime()}`;
+}
+
 /** Buckets that may cover an event are drawn in this order: the first to end, rollover, the line's own, then by id. */
 function drawOrder(lineId: string) {
   return (a: BucketRow, b: BucketRow) =>
@@ -78,7 +84,10 @@ interface Wanted {
  * (`balance_operations`), so reconciliation rebuilds the same grants.
  */
 export class BucketsService {
-  /** Moves known to be in the ledger and the store; bounded, and only an optimisation (every move is idempotent). */
+  /**
+   * Buckets this process has created and settled (shares, rollover): later batches skip the statements. Bounded,
+   * and only an optimisation — every step of it is idempotent.
+   */
   private readonly settled = new Set<string>();
 
   constructor(private readonly deps: { clock: Clock; database: Database; store: ChargingStore }) {}
@@ -103,12 +112,15 @@ export class BucketsService {
     ].join("|");
     const cached = cache?.get(key);
     if (cached !== undefined) return cached;
-    if (wanted.length > 0) {
+    const fresh = wanted.filter(({ row }) => !this.settled.has(settledKey(row)));
+    if (fresh.length > 0) {
       await db
         .insert(allowanceBuckets)
-        .values(wanted.map(({ row }) => row))
+        .values(fresh.map(({ row }) => row))
         .onConflictDoNothing();
-      await this.settle(db, account, wanted);
+      await this.settle(db, account, fresh);
+      if (this.settled.size + fresh.length > 100_000) this.settled.clear();
+      for (const { row } of fresh) this.settled.add(settledKey(row));
     }
     const rows = await this.covering(db, account.id, line.plan.id, atMs);
     cache?.set(key, rows);
@@ -163,6 +175,7 @@ export class BucketsService {
   /** A line's shares of shared buckets, and the rollover of every wanted bucket's previous period. */
   private async settle(db: Db, account: AccountCycle, wanted: Wanted[]): Promise<void> {
     for (const { row, allowance, source } of wanted) {
+      if (!row.shared && allowance.rolloverMaxUnits === undefined) continue;
       const periodStart = row.periodStart as Date;
       const holder = row.productId as string;
       const [current] = await this.regular(db, row, periodStart, "start");
@@ -244,8 +257,6 @@ export class BucketsService {
     key: string,
     apply: (mark: string, tx: Db) => Promise<{ units: number; productId: string }>,
   ): Promise<void> {
-    const settledKey = `${account.id}/${key}`;
-    if (this.settled.has(settledKey)) return;
     const [recorded] = await db
       .select({ id: balanceOperations.id })
       .from(balanceOperations)
@@ -272,8 +283,6 @@ export class BucketsService {
           .onConflictDoNothing();
       });
     }
-    if (this.settled.size >= 100_000) this.settled.clear();
-    this.settled.add(settledKey);
   }
 
   /** Puts a bucket (and its holder) in the store if it is not there yet. */
@@ -292,25 +301,24 @@ export class BucketsService {
    * what was carried over, as it would have before the carry).
    */
   private async covering(db: Db, accountId: string, lineId: string, atMs: number): Promise<BucketRow[]> {
-    const at = new Date(atMs).toISOString();
-    const ids = await queryRows<{ id: string }>(
-      db,
-      sql`select b.id::text from allowance_buckets b left join allowance_buckets s on s.id = b.rolled_from
-          where (b.product_id = ${lineId}::uuid or (b.product_id = ${accountId}::uuid and b.shared))
-            and ((b.period_start <= ${at}::timestamptz and b.period_end > ${at}::timestamptz)
-              or (s.period_start <= ${at}::timestamptz and s.period_end > ${at}::timestamptz))`,
-    );
-    if (ids.length === 0) return [];
+    const at = new Date(atMs);
+    const source = alias(allowanceBuckets, "source");
+    const holds = (period: { periodStart: AnyPgColumn; periodEnd: AnyPgColumn }) =>
+      and(lte(period.periodStart, at), gt(period.periodEnd, at));
     const rows = await db
-      .select()
+      .select({ bucket: allowanceBuckets })
       .from(allowanceBuckets)
+      .leftJoin(source, eq(source.id, allowanceBuckets.rolledFrom))
       .where(
-        inArray(
-          allowanceBuckets.id,
-          ids.map((row) => row.id),
+        and(
+          or(
+            eq(allowanceBuckets.productId, lineId),
+            and(eq(allowanceBuckets.productId, accountId), eq(allowanceBuckets.shared, true)),
+          ),
+          or(holds(allowanceBuckets), holds(source)),
         ),
       );
-    return rows.sort(drawOrder(lineId));
+    return rows.map((row) => row.bucket).sort(drawOrder(lineId));
   }
 
   /**
