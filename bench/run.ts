@@ -6,6 +6,7 @@ import { benchHttp, printHttp } from "./http.js";
 import { benchIngest, printIngest } from "./ingest.js";
 import { benchInventory, printInventory } from "./inventory.js";
 import { benchOrders, printOrders } from "./orders.js";
+import { benchRating, printRating } from "./rating.js";
 import { benchRatingEngine, printRatingEngine } from "./rating-engine.js";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
@@ -14,6 +15,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   inventory: async () => printInventory(await benchInventory()),
   orders: async () => printOrders(await benchOrders()),
   ingest: async () => printIngest(await benchIngest()),
+  rating: async () => printRating(await benchRating()),
 };
 
 const requested = process.argv.slice(2);

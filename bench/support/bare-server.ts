@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
 import postgres from "postgres";
+import { shardOf } from "../../src/modules/charging/usage-queue.js";
 
 /**
  * The ceilings bench/http compares the engine with, on the same runtime and loader:
@@ -9,7 +10,9 @@ import postgres from "postgres";
  * - GET /list and POST /create: the same SQL statements the engine runs for a billing-account list and
  *   create, sent through postgres.js with no validation, mapping, auth or audit logic between them;
  * - POST /ingest: the statements a CDR batch costs the engine (the one insert of keys, usage and suspense
- *   rows, then one XADD per record in a pipeline), with only JSON.parse and a row mapping in between.
+ *   rows, then one XADD per record in a pipeline), with only JSON.parse and a row mapping in between. With
+ *   BARE_SHARDS set, each record goes to its account's shard as the engine's queue puts it (bench/rating, whose
+ *   bare workers then rate the shards); without it, to a shard picked from the cdrId (bench/ingest).
  */
 const sql = process.env.DATABASE_URL ? postgres(process.env.DATABASE_URL, { max: 10, onnotice: () => {} }) : null;
 const redis = process.env.REDIS_URL ? new Redis(process.env.REDIS_URL) : null;
@@ -72,6 +75,9 @@ if (sql !== null) {
 
 if (sql !== null && redis !== null) {
   const prefix = process.env.BARE_REDIS_PREFIX ?? "bare:";
+  const shards = process.env.BARE_SHARDS ? Number(process.env.BARE_SHARDS) : null;
+  const streamOf = (row: { cdr_id: unknown; billing_account_id: string }) =>
+    `${prefix}usage-queue:{s${shards === null ? String(row.cdr_id).length % 16 : shardOf(row.billing_account_id, shards)}}`;
   const lines = new Map(
     (JSON.parse(process.env.BARE_LINES ?? "[]") as Array<{ msisdn: string; productId: string; accountId: string }>).map(
       (line) => [line.msisdn, line],
@@ -135,8 +141,7 @@ if (sql !== null && redis !== null) {
       )
       select usage_id from keys`;
     const pipeline = redis.pipeline();
-    for (const row of rows)
-      pipeline.xadd(`${prefix}usage-queue:{s${String(row.cdr_id).length % 16}}`, "*", "d", JSON.stringify(row));
+    for (const row of rows) pipeline.xadd(streamOf(row), "*", "d", JSON.stringify(row));
     await pipeline.exec();
     return { accepted: inserted.length };
   });

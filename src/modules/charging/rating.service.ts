@@ -2,7 +2,12 @@ import { sql } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
-import { RECONCILE_INTERVAL_MS, RENEW_INTERVAL_MS, SWEEP_INTERVAL_MS } from "../../shared/limits.js";
+import {
+  RATING_ACCOUNT_CONCURRENCY,
+  RECONCILE_INTERVAL_MS,
+  RENEW_INTERVAL_MS,
+  SWEEP_INTERVAL_MS,
+} from "../../shared/limits.js";
 import { Money, toMicro } from "../../shared/money.js";
 import type { Offering } from "../catalog/catalog.schemas.js";
 import type { CatalogService } from "../catalog/catalog.service.js";
@@ -148,7 +153,23 @@ export class RatingService {
     const crossings: Array<Crossing & { billingAccountId: string; productId: string | null }> = [];
     const suspended: Suspended[] = [];
     const done: string[] = [];
-    for (const [accountId, group] of byAccount) {
+    // Accounts are independent (one step each, on their own keys): a few are rated at once, so one account's
+    // round trips to PostgreSQL and Redis overlap another's. Each account's events stay in order.
+    const accounts = [...byAccount];
+    let next = 0;
+    let fenced: FencedError | null = null;
+    const rateNext = async (): Promise<void> => {
+      while (fenced === null && next < accounts.length) {
+        const [accountId, group] = accounts[next++] as [string, QueueEntry[]];
+        try {
+          await rateGroup(accountId, group);
+        } catch (error) {
+          if (!(error instanceof FencedError)) throw error;
+          fenced = error;
+        }
+      }
+    };
+    const rateGroup = async (accountId: string, group: QueueEntry[]): Promise<void> => {
       // A record on the queue twice (a resent XADD, a sweep) is rated once: the step deduplicates, this keeps order.
       const usages: QueuedUsage[] = [];
       for (const entry of group) {
@@ -188,7 +209,9 @@ export class RatingService {
           }
         }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(RATING_ACCOUNT_CONCURRENCY, accounts.length) }, rateNext));
+    if (fenced !== null) throw fenced;
     await this.record(rated, crossings, suspended);
     const barring = crossings
       .filter((crossing) => crossing.key.startsWith("credit-limit:") || crossing.key.startsWith("balance-exhausted:"))
