@@ -4,6 +4,7 @@ import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import {
   RATING_ACCOUNT_CONCURRENCY,
+  RATING_SHARD_CONCURRENCY,
   RECONCILE_INTERVAL_MS,
   RENEW_INTERVAL_MS,
   SWEEP_INTERVAL_MS,
@@ -14,7 +15,7 @@ import type { CatalogService } from "../catalog/catalog.service.js";
 import type { CustomerServices } from "../customers/customers.service.js";
 import { destinationOf, priceEvent, RatingError, type RatingEvent, roamingZoneOf } from "../rating/pricer.js";
 import type { CompiledTariff } from "../rating/tariff-compile.js";
-import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
+import type { LineForRating, SubscriptionsService } from "../subscriptions/subscriptions.service.js";
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import type { BucketsService } from "./buckets.service.js";
 import type { BucketRow } from "./charging.tables.js";
@@ -80,6 +81,11 @@ export interface RatingDeps {
   onBarring?: (bar: Array<{ productId: string; billingAccountId: string; key: string }>) => Promise<void>;
 }
 
+interface Batch {
+  profiles: Map<string, Profile>;
+  lines: Map<string, LineForRating>;
+}
+
 interface Prepared {
   usage: QueuedUsage;
   line: { plan: ProductRow; addons: ProductRow[] };
@@ -115,25 +121,37 @@ export class RatingService {
     onFenced: (shard: number) => void = () => {},
   ): Promise<number> {
     let total = 0;
-    const shards =
-      held ?? new Map(Array.from({ length: this.deps.queue.shards }, (_, shard) => [shard, this.fence] as const));
-    for (const [shard, token] of shards) {
-      // Entries handed out before come first; while they fill a batch, nothing newer is read, so an account's
-      // records stay in order.
-      const claimed = await this.deps.queue.claim(shard, consumer, count);
-      const entries =
-        claimed.length >= count ? claimed : [...claimed, ...(await this.deps.queue.read(shard, consumer, count, 0))];
-      if (entries.length === 0) continue;
-      try {
-        const done = await this.rate(entries, token);
-        await this.deps.queue.ack(shard, done);
-        total += done.length;
-      } catch (error) {
-        if (!(error instanceof FencedError)) throw error;
-        this.deps.log.warn({ shard, token, fence: error.fence }, "lease lost: another worker writes this shard now");
-        onFenced(shard);
+    const shards = [
+      ...(held ?? new Map(Array.from({ length: this.deps.queue.shards }, (_, shard) => [shard, this.fence] as const))),
+    ];
+    // Shards are independent (their accounts are disjoint): a few are worked at once, so a pass takes about as
+    // long as its slowest shard rather than the sum of all of them.
+    let next = 0;
+    const work = async (): Promise<void> => {
+      while (next < shards.length) {
+        const [shard, token] = shards[next++] as [number, number];
+        // Entries handed out before come first; while they fill a batch, nothing newer is read, so an account's
+        // records stay in order.
+        const claimed = await this.deps.queue.claim(shard, consumer, count);
+        const entries =
+          claimed.length >= count ? claimed : [...claimed, ...(await this.deps.queue.read(shard, consumer, count, 0))];
+        if (entries.length === 0) continue;
+        try {
+          const done = await this.rate(entries, token);
+          await this.deps.queue.ack(shard, done);
+          total += done.length;
+        } catch (error) {
+          if (!(error instanceof FencedError)) throw error;
+          this.deps.log.warn({ shard, token, fence: error.fence }, "lease lost: another worker writes this shard now");
+          onFenced(shard);
+        }
       }
-    }
+    };
+    const results = await Promise.allSettled(
+      Array.from({ length: Math.min(RATING_SHARD_CONCURRENCY, shards.length) }, work),
+    );
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     return total;
   }
 
@@ -156,6 +174,7 @@ export class RatingService {
     // Accounts are independent (one step each, on their own keys): a few are rated at once, so one account's
     // round trips to PostgreSQL and Redis overlap another's. Each account's events stay in order.
     const accounts = [...byAccount];
+    const batch = await this.batchOf(entries);
     let next = 0;
     let fenced: FencedError | null = null;
     const rateNext = async (): Promise<void> => {
@@ -176,7 +195,7 @@ export class RatingService {
         if (!usages.some((usage) => usage.usageId === entry.usage.usageId)) usages.push(entry.usage);
       }
       try {
-        const outcome = await this.rateAccount(accountId, usages, fence);
+        const outcome = await this.rateAccount(accountId, usages, fence, batch);
         rated.push(...outcome.rated);
         crossings.push(...outcome.crossings);
         suspended.push(...outcome.suspended);
@@ -186,7 +205,7 @@ export class RatingService {
         // One record may be the cause: each is tried alone, so the others go on and only the poison one waits.
         for (const entry of group) {
           try {
-            const alone = await this.rateAccount(accountId, [entry.usage], fence);
+            const alone = await this.rateAccount(accountId, [entry.usage], fence, batch);
             rated.push(...alone.rated);
             crossings.push(...alone.crossings);
             suspended.push(...alone.suspended);
@@ -224,10 +243,26 @@ export class RatingService {
     return done;
   }
 
-  private async rateAccount(accountId: string, usages: QueuedUsage[], fence: number) {
+  /** What a batch's accounts and lines are, read once for the whole batch (two reads instead of two per account). */
+  private async batchOf(entries: readonly QueueEntry[]): Promise<Batch> {
+    const db = this.deps.database.db;
+    const [profiles, lines] = await Promise.all([
+      this.deps.customers.chargingProfiles(
+        db,
+        entries.map((entry) => entry.usage.billingAccountId),
+      ),
+      this.deps.subscriptions.linesForRating(
+        db,
+        entries.map((entry) => entry.usage.productId),
+      ),
+    ]);
+    return { profiles, lines };
+  }
+
+  private async rateAccount(accountId: string, usages: QueuedUsage[], fence: number, batch: Batch) {
     const db = this.deps.database.db;
     const suspended: Suspended[] = [];
-    const profile = await this.deps.customers.chargingProfile(db, accountId);
+    const profile = batch.profiles.get(accountId);
     if (profile === undefined) {
       return {
         rated: [],
@@ -242,12 +277,9 @@ export class RatingService {
     const snapshot = await this.deps.catalog.snapshot();
     const offerings = offeringsOf(snapshot);
     const bucketCache = new Map<string, BucketRow[]>();
-    const lines = new Map<string, Awaited<ReturnType<SubscriptionsService["lineForRating"]>>>();
     const prepared: Prepared[] = [];
     for (const usage of usages) {
-      if (!lines.has(usage.productId))
-        lines.set(usage.productId, await this.deps.subscriptions.lineForRating(db, usage.productId));
-      const line = lines.get(usage.productId);
+      const line = batch.lines.get(usage.productId);
       if (line === undefined) {
         suspended.push({
           usageId: usage.usageId,
@@ -293,8 +325,15 @@ export class RatingService {
     }
     if (prepared.length === 0) return { rated: [], crossings: [], suspended };
 
+    // The lines and bucket holders (a shared bucket's account) the step reads and writes.
+    const holders = [
+      ...new Set(prepared.flatMap((item) => [item.line.plan.id, ...item.covering.map((bucket) => bucket.productId)])),
+    ];
+    const usageIds = prepared.map((item) => item.usage.usageId);
     for (let attempt = 0; ; attempt++) {
-      let state = await this.deps.store.read(accountId);
+      // Records the store has applied already (a replay after a failed commit or a crash) are not priced again:
+      // their draws are in the state, and the step answers their stored result.
+      let { state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds);
       // Lines and buckets the store does not hold yet are granted first (activation, a new period).
       let granted = false;
       for (const item of prepared) {
@@ -312,13 +351,7 @@ export class RatingService {
           granted = true;
         }
       }
-      if (granted) state = await this.deps.store.read(accountId);
-      // Records the store has applied already (a replay after a failed commit or a crash) are not priced again:
-      // their draws are in the state, and the step answers their stored result.
-      const applied = await this.deps.store.applied(
-        accountId,
-        prepared.map((item) => item.usage.usageId),
-      );
+      if (granted) ({ state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds));
 
       const planned = new Map<string, number>();
       const events: ChargeEvent[] = [];

@@ -177,6 +177,15 @@ export interface AccountSnapshot {
 export interface ChargingStore {
   readonly kind: "redis" | "in-process";
   read(accountId: string): Promise<AccountState>;
+  /**
+   * What a rating step needs, in one consistent read: the account's counters, the given lines (and holders) that
+   * have state, and which of the usage ids the store has applied already.
+   */
+  readForRating(
+    accountId: string,
+    productIds: readonly string[],
+    usageIds: readonly string[],
+  ): Promise<{ state: AccountState; applied: Set<string> }>;
   /** Adds a line's balance and buckets where they do not exist yet (a new line or a new allowance period). */
   grant(accountId: string, line: NewLine): Promise<number>;
   step(request: StepRequest): Promise<StepResult>;

@@ -50,6 +50,16 @@ export function memoryChargingStore(): ChargingStore {
       for (const line of state.lines.values()) line.buckets.sort((a, b) => a.id.localeCompare(b.id));
       return state;
     },
+    async readForRating(accountId, productIds, usageIds) {
+      const stored = load(accountId);
+      const state = copy(stored.state);
+      const wanted = new Set(productIds);
+      for (const [productId, line] of state.lines) {
+        if (!wanted.has(productId)) state.lines.delete(productId);
+        else line.buckets.sort((a, b) => a.id.localeCompare(b.id));
+      }
+      return { state, applied: new Set(usageIds.filter((id) => stored.dedupe.has(id))) };
+    },
     async grant(accountId, line) {
       if (line.balance !== null) checkMicro(line.balance, "balance");
       const { state } = load(accountId);

@@ -278,6 +278,35 @@ type Scripted = Redis & {
 
 const list = <T>(value: unknown): T[] => (Array.isArray(value) ? (value as T[]) : []);
 
+/** A line's state from its hash (balance, g:<bucket> granted, u:<bucket> used). */
+function lineState(productId: string, hash: Record<string, string>): LineState {
+  const buckets = Object.keys(hash)
+    .filter((field) => field.startsWith("g:"))
+    .map((field) => {
+      const id = field.slice(2);
+      return { id, granted: Number(hash[field]), used: Number(hash[`u:${id}`] ?? 0) };
+    })
+    .sort((a, b) => a.id.localeCompare(b.id));
+  return { productId, balance: hash.balance === undefined ? null : BigInt(hash.balance), buckets };
+}
+
+function accountState(
+  accountId: string,
+  state: Record<string, string>,
+  spend: Record<string, string>,
+  lines: Map<string, LineState>,
+  crossedKeys: string[],
+): AccountState {
+  return {
+    accountId,
+    version: Number(state.version ?? 0),
+    fence: Number(state.fence ?? 0),
+    spend: new Map(Object.entries(spend).map(([period, value]) => [period, BigInt(value)])),
+    lines,
+    crossed: new Set(crossedKeys),
+  };
+}
+
 /** Keys of one account; ioredis adds the engine's prefix to KEYS. */
 function keysOf(accountId: string) {
   const tag = `{acct:${accountId}}`;
@@ -324,34 +353,42 @@ export function redisChargingStore(client: Redis): ChargingStore {
       if (Number(second[second.length - 1] ?? 0) !== version && attempt < 5) continue;
       const lines = new Map<string, LineState>();
       lineIds.forEach((productId, index) => {
-        const hash = second[index] as Record<string, string>;
-        const buckets = Object.keys(hash)
-          .filter((field) => field.startsWith("g:"))
-          .map((field) => {
-            const id = field.slice(2);
-            return { id, granted: Number(hash[field]), used: Number(hash[`u:${id}`] ?? 0) };
-          })
-          .sort((a, b) => a.id.localeCompare(b.id));
-        lines.set(productId, {
-          productId,
-          balance: hash.balance === undefined ? null : BigInt(hash.balance),
-          buckets,
-        });
+        lines.set(productId, lineState(productId, second[index] as Record<string, string>));
       });
-      return {
-        accountId,
-        version,
-        fence: Number(state.fence ?? 0),
-        spend: new Map(Object.entries(spend).map(([period, value]) => [period, BigInt(value)])),
-        lines,
-        crossed: new Set(crossedKeys),
-      };
+      return accountState(accountId, state, spend, lines, crossedKeys);
     }
   };
 
   return {
     kind: "redis",
     read,
+    async readForRating(accountId, productIds, usageIds) {
+      // One MULTI: a consistent snapshot in one round trip.
+      const keys = keysOf(accountId);
+      const pipeline = redis.multi().hgetall(keys.state).hgetall(keys.spend).smembers(keys.crossed);
+      for (const productId of productIds) pipeline.hgetall(keys.line(productId));
+      if (usageIds.length > 0) pipeline.hmget(keys.dedupe, ...usageIds);
+      const values = ((await pipeline.exec()) ?? []).map(([error, value]) => {
+        if (error) throw error;
+        return value;
+      });
+      const lines = new Map<string, LineState>();
+      productIds.forEach((productId, index) => {
+        const hash = values[3 + index] as Record<string, string>;
+        if (Object.keys(hash).length > 0) lines.set(productId, lineState(productId, hash));
+      });
+      const marks = usageIds.length > 0 ? (values[3 + productIds.length] as Array<string | null>) : [];
+      return {
+        state: accountState(
+          accountId,
+          values[0] as Record<string, string>,
+          values[1] as Record<string, string>,
+          lines,
+          values[2] as string[],
+        ),
+        applied: new Set(usageIds.filter((_, index) => marks[index] !== null)),
+      };
+    },
     async grant(accountId, line) {
       if (line.balance !== null) checkMicro(line.balance, "balance");
       const keys = keysOf(accountId);
