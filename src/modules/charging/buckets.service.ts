@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, eq, gt, lte, or, sql } from "drizzle-orm";
-import { type AnyPgColumn, alias } from "drizzle-orm/pg-core";
+import { and, eq, sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { newId } from "../../shared/ids.js";
@@ -9,7 +8,7 @@ import type { Allowance, Offering } from "../catalog/catalog.schemas.js";
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod, type Period, rollingPeriod } from "./periods.js";
-import { type ChargingStore, operationMark } from "./store/charging-store.js";
+import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
 
 export interface AccountCycle {
   id: string;
@@ -54,8 +53,27 @@ function derivedId(seed: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-/** A wanted bucket's identity: holder, source product, offering, allowance and period. */
-function settledKey(row: Wanted["row"]): string {
+/**
+ * The buckets holding a line's events at an instant, in draw order: its own and its account's shared ones whose
+ * period holds it, and rollover buckets whose source period holds it (a late event of the period before uses
+ * what was carried over, as it would have before the carry).
+ */
+function covering(rows: BucketRow[], lineId: string, atMs: number): BucketRow[] {
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  const holds = (row: BucketRow | undefined) =>
+    row !== undefined && row.periodStart.getTime() <= atMs && row.periodEnd.getTime() > atMs;
+  return rows
+    .filter((row) => holds(row) || (row.rolledFrom !== null && holds(byId.get(row.rolledFrom))))
+    .sort(drawOrder(lineId));
+}
+
+/** A regular bucket's identity: holder, offering, allowance and period (and, not shared, the product it is for). */
+function bucketKey(row: Wanted["row"] | BucketRow): string {
+  return `${row.productId}/${row.shared ? "" : row.sourceProductId}/${row.offeringId}/${row.allowanceId}/${(row.periodStart as Date).getTime()}`;
+}
+
+/** A wanted bucket's settling identity: holder, source product, offering, allowance and period. */
+function settledKey(row: Wanted["row"] | BucketRow): string {
   return `${row.productId}/${row.sourceProductId}/${row.offeringId}/${row.allowanceId}/${(row.periodStart as Date).getTime()}`;
 }
 
@@ -89,6 +107,8 @@ export class BucketsService {
    * and only an optimisation — every step of it is idempotent.
    */
   private readonly settled = new Set<string>();
+  /** Bucket rows by holder, as this process last read them: refreshed when it makes one, or the store shows one. */
+  private readonly known = new Map<string, Map<string, BucketRow>>();
 
   constructor(private readonly deps: { clock: Clock; database: Database; store: ChargingStore }) {}
 
@@ -104,6 +124,7 @@ export class BucketsService {
     offerings: ReadonlyMap<string, Offering>,
     atMs: number,
     cache?: Map<string, BucketRow[]>,
+    reread = false,
   ): Promise<BucketRow[]> {
     const wanted = this.wanted(account, line, offerings, atMs);
     const key = [
@@ -121,9 +142,58 @@ export class BucketsService {
       await this.settle(db, account, fresh);
       if (this.settled.size + fresh.length > 100_000) this.settled.clear();
       for (const { row } of fresh) this.settled.add(settledKey(row));
+      this.known.delete(line.plan.id);
+      this.known.delete(account.id);
     }
-    const rows = await this.covering(db, account.id, line.plan.id, atMs);
+    const [own, shared] = await Promise.all([this.rowsOf(db, line.plan.id), this.rowsOf(db, account.id, true)]);
+    // A wanted bucket this process has not seen (made by another one since): read the holder again.
+    const seen = (row: Wanted["row"]) =>
+      [...(row.shared ? shared : own).values()].some(
+        (bucket) => bucket.rolledFrom === null && bucketKey(bucket) === bucketKey(row),
+      );
+    if (!wanted.every(({ row }) => seen(row))) {
+      if (reread) throw new Error(`the buckets of line ${line.plan.id} at ${new Date(atMs).toISOString()} are missing`);
+      this.known.delete(line.plan.id);
+      this.known.delete(account.id);
+      return this.ensure(db, account, line, offerings, atMs, cache, true);
+    }
+    const rows = covering([...own.values(), ...shared.values()], line.plan.id, atMs);
     cache?.set(key, rows);
+    return rows;
+  }
+
+  /**
+   * After a read of the store: a holder whose state has a bucket this process has not seen (a rollover made by
+   * another worker) is read again at its next use. Answers whether any was.
+   */
+  stale(state: AccountState): boolean {
+    let stale = false;
+    for (const [holder, line] of state.lines) {
+      const rows = this.known.get(holder);
+      if (rows !== undefined && line.buckets.some((bucket) => !rows.has(bucket.id))) {
+        this.known.delete(holder);
+        stale = true;
+      }
+    }
+    return stale;
+  }
+
+  /** Every bucket row of a holder (a line, or an account's shared ones), as this process last read them. */
+  private async rowsOf(db: Db, holder: string, shared = false): Promise<Map<string, BucketRow>> {
+    let rows = this.known.get(holder);
+    if (rows === undefined) {
+      const read = await db
+        .select()
+        .from(allowanceBuckets)
+        .where(
+          shared
+            ? and(eq(allowanceBuckets.productId, holder), eq(allowanceBuckets.shared, true))
+            : eq(allowanceBuckets.productId, holder),
+        );
+      rows = new Map(read.map((row) => [row.id, row]));
+      if (this.known.size >= 50_000) this.known.clear();
+      this.known.set(holder, rows);
+    }
     return rows;
   }
 
@@ -293,32 +363,6 @@ export class BucketsService {
       balance: !shared && account.accountType === "prepaid" ? 0n : null,
       buckets: [{ id: bucket.id, granted: bucket.granted }],
     });
-  }
-
-  /**
-   * The buckets holding a line's events at an instant, in draw order: its own and its account's shared ones whose
-   * period holds it, and rollover buckets whose source period holds it (a late event of the period before uses
-   * what was carried over, as it would have before the carry).
-   */
-  private async covering(db: Db, accountId: string, lineId: string, atMs: number): Promise<BucketRow[]> {
-    const at = new Date(atMs);
-    const source = alias(allowanceBuckets, "source");
-    const holds = (period: { periodStart: AnyPgColumn; periodEnd: AnyPgColumn }) =>
-      and(lte(period.periodStart, at), gt(period.periodEnd, at));
-    const rows = await db
-      .select({ bucket: allowanceBuckets })
-      .from(allowanceBuckets)
-      .leftJoin(source, eq(source.id, allowanceBuckets.rolledFrom))
-      .where(
-        and(
-          or(
-            eq(allowanceBuckets.productId, lineId),
-            and(eq(allowanceBuckets.productId, accountId), eq(allowanceBuckets.shared, true)),
-          ),
-          or(holds(allowanceBuckets), holds(source)),
-        ),
-      );
-    return rows.map((row) => row.bucket).sort(drawOrder(lineId));
   }
 
   /**

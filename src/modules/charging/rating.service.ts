@@ -334,6 +334,21 @@ export class RatingService {
       // Records the store has applied already (a replay after a failed commit or a crash) are not priced again:
       // their draws are in the state, and the step answers their stored result.
       let { state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds);
+      if (this.deps.buckets.stale(state)) {
+        // The store holds a bucket this worker has not seen (a rollover another one made): cover again.
+        const again = new Map<string, BucketRow[]>();
+        for (const item of prepared) {
+          item.covering = await this.covering(
+            db,
+            profile,
+            item.line,
+            offerings,
+            item.tariff.compiled,
+            item.event,
+            again,
+          );
+        }
+      }
       // Lines and buckets the store does not hold yet are granted first (activation, a new period).
       let granted = false;
       for (const item of prepared) {
