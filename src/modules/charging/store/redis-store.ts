@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import {
   type AccountState,
   type ChargingStore,
+  type Crossing,
   checkMicro,
   type LineState,
   type StepRequest,
@@ -37,6 +38,8 @@ end
 /** KEYS: s, spend, d, x, then one line hash per product (ARGV's line indexes point into them, from 1). */
 const STEP = `${COMMON}
 local p = cjson.decode(ARGV[1])
+-- Results travel as their own arguments: never decoded, never encoded again, only stored.
+for i, e in ipairs(p.events) do e.r = ARGV[1 + i] end
 local fence = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if p.fence < fence then return cjson.encode({ status = 'fenced', fence = fence }) end
@@ -121,7 +124,10 @@ for _, e in ipairs(fresh) do
       end
     end
   end
-  results[e.u] = cjson.encode({ r = e.r, x = crossings })
+  -- The mark: the crossings as JSON, a newline, then the result as the worker sent it.
+  local x = '[]'
+  if #crossings > 0 then x = cjson.encode(crossings) end
+  results[e.u] = { x = crossings, mark = x .. '\\n' .. e.r }
   for _, c in ipairs(crossings) do redis.call('SADD', KEYS[4], c.k) end
 end
 
@@ -134,7 +140,7 @@ for i, l in pairs(lines) do
   end
 end
 for period, value in pairs(spend) do redis.call('HSET', KEYS[2], period, fmt(value)) end
-for _, e in ipairs(fresh) do redis.call('HSET', KEYS[3], e.u, results[e.u]) end
+for _, e in ipairs(fresh) do redis.call('HSET', KEYS[3], e.u, results[e.u].mark) end
 if #fresh > 0 then version = redis.call('HINCRBY', KEYS[1], 'version', 1) end
 if p.fence > fence then redis.call('HSET', KEYS[1], 'fence', p.fence) end
 
@@ -143,8 +149,9 @@ for _, e in ipairs(p.events) do
   local own = results[e.u]
   local first = own ~= nil and not answered[e.u]
   answered[e.u] = true
-  local stored = cjson.decode(own or redis.call('HGET', KEYS[3], e.u))
-  table.insert(outcomes, { u = e.u, dup = not first, r = stored.r, x = stored.x })
+  -- A fresh event's result is the one the worker sent; a repeat answers the stored mark.
+  if first then table.insert(outcomes, { u = e.u, dup = false, x = own.x })
+  else table.insert(outcomes, { u = e.u, dup = true, m = redis.call('HGET', KEYS[3], e.u) }) end
 end
 return cjson.encode({ status = 'applied', version = version, outcomes = outcomes })
 `;
@@ -249,7 +256,7 @@ return answer('applied')
 
 /**
  * KEYS: s, spend, d, x, lines, then every old and new line hash. ARGV[1]: JSON {version, fence, spend: [[period,
- * micro]], lines: [{p, balance?, b: [[id, granted, used]]}], crossed: [keys], marks: [[id, json]]}.
+ * micro]], lines: [{p, balance?, b: [[id, granted, used]]}], crossed: [keys], marks: [[id, mark]]}.
  */
 const REPLACE = `
 local a = cjson.decode(ARGV[1])
@@ -277,6 +284,28 @@ type Scripted = Redis & {
 };
 
 const list = <T>(value: unknown): T[] => (Array.isArray(value) ? (value as T[]) : []);
+
+/**
+ * A dedupe mark: the event's crossings as JSON (`[{k, u, v}]`), a newline, then its result as the worker sent it
+ * (JSON, so it holds no raw newline). The step builds it by concatenation, never re-encoding the result.
+ */
+function encodeMark(result: string, crossings: Crossing[]): string {
+  const x = crossings.map((crossing) => ({ k: crossing.key, u: crossing.usageId, v: crossing.value.toString() }));
+  return `${JSON.stringify(x)}\n${result}`;
+}
+
+function crossingsOf(value: unknown): Crossing[] {
+  return list<{ k: string; u: string; v: string }>(value).map((crossing) => ({
+    key: crossing.k,
+    usageId: crossing.u,
+    value: BigInt(crossing.v),
+  }));
+}
+
+function decodeMark(mark: string): { result: string; crossings: Crossing[] } {
+  const split = mark.indexOf("\n");
+  return { crossings: crossingsOf(JSON.parse(mark.slice(0, split))), result: mark.slice(split + 1) };
+}
 
 /** A line's state from its hash (balance, g:<bucket> granted, u:<bucket> used). */
 function lineState(productId: string, hash: Record<string, string>): LineState {
@@ -425,7 +454,6 @@ export function redisChargingStore(client: Redis): ChargingStore {
             ),
             c: event.charge.toString(),
             pp: event.prepaid,
-            r: event.result,
           };
         }),
         thresholds: request.thresholds.map((threshold) => {
@@ -451,22 +479,23 @@ export function redisChargingStore(client: Redis): ChargingStore {
           keys.crossed,
           ...lineKeys,
           JSON.stringify(payload),
+          ...request.events.map((event) => event.result),
         ),
       ) as Record<string, unknown>;
       if (answer.status === "applied") {
+        const sent = new Map(request.events.map((event) => [event.usageId, event.result]));
         return {
           status: "applied",
           version: Number(answer.version),
-          outcomes: list<{ u: string; dup: boolean; r: string; x: unknown }>(answer.outcomes).map((outcome) => ({
-            usageId: outcome.u,
-            duplicate: outcome.dup,
-            result: outcome.r,
-            crossings: list<{ k: string; u: string; v: string }>(outcome.x).map((crossing) => ({
-              key: crossing.k,
-              usageId: crossing.u,
-              value: BigInt(crossing.v),
-            })),
-          })),
+          outcomes: list<{ u: string; dup: boolean; x?: unknown; m?: string }>(answer.outcomes).map((outcome) => {
+            const stored = outcome.dup ? decodeMark(String(outcome.m)) : null;
+            return {
+              usageId: outcome.u,
+              duplicate: outcome.dup,
+              result: stored?.result ?? (sent.get(outcome.u) as string),
+              crossings: stored?.crossings ?? crossingsOf(outcome.x),
+            };
+          }),
         };
       }
       if (answer.status === "version_mismatch") return { status: "version_mismatch", version: Number(answer.version) };
@@ -551,17 +580,7 @@ export function redisChargingStore(client: Redis): ChargingStore {
         })),
         crossed: snapshot.crossed,
         marks: [
-          ...snapshot.marks.map((mark) => [
-            mark.id,
-            JSON.stringify({
-              r: mark.result,
-              x: mark.crossings.map((crossing) => ({
-                k: crossing.key,
-                u: crossing.usageId,
-                v: crossing.value.toString(),
-              })),
-            }),
-          ]),
+          ...snapshot.marks.map((mark) => [mark.id, encodeMark(mark.result, mark.crossings)]),
           ...snapshot.adjustments.map((id) => [`adjust:${id}`, "1"]),
         ],
       };
