@@ -38,13 +38,25 @@ export function allowancePeriod(
  */
 export function proratedUnits(allowance: Allowance, period: Period, fromMs: number, timeZone: string): number {
   if (allowance.period !== "billCycle" || fromMs <= period.startMs) return allowance.units;
-  const day = (ms: number) => {
-    const date = localDate(new Date(ms), timeZone);
-    return Date.UTC(date.year, date.month - 1, date.day) / DAY_MS;
-  };
+  const day = (ms: number) => localDayNumber(ms, timeZone);
   const days = day(period.endMs) - day(period.startMs);
   const left = day(period.endMs) - day(fromMs);
   return Number((BigInt(allowance.units) * BigInt(left)) / BigInt(days));
+}
+
+const dayNumbers = new Map<string, number>();
+
+/** The local calendar day of an instant in a zone, as a day count (memoised: rating asks for the same ones). */
+function localDayNumber(ms: number, timeZone: string): number {
+  const key = `${timeZone}|${ms}`;
+  let day = dayNumbers.get(key);
+  if (day === undefined) {
+    const date = localDate(new Date(ms), timeZone);
+    day = Date.UTC(date.year, date.month - 1, date.day) / DAY_MS;
+    if (dayNumbers.size >= 100_000) dayNumbers.clear();
+    dayNumbers.set(key, day);
+  }
+  return day;
 }
 
 /** A bucket id derived from another (a rollover's), the same on every retry. */

@@ -37,6 +37,19 @@ function nextMonth(date: LocalDate): { year: number; month: number } {
  * zone, to the next one. Spend to date and bill-cycle allowances count in it.
  */
 export function billPeriod(atMs: number, billCycleDay: number, timeZone: string): Period {
+  // Rating asks this for every event; most fall in the period asked for last (zone dates are costly to compute).
+  const key = `${billCycleDay}|${timeZone}`;
+  const last = lastBillPeriods.get(key);
+  if (last !== undefined && last.startMs <= atMs && atMs < last.endMs) return last;
+  const period = computeBillPeriod(atMs, billCycleDay, timeZone);
+  if (lastBillPeriods.size >= 10_000) lastBillPeriods.clear();
+  lastBillPeriods.set(key, period);
+  return period;
+}
+
+const lastBillPeriods = new Map<string, Period>();
+
+function computeBillPeriod(atMs: number, billCycleDay: number, timeZone: string): Period {
   const today = localDate(new Date(atMs), timeZone);
   const thisMonthDay = billingDayOfMonth(billCycleDay, today.year, today.month);
   const startMonth = today.day >= thisMonthDay ? { year: today.year, month: today.month } : previousMonth(today);
