@@ -138,13 +138,14 @@ export class BucketsService {
     cache?: Map<string, BucketRow[]>,
     reread = false,
   ): Promise<BucketRow[]> {
-    const wanted = this.wanted(account, line, offerings, atMs);
+    const periods = this.periods(account, line, offerings, atMs);
     const key = [
       line.plan.id,
-      ...wanted.map(({ row }) => `${row.sourceProductId}/${row.allowanceId}/${(row.periodStart as Date).getTime()}`),
+      ...periods.map(({ product, allowance, period }) => `${product.id}/${allowance.id}/${period.startMs}`),
     ].join("|");
     const cached = cache?.get(key);
     if (cached !== undefined) return cached;
+    const wanted = this.wanted(account, line, periods);
     const fresh = wanted.filter(({ row }) => !this.settled.has(settledKey(row)));
     if (fresh.length > 0) {
       await db
@@ -209,47 +210,59 @@ export class BucketsService {
     return rows;
   }
 
-  /** The rows a line's products want for the periods holding `atMs`. */
-  private wanted(
+  /** The allowances of a line's products that hold at `atMs`, each with its period then. */
+  private periods(
     account: AccountCycle,
     line: { plan: ProductRow; addons: ProductRow[] },
     offerings: ReadonlyMap<string, Offering>,
     atMs: number,
-  ): Wanted[] {
-    const wanted: Wanted[] = [];
-    const now = this.deps.clock.now();
+  ): Array<{ product: ProductRow; allowance: Allowance; period: Period }> {
+    const out: Array<{ product: ProductRow; allowance: Allowance; period: Period }> = [];
     for (const product of [line.plan, ...line.addons]) {
       // An add-on counts from its own activation until it ends.
       if (product.activatedAt === null) continue;
       const from = product.activatedAt.getTime();
       if (atMs < from || (product.terminatedAt !== null && atMs >= product.terminatedAt.getTime())) continue;
       for (const allowance of offerings.get(product.offeringId)?.allowances ?? []) {
-        const period = allowancePeriod(allowance.period, atMs, account, product);
-        const granted = proratedUnits(allowance, period, from, account.timeZone);
-        if (granted <= 0) continue;
-        const shared = allowance.shared === true;
-        wanted.push({
-          allowance,
-          source: product,
-          row: {
-            id: newId(now.getTime()),
-            billingAccountId: account.id,
-            productId: shared ? account.id : line.plan.id,
-            sourceProductId: product.id,
-            offeringId: product.offeringId,
-            allowanceId: allowance.id,
-            service: allowance.service,
-            destinations: allowance.destinations ?? null,
-            roaming: allowance.roaming ?? null,
-            granted,
-            periodStart: new Date(period.startMs),
-            periodEnd: new Date(period.endMs),
-            shared,
-            rolledFrom: null,
-            createdAt: now,
-          },
-        });
+        out.push({ product, allowance, period: allowancePeriod(allowance.period, atMs, account, product) });
       }
+    }
+    return out;
+  }
+
+  /** The rows a line's products want for those periods. */
+  private wanted(
+    account: AccountCycle,
+    line: { plan: ProductRow; addons: ProductRow[] },
+    periods: Array<{ product: ProductRow; allowance: Allowance; period: Period }>,
+  ): Wanted[] {
+    const wanted: Wanted[] = [];
+    const now = this.deps.clock.now();
+    for (const { product, allowance, period } of periods) {
+      const granted = proratedUnits(allowance, period, (product.activatedAt as Date).getTime(), account.timeZone);
+      if (granted <= 0) continue;
+      const shared = allowance.shared === true;
+      wanted.push({
+        allowance,
+        source: product,
+        row: {
+          id: newId(now.getTime()),
+          billingAccountId: account.id,
+          productId: shared ? account.id : line.plan.id,
+          sourceProductId: product.id,
+          offeringId: product.offeringId,
+          allowanceId: allowance.id,
+          service: allowance.service,
+          destinations: allowance.destinations ?? null,
+          roaming: allowance.roaming ?? null,
+          granted,
+          periodStart: new Date(period.startMs),
+          periodEnd: new Date(period.endMs),
+          shared,
+          rolledFrom: null,
+          createdAt: now,
+        },
+      });
     }
     return wanted;
   }

@@ -190,10 +190,7 @@ export class RatingService {
     };
     const rateGroup = async (accountId: string, group: QueueEntry[]): Promise<void> => {
       // A record on the queue twice (a resent XADD, a sweep) is rated once: the step deduplicates, this keeps order.
-      const usages: QueuedUsage[] = [];
-      for (const entry of group) {
-        if (!usages.some((usage) => usage.usageId === entry.usage.usageId)) usages.push(entry.usage);
-      }
+      const usages = [...new Map(group.map((entry) => [entry.usage.usageId, entry.usage])).values()];
       try {
         const outcome = await this.rateAccount(accountId, usages, fence, batch);
         rated.push(...outcome.rated);
