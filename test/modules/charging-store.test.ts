@@ -99,11 +99,15 @@ for (const [name, factory] of factories) {
       const state = await store.read(account);
       t.same(state.lines.get(account)?.buckets, [{ id: "pool", granted: 1_000, used: 900 }]);
       t.same(state.lines.get("line-1")?.buckets, [], "nothing on the line itself");
-    const forRating = await store.readForRating(account, ["line-2", account, "no-such-line"], ["u2", "u9"]);
-    t.same([...forRating.state.lines.keys()].sort(), [account, "line-2"].sort(), "only the lines asked for that exist");
-    t.same(forRating.state.lines.get(account)?.buckets, [{ id: "pool", granted: 1_000, used: 900 }]);
-    t.equal(forRating.state.version, state.version);
-    t.same([...forRating.applied], ["u2"], "which usage ids were applied");
+      const forRating = await store.readForRating(account, ["line-2", account, "no-such-line"], ["u2", "u9"]);
+      t.same(
+        [...forRating.state.lines.keys()].sort(),
+        [account, "line-2"].sort(),
+        "only the lines asked for that exist",
+      );
+      t.same(forRating.state.lines.get(account)?.buckets, [{ id: "pool", granted: 1_000, used: 900 }]);
+      t.equal(forRating.state.version, state.version);
+      t.same([...forRating.applied], ["u2"], "which usage ids were applied");
       const over = await store.step({
         accountId: account,
         fence: 1,

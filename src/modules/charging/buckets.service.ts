@@ -122,7 +122,15 @@ export class BucketsService {
   /** Bucket rows by holder, as this process last read them: refreshed when it makes one, or the store shows one. */
   private readonly known = new Map<string, Map<string, BucketRow>>();
 
-  constructor(private readonly deps: { clock: Clock; database: Database; store: ChargingStore }) {}
+  constructor(
+    private readonly deps: {
+      clock: Clock;
+      database: Database;
+      store: ChargingStore;
+      /** The products (lines and add-ons) of an account on an offering, terminated ones included. */
+      products: (db: Db, accountId: string, offeringId: string) => Promise<ProductRow[]>;
+    },
+  ) {}
 
   /**
    * The buckets that may cover a line's events at `atMs` — its own and its account's shared ones, in draw order —
@@ -267,58 +275,79 @@ export class BucketsService {
     return wanted;
   }
 
-  /** A line's shares of shared buckets, and the rollover of every wanted bucket's previous period. */
+  /**
+   * Settles wanted buckets: a shared bucket gets the share of every line of the account on its offering that is
+   * active in the period (not only the lines that happen to have events), and a bucket that rolls over is rolled
+   * from the period before it into itself and, when it was made late (a late event of a period whose successor
+   * exists), from itself into its successor — so what rolls never depends on which process saw what first.
+   */
   private async settle(db: Db, account: AccountCycle, wanted: Wanted[]): Promise<void> {
-    for (const { row, allowance, source } of wanted) {
+    for (const { row, allowance } of wanted) {
       if (!row.shared && allowance.rolloverMaxUnits === undefined) continue;
-      const periodStart = row.periodStart as Date;
-      const holder = row.productId as string;
-      const [current] = await this.regular(db, row, periodStart, "start");
+      const [current] = await this.regular(db, row, row.periodStart as Date, "start");
       if (current === undefined) continue;
-      if (row.shared && current.sourceProductId !== source.id) {
-        await this.move(db, account, current, `allowance:${current.id}:${source.id}`, async (mark) => {
-          const applied = await this.deps.store.adjust({
-            accountId: account.id,
-            id: mark,
-            productId: holder,
-            bucket: { bucketId: current.id, delta: row.granted as number },
-            rearm: [],
-          });
-          if (applied.status === "refused") throw new Error(`sharing bucket ${current.id}: ${applied.reason}`);
-          return { units: row.granted as number, productId: source.id };
-        });
-      }
+      if (row.shared) await this.share(db, account, current, allowance);
       if (allowance.rolloverMaxUnits === undefined) continue;
-      const [previous] = await this.regular(db, row, periodStart, "end");
-      if (previous === undefined) continue;
-      const to = derivedId(`rollover:${previous.id}`);
-      await this.move(db, account, previous, `rollover:${previous.id}`, async (mark, tx) => {
-        const moved = await this.deps.store.rollover({
+      const [previous] = await this.regular(db, row, current.periodStart, "end");
+      if (previous !== undefined) await this.roll(db, account, previous, current, allowance.rolloverMaxUnits);
+      const [next] = await this.regular(db, row, current.periodEnd, "start");
+      if (next !== undefined) await this.roll(db, account, current, next, allowance.rolloverMaxUnits);
+    }
+  }
+
+  /** Every active line's share of a shared bucket, once each (the line that made it is in its grant already). */
+  private async share(db: Db, account: AccountCycle, pool: BucketRow, allowance: Allowance): Promise<void> {
+    const period = { key: "", startMs: pool.periodStart.getTime(), endMs: pool.periodEnd.getTime() };
+    for (const product of await this.deps.products(db, account.id, pool.offeringId)) {
+      if (product.id === pool.sourceProductId || product.activatedAt === null) continue;
+      const from = product.activatedAt.getTime();
+      if (from >= period.endMs || (product.terminatedAt !== null && product.terminatedAt.getTime() <= period.startMs))
+        continue;
+      const units = proratedUnits(allowance, period, from, account.timeZone);
+      if (units <= 0) continue;
+      await this.move(db, account, pool, `allowance:${pool.id}:${product.id}`, async (mark) => {
+        const applied = await this.deps.store.adjust({
           accountId: account.id,
           id: mark,
-          holder,
-          from: previous.id,
-          to,
-          cap: allowance.rolloverMaxUnits as number,
+          productId: pool.productId,
+          bucket: { bucketId: pool.id, delta: units },
+          rearm: [],
         });
-        if (moved.status === "refused") throw new Error(`rolling bucket ${previous.id} over: ${moved.reason}`);
-        if (moved.units > 0) {
-          await tx
-            .insert(allowanceBuckets)
-            .values({
-              ...previous,
-              id: to,
-              granted: moved.units,
-              periodStart: current.periodStart,
-              periodEnd: current.periodEnd,
-              rolledFrom: previous.id,
-              createdAt: this.deps.clock.now(),
-            })
-            .onConflictDoNothing();
-        }
-        return { units: -moved.units, productId: source.id };
+        if (applied.status === "refused") throw new Error(`sharing bucket ${pool.id}: ${applied.reason}`);
+        return { units, productId: product.id };
       });
     }
+  }
+
+  /** Rolls a bucket's unused units (up to the cap) into a rollover bucket valid in its successor's period. */
+  private async roll(db: Db, account: AccountCycle, from: BucketRow, into: BucketRow, cap: number): Promise<void> {
+    const to = derivedId(`rollover:${from.id}`);
+    await this.move(db, account, from, `rollover:${from.id}`, async (mark, tx) => {
+      const moved = await this.deps.store.rollover({
+        accountId: account.id,
+        id: mark,
+        holder: from.productId,
+        from: from.id,
+        to,
+        cap,
+      });
+      if (moved.status === "refused") throw new Error(`rolling bucket ${from.id} over: ${moved.reason}`);
+      if (moved.units > 0) {
+        await tx
+          .insert(allowanceBuckets)
+          .values({
+            ...from,
+            id: to,
+            granted: moved.units,
+            periodStart: into.periodStart,
+            periodEnd: into.periodEnd,
+            rolledFrom: from.id,
+            createdAt: this.deps.clock.now(),
+          })
+          .onConflictDoNothing();
+      }
+      return { units: -moved.units, productId: from.sourceProductId };
+    });
   }
 
   /** The regular (not rollover) bucket of a wanted row's holder and allowance starting, or ending, at an instant. */

@@ -47,7 +47,12 @@ export async function createChargingModule(deps: ChargingDeps) {
   const sources = new SourcesService(deps);
   const ingest = new IngestService({ ...deps, sources, lines });
   const usage = new UsageService({ ...deps, lines, ingest });
-  const buckets = new BucketsService({ clock: deps.clock, database: deps.database, store: deps.store });
+  const buckets = new BucketsService({
+    clock: deps.clock,
+    database: deps.database,
+    store: deps.store,
+    products: (db, accountId, offeringId) => deps.subscriptions.productsOn(db, accountId, offeringId),
+  });
   const thresholds = new ThresholdTable(deps.database);
   const balances = new BalancesService({ ...deps, thresholds });
   const reconcile = new ReconcileService(deps);

@@ -186,6 +186,16 @@ export class SubscriptionsService {
     this.lineListeners.push(listener);
   }
 
+  /** Every product (line or add-on) of an account on an offering, whatever its status. */
+  async productsOn(db: Db, billingAccountId: string, offeringId: string): Promise<ProductRow[]> {
+    if (!isId(billingAccountId)) return [];
+    return db
+      .select()
+      .from(products)
+      .where(and(eq(products.billingAccountId, billingAccountId), eq(products.offeringId, offeringId)))
+      .orderBy(asc(products.id));
+  }
+
   /** The live lines (plan products, active or suspended) of an account. */
   async liveLines(db: Db, billingAccountId: string): Promise<ProductRow[]> {
     if (!isId(billingAccountId)) return [];
