@@ -366,6 +366,7 @@ export class RatingService {
       if (granted) ({ state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds));
 
       const planned = new Map<string, number>();
+      const built = new Map<string, RatedResult>();
       const events: ChargeEvent[] = [];
       const failed = new Set<string>();
       for (const item of prepared) {
@@ -442,6 +443,7 @@ export class RatingService {
           prepaid,
           result: JSON.stringify(result),
         });
+        built.set(item.usage.usageId, result);
       }
       if (events.length === 0) return { rated: [], crossings: [], suspended };
       const thresholds = await this.thresholds(
@@ -468,7 +470,11 @@ export class RatingService {
       }
       const productOf = new Map(events.map((event) => [event.usageId, event.productId]));
       return {
-        rated: answer.outcomes.map((outcome) => JSON.parse(outcome.result) as RatedResult),
+        // A fresh event's row is the one built here; a replayed one's comes from the store's mark.
+        rated: answer.outcomes.map(
+          (outcome) =>
+            (outcome.duplicate ? undefined : built.get(outcome.usageId)) ?? (JSON.parse(outcome.result) as RatedResult),
+        ),
         crossings: answer.outcomes.flatMap((outcome) =>
           outcome.crossings.map((crossing) => ({
             ...crossing,
