@@ -108,9 +108,9 @@ export const SWEEP_WINDOW_SECONDS = 3_600;
 export const SWEEP_BATCH = 1_000;
 export const SWEEP_INTERVAL_MS = 30_000;
 /** Shards a worker reads and rates at once in a pass. */
-export const RATING_SHARD_CONCURRENCY = 8;
+export const RATING_SHARD_CONCURRENCY = 4;
 /** Accounts of a batch a worker rates at once (each on its own keys; its events in order). */
-export const RATING_ACCOUNT_CONCURRENCY = 8;
+export const RATING_ACCOUNT_CONCURRENCY = 64;
 /** How often one worker gives lines whose allowance period ended their new period's buckets (and rollovers). */
 export const RENEW_INTERVAL_MS = 300_000;
 /** Reconciliation: dedupe marks rebuilt for records rated this recently (replays come within minutes). */
