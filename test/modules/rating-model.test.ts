@@ -1370,19 +1370,21 @@ class LateCdrCommand implements Cmd {
     return atMs > line.activatedMs && atMs < m.clockMs ? atMs : undefined;
   }
   check = (m: Readonly<Model>) => this.at(m) !== undefined;
-  async run(m: Model, r: Real) {
-    const name = (LINES[this.line] ?? LINES[0]).name;
-    const atMs = this.at(m) as number;
-    const { cdrId, body } = cdrBody(r, name, this.spec, atMs);
-    rateInModel(m, name, this.spec, atMs, cdrId, body);
-    await postCdrBatch(r, [body]);
-    await drain(m, r);
-    await compare(m, r, `${this.toString()} (at ${new Date(atMs).toISOString()})`);
-  }
+  run = (m: Model, r: Real) => postDatedCdr(m, r, this.line, this.spec, this.at(m) as number, this.toString());
   toString = () =>
     `late cdr ${(LINES[this.line] ?? LINES[0]).name} ${specText(this.spec)} ${this.daysBack} days before ${
       this.beforeThisPeriod ? "this bill period" : "today"
     }, 10:00 + ${this.minute} min`;
+}
+
+/** One CDR of a line dated at `atMs`, rated in the model and posted to the engine, then compared. */
+async function postDatedCdr(m: Model, r: Real, line: number, spec: CdrSpec, atMs: number, description: string) {
+  const name = (LINES[line] ?? LINES[0]).name;
+  const { cdrId, body } = cdrBody(r, name, spec, atMs);
+  rateInModel(m, name, spec, atMs, cdrId, body);
+  await postCdrBatch(r, [body]);
+  await drain(m, r);
+  await compare(m, r, `${description} (at ${new Date(atMs).toISOString()})`);
 }
 
 /**
@@ -1429,15 +1431,7 @@ class BoundaryCdrCommand implements Cmd {
     return atMs > line.activatedMs && atMs < m.clockMs ? atMs : undefined;
   }
   check = (m: Readonly<Model>) => this.at(m) !== undefined;
-  async run(m: Model, r: Real) {
-    const name = (LINES[this.line] ?? LINES[0]).name;
-    const atMs = this.at(m) as number;
-    const { cdrId, body } = cdrBody(r, name, this.spec, atMs);
-    rateInModel(m, name, this.spec, atMs, cdrId, body);
-    await postCdrBatch(r, [body]);
-    await drain(m, r);
-    await compare(m, r, `${this.toString()} (at ${new Date(atMs).toISOString()})`);
-  }
+  run = (m: Model, r: Real) => postDatedCdr(m, r, this.line, this.spec, this.at(m) as number, this.toString());
   toString = () =>
     `boundary cdr ${(LINES[this.line] ?? LINES[0]).name} ${specText(this.spec)} at the ${
       this.edge === "bill" ? "bill period's" : "30-day period's"
