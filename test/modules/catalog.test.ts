@@ -72,6 +72,7 @@ t.test("an invalid catalog lists every problem with file and path", async (t) =>
   const directory = copyCatalog(t);
   edit(directory, "offerings/plans.json", (plans) => {
     plans[0].specification = "no-such-spec";
+    plans[0].allowances[2].shared = true;
     plans[1].categories = ["nowhere"];
     plans[2].prices[0].amounts.EUR = "-1.00";
     plans[3].prices[0].amounts.GBP = "35.1234567";
@@ -85,6 +86,7 @@ t.test("an invalid catalog lists every problem with file and path", async (t) =>
   const lines = error.problems.map((problem) => `${problem.file}: ${problem.path}: ${problem.message}`);
   for (const expected of [
     /^offerings\/plans\.json: \[0\]\.specification: unknown specification no-such-spec$/,
+    /^offerings\/plans\.json: \[0\]\.allowances\[2\]\.shared: only billCycle allowances can be shared$/,
     /^offerings\/plans\.json: \[1\]\.categories\[0\]: unknown category nowhere$/,
     /^offerings\/plans\.json: \[2\]\.prices\[0\]\.amounts\.EUR: must not be negative$/,
     /^offerings\/plans\.json: \[3\]\.prices\[0\]\.amounts\.GBP: has more than 6 decimals$/,

@@ -299,6 +299,10 @@ export function loadCatalog(directory: string): CatalogDefinition {
             problem(file, `${where}.roaming[${i}]`, `tariff ${tariff.id} has no roaming zone ${zone}`);
         });
       }
+      if (allowance.shared === true && allowance.period !== "billCycle") {
+        // Rolling periods start at each line's own activation: there is no one period for the account to share.
+        problem(file, `${where}.shared`, "only billCycle allowances can be shared");
+      }
       if (allowance.rolloverMaxUnits !== undefined && allowance.service !== "data") {
         problem(file, `${where}.rolloverMaxUnits`, "only data allowances roll over");
       }

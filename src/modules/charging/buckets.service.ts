@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, like, sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { newId } from "../../shared/ids.js";
@@ -298,8 +298,23 @@ export class BucketsService {
   /** Every active line's share of a shared bucket, once each (the line that made it is in its grant already). */
   private async share(db: Db, account: AccountCycle, pool: BucketRow, allowance: Allowance): Promise<void> {
     const period = { key: "", startMs: pool.periodStart.getTime(), endMs: pool.periodEnd.getTime() };
+    // The shares already in the ledger, in one read (a large shared account must not cost a read per line).
+    const recorded = new Set(
+      (
+        await db
+          .select({ key: balanceOperations.idempotencyKey })
+          .from(balanceOperations)
+          .where(
+            and(
+              eq(balanceOperations.billingAccountId, account.id),
+              like(balanceOperations.idempotencyKey, `allowance:${pool.id}:%`),
+            ),
+          )
+      ).map((row) => row.key),
+    );
     for (const product of await this.deps.products(db, account.id, pool.offeringId)) {
       if (product.id === pool.sourceProductId || product.activatedAt === null) continue;
+      if (recorded.has(`allowance:${pool.id}:${product.id}`)) continue;
       const from = product.activatedAt.getTime();
       if (from >= period.endMs || (product.terminatedAt !== null && product.terminatedAt.getTime() <= period.startMs))
         continue;
@@ -421,7 +436,7 @@ export class BucketsService {
 
   /**
    * Holders whose bucket's period ended in the last 35 days without a successor while its product (or, shared, a
-   * line of the account) is still active: the lines or accounts the renewal job gives their new period's
+   * product of the account on the same offering) is still active: the lines or accounts the renewal job gives their new period's
    * buckets, so a rollover and a fresh allowance show before the first event of the period.
    */
   async due(
@@ -441,7 +456,9 @@ export class BucketsService {
                 and (b.shared or n.source_product_id = b.source_product_id)
                 and n.rolled_from is null and n.period_start >= b.period_end)
             and exists (select 1 from products p where p.status = 'active'
-              and (p.id = b.source_product_id or (b.shared and p.billing_account_id = b.billing_account_id)))
+              and (p.id = b.source_product_id
+                or (b.shared and p.billing_account_id = b.billing_account_id and p.offering_id = b.offering_id)))
+          order by 1
           limit ${limit}`,
     );
   }

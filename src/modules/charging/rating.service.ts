@@ -322,9 +322,13 @@ export class RatingService {
     }
     if (prepared.length === 0) return { rated: [], crossings: [], suspended };
 
-    // The lines and bucket holders (a shared bucket's account) the step reads and writes.
+    // The lines and bucket holders the step reads and writes; the account itself always, so a shared bucket made
+    // by another process since (which this one's bucket rows do not show yet) is seen at once.
     const holders = [
-      ...new Set(prepared.flatMap((item) => [item.line.plan.id, ...item.covering.map((bucket) => bucket.productId)])),
+      ...new Set([
+        accountId,
+        ...prepared.flatMap((item) => [item.line.plan.id, ...item.covering.map((bucket) => bucket.productId)]),
+      ]),
     ];
     const usageIds = prepared.map((item) => item.usage.usageId);
     for (let attempt = 0; ; attempt++) {
@@ -556,8 +560,17 @@ export class RatingService {
       if (!shared) lines.add(holder);
       else for (const line of await this.deps.subscriptions.liveLines(db, accountId)) lines.add(line.id);
     }
-    for (const productId of lines) await this.grantLine(productId);
-    return lines.size;
+    let renewed = 0;
+    for (const productId of lines) {
+      try {
+        await this.grantLine(productId);
+        renewed += 1;
+      } catch (error) {
+        // One line that cannot be renewed now (it is retried next run) does not hold up the others.
+        this.deps.log.error({ err: error, productId }, "renewing a line's allowance period failed");
+      }
+    }
+    return renewed;
   }
 
   private tariffOf(

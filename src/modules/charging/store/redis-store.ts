@@ -304,6 +304,11 @@ function crossingsOf(value: unknown): Crossing[] {
 
 function decodeMark(mark: string): { result: string; crossings: Crossing[] } {
   const split = mark.indexOf("\n");
+  if (split === -1) {
+    // A mark written before this format: `{"r": result, "x": crossings}`.
+    const old = JSON.parse(mark) as { r: string; x: unknown };
+    return { result: old.r, crossings: crossingsOf(old.x) };
+  }
   return { crossings: crossingsOf(JSON.parse(mark.slice(0, split))), result: mark.slice(split + 1) };
 }
 
