@@ -128,6 +128,50 @@ for (const [name, factory] of factories) {
     },
   );
 
+  t.test(`[${name}] a strict step refuses an applied event it was not told about, and changes nothing`, async (t) => {
+    const store = await setup(t);
+    const account = randomUUID();
+    const v = await store.grant(account, { productId: "line-1", balance: null, buckets: [{ id: "b", granted: 100 }] });
+    const first = await store.step({
+      accountId: account,
+      fence: 1,
+      version: v,
+      events: [event("u1", { draws: [{ bucketId: "b", units: 10 }] })],
+      thresholds: [],
+    });
+    if (first.status !== "applied") throw new Error(JSON.stringify(first));
+    // A worker pricing against kept state, unaware that u1 was applied, would plan u2 as if u1's draw were new.
+    const unaware = await store.step({
+      accountId: account,
+      fence: 1,
+      version: first.version,
+      strict: true,
+      events: [
+        event("u1", { draws: [{ bucketId: "b", units: 10 }] }),
+        event("u2", { draws: [{ bucketId: "b", units: 5 }] }),
+      ],
+      thresholds: [],
+    });
+    t.same(unaware, { status: "version_mismatch", version: first.version });
+    t.same((await store.read(account)).lines.get("line-1")?.buckets, [{ id: "b", granted: 100, used: 10 }]);
+    const told = await store.step({
+      accountId: account,
+      fence: 1,
+      version: first.version,
+      strict: true,
+      events: [event("u1", { known: true }), event("u2", { draws: [{ bucketId: "b", units: 5 }] })],
+      thresholds: [],
+    });
+    t.match(told, {
+      status: "applied",
+      outcomes: [
+        { usageId: "u1", duplicate: true },
+        { usageId: "u2", duplicate: false },
+      ],
+    });
+    t.same((await store.read(account)).lines.get("line-1")?.buckets, [{ id: "b", granted: 100, used: 15 }]);
+  });
+
   t.test(`[${name}] rollover moves what is left up to the cap, once`, async (t) => {
     const store = await setup(t);
     const account = randomUUID();

@@ -105,6 +105,8 @@ interface Prepared {
 export class RatingService {
   /** The fencing token this worker writes with (leases hand out larger ones). */
   fence = 1;
+  /** Per account, the state this worker's last step left (see kept/keep); bounded. */
+  private readonly states = new Map<string, { state: AccountState; holders: Set<string> }>();
 
   constructor(private readonly deps: RatingDeps) {}
 
@@ -331,43 +333,56 @@ export class RatingService {
       ]),
     ];
     const usageIds = prepared.map((item) => item.usage.usageId);
+    // The state this worker left after its last step on the account, if it covers these events: priced against
+    // without a read; the step's version check (and its strict check of applied marks) refuses it if anyone else
+    // has written since, and then the state is read.
+    let kept = this.kept(accountId, holders, prepared);
     for (let attempt = 0; ; attempt++) {
-      // Records the store has applied already (a replay after a failed commit or a crash) are not priced again:
-      // their draws are in the state, and the step answers their stored result.
-      let { state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds);
-      if (this.deps.buckets.stale(state)) {
-        // The store holds a bucket this worker has not seen (a rollover another one made): cover again.
-        const again = new Map<string, BucketRow[]>();
+      let state: AccountState;
+      let applied: Set<string>;
+      const strict = kept !== undefined;
+      if (kept !== undefined) {
+        state = kept;
+        applied = new Set();
+        kept = undefined;
+      } else {
+        // Records the store has applied already (a replay after a failed commit or a crash) are not priced again:
+        // their draws are in the state, and the step answers their stored result.
+        ({ state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds));
+        if (this.deps.buckets.stale(state)) {
+          // The store holds a bucket this worker has not seen (a rollover another one made): cover again.
+          const again = new Map<string, BucketRow[]>();
+          for (const item of prepared) {
+            item.covering = await this.covering(
+              db,
+              profile,
+              item.line,
+              offerings,
+              item.tariff.compiled,
+              item.event,
+              again,
+            );
+          }
+        }
+        // Lines and buckets the store does not hold yet are granted first (activation, a new period).
+        let granted = false;
         for (const item of prepared) {
-          item.covering = await this.covering(
-            db,
-            profile,
-            item.line,
-            offerings,
-            item.tariff.compiled,
-            item.event,
-            again,
-          );
+          if (!state.lines.has(item.line.plan.id)) {
+            await this.deps.store.grant(accountId, {
+              productId: item.line.plan.id,
+              balance: profile.accountType === "prepaid" ? 0n : null,
+              buckets: [],
+            });
+            granted = true;
+          }
+          for (const bucket of item.covering) {
+            if (state.lines.get(bucket.productId)?.buckets.some((candidate) => candidate.id === bucket.id)) continue;
+            await this.deps.buckets.grant(profile, bucket);
+            granted = true;
+          }
         }
+        if (granted) ({ state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds));
       }
-      // Lines and buckets the store does not hold yet are granted first (activation, a new period).
-      let granted = false;
-      for (const item of prepared) {
-        if (!state.lines.has(item.line.plan.id)) {
-          await this.deps.store.grant(accountId, {
-            productId: item.line.plan.id,
-            balance: profile.accountType === "prepaid" ? 0n : null,
-            buckets: [],
-          });
-          granted = true;
-        }
-        for (const bucket of item.covering) {
-          if (state.lines.get(bucket.productId)?.buckets.some((candidate) => candidate.id === bucket.id)) continue;
-          await this.deps.buckets.grant(profile, bucket);
-          granted = true;
-        }
-      }
-      if (granted) ({ state, applied } = await this.deps.store.readForRating(accountId, holders, usageIds));
 
       const planned = new Map<string, number>();
       const built = new Map<string, RatedResult>();
@@ -383,6 +398,7 @@ export class RatingService {
             charge: 0n,
             prepaid: false,
             result: "",
+            known: true,
           });
           continue;
         }
@@ -461,7 +477,9 @@ export class RatingService {
         version: state.version,
         events,
         thresholds,
+        strict,
       });
+      if (answer.status !== "applied") this.states.delete(accountId);
       if (answer.status === "version_mismatch" && attempt < REPRICE_ATTEMPTS) {
         // Another writer (a top-up, a grant) moved the state: drop this attempt's suspense and re-price.
         for (let i = suspended.length - 1; i >= 0; i--)
@@ -472,6 +490,7 @@ export class RatingService {
       if (answer.status !== "applied") {
         throw new Error(`charging step for account ${accountId} not applied: ${JSON.stringify(answer)}`);
       }
+      this.keep(accountId, holders, state, events, answer.outcomes, answer.version);
       const productOf = new Map(events.map((event) => [event.usageId, event.productId]));
       return {
         // A fresh event's row is the one built here; a replayed one's comes from the store's mark.
@@ -489,6 +508,56 @@ export class RatingService {
         suspended,
       };
     }
+  }
+
+  /** The state kept after this worker's last step on an account, if it holds every line and bucket these need. */
+  private kept(accountId: string, holders: readonly string[], prepared: Prepared[]): AccountState | undefined {
+    const entry = this.states.get(accountId);
+    if (entry === undefined || !holders.every((holder) => entry.holders.has(holder))) return undefined;
+    const usable = prepared.every(
+      (item) =>
+        entry.state.lines.has(item.line.plan.id) &&
+        item.covering.every((bucket) =>
+          entry.state.lines.get(bucket.productId)?.buckets.some((candidate) => candidate.id === bucket.id),
+        ),
+    );
+    return usable ? entry.state : undefined;
+  }
+
+  /**
+   * After an applied step: the state it left, computed from the state priced against and the events applied (the
+   * same arithmetic as the step), kept for the account's next batch. A step that answered a stored result (a
+   * replay) is not followed: the next batch reads.
+   */
+  private keep(
+    accountId: string,
+    holders: readonly string[],
+    state: AccountState,
+    events: ChargeEvent[],
+    outcomes: ReadonlyArray<{ usageId: string; duplicate: boolean; crossings: Crossing[] }>,
+    version: number,
+  ): void {
+    this.states.delete(accountId);
+    if (outcomes.some((outcome) => outcome.duplicate)) return;
+    const byId = new Map(events.map((event) => [event.usageId, event]));
+    for (const outcome of outcomes) {
+      const event = byId.get(outcome.usageId);
+      if (event === undefined) return;
+      for (const draw of event.draws) {
+        const bucket = state.lines
+          .get(draw.holder ?? event.productId)
+          ?.buckets.find((candidate) => candidate.id === draw.bucketId);
+        if (bucket === undefined) return;
+        bucket.used += draw.units;
+      }
+      const line = state.lines.get(event.productId);
+      if (event.prepaid && line?.balance !== null && line?.balance !== undefined) line.balance -= event.charge;
+      state.spend.set(event.period, (state.spend.get(event.period) ?? 0n) + event.charge);
+      for (const crossing of outcome.crossings) state.crossed.add(crossing.key);
+    }
+    state.version = version;
+    if (this.states.size >= 50_000) this.states.clear();
+    this.states.set(accountId, { state, holders: new Set(holders) });
   }
 
   /** The loop's periodic jobs, from the engine's services. */

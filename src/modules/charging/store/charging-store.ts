@@ -62,6 +62,8 @@ export interface ChargeEvent {
   prepaid: boolean;
   /** What a replay of this event answers (the rated summary), stored with the dedupe mark. */
   result: string;
+  /** The worker knows the store has applied this event (it is sent only to get its stored result). */
+  known?: boolean;
 }
 
 /**
@@ -86,6 +88,12 @@ export interface StepRequest {
   version: number;
   events: ChargeEvent[];
   thresholds: Threshold[];
+  /**
+   * Priced without reading the applied marks (against state the worker kept from its last step): an event the
+   * store has applied that is not marked `known` makes the step answer version_mismatch, so the worker reads and
+   * prices again rather than apply events priced as if that one were new.
+   */
+  strict?: boolean;
 }
 
 export interface Crossing {

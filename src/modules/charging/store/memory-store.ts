@@ -88,6 +88,9 @@ export function memoryChargingStore(): ChargingStore {
       const { state, dedupe } = stored;
       if (request.fence < state.fence) return { status: "fenced", fence: state.fence };
       const seen = new Set<string>();
+      if (request.strict && request.events.some((event) => !event.known && dedupe.has(event.usageId))) {
+        return { status: "version_mismatch", version: state.version };
+      }
       const fresh = request.events.filter((event) => {
         const repeat = dedupe.has(event.usageId) || seen.has(event.usageId);
         seen.add(event.usageId);

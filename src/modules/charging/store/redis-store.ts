@@ -45,7 +45,10 @@ local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if p.fence < fence then return cjson.encode({ status = 'fenced', fence = fence }) end
 local fresh, seen = {}, {}
 for _, e in ipairs(p.events) do
-  if not seen[e.u] and redis.call('HEXISTS', KEYS[3], e.u) == 0 then table.insert(fresh, e) end
+  if not seen[e.u] then
+    if redis.call('HEXISTS', KEYS[3], e.u) == 0 then table.insert(fresh, e)
+    elseif p.strict and not e.k then return cjson.encode({ status = 'version_mismatch', version = version }) end
+  end
   seen[e.u] = true
 end
 if #fresh > 0 and p.version ~= version then return cjson.encode({ status = 'version_mismatch', version = version }) end
@@ -445,11 +448,13 @@ export function redisChargingStore(client: Redis): ChargingStore {
       };
       const payload = {
         fence: request.fence,
+        strict: request.strict === true,
         version: request.version,
         events: request.events.map((event) => {
           checkMicro(event.charge, "charge");
           return {
             u: event.usageId,
+            ...(event.known ? { k: true } : {}),
             p: indexOf(event.productId),
             per: event.period,
             dr: event.draws.map((draw) =>
