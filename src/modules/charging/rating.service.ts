@@ -366,13 +366,15 @@ export class RatingService {
         }
         // Lines and buckets the store does not hold yet are granted first (activation, a new period).
         let granted = false;
+        const grantedLines = new Set<string>();
         for (const item of prepared) {
-          if (!state.lines.has(item.line.plan.id)) {
+          if (!state.lines.has(item.line.plan.id) && !grantedLines.has(item.line.plan.id)) {
             await this.deps.store.grant(accountId, {
               productId: item.line.plan.id,
               balance: profile.accountType === "prepaid" ? 0n : null,
               buckets: [],
             });
+            grantedLines.add(item.line.plan.id);
             granted = true;
           }
           for (const bucket of item.covering) {

@@ -52,12 +52,19 @@ export function memoryChargingStore(): ChargingStore {
     },
     async readForRating(accountId, productIds, usageIds) {
       const stored = load(accountId);
-      const state = copy(stored.state);
-      const wanted = new Set(productIds);
-      for (const [productId, line] of state.lines) {
-        if (!wanted.has(productId)) state.lines.delete(productId);
-        else line.buckets.sort((a, b) => a.id.localeCompare(b.id));
-      }
+      // Only the lines asked for are copied (an account can hold many).
+      const lines = productIds.flatMap((productId) => {
+        const line = stored.state.lines.get(productId);
+        if (line === undefined) return [];
+        const buckets = line.buckets.map((bucket) => ({ ...bucket })).sort((a, b) => a.id.localeCompare(b.id));
+        return [[productId, { ...line, buckets }] as const];
+      });
+      const state = {
+        ...stored.state,
+        spend: new Map(stored.state.spend),
+        lines: new Map(lines),
+        crossed: new Set(stored.state.crossed),
+      };
       return { state, applied: new Set(usageIds.filter((id) => stored.dedupe.has(id))) };
     },
     async grant(accountId, line) {
