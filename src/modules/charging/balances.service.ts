@@ -20,7 +20,7 @@ import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod } from "./periods.js";
 import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
-import { balanceThresholds, type ThresholdTable } from "./thresholds.js";
+import { balanceThresholds, creditLimitThreshold, type ThresholdTable } from "./thresholds.js";
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
 const UNITS = { voice: "second", sms: "message", data: "byte" } as const;
@@ -214,15 +214,7 @@ export class BalancesService {
       productId: line.id,
       spend: { period, delta: -toMicro(amount) },
       rearm: [],
-      rearmSpend:
-        profile.creditLimit === null
-          ? []
-          : [
-              {
-                key: `credit-limit:${profile.id}:${period}:${profile.creditLimit.toFixed()}`,
-                value: toMicro(profile.creditLimit),
-              },
-            ],
+      rearmSpend: profile.creditLimit === null ? [] : [creditLimitThreshold(profile.id, period, profile.creditLimit)],
     });
   }
 

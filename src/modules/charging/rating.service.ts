@@ -22,7 +22,7 @@ import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
 import { billPeriod } from "./periods.js";
 import type { AccountState, ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
-import { balanceThresholds, type ThresholdTable } from "./thresholds.js";
+import { balanceThresholds, creditLimitThreshold, type ThresholdTable } from "./thresholds.js";
 import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
 
 /** A record handed out this many times without being rated goes to suspense (a poison record). */
@@ -696,16 +696,7 @@ export class RatingService {
             });
           }
         }
-        if (profile.creditLimit !== null) {
-          out.push({
-            // The limit is part of the key: after a raise (or a credit that re-arms it) crossing again bars again.
-            key: `credit-limit:${profile.id}:${period}:${profile.creditLimit.toFixed()}`,
-            metric: "spend",
-            direction: "up",
-            value: toMicro(profile.creditLimit),
-            period,
-          });
-        }
+        if (profile.creditLimit !== null) out.push(creditLimitThreshold(profile.id, period, profile.creditLimit));
       }
       for (const row of table.filter((row) => row.kind === "spend_amount" && row.currency === profile.currency)) {
         out.push({

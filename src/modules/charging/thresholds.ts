@@ -37,6 +37,20 @@ export class ThresholdTable {
   }
 }
 
+/**
+ * A postpaid account's credit limit in a bill period. The limit is part of the key: after a raise (or a credit that
+ * re-arms it) crossing again bars again.
+ */
+export function creditLimitThreshold(accountId: string, period: string, limit: Money): Threshold {
+  return {
+    key: `credit-limit:${accountId}:${period}:${limit.toFixed()}`,
+    metric: "spend",
+    direction: "up",
+    value: toMicro(limit),
+    period,
+  };
+}
+
 /** A prepaid line's balance thresholds: the low-balance ones of its currency, and the balance falling below zero. */
 export function balanceThresholds(productId: string, currency: string, table: readonly ThresholdRow[]): Threshold[] {
   return [

@@ -34,14 +34,17 @@ export function memoryChargingStore(): ChargingStore {
     }
     return stored;
   };
-  const copy = (state: AccountState): AccountState => ({
-    ...state,
-    spend: new Map(state.spend),
-    lines: new Map(
-      [...state.lines].map(([id, line]) => [id, { ...line, buckets: line.buckets.map((bucket) => ({ ...bucket })) }]),
-    ),
-    crossed: new Set(state.crossed),
-  });
+  /** A copy of an account's state; with `only`, of those lines alone. */
+  const copy = (state: AccountState, only?: readonly string[]): AccountState => {
+    const ids = only ?? [...state.lines.keys()];
+    const lines = ids.flatMap((id) => {
+      const line = state.lines.get(id);
+      return line === undefined
+        ? []
+        : [[id, { ...line, buckets: line.buckets.map((bucket) => ({ ...bucket })) }] as const];
+    });
+    return { ...state, spend: new Map(state.spend), lines: new Map(lines), crossed: new Set(state.crossed) };
+  };
 
   return {
     kind: "in-process",
@@ -53,18 +56,8 @@ export function memoryChargingStore(): ChargingStore {
     async readForRating(accountId, productIds, usageIds) {
       const stored = load(accountId);
       // Only the lines asked for are copied (an account can hold many).
-      const lines = productIds.flatMap((productId) => {
-        const line = stored.state.lines.get(productId);
-        if (line === undefined) return [];
-        const buckets = line.buckets.map((bucket) => ({ ...bucket })).sort((a, b) => a.id.localeCompare(b.id));
-        return [[productId, { ...line, buckets }] as const];
-      });
-      const state = {
-        ...stored.state,
-        spend: new Map(stored.state.spend),
-        lines: new Map(lines),
-        crossed: new Set(stored.state.crossed),
-      };
+      const state = copy(stored.state, productIds);
+      for (const line of state.lines.values()) line.buckets.sort((a, b) => a.id.localeCompare(b.id));
       return { state, applied: new Set(usageIds.filter((id) => stored.dedupe.has(id))) };
     },
     async grant(accountId, line) {
