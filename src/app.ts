@@ -77,6 +77,8 @@ type AppServices = {
   catalog: ReturnType<typeof createCatalogModule>["service"];
   hubs: ReturnType<typeof createNotificationsModule>["hubs"];
   messages: ReturnType<typeof createNotificationsModule>["messages"];
+  alerts: ReturnType<typeof createNotificationsModule>["alerts"];
+  live: ReturnType<typeof createNotificationsModule>["live"];
   inventory: ReturnType<typeof createInventoryModule>["service"];
   subscriptions: ReturnType<typeof createSubscriptionsModule>["service"];
   orders: ReturnType<typeof createOrdersModule>["service"];
@@ -193,7 +195,22 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         options.messageChannel ??
         (config.messageGatewayUrl ? httpGatewayChannel(config.messageGatewayUrl) : undeliveredChannel),
       contactOf: customers.services.contactOf,
+      broadcast,
+      log: app.log,
+      billingAccountExists: customers.services.billingAccountExists,
+      // Alerts go to the account's customer by SMS to its mobile number, else by e-mail, else nowhere.
+      recipientOf: async (billingAccountId: string) => {
+        const profile = await customers.services.chargingProfile(database.db, billingAccountId);
+        if (profile === undefined) return null;
+        for (const channel of ["sms", "email"] as const) {
+          const contact = await customers.services.contactOf(profile.customerId, channel);
+          if (contact.address !== null) return { customerId: profile.customerId, channel, address: contact.address };
+        }
+        return null;
+      },
     });
+    await notifications.live.start();
+    stopping.push(() => notifications.live.stop());
     const inventory = createInventoryModule({
       ...deps,
       secrets,
@@ -206,7 +223,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     const provisioning =
       options.provisioning ??
       (config.networkUrl !== undefined ? httpProvisioning(config.networkUrl) : (simulated as SimulatedNetwork));
-    const subscriptions = createSubscriptionsModule({ ...deps, provisioning, inventory: inventory.service });
+    const subscriptions = createSubscriptionsModule({
+      ...deps,
+      provisioning,
+      inventory: inventory.service,
+      alerts: notifications.alerts,
+    });
     const orders = createOrdersModule({
       ...deps,
       catalog: catalog.service,
@@ -237,6 +259,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       newEpoch: async () => (redis === null ? 0 : redis.incrby("lease-token", 1_000_000)),
       broadcast,
       queue,
+      alerts: notifications.alerts,
       log: app.log,
     });
     stopping.push(() => charging.stop());
@@ -246,6 +269,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       catalog: catalog.service,
       hubs: notifications.hubs,
       messages: notifications.messages,
+      alerts: notifications.alerts,
+      live: notifications.live,
       inventory: inventory.service,
       subscriptions: subscriptions.service,
       orders: orders.service,

@@ -2,7 +2,12 @@ import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
-import { HUB_LOOP_INTERVAL_MS, INVENTORY_EXPIRY_INTERVAL_MS } from "./shared/limits.js";
+import {
+  ALERT_LOOP_INTERVAL_MS,
+  HUB_LOOP_INTERVAL_MS,
+  INVENTORY_EXPIRY_INTERVAL_MS,
+  TICKET_PURGE_INTERVAL_MS,
+} from "./shared/limits.js";
 
 /** The API server process: configuration, the engine, the bootstrap key, listening, graceful shutdown. */
 async function main(): Promise<void> {
@@ -74,7 +79,8 @@ async function main(): Promise<void> {
 }
 
 /**
- * Background work of the API process: hub delivery every second, inventory expiry (reservations, quarantine)
+ * Background work of the API process: hub delivery and the alert relay every second, expired WebSocket tickets
+ * purged every ten minutes, inventory expiry (reservations, quarantine)
  * every ten, and recovery of orders an earlier process left unfinished. Each loop runs one pass at a time; a failed pass is logged and retried on the next tick.
  */
 function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop(): void } {
@@ -92,6 +98,12 @@ function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop
   };
   const timers = [
     loop("hub delivery", HUB_LOOP_INTERVAL_MS, () => app.services.hubs.deliverOnce()),
+    // Alerts a raiser could not publish or message (it died after its commit), and messages left pending.
+    loop("alert relay", ALERT_LOOP_INTERVAL_MS, async () => {
+      await app.services.alerts.relay();
+      await app.services.messages.deliverPending();
+    }),
+    loop("ticket purge", TICKET_PURGE_INTERVAL_MS, () => app.services.live.purgeTickets()),
     loop("inventory expiry", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.inventory.expire(SYSTEM_ACTOR)),
     loop("order recovery", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.orders.recover(SYSTEM_ACTOR)),
   ];

@@ -14,6 +14,8 @@ export const EVENT_APIS = {
   resourceInventoryManagement: "/tmf-api/resourceInventoryManagement/v4",
   productInventory: "/tmf-api/productInventory/v4",
   productOrderingManagement: "/tmf-api/productOrderingManagement/v4",
+  /** Subscriber alerts (AlertCreateEvent): threshold crossings and barring, as TMF654 balance notifications. */
+  prepayBalanceManagement: "/tmf-api/prepayBalanceManagement/v4",
 } as const;
 export type EventApi = keyof typeof EVENT_APIS;
 

@@ -121,3 +121,21 @@ export const RECONCILE_INTERVAL_MS = 3_600_000;
 export const RECONCILE_PAGE = 200;
 /** The threshold table is read at most this often per process (it is data that changes rarely). */
 export const THRESHOLD_CACHE_TTL_MS = 5_000;
+
+/** Alerts: how long after being raised an unpublished alert is published by the relay, and rows per relay pass. */
+export const ALERT_RELAY_GRACE_MS = 2_000;
+export const ALERT_RELAY_BATCH = 100;
+export const ALERT_LOOP_INTERVAL_MS = 1_000;
+/** Self-care: the latest alerts and rated events it shows. */
+export const SELF_CARE_RECENT = 20;
+
+/** WebSocket: ticket lifetime, largest client frame, a connection's send queue, replay page, heartbeat. */
+export const WS_TICKET_TTL_MS = 30_000;
+export const WS_MAX_FRAME_BYTES = 4_096;
+export const WS_SEND_QUEUE_BYTES = 1_048_576;
+export const WS_REPLAY_PAGE = 100;
+export const WS_HEARTBEAT_MS = 30_000;
+/** A stored message still pending this long after it was stored is sent again by the relay (idempotent at the gateway). */
+export const MESSAGE_PENDING_RESEND_MS = 60_000;
+export const MESSAGE_PENDING_BATCH = 50;
+export const TICKET_PURGE_INTERVAL_MS = 600_000;

@@ -4,6 +4,7 @@
  * usage_records and usage_suspense. Reaches lines only through the subscriptions service.
  */
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type { AlertSink } from "../../platform/alerts.js";
 import { SYSTEM_ACTOR } from "../../platform/audit.js";
 import type { Broadcast } from "../../platform/broadcast.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
@@ -20,6 +21,7 @@ import type { ShardLeases } from "./leases.js";
 import { LineIndex } from "./line-index.js";
 import { RatingService } from "./rating.service.js";
 import { ReconcileService } from "./reconcile.service.js";
+import { SelfCareService, selfCareRoutes } from "./self-care.js";
 import { SourcesService } from "./sources.service.js";
 import type { ChargingStore } from "./store/charging-store.js";
 import { ThresholdTable } from "./thresholds.js";
@@ -37,6 +39,8 @@ export interface ChargingDeps extends ServiceDeps {
   newEpoch: () => Promise<number>;
   broadcast: Broadcast;
   queue: UsageQueue;
+  /** Threshold crossings raise subscriber alerts (the notifications module). */
+  alerts: AlertSink;
   log: FastifyBaseLogger;
 }
 
@@ -56,6 +60,7 @@ export async function createChargingModule(deps: ChargingDeps) {
   const thresholds = new ThresholdTable(deps.database);
   const balances = new BalancesService({ ...deps, thresholds });
   const reconcile = new ReconcileService(deps);
+  const selfCare = new SelfCareService({ ...deps, balances });
   // Raising the credit limit (or removing it) lifts postpaid credit barring; lowering it below spend bars (§5).
   deps.customers.onBillingAccountChange((before, after) => {
     const changed =
@@ -141,6 +146,7 @@ export async function createChargingModule(deps: ChargingDeps) {
     routes: async (app: FastifyInstance) => {
       await app.register(chargingRoutes({ ingest, usage, sources }));
       await app.register(balancesRoutes(balances));
+      await app.register(selfCareRoutes(selfCare));
     },
     stop() {
       clearInterval(reload);

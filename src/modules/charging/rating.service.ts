@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
+import type { AlertDraft, AlertSink } from "../../platform/alerts.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import {
@@ -22,7 +23,7 @@ import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
 import { billPeriod } from "./periods.js";
 import type { AccountState, ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
-import { balanceThresholds, creditLimitThreshold, type ThresholdTable } from "./thresholds.js";
+import { balanceThresholds, creditLimitThreshold, crossingAlert, type ThresholdTable } from "./thresholds.js";
 import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
 
 /** A record handed out this many times without being rated goes to suspense (a poison record). */
@@ -76,10 +77,15 @@ export interface RatingDeps {
   subscriptions: SubscriptionsService;
   buckets: BucketsService;
   thresholds: ThresholdTable;
+  /** Crossings raise alerts in the transaction that records them. */
+  alerts: AlertSink;
   log: FastifyBaseLogger;
   /** Called after commit with the lines a crossing says must be barred. */
   onBarring?: (bar: Array<{ productId: string; billingAccountId: string; key: string }>) => Promise<void>;
 }
+
+/** A crossing as rating records it: with its account, line and the alert it raises. */
+type RatedCrossing = Crossing & { billingAccountId: string; productId: string | null; alert: AlertDraft };
 
 interface Batch {
   profiles: Map<string, Profile>;
@@ -170,7 +176,7 @@ export class RatingService {
       byAccount.set(entry.usage.billingAccountId, list);
     }
     const rated: RatedResult[] = [];
-    const crossings: Array<Crossing & { billingAccountId: string; productId: string | null }> = [];
+    const crossings: RatedCrossing[] = [];
     const suspended: Suspended[] = [];
     const done: string[] = [];
     // Accounts are independent (one step each, on their own keys): a few are rated at once, so one account's
@@ -494,6 +500,8 @@ export class RatingService {
       }
       this.keep(accountId, holders, state, events, answer.outcomes, answer.version);
       const productOf = new Map(events.map((event) => [event.usageId, event.productId]));
+      const watched = new Map(thresholds.map((threshold) => [threshold.key, threshold]));
+      const serviceOf = new Map(prepared.flatMap((item) => item.covering.map((bucket) => [bucket.id, bucket.service])));
       return {
         // A fresh event's row is the one built here; a replayed one's comes from the store's mark.
         rated: answer.outcomes.map(
@@ -501,11 +509,21 @@ export class RatingService {
             (outcome.duplicate ? undefined : built.get(outcome.usageId)) ?? (JSON.parse(outcome.result) as RatedResult),
         ),
         crossings: answer.outcomes.flatMap((outcome) =>
-          outcome.crossings.map((crossing) => ({
-            ...crossing,
-            billingAccountId: accountId,
-            productId: crossing.key.startsWith("credit-limit:") ? null : (productOf.get(crossing.usageId) ?? null),
-          })),
+          outcome.crossings.map((crossing): RatedCrossing => {
+            const threshold = watched.get(crossing.key);
+            const productId = crossing.key.startsWith("credit-limit:")
+              ? null
+              : (productOf.get(crossing.usageId) ?? null);
+            const service = crossing.key.startsWith("allowance:")
+              ? serviceOf.get(crossing.key.split(":")[1] as string)
+              : undefined;
+            return {
+              ...crossing,
+              billingAccountId: accountId,
+              productId,
+              alert: crossingAlert(crossing, threshold, profile, productId, service),
+            };
+          }),
         ),
         suspended,
       };
@@ -734,11 +752,7 @@ export class RatingService {
   }
 
   /** Rated rows, crossings and suspense rows in one transaction, each insert idempotent. */
-  private async record(
-    rated: RatedResult[],
-    crossings: Array<Crossing & { billingAccountId: string; productId: string | null }>,
-    suspended: Suspended[],
-  ): Promise<void> {
+  private async record(rated: RatedResult[], crossings: RatedCrossing[], suspended: Suspended[]): Promise<void> {
     if (rated.length === 0 && crossings.length === 0 && suspended.length === 0) return;
     const now = this.deps.clock.now().toISOString();
     await this.deps.database.transaction(async (tx) => {
@@ -767,6 +781,10 @@ export class RatingService {
           usage: crossing.usageId,
           value: crossing.value.toString(),
         }));
+        await this.deps.alerts.record(
+          tx,
+          crossings.map((crossing) => crossing.alert),
+        );
         await queryRows(
           tx,
           sql`insert into threshold_crossings (key, kind, billing_account_id, product_id, usage_id, value, crossed_at)

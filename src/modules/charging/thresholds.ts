@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
+import type { AlertDraft } from "../../platform/alerts.js";
 import { type Database, queryRows } from "../../platform/database.js";
 import { THRESHOLD_CACHE_TTL_MS } from "../../shared/limits.js";
-import { Money, toMicro } from "../../shared/money.js";
+import { fromMicro, Money, toMicro } from "../../shared/money.js";
 import type { Threshold } from "./store/charging-store.js";
 
 export interface ThresholdRow {
@@ -67,4 +68,109 @@ export function balanceThresholds(productId: string, currency: string, table: re
       ),
     { key: `balance-exhausted:${productId}`, metric: "balance", direction: "down", value: 0n, productId },
   ];
+}
+
+const UNIT_OF_SERVICE: Record<string, string> = { voice: "second", sms: "message", data: "byte" };
+const SERVICE_NAME: Record<string, string> = { voice: "voice", sms: "SMS", data: "data" };
+
+/** An amount as people read it: at least two decimals, never rounded away. */
+function shown(amount: Money): string {
+  return amount.toFixed(Math.max(2, amount.decimalPlaces()));
+}
+
+/** Thresholds that re-arm (a top-up, a credit) may alert again with another event; the others alert once. */
+const REARMING = new Set(["low-balance", "balance-exhausted", "credit-limit"]);
+
+/**
+ * The alert a crossing raises (DESIGN.md §5): once per threshold and period, or once per crossing event for the
+ * thresholds that re-arm, which the dedupe key says. The threshold is the one the step watched; `service` is
+ * the crossed bucket's service, for allowance thresholds.
+ */
+export function crossingAlert(
+  crossing: { key: string; usageId: string; value: bigint },
+  threshold: Threshold | undefined,
+  account: { id: string; currency: string; billLimit: Money | null },
+  productId: string | null,
+  service: string | undefined,
+): AlertDraft {
+  const kindOf = crossing.key.slice(0, crossing.key.indexOf(":"));
+  const parts = crossing.key.split(":");
+  const label = parts[parts.length - 1] as string;
+  const percent = label.endsWith("%") ? label.slice(0, -1) : undefined;
+  const money = (micro: bigint) => ({ amount: fromMicro(micro).toFixed(), units: account.currency });
+  // Spend keys name their period (kind:account:period:value); a threshold the step no longer watched (a replay
+  // after the limit changed) still alerts, with what the key says.
+  const period = threshold?.period ?? (parts.length === 4 ? parts[2] : undefined);
+  const limit = threshold?.value;
+  const base = {
+    dedupeKey: REARMING.has(kindOf) ? `crossing:${crossing.key}:${crossing.usageId}` : `crossing:${crossing.key}`,
+    billingAccountId: account.id,
+    productId,
+    usageId: crossing.usageId,
+    ...(period === undefined ? {} : { period }),
+  };
+  const spent = shown(fromMicro(crossing.value));
+  const cur = account.currency;
+  switch (kindOf) {
+    case "bill-limit":
+      return {
+        ...base,
+        kind: "billLimit",
+        ...(limit === undefined
+          ? {}
+          : { threshold: { ...money(limit), ...(percent === undefined ? {} : { percent }) } }),
+        value: money(crossing.value),
+        message: `You have used ${percent}% of your bill limit of ${shown(account.billLimit ?? new Money(0))} ${cur} for ${period}: ${spent} ${cur} so far.`,
+      };
+    case "spend-amount":
+      return {
+        ...base,
+        kind: "spendAmount",
+        threshold: money(toMicro(new Money(label))),
+        value: money(crossing.value),
+        message: `Your spend for ${period} has passed ${shown(new Money(label))} ${cur}: ${spent} ${cur} so far.`,
+      };
+    case "credit-limit":
+      return {
+        ...base,
+        kind: "creditLimit",
+        threshold: money(toMicro(new Money(label))),
+        value: money(crossing.value),
+        message: `Your spend for ${period} (${spent} ${cur}) reached your credit limit of ${shown(new Money(label))} ${cur}; your lines are barred until it is paid or the limit is raised.`,
+      };
+    case "low-balance":
+      return {
+        ...base,
+        kind: "lowBalance",
+        threshold: money(toMicro(new Money(label))),
+        value: money(crossing.value),
+        message: `Your prepaid balance is ${spent} ${cur}, below ${shown(new Money(label))} ${cur}. Top up to keep using your line.`,
+      };
+    case "balance-exhausted":
+      return {
+        ...base,
+        kind: "balanceExhausted",
+        threshold: money(0n),
+        value: money(crossing.value),
+        message: `Your prepaid balance is used up (${spent} ${cur}); your line is barred until you top up.`,
+      };
+    default: {
+      // allowance:<bucket>:<percent>%
+      const units = UNIT_OF_SERVICE[service ?? ""] ?? "unit";
+      return {
+        ...base,
+        kind: "allowance",
+        bucketId: parts[1] as string,
+        ...(limit === undefined
+          ? {}
+          : { threshold: { amount: limit.toString(), units, ...(percent === undefined ? {} : { percent }) } }),
+        value: { amount: crossing.value.toString(), units },
+        message:
+          `You have used ${percent}% of your ${SERVICE_NAME[service ?? ""] ?? ""} allowance (${crossing.value} ${units}s).`.replace(
+            "your  allowance",
+            "your allowance",
+          ),
+      };
+    }
+  }
 }

@@ -576,6 +576,7 @@ export function createCustomerServices(deps: ServiceDeps) {
           account.id,
           {
             id: account.id,
+            customerId: account.customerId,
             state: account.state,
             accountType: account.accountType as "prepaid" | "postpaid",
             currency: account.currency,

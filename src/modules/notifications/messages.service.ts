@@ -1,10 +1,12 @@
-import { asc, count, eq } from "drizzle-orm";
+import { and, asc, count, eq, lt } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
+import type { Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
 import { isId, newId } from "../../shared/ids.js";
+import { MESSAGE_PENDING_BATCH, MESSAGE_PENDING_RESEND_MS } from "../../shared/limits.js";
 import type { MessageChannel } from "./message-channel.js";
 import { customerMessages } from "./notifications.tables.js";
 
@@ -57,46 +59,75 @@ export class MessagesService {
         "to",
       );
     }
+    const id = await this.deps.database.transaction((tx) => this.queue(tx, actor, { ...request, to }));
+    return present(await this.deliver(id));
+  }
+
+  /** Stores a message to send (status pending) with the caller's transaction; answers its id. */
+  async queue(tx: Db, actor: Actor, request: MessageRequest & { to: string }): Promise<string> {
     const now = this.deps.clock.now();
     const id = newId(now.getTime());
-    await this.deps.database.transaction(async (tx) => {
-      await tx.insert(customerMessages).values({
-        id,
-        customerId: request.customerId,
-        channel: request.channel,
-        recipient: to,
-        subject: request.subject ?? null,
-        body: request.body,
-        reason: request.reason,
-        status: "pending",
-        attempts: 0,
-        createdAt: now,
-      });
-      await this.deps.audit.record(tx, actor, {
-        action: "send",
-        entityType: "customerMessage",
-        entityId: id,
-        after: { customerId: request.customerId, channel: request.channel, to, reason: request.reason },
-      });
+    await tx.insert(customerMessages).values({
+      id,
+      customerId: request.customerId,
+      channel: request.channel,
+      recipient: request.to,
+      subject: request.subject ?? null,
+      body: request.body,
+      reason: request.reason,
+      status: "pending",
+      attempts: 0,
+      createdAt: now,
     });
+    await this.deps.audit.record(tx, actor, {
+      action: "send",
+      entityType: "customerMessage",
+      entityId: id,
+      after: { customerId: request.customerId, channel: request.channel, to: request.to, reason: request.reason },
+    });
+    return id;
+  }
+
+  /**
+   * Sends a stored message through the channel and records the outcome. The message id is the gateway's
+   * idempotency key, so sending a message again (a resend after a crash) reaches the customer once.
+   */
+  async deliver(id: string): Promise<typeof customerMessages.$inferSelect> {
+    const db = this.deps.database.db;
+    const [stored] = await db.select().from(customerMessages).where(eq(customerMessages.id, id));
+    if (!stored) throw notFound("customerMessage", id);
+    if (stored.status !== "pending") return stored;
     const result = await this.deps.channel.send({
       id,
-      channel: request.channel,
-      to,
-      body: request.body,
-      ...(request.subject !== undefined ? { subject: request.subject } : {}),
+      channel: stored.channel as "sms" | "email",
+      to: stored.recipient,
+      body: stored.body,
+      ...(stored.subject !== null ? { subject: stored.subject } : {}),
     });
-    const [row] = await this.deps.database.db
+    const [row] = await db
       .update(customerMessages)
       .set({
         status: result.status,
-        attempts: result.attempts,
+        attempts: stored.attempts + result.attempts,
         lastError: result.error ?? null,
         sentAt: result.status === "sent" ? this.deps.clock.now() : null,
       })
-      .where(eq(customerMessages.id, id))
+      .where(and(eq(customerMessages.id, id), eq(customerMessages.status, "pending")))
       .returning();
-    return present(row as typeof customerMessages.$inferSelect);
+    return row ?? stored;
+  }
+
+  /** Messages left pending by a process that stopped between storing and sending them: sent now. */
+  async deliverPending(): Promise<number> {
+    const before = new Date(this.deps.clock.now().getTime() - MESSAGE_PENDING_RESEND_MS);
+    const rows = await this.deps.database.db
+      .select({ id: customerMessages.id })
+      .from(customerMessages)
+      .where(and(eq(customerMessages.status, "pending"), lt(customerMessages.createdAt, before)))
+      .orderBy(asc(customerMessages.id))
+      .limit(MESSAGE_PENDING_BATCH);
+    for (const row of rows) await this.deliver(row.id);
+    return rows.length;
   }
 
   async list(customerId: string, request: ListRequest) {

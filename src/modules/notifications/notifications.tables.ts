@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, check, index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { outboxEvents } from "../../platform/outbox.tables.js";
 
 /** Hub subscriptions (TMF630 `POST {api}/hub`): a callback, an optional filter, a signing secret (sealed). */
@@ -90,5 +90,57 @@ export const customerMessages = pgTable(
     index("customer_messages_customer_idx").on(table.customerId, table.createdAt),
     check("customer_messages_channel_check", sql`${table.channel} in ('sms', 'email')`),
     check("customer_messages_status_check", sql`${table.status} in ('pending', 'sent', 'failed', 'undelivered')`),
+  ],
+);
+
+/**
+ * Alerts to subscribers: threshold crossings and barring changes, one row per alert, once (dedupe_key). The id
+ * orders them for a reconnecting client's replay. published_at: handed to live delivery (API processes' WebSocket
+ * hubs); messaged_at: handed to the message channel. A relay repeats whichever a crash left undone.
+ */
+export const alerts = pgTable(
+  "alerts",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    dedupeKey: text("dedupe_key").notNull(),
+    kind: text("kind").notNull(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    productId: uuid("product_id"),
+    /** The alert as drafted (threshold, value, period, message): what subscribers read. */
+    body: jsonb("body").notNull(),
+    raisedAt: timestamp("raised_at", { withTimezone: true, mode: "date" }).notNull(),
+    publishedAt: timestamp("published_at", { withTimezone: true, mode: "date" }),
+    messagedAt: timestamp("messaged_at", { withTimezone: true, mode: "date" }),
+  },
+  (table) => [
+    uniqueIndex("alerts_dedupe_idx").on(table.dedupeKey),
+    index("alerts_account_idx").on(table.billingAccountId, table.id),
+    index("alerts_unpublished_idx").on(table.id).where(sql`${table.publishedAt} is null`),
+    index("alerts_unmessaged_idx").on(table.id).where(sql`${table.messagedAt} is null`),
+  ],
+);
+
+export type AlertRow = typeof alerts.$inferSelect;
+
+/**
+ * Single-use tickets for `/api/v1/ws` (browsers cannot send an Authorization header on a WebSocket): obtained
+ * with an API key, valid for seconds, consumed by the first connection that presents it. Only a hash is stored.
+ */
+export const wsTickets = pgTable(
+  "ws_tickets",
+  {
+    id: uuid("id").primaryKey(),
+    ticketHash: text("ticket_hash").notNull(),
+    keyId: uuid("key_id").notNull(),
+    role: text("role").notNull(),
+    /** The one account whose alerts the connection receives; null: every account's (staff only). */
+    billingAccountId: uuid("billing_account_id"),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+    usedAt: timestamp("used_at", { withTimezone: true, mode: "date" }),
+  },
+  (table) => [
+    uniqueIndex("ws_tickets_hash_idx").on(table.ticketHash),
+    index("ws_tickets_expiry_idx").on(table.expiresAt),
   ],
 );

@@ -1,4 +1,5 @@
 import { and, asc, count, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
+import type { AlertSink } from "../../platform/alerts.js";
 import type { Actor } from "../../platform/audit.js";
 import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
@@ -35,6 +36,8 @@ export const PRODUCT_LIFECYCLE: StateMachine<string> = {
 export interface SubscriptionsDeps extends ServiceDeps {
   provisioning: Provisioning;
   inventory: InventoryService;
+  /** Barring and unbarring a line for credit alert its subscriber (in the same transaction). */
+  alerts: AlertSink;
 }
 
 export interface NewProduct {
@@ -234,6 +237,17 @@ export class SubscriptionsService {
         { toStatus: row.status, reason, orderId: null },
         { action: barred === null ? "unbar" : "bar", change: "AttributeValueChange", before: { barred: row.barred } },
       );
+      // Once per change: the row is locked and the change happens only when barring actually moves.
+      await this.deps.alerts.record(tx, [
+        {
+          dedupeKey: `${barred === null ? "line-unbarred" : "line-barred"}:${row.id}:${newId(this.deps.clock.now().getTime())}`,
+          kind: barred === null ? "lineUnbarred" : "lineBarred",
+          billingAccountId: row.billingAccountId,
+          productId: row.id,
+          message:
+            barred === null ? `Your line ${row.name} works again (${reason}).` : `Your line ${row.name} is ${reason}.`,
+        },
+      ]);
       return true;
     });
   }
