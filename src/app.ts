@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import websocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from "fastify";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
@@ -39,7 +40,7 @@ import { openRedis, waitForRedis } from "./platform/redis.js";
 import { resolveSecretsKey, SecretBox } from "./platform/secrets.js";
 import { ErrorSchema } from "./platform/tmf.js";
 import { validatorCompiler } from "./platform/validation.js";
-import { LEASE_TTL_MS, REDIS_CONNECT_TIMEOUT_MS } from "./shared/limits.js";
+import { LEASE_TTL_MS, REDIS_CONNECT_TIMEOUT_MS, WS_MAX_FRAME_BYTES } from "./shared/limits.js";
 
 export interface AppOptions {
   /** Business time; tests inject a ManualClock. */
@@ -279,6 +280,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     app.decorate("database", database);
 
     registerAuth(app, access.service.authenticate);
+    // WebSocket upgrades for /api/v1/ws, with the largest frame a client may send.
+    await app.register(websocket, { options: { maxPayload: WS_MAX_FRAME_BYTES } });
     await registerDocs(app, VERSION);
     registerHealth(app, database, redis);
     registerMetrics(app, database, redis);

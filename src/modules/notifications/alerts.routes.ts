@@ -1,4 +1,3 @@
-import websocket from "@fastify/websocket";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { ALERT_KINDS, AlertFields } from "../../platform/alerts.js";
@@ -14,7 +13,6 @@ import {
   selectFields,
   sendList,
 } from "../../platform/tmf.js";
-import { WS_MAX_FRAME_BYTES } from "../../shared/limits.js";
 import { ALERTS_PATH, type AlertsService } from "./alerts.service.js";
 import type { LiveHub } from "./live.js";
 
@@ -38,8 +36,6 @@ const TicketSchema = Type.Object({
 /** Alerts over REST, WebSocket tickets, and `/api/v1/ws` itself. */
 export function alertsRoutes(alerts: AlertsService, live: LiveHub) {
   return async (app: FastifyInstance) => {
-    await app.register(websocket, { options: { maxPayload: WS_MAX_FRAME_BYTES } });
-
     app.get(
       ALERTS_PATH,
       {

@@ -160,41 +160,63 @@ export class AlertsService implements AlertSink {
     });
     // Messages: each alert becomes one stored message in the same transaction that marks it messaged, so a
     // crash leaves either both or neither; the stored message is then sent (a pending one is resent later).
-    const queued = await this.deps.database.transaction(async (tx) => {
-      const rows = await tx
-        .select()
-        .from(alerts)
-        .where(isNull(alerts.messagedAt))
-        .orderBy(asc(alerts.id))
-        .limit(ALERT_RELAY_BATCH)
-        .for("update", { skipLocked: true });
-      const ids: string[] = [];
-      for (const row of rows) {
-        const recipient = await this.deps.recipientOf(row.billingAccountId);
-        if (recipient === null) continue;
-        ids.push(
-          await this.deps.messages.queue(tx, SYSTEM_ACTOR, {
-            customerId: recipient.customerId,
-            channel: recipient.channel,
-            to: recipient.address,
-            body: raised(row).message,
-            reason: `alert.${row.kind}`,
-          }),
-        );
-      }
-      if (rows.length > 0) {
-        await tx
-          .update(alerts)
-          .set({ messagedAt: this.deps.clock.now() })
-          .where(
-            inArray(
-              alerts.id,
-              rows.map((row) => row.id),
-            ),
-          );
-      }
-      return ids;
-    });
+    // Recipients are looked up first, outside the transaction (PGlite has one session: no reads beside it).
+    const waiting = await this.deps.database.db
+      .select({ id: alerts.id, billingAccountId: alerts.billingAccountId })
+      .from(alerts)
+      .where(isNull(alerts.messagedAt))
+      .orderBy(asc(alerts.id))
+      .limit(ALERT_RELAY_BATCH);
+    const recipients = new Map<string, Awaited<ReturnType<AlertsDeps["recipientOf"]>>>();
+    for (const { billingAccountId } of waiting) {
+      if (!recipients.has(billingAccountId))
+        recipients.set(billingAccountId, await this.deps.recipientOf(billingAccountId));
+    }
+    const queued =
+      waiting.length === 0
+        ? []
+        : await this.deps.database.transaction(async (tx) => {
+            const rows = await tx
+              .select()
+              .from(alerts)
+              .where(
+                and(
+                  inArray(
+                    alerts.id,
+                    waiting.map((row) => row.id),
+                  ),
+                  isNull(alerts.messagedAt),
+                ),
+              )
+              .orderBy(asc(alerts.id))
+              .for("update", { skipLocked: true });
+            const ids: string[] = [];
+            for (const row of rows) {
+              const recipient = recipients.get(row.billingAccountId);
+              if (!recipient) continue;
+              ids.push(
+                await this.deps.messages.queue(tx, SYSTEM_ACTOR, {
+                  customerId: recipient.customerId,
+                  channel: recipient.channel,
+                  to: recipient.address,
+                  body: raised(row).message,
+                  reason: `alert.${row.kind}`,
+                }),
+              );
+            }
+            if (rows.length > 0) {
+              await tx
+                .update(alerts)
+                .set({ messagedAt: this.deps.clock.now() })
+                .where(
+                  inArray(
+                    alerts.id,
+                    rows.map((row) => row.id),
+                  ),
+                );
+            }
+            return ids;
+          });
     for (const id of queued) await this.deps.messages.deliver(id);
     return { published, messaged: queued.length };
   }
