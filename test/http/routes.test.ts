@@ -33,6 +33,7 @@ const BA = "/tmf-api/accountManagement/v4/billingAccount";
 /** One valid request per write route. A write route missing here fails the test below. */
 const WRITE_SAMPLES: Record<string, WriteSample> = {
   "POST /api/v1/api-keys": async () => ({ url: "/api/v1/api-keys", body: { name: "sample", role: "crm" } }),
+  "POST /api/v1/ws/tickets": async () => ({ url: "/api/v1/ws/tickets", body: {} }),
   "DELETE /api/v1/api-keys/:id": async (engine) => {
     const created = await engine.request("POST", "/api/v1/api-keys", { body: { name: "to revoke", role: "network" } });
     const id = created.json().id as string;
