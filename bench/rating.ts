@@ -55,9 +55,11 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Decimal } from "decimal.js";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { Pool } from "undici";
+import WebSocket from "ws";
 import { simRecord } from "../test/support/fixtures.js";
 import { freshDatabase, startServer, table } from "./support/servers.js";
 
@@ -79,6 +81,8 @@ const EMBEDDED_CONNECTIONS = 4;
 const BACKLOG_CAP = 10_000;
 const DRAIN_TIMEOUT_MS = 120_000;
 const SEED_CONCURRENCY = 8;
+/** Bill-limit crossings timed from the CDR's POST to the alert frame on a WebSocket client. */
+const ALERT_SAMPLES = 100;
 
 type Row = Record<string, string | number>;
 interface Line {
@@ -216,7 +220,9 @@ export async function benchRating(): Promise<Row[]> {
       { ...target, tag: "h", numbers: [hot.msisdn], startedAt, durationMs: HOT_MS },
       queue,
     );
-    const accepted = [warm, engineMany, latency, engineHot].reduce((sum, phase) => sum + phase.accepted, 0);
+    const alerts = await alertLatency(api, engine.base, network, many.slice(0, ALERT_SAMPLES), startedAt);
+    const accepted =
+      [warm, engineMany, latency, engineHot].reduce((sum, phase) => sum + phase.accepted, 0) + alerts.accepted;
     const failed = [warm, engineMany, latency, engineHot].reduce((sum, phase) => sum + phase.failed, 0);
     if (failed > 0) failures.push(`${failed} engine requests failed or were not fully accepted`);
     const exact = await exactness(sql, redis, prefix, lines, accepted);
@@ -292,6 +298,15 @@ export async function benchRating(): Promise<Row[]> {
         "p99 ms": ms(perCdr.p99),
         ratio: "-",
         note: `received → rated per CDR (${perCdr.count}, max ${ms(perCdr.max)} ms); POST p50 ${ms(latency.post.p50)} / p99 ${ms(latency.post.p99)} ms; ${latency.late} sends late`,
+      },
+      {
+        phase: `engine: CDR accepted → alert on a WebSocket client (${alerts.samples.length} crossings, idle)`,
+        "CDRs/s": "",
+        "accepted/s": "",
+        "p50 ms": ms(percentile(alerts.samples, 50)),
+        "p99 ms": ms(percentile(alerts.samples, 99)),
+        ratio: "-",
+        note: `POST of one CDR → bill-limit alert frame: worker step and commit, Redis pub/sub, API process, socket; max ${ms(alerts.samples[alerts.samples.length - 1] ?? Number.NaN)} ms`,
       },
       {
         phase: `ceiling: hot account (1 line, ${CONNECTIONS} conn, batch ${BATCH})`,
@@ -833,6 +848,76 @@ interface Api {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; body: Record<string, unknown>; total: number }>;
+}
+
+/**
+ * How long a crossing takes to reach a subscriber: for each account in turn, its bill limit is set just above its
+ * spend to date, one charged CDR is posted, and the time to the alert frame on a WebSocket (an admin ticket
+ * following every account, on the API process; the workers are other processes) is taken. Sorted samples.
+ */
+async function alertLatency(
+  api: Api,
+  base: string,
+  networkKey: string,
+  lines: readonly Line[],
+  startedAt: string,
+): Promise<{ samples: number[]; accepted: number }> {
+  const ticket = (await api.call("POST", "/api/v1/ws/tickets", {})).body.ticket as string;
+  const socket = new WebSocket(`${base.replace(/^http/, "ws")}/api/v1/ws?ticket=${ticket}`);
+  const waiting = new Map<string, () => void>();
+  socket.on("message", (data) => {
+    const frame = JSON.parse(data.toString()) as { type: string; alert?: { billingAccount: { id: string } } };
+    if (frame.type === "alert") waiting.get(frame.alert?.billingAccount.id ?? "")?.();
+  });
+  await new Promise((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+  });
+  const samples: number[] = [];
+  let accepted = 0;
+  try {
+    for (const line of lines) {
+      const balance = await api.call("GET", `/tmf-api/prepayBalanceManagement/v4/accumulatedBalance/${line.accountId}`);
+      const spend = (balance.body.totalBalance as { amount: number }).amount;
+      const patched = await api.call("PATCH", `/tmf-api/accountManagement/v4/billingAccount/${line.accountId}`, {
+        billLimit: {
+          unit: "EUR",
+          value: new Decimal(String(spend)).toDecimalPlaces(2, Decimal.ROUND_UP).plus("0.01").toNumber(),
+        },
+      });
+      if (patched.status !== 200) throw new Error(`bill limit: ${patched.status} ${JSON.stringify(patched.body)}`);
+      const arrived = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no alert for ${line.accountId} within 10 s`)), 10_000);
+        waiting.set(line.accountId, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const started = performance.now();
+      const response = await fetch(`${base}/api/v1/cdrs`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${networkKey}`, "content-type": "application/json" },
+        body: JSON.stringify([
+          {
+            recordType: "voice",
+            cdrId: `alert-${line.accountId}`,
+            source: "bench-msc",
+            servedMSISDN: line.msisdn,
+            calledNumber: "+33123456789",
+            recordOpeningTime: startedAt,
+            duration: 120,
+          },
+        ]),
+      });
+      accepted += ((await response.json()) as { accepted?: number }).accepted ?? 0;
+      await arrived;
+      samples.push(performance.now() - started);
+      waiting.delete(line.accountId);
+    }
+  } finally {
+    socket.close();
+  }
+  return { samples: samples.sort((a, b) => a - b), accepted };
 }
 
 function client(base: string): Api {

@@ -76,7 +76,12 @@ class Client {
       return;
     }
     this.send({ type: "alert", alert });
-    this.sent.add(alert.id);
+    this.remember(alert.id);
+  }
+
+  /** Notes an alert as sent, forgetting the oldest beyond REMEMBERED_IDS. */
+  remember(id: string): void {
+    this.sent.add(id);
     if (this.sent.size > REMEMBERED_IDS) this.sent.delete(this.sent.values().next().value as string);
   }
 
@@ -292,7 +297,7 @@ export class LiveHub {
       for (const alert of page) {
         if (client.closed) return;
         client.send({ type: "alert", alert });
-        client.sent.add(alert.id);
+        client.remember(alert.id);
       }
       count += page.length;
       if (page.length < WS_REPLAY_PAGE) break;
