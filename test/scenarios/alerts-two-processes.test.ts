@@ -1,23 +1,15 @@
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import t from "tap";
 import { postCdrs, voiceCdr } from "../support/charging.js";
 import { hasServers, startEngine } from "../support/engine.js";
 import { activateLine, orderReadyAccount } from "../support/fixtures.js";
+import { freePort } from "../support/services.js";
 import { connectLive } from "../support/ws.js";
 
 /**
  * Two API processes on one PostgreSQL and Redis: a subscriber's WebSocket is open on the second (`npm start` as
  * a child process); the crossing is rated in the first. The alert crosses processes through Redis pub/sub.
  */
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 t.test("an alert rated in one API process reaches a client connected to another", { skip: !hasServers }, async (t) => {
   const engine = await startEngine(t);

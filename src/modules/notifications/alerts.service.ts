@@ -108,23 +108,32 @@ export class AlertsService implements AlertSink {
   }
 
   async announce(raisedAlerts: readonly RaisedAlert[]): Promise<void> {
-    if (raisedAlerts.length === 0) return;
     try {
-      for (const alert of raisedAlerts) {
-        await this.deps.broadcast.publish(ALERTS_CHANNEL, JSON.stringify(presentAlert(alert)));
-      }
-      await this.deps.database.db
-        .update(alerts)
-        .set({ publishedAt: this.deps.clock.now() })
-        .where(
-          inArray(
-            alerts.id,
-            raisedAlerts.map((alert) => Number(alert.id)),
-          ),
-        );
+      await this.publish(this.deps.database.db, raisedAlerts);
     } catch (error) {
       this.deps.log.warn({ err: error }, "announcing alerts failed; the relay publishes them");
     }
+  }
+
+  /** Publishes alerts to every API process, in id order, then marks them published. */
+  private async publish(db: Db, raisedAlerts: readonly RaisedAlert[]): Promise<void> {
+    if (raisedAlerts.length === 0) return;
+    for (const alert of raisedAlerts) {
+      await this.deps.broadcast.publish(ALERTS_CHANNEL, JSON.stringify(presentAlert(alert)));
+    }
+    await this.mark(
+      db,
+      "publishedAt",
+      raisedAlerts.map((alert) => Number(alert.id)),
+    );
+  }
+
+  private async mark(db: Db, column: "publishedAt" | "messagedAt", ids: readonly number[]): Promise<void> {
+    if (ids.length > 0)
+      await db
+        .update(alerts)
+        .set({ [column]: this.deps.clock.now() })
+        .where(inArray(alerts.id, [...ids]));
   }
 
   /**
@@ -142,20 +151,7 @@ export class AlertsService implements AlertSink {
         .orderBy(asc(alerts.id))
         .limit(ALERT_RELAY_BATCH)
         .for("update", { skipLocked: true });
-      for (const row of rows) {
-        await this.deps.broadcast.publish(ALERTS_CHANNEL, JSON.stringify(presentAlert(raised(row))));
-      }
-      if (rows.length > 0) {
-        await tx
-          .update(alerts)
-          .set({ publishedAt: this.deps.clock.now() })
-          .where(
-            inArray(
-              alerts.id,
-              rows.map((row) => row.id),
-            ),
-          );
-      }
+      await this.publish(tx, rows.map(raised));
       return rows.length;
     });
     // Messages: each alert becomes one stored message in the same transaction that marks it messaged, so a
@@ -204,17 +200,11 @@ export class AlertsService implements AlertSink {
                 }),
               );
             }
-            if (rows.length > 0) {
-              await tx
-                .update(alerts)
-                .set({ messagedAt: this.deps.clock.now() })
-                .where(
-                  inArray(
-                    alerts.id,
-                    rows.map((row) => row.id),
-                  ),
-                );
-            }
+            await this.mark(
+              tx,
+              "messagedAt",
+              rows.map((row) => row.id),
+            );
             return ids;
           });
     for (const id of queued) await this.deps.messages.deliver(id);
