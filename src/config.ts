@@ -1,10 +1,14 @@
 import path from "node:path";
+import { FAULT_PATTERN } from "./platform/faults.js";
 import { parseSecretsKey } from "./platform/secrets.js";
 import {
   API_KEY_MAX_LENGTH,
   API_KEY_MIN_LENGTH,
   BODY_LIMIT_BYTES_DEFAULT,
   RATING_SHARDS_DEFAULT,
+  SWEEP_AFTER_SECONDS,
+  SWEEP_INTERVAL_MS,
+  SWEEP_WINDOW_SECONDS,
 } from "./shared/limits.js";
 
 /**
@@ -49,6 +53,12 @@ export interface Config {
   readonly networkUrl: string | undefined;
   /** Shards of the rating queue; at least the most rating workers that will ever run (DESIGN.md §2). */
   readonly ratingShards: number;
+  /** The sweeper re-enqueues accepted records with no rated or suspense row after this many seconds. */
+  readonly sweepAfterSeconds: number;
+  /** How often a worker (one at a time, by lease) runs the sweeper. */
+  readonly sweepIntervalSeconds: number;
+  /** A crash point or fault to inject (fault tests only; see platform/faults.ts). */
+  readonly fault: string | undefined;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -136,6 +146,11 @@ export function loadConfig(env: Env = process.env): Config {
     return values;
   };
 
+  const fault = text("BSS_FAULT");
+  if (fault !== undefined && !FAULT_PATTERN.test(fault)) {
+    problems.push('BSS_FAULT must be "crash:<after-step|mid-batch|after-commit>[@n]" or "poison:<account id>"');
+  }
+
   const config: Config = {
     port: integer("PORT", 3000, 0, 65535),
     host,
@@ -161,6 +176,9 @@ export function loadConfig(env: Env = process.env): Config {
     messageGatewayUrl: url("BSS_MESSAGE_GATEWAY_URL", ["http:", "https:"]),
     networkUrl: url("BSS_NETWORK_URL", ["http:", "https:"]),
     ratingShards: integer("BSS_RATING_SHARDS", RATING_SHARDS_DEFAULT, 1, 1024),
+    sweepAfterSeconds: integer("BSS_SWEEP_AFTER_SECONDS", SWEEP_AFTER_SECONDS, 1, SWEEP_WINDOW_SECONDS - 1),
+    fault,
+    sweepIntervalSeconds: integer("BSS_SWEEP_INTERVAL_SECONDS", SWEEP_INTERVAL_MS / 1000, 1, 3600),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -2,6 +2,7 @@ import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
+import { armFault } from "./platform/faults.js";
 import {
   ALERT_LOOP_INTERVAL_MS,
   HUB_LOOP_INTERVAL_MS,
@@ -13,6 +14,7 @@ import {
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
 
+  armFault(config.fault);
   const app = await buildApp(config);
   const bootstrap = await app.services.access.ensureBootstrapKey(SYSTEM_ACTOR, config.adminApiKey);
   if (bootstrap.generated !== null) {
@@ -39,7 +41,9 @@ async function main(): Promise<void> {
           app.services.charging.rating,
           app.services.charging.leases("embedded"),
           app.log,
-          RatingService.jobs(app.services.charging, app.log),
+          RatingService.jobs(app.services.charging, app.log, config.sweepAfterSeconds),
+          50,
+          config.sweepIntervalSeconds * 1000,
         )
       : null;
 

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
+import { armFault } from "./platform/faults.js";
 
 /**
  * `npm run worker`: a rating worker (DESIGN.md §2) — the same engine as the API, built the same way, with no
@@ -16,13 +17,16 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
+  armFault(config.fault);
   const app = await buildApp(config);
   const consumer = `${hostname()}-${process.pid}`;
   const loop = startRatingLoop(
     app.services.charging.rating,
     app.services.charging.leases(consumer),
     app.log,
-    RatingService.jobs(app.services.charging, app.log),
+    RatingService.jobs(app.services.charging, app.log, config.sweepAfterSeconds),
+    50,
+    config.sweepIntervalSeconds * 1000,
   );
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
   let closing = false;

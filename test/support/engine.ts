@@ -77,6 +77,8 @@ export async function startEngine(
     messageChannel?: MessageChannel;
     provisioning?: Provisioning;
     orderFulfilment?: "background" | "manual";
+    /** Servers of the test's own (fault tests kill them): a database is made there and migrated at start. */
+    servers?: { pgUrl: string; redisUrl: string };
   } = {},
 ): Promise<Engine> {
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
@@ -92,22 +94,27 @@ export async function startEngine(
   let dropDatabase: (() => Promise<void>) | null = null;
 
   if (driver === "postgres") {
-    if (!hasServers) throw new Error("postgres driver requested but the runner found no PostgreSQL");
+    const own = options.servers;
+    if (!hasServers && own === undefined)
+      throw new Error("postgres driver requested but the runner found no PostgreSQL");
+    const pgUrl = own?.pgUrl ?? (services.pgUrl as string);
+    const redisUrl = own?.redisUrl ?? (services.redisUrl as string);
     const name = `bss_t_${services.runId}_${suffix}`;
-    const admin = postgres(services.pgUrl as string, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database "${name}" template "${services.template}"`);
+    const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+    await admin.unsafe(own ? `create database "${name}"` : `create database "${name}" template "${services.template}"`);
     await admin.end();
-    env.DATABASE_URL = withDatabase(services.pgUrl as string, name);
+    env.DATABASE_URL = withDatabase(pgUrl, name);
     env.BSS_SECRETS_KEY = randomBytes(32).toString("hex");
-    env.REDIS_URL = services.redisUrl as string;
+    env.REDIS_URL = redisUrl;
     env.BSS_REDIS_KEY_PREFIX = `t:${suffix}:`;
-    env.BSS_MIGRATE_ON_START = "false";
+    env.BSS_MIGRATE_ON_START = own ? "true" : "false";
     dropDatabase = async () => {
-      const cleanup = postgres(services.pgUrl as string, { max: 1, onnotice: () => {} });
-      await cleanup.unsafe(`drop database if exists "${name}" with (force)`);
-      await cleanup.end();
-      const redis = new Redis(services.redisUrl as string);
-      const keys = await redis.keys(`t:${suffix}:*`);
+      const cleanup = postgres(pgUrl, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      await cleanup.unsafe(`drop database if exists "${name}" with (force)`).catch(() => undefined);
+      await cleanup.end({ timeout: 1 });
+      const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+      redis.on("error", () => {});
+      const keys = await redis.keys(`t:${suffix}:*`).catch(() => [] as string[]);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
     };

@@ -17,6 +17,13 @@ export interface Throwaway {
   stop(): Promise<void>;
 }
 
+/** A throwaway server a fault test may take down and bring back. */
+export interface Killable extends Throwaway {
+  /** PostgreSQL: a fast shutdown, `ms` down, then the same data directory again. Redis: SIGKILL, then a new,
+   * empty server on the same port. Resolves once it answers again. */
+  restart(ms: number): Promise<void>;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -106,7 +113,7 @@ async function stopChild(child: ChildProcess, directory: string): Promise<void> 
   rmSync(directory, { recursive: true, force: true });
 }
 
-export async function startThrowawayPostgres(): Promise<Throwaway | null> {
+export async function startThrowawayPostgres(): Promise<Killable | null> {
   const bin = postgresBinDir();
   if (bin === null) return null;
   const directory = mkdtempSync(path.join(tmpdir(), "bss-pg-"));
@@ -153,29 +160,48 @@ export async function startThrowawayPostgres(): Promise<Throwaway | null> {
     "-c",
     "max_connections=200",
   ]);
-  const child = spawn(command, args, { detached: true, stdio: "ignore" });
+  let child = spawn(command, args, { detached: true, stdio: "ignore" });
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   if (!(await waitUntil(() => canReachPostgres(url), 20_000))) {
     await stopChild(child, directory);
     return null;
   }
-  return { url, stop: () => stopChild(child, directory) };
+  return {
+    url,
+    stop: () => stopChild(child, directory),
+    async restart(ms) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      killGroup(child, "SIGINT");
+      await exited;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      child = spawn(command, args, { detached: true, stdio: "ignore" });
+      if (!(await waitUntil(() => canReachPostgres(url), 20_000))) throw new Error("PostgreSQL did not come back");
+    },
+  };
 }
 
-export async function startThrowawayRedis(): Promise<Throwaway | null> {
+export async function startThrowawayRedis(): Promise<Killable | null> {
   const binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find((candidate) => existsSync(candidate));
   if (binary === undefined) return null;
   const directory = mkdtempSync(path.join(tmpdir(), "bss-redis-"));
   const port = await freePort();
-  const child = spawn(
-    binary,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
-    { detached: true, stdio: "ignore" },
-  );
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory];
+  let child = spawn(binary, args, { detached: true, stdio: "ignore" });
   const url = `redis://127.0.0.1:${port}`;
   if (!(await waitUntil(() => canReachRedis(url), 10_000))) {
     await stopChild(child, directory);
     return null;
   }
-  return { url, stop: () => stopChild(child, directory) };
+  return {
+    url,
+    stop: () => stopChild(child, directory),
+    async restart(ms) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      killGroup(child, "SIGKILL");
+      await exited;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      child = spawn(binary, args, { detached: true, stdio: "ignore" });
+      if (!(await waitUntil(() => canReachRedis(url), 10_000))) throw new Error("Redis did not come back");
+    },
+  };
 }

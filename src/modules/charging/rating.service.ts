@@ -3,11 +3,13 @@ import type { FastifyBaseLogger } from "fastify";
 import type { AlertDraft, AlertSink } from "../../platform/alerts.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
+import { crashPoint, poisoned } from "../../platform/faults.js";
 import {
   RATING_ACCOUNT_CONCURRENCY,
   RATING_SHARD_CONCURRENCY,
   RECONCILE_INTERVAL_MS,
   RENEW_INTERVAL_MS,
+  SWEEP_AFTER_SECONDS,
   SWEEP_INTERVAL_MS,
 } from "../../shared/limits.js";
 import { Money, toMicro } from "../../shared/money.js";
@@ -146,6 +148,7 @@ export class RatingService {
         if (entries.length === 0) continue;
         try {
           const done = await this.rate(entries, token);
+          if (done.length > 0) crashPoint("after-commit");
           await this.deps.queue.ack(shard, done);
           total += done.length;
         } catch (error) {
@@ -184,6 +187,7 @@ export class RatingService {
     const accounts = [...byAccount];
     const batch = await this.batchOf(entries);
     let next = 0;
+    let stepped = 0;
     let fenced: FencedError | null = null;
     const rateNext = async (): Promise<void> => {
       while (fenced === null && next < accounts.length) {
@@ -201,6 +205,8 @@ export class RatingService {
       const usages = [...new Map(group.map((entry) => [entry.usage.usageId, entry.usage])).values()];
       try {
         const outcome = await this.rateAccount(accountId, usages, fence, batch);
+        stepped += 1;
+        if (stepped < accounts.length) crashPoint("mid-batch");
         rated.push(...outcome.rated);
         crossings.push(...outcome.crossings);
         suspended.push(...outcome.suspended);
@@ -236,6 +242,7 @@ export class RatingService {
     };
     await Promise.all(Array.from({ length: Math.min(RATING_ACCOUNT_CONCURRENCY, accounts.length) }, rateNext));
     if (fenced !== null) throw fenced;
+    crashPoint("after-step");
     await this.record(rated, crossings, suspended);
     const barring = crossings
       .filter((crossing) => crossing.key.startsWith("credit-limit:") || crossing.key.startsWith("balance-exhausted:"))
@@ -479,6 +486,7 @@ export class RatingService {
         prepared.filter((item) => !failed.has(item.usage.usageId)),
         state,
       );
+      if (poisoned(accountId)) throw new Error("injected fault: a poison record (BSS_FAULT)");
       const answer = await this.deps.store.step({
         accountId,
         fence,
@@ -583,7 +591,7 @@ export class RatingService {
   /** The loop's periodic jobs, from the engine's services. */
   static jobs(
     charging: {
-      usage: { sweep(queue: UsageQueue): Promise<number> };
+      usage: { sweep(queue: UsageQueue, afterSeconds: number): Promise<number> };
       queue: UsageQueue;
       store: ChargingStore;
       rating: { renew(): Promise<number> };
@@ -592,9 +600,10 @@ export class RatingService {
       };
     },
     log: FastifyBaseLogger,
+    sweepAfterSeconds = SWEEP_AFTER_SECONDS,
   ): LoopJobs {
     return {
-      sweep: () => charging.usage.sweep(charging.queue),
+      sweep: () => charging.usage.sweep(charging.queue, sweepAfterSeconds),
       renew: () => charging.rating.renew(),
       initialized: () => charging.store.initialized(),
       rebuild: () => charging.reconcile.run("rebuild"),
@@ -871,6 +880,7 @@ export function startRatingLoop(
   log: FastifyBaseLogger,
   jobs: LoopJobs,
   idleMs = 50,
+  sweepIntervalMs = SWEEP_INTERVAL_MS,
 ): { stop(): Promise<void> } {
   let stopping = false;
   let nextSweepMs = 0;
@@ -894,8 +904,8 @@ export function startRatingLoop(
           if (await leases.turn("reconcile", RECONCILE_INTERVAL_MS)) await jobs.reconcile();
         }
         if (Date.now() >= nextSweepMs) {
-          nextSweepMs = Date.now() + SWEEP_INTERVAL_MS;
-          if (await leases.turn("sweeper", SWEEP_INTERVAL_MS)) {
+          nextSweepMs = Date.now() + sweepIntervalMs;
+          if (await leases.turn("sweeper", sweepIntervalMs)) {
             const swept = await jobs.sweep();
             if (swept > 0) log.warn({ swept }, "sweeper: accepted records that never reached the queue were enqueued");
           }

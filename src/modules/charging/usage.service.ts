@@ -295,22 +295,22 @@ export class UsageService {
   }
 
   /**
-   * The sweeper (DESIGN.md §4, step 7): guided, chargeable records accepted more than SWEEP_AFTER_SECONDS ago
+   * The sweeper (DESIGN.md §4, step 7): guided, chargeable records accepted more than `afterSeconds` ago
    * (and within the window) that have neither a rated row nor an open suspense row, on a shard whose queue is
    * empty, were lost between the insert and the queue (a crash, a Redis that lost its stream): they go on the
    * queue again. A record still waiting in a busy shard is left alone; one enqueued twice is rated once.
    */
-  async sweep(queue: UsageQueue): Promise<number> {
+  async sweep(queue: UsageQueue, afterSeconds = SWEEP_AFTER_SECONDS): Promise<number> {
     const nowMs = this.deps.clock.now().getTime();
     const rows = await queryRows<{ id: string }>(
       this.deps.database.db,
       sql`select u.id from usage_records u
           where u.product_id is not null and u.chargeable
             and u.received_at >= ${new Date(nowMs - SWEEP_WINDOW_SECONDS * 1000).toISOString()}::timestamptz
-            and u.received_at < ${new Date(nowMs - SWEEP_AFTER_SECONDS * 1000).toISOString()}::timestamptz
+            and u.received_at < ${new Date(nowMs - afterSeconds * 1000).toISOString()}::timestamptz
             and not exists (select 1 from rated_usage r where r.usage_id = u.id)
             and not exists (select 1 from usage_suspense s where s.usage_id = u.id and s.resolved_at is null)
-          order by u.received_at
+          order by u.received_at, u.id
           limit ${SWEEP_BATCH}`,
     );
     if (rows.length === 0) return 0;
@@ -322,7 +322,9 @@ export class UsageService {
           usageRecords.id,
           rows.map((row) => row.id),
         ),
-      );
+      )
+      // In acceptance order (ids are time-ordered), so an account's records are rated in the order they came.
+      .orderBy(asc(usageRecords.id));
     const depths = new Map<number, number>();
     const lost: QueuedUsage[] = [];
     for (const row of records) {
