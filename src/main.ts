@@ -119,6 +119,13 @@ function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(`failed to start: ${describeFailure(error)}\n`);
   process.exit(1);
 });
+
+/** A start-up failure with its cause (a failed query names the query; its cause says why). */
+function describeFailure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `\ncaused by: ${error.cause.message}` : "";
+  return `${error.stack ?? error.message}${cause}`;
+}

@@ -137,10 +137,11 @@ for (const driver of drivers) {
     await engine.app.services.hubs.deliverOnce();
     const events = receiver.received.map((request) => JSON.parse(request.body));
     // Hub deliveries run in parallel: receivers order by the event, not by arrival.
-    t.same(
-      events.map((event) => `${event.eventType} ${event.event.alert.threshold.percent}`).sort(),
-      ["AlertCreateEvent 100", "AlertCreateEvent 50", "AlertCreateEvent 80"],
-    );
+    t.same(events.map((event) => `${event.eventType} ${event.event.alert.threshold.percent}`).sort(), [
+      "AlertCreateEvent 100",
+      "AlertCreateEvent 50",
+      "AlertCreateEvent 80",
+    ]);
 
     // An alert whose publish was lost (its raiser died after the commit) is published by the relay, and a
     // client that already has it is not sent it twice.

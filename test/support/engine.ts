@@ -78,7 +78,7 @@ export async function startEngine(
     provisioning?: Provisioning;
     orderFulfilment?: "background" | "manual";
     /** Servers of the test's own (fault tests kill them): a database is made there and migrated at start. */
-    servers?: { pgUrl: string; redisUrl: string };
+    servers?: { pgUrl?: string; redisUrl?: string };
   } = {},
 ): Promise<Engine> {
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");

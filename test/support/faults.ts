@@ -35,7 +35,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function faultSystem(
   t: Test,
-  options: { accounts?: number; servers?: { pgUrl: string; redisUrl: string } } = {},
+  options: { accounts?: number; servers?: { pgUrl?: string; redisUrl?: string } } = {},
 ): Promise<{ engine: Engine; lines: FaultLine[] }> {
   const engine = await startEngine(t, {
     driver: "postgres",
@@ -146,10 +146,19 @@ export function worker(
       BSS_RATING_SHARDS: String(config.ratingShards),
       BSS_SWEEP_AFTER_SECONDS: "2",
       BSS_SWEEP_INTERVAL_SECONDS: "1",
-      LOG_LEVEL: "fatal",
+      LOG_LEVEL: process.env.BSS_FAULT_LOG ?? "fatal",
       ...(fault === undefined ? {} : { BSS_FAULT: fault }),
     },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  // A worker's errors, kept for the failure message of the test that started it.
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4_000);
+  });
+  child.once("exit", (code) => {
+    if (code !== 0 && code !== null && stderr !== "") process.stderr.write(`worker exited ${code}: ${stderr}\n`);
+    if (process.env.BSS_FAULT_LOG) appendFileSync("/tmp/worker-err.txt", stderr);
   });
   return {
     child,
@@ -302,4 +311,46 @@ export async function crashScenario(t: Test, point: "after-step" | "after-commit
       `(${replayed} of them committed already, replayed harmlessly); recovered in ${recoveryMs} ms ` +
       `(lease expiry included); ${rated} rated, ${suspended} in suspense, 0 lost, 0 charged twice; replay ${replayMs} ms`,
   );
+}
+
+/**
+ * Load from a network element while a fault happens: a batch of 20 every 50 ms until stopped, each retried
+ * until answered. Answers how many records were accepted and how many times a batch was refused.
+ */
+export function steadyLoad(engine: Engine, lines: readonly FaultLine[], tag: string) {
+  let running = true;
+  let accepted = 0;
+  let refused = 0;
+  const done = (async () => {
+    for (let batch = 0; running; batch++) {
+      const answer = await post(engine, calls(lines, 20, `${tag}${batch}`));
+      accepted += answer.accepted;
+      refused += answer.refused;
+      await sleep(50);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return { accepted, refused };
+    },
+  };
+}
+
+export { sleep };
+
+/**
+ * `count` workers, ready: a warm-up batch is posted and waited for until rated, so a fault that follows hits
+ * running workers, not ones still starting. Answers the workers and how many records the warm-up accepted.
+ */
+export async function readyWorkers(engine: Engine, lines: readonly FaultLine[], count: number) {
+  const workers = Array.from({ length: count }, () => worker(engine));
+  const { accepted } = await post(engine, calls(lines, 20, "warm"));
+  await waitFor(
+    "the workers to rate a warm-up batch",
+    async () => (await ratedOrSuspended(engine)) >= accepted,
+    60_000,
+  );
+  return { workers, accepted };
 }
