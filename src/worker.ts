@@ -52,9 +52,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(
-    `worker failed to start: ${describeFailure(error)}\n`,
-  );
+  process.stderr.write(`worker failed to start: ${describeFailure(error)}\n`);
   process.exit(1);
 });
 

@@ -71,6 +71,8 @@ export interface IngestDeps {
  * a retry or a parallel duplicate never reaches the queue twice.
  */
 export class IngestService {
+  private readonly order = new EnqueueOrder();
+
   constructor(private readonly deps: IngestDeps) {}
 
   async ingest(items: readonly IncomingRecord[], format: CdrFormat): Promise<IngestResult> {
@@ -80,6 +82,9 @@ export class IngestService {
     const firstByKey = new Map<string, Candidate>();
     const repeats: Array<{ candidate: Candidate; first: Candidate }> = [];
     const candidates: Candidate[] = [];
+    // Taken with the ids, in the same tick: this request's records reach the queue after those of every request
+    // that took its ids earlier in this process (see EnqueueOrder).
+    const ticket = this.order.take();
 
     items.forEach((item, index) => {
       const line = item.line === undefined ? {} : { line: item.line };
@@ -117,6 +122,21 @@ export class IngestService {
       }
     });
 
+    try {
+      return await this.store(items, outcomes, candidates, repeats, nowMs, ticket);
+    } finally {
+      this.order.release(ticket);
+    }
+  }
+
+  private async store(
+    items: readonly IncomingRecord[],
+    outcomes: RecordOutcome[],
+    candidates: Candidate[],
+    repeats: Array<{ candidate: Candidate; first: Candidate }>,
+    nowMs: number,
+    ticket: number,
+  ): Promise<IngestResult> {
     if (candidates.length > 0) {
       const guided = await this.deps.lines.guideAll(
         this.deps.database.db,
@@ -126,7 +146,9 @@ export class IngestService {
         candidate.guided = guided[i] as Guided;
       });
       const inserted = await this.insert(candidates, nowMs);
-      // Enqueue what this request inserted at once, before anything else can fail and hide it behind a retry.
+      // Enqueue what this request inserted at once, before anything else can fail and hide it behind a retry,
+      // in acceptance order.
+      await this.order.turn(ticket);
       await this.enqueue(
         candidates
           .filter((candidate) => inserted.has(candidate.usageId))
@@ -353,4 +375,38 @@ function summarize(outcomes: RecordOutcome[]): IngestResult {
     rejected: count("rejected"),
     records: outcomes,
   };
+}
+
+/**
+ * Keeps the queue in acceptance order: usage ids are time-ordered and made in this process in the order requests
+ * take their tickets, and a request puts its records on the queue only when every request that took a ticket
+ * before it has put its own there (or ended without). So one account's records are rated in id order even when
+ * several connections send them at once, and a replay of the stored records in id order rates them the same way.
+ */
+export class EnqueueOrder {
+  #next = 0;
+  #turn = 0;
+  readonly #released = new Set<number>();
+  readonly #waiting = new Map<number, () => void>();
+
+  take(): number {
+    return this.#next++;
+  }
+
+  /** Resolves when every earlier ticket has been released. */
+  async turn(ticket: number): Promise<void> {
+    if (ticket === this.#turn) return;
+    await new Promise<void>((resolve) => this.#waiting.set(ticket, resolve));
+  }
+
+  /** The ticket's holder is done (enqueued, or failed before): later tickets may go. */
+  release(ticket: number): void {
+    this.#released.add(ticket);
+    while (this.#released.delete(this.#turn)) this.#turn += 1;
+    const wake = this.#waiting.get(this.#turn);
+    if (wake !== undefined) {
+      this.#waiting.delete(this.#turn);
+      wake();
+    }
+  }
 }

@@ -310,7 +310,7 @@ export class UsageService {
             and u.received_at < ${new Date(nowMs - afterSeconds * 1000).toISOString()}::timestamptz
             and not exists (select 1 from rated_usage r where r.usage_id = u.id)
             and not exists (select 1 from usage_suspense s where s.usage_id = u.id and s.resolved_at is null)
-          order by u.received_at, u.id
+          order by u.id
           limit ${SWEEP_BATCH}`,
     );
     if (rows.length === 0) return 0;
