@@ -170,7 +170,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   try {
     if (config.migrateOnStart) await database.migrate();
     if (config.redisUrl !== undefined) {
-      redis = openRedis(config.redisUrl, config.redisKeyPrefix, app.log);
+      redis = openRedis(config.redisUrl, config.redisKeyPrefix, app.log, config.redisCluster);
       // Start even if Redis is not there yet: readiness reports it and the client keeps reconnecting.
       await waitForRedis(redis, REDIS_CONNECT_TIMEOUT_MS);
     }

@@ -57,6 +57,8 @@ export interface Config {
   readonly sweepAfterSeconds: number;
   /** How often a worker (one at a time, by lease) runs the sweeper. */
   readonly sweepIntervalSeconds: number;
+  /** REDIS_URL names one node of a Redis Cluster. */
+  readonly redisCluster: boolean;
   /** A crash point or fault to inject (fault tests only; see platform/faults.ts). */
   readonly fault: string | undefined;
 }
@@ -157,6 +159,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
     redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
     redisKeyPrefix,
+    redisCluster: flag("BSS_REDIS_CLUSTER", false),
     adminApiKey,
     logLevel: logLevel as LogLevel,
     dataDir: path.resolve(text("BSS_DATA_DIR") ?? "data"),

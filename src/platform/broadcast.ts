@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
+import { duplicateRedis } from "./redis.js";
 
 /**
  * Messages to every process of the engine (cache invalidation now, alert fan-out later): Redis pub/sub when
@@ -39,7 +40,7 @@ export function redisBroadcast(client: Redis, prefix: string): Broadcast {
       if (subscriber === null) {
         // A subscribed connection can do nothing else, so it is a second connection. It queues its SUBSCRIBE
         // until connected (and ioredis re-subscribes after a reconnect), so start-up does not wait for Redis.
-        subscriber = client.duplicate({ keyPrefix: "", enableOfflineQueue: true });
+        subscriber = duplicateRedis(client, { keyPrefix: "", enableOfflineQueue: true });
         subscriber.on("error", () => {});
         subscriber.on("message", (name: string, message: string) => {
           for (const listener of handlers.get(name) ?? []) listener(message);

@@ -115,7 +115,8 @@ export async function startEngine(
       const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
       redis.on("error", () => {});
       const keys = await redis.keys(`t:${suffix}:*`).catch(() => [] as string[]);
-      if (keys.length > 0) await redis.del(...keys);
+      // One key per DEL: on a cluster node the keys of one call must share a slot.
+      for (const key of keys) await redis.del(key).catch(() => 0);
       redis.disconnect();
     };
   } else {

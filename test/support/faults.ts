@@ -35,13 +35,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function faultSystem(
   t: Test,
-  options: { accounts?: number; servers?: { pgUrl?: string; redisUrl?: string } } = {},
+  options: { accounts?: number; servers?: { pgUrl?: string; redisUrl?: string }; env?: Record<string, string> } = {},
 ): Promise<{ engine: Engine; lines: FaultLine[] }> {
   const engine = await startEngine(t, {
     driver: "postgres",
     clock: new RealClock(new Date()),
     // Two shards for four accounts: at least two accounts share a shard, so a batch holds several accounts.
-    env: { BSS_RATING_SHARDS: "2" },
+    env: { BSS_RATING_SHARDS: "2", ...options.env },
     ...(options.servers ? { servers: options.servers } : {}),
   });
   await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
@@ -144,6 +144,7 @@ export function worker(
       BSS_SECRETS_KEY: config.secretsKey?.toString("hex"),
       BSS_MIGRATE_ON_START: "false",
       BSS_RATING_SHARDS: String(config.ratingShards),
+      BSS_REDIS_CLUSTER: String(config.redisCluster),
       BSS_SWEEP_AFTER_SECONDS: "2",
       BSS_SWEEP_INTERVAL_SECONDS: "1",
       LOG_LEVEL: process.env.BSS_FAULT_LOG ?? "fatal",
@@ -240,14 +241,20 @@ async function snapshot(engine: Engine) {
  * store from the ledger and its sweeper enqueues every stored record again in acceptance order; the rated rows
  * and every account's balances, spend and buckets must come out the same. Answers how long the replay took.
  */
-export async function replayMatches(t: Test, engine: Engine): Promise<number> {
+export async function replayMatches(
+  t: Test,
+  engine: Engine,
+  nodes: readonly string[] = [engine.config.redisUrl as string],
+): Promise<number> {
   const before = await snapshot(engine);
   await engine.sql("delete from threshold_crossings");
   await engine.sql("delete from rated_usage");
-  const redis = new Redis(engine.config.redisUrl as string);
-  const keys = await redis.keys(`${engine.config.redisKeyPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
+  for (const node of nodes) {
+    const redis = new Redis(node);
+    const keys = await redis.keys(`${engine.config.redisKeyPrefix}*`);
+    for (const key of keys) await redis.del(key);
+    redis.disconnect();
+  }
   const started = Date.now();
   const replaying = worker(engine);
   try {

@@ -205,3 +205,78 @@ export async function startThrowawayRedis(): Promise<Killable | null> {
     },
   };
 }
+
+/** A throwaway three-node Redis Cluster on loopback (no replicas), every slot assigned, for the cluster test. */
+export async function startThrowawayRedisCluster(): Promise<(Throwaway & { nodes: string[] }) | null> {
+  const binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find((candidate) => existsSync(candidate));
+  const cli = ["/usr/bin/redis-cli", "/usr/local/bin/redis-cli"].find((candidate) => existsSync(candidate));
+  if (binary === undefined || cli === undefined) return null;
+  const directory = mkdtempSync(path.join(tmpdir(), "bss-redis-cluster-"));
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const children = ports.map((port) =>
+    spawn(
+      binary,
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        path.join(directory, `nodes-${port}.conf`),
+        "--cluster-node-timeout",
+        "5000",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        directory,
+      ],
+      { detached: true, stdio: "ignore" },
+    ),
+  );
+  const nodes = ports.map((port) => `redis://127.0.0.1:${port}`);
+  const stop = async () => {
+    await Promise.all(children.map((child) => stopChild(child, directory)));
+  };
+  if (!(await waitUntil(async () => (await Promise.all(nodes.map(canReachRedis))).every(Boolean), 10_000))) {
+    await stop();
+    return null;
+  }
+  try {
+    execFileSync(
+      cli,
+      ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"],
+      {
+        stdio: "ignore",
+      },
+    );
+  } catch {
+    await stop();
+    return null;
+  }
+  const ready = await waitUntil(async () => {
+    const states = await Promise.all(
+      nodes.map(async (url) => {
+        const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        client.on("error", () => {});
+        try {
+          await client.connect();
+          return /cluster_state:ok/.test(String(await client.call("CLUSTER", "INFO")));
+        } catch {
+          return false;
+        } finally {
+          client.disconnect();
+        }
+      }),
+    );
+    return states.every(Boolean);
+  }, 20_000);
+  if (!ready) {
+    await stop();
+    return null;
+  }
+  return { url: nodes[0] as string, nodes, stop };
+}

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { waitForRedis } from "../../platform/redis.js";
+import { duplicateRedis, isCluster, waitForRedis } from "../../platform/redis.js";
 import { REDIS_CONNECT_TIMEOUT_MS } from "../../shared/limits.js";
 import type { Direction, Service } from "../rating/tariff.schemas.js";
 
@@ -76,7 +76,8 @@ const GROUP = "rating";
  * unprefixed connections (one for writes and acks, one for blocking reads, which hold their connection).
  */
 export function redisUsageQueue(client: Redis, prefix: string, shards: number): UsageQueue {
-  const writer = client.duplicate({ keyPrefix: "" });
+  const writer = duplicateRedis(client, { keyPrefix: "" });
+  const clustered = isCluster(client);
   writer.on("error", () => {});
   let reader: Redis | null = null;
   const groups = new Set<number>();
@@ -119,16 +120,28 @@ export function redisUsageQueue(client: Redis, prefix: string, shards: number): 
     shardOf: (account) => shardOf(account, shards),
     async enqueue(items) {
       if (items.length === 0) return;
-      const pipeline = (await connected(writer)).pipeline();
-      for (const item of items)
-        pipeline.xadd(key(shardOf(item.billingAccountId, shards)), "*", "d", JSON.stringify(item));
-      const results = (await pipeline.exec()) ?? [];
-      const failed = results.find(([error]) => error !== null);
+      // One pipeline in the given order; on a cluster, which routes a pipeline to one node, one per shard, all at
+      // once, each in the given order.
+      const groups = new Map<number, QueuedUsage[]>();
+      for (const item of items) {
+        const shard = clustered ? shardOf(item.billingAccountId, shards) : 0;
+        groups.set(shard, [...(groups.get(shard) ?? []), item]);
+      }
+      const connection = await connected(writer);
+      const results = await Promise.all(
+        [...groups.values()].map((queued) => {
+          const pipeline = connection.pipeline();
+          for (const item of queued)
+            pipeline.xadd(key(shardOf(item.billingAccountId, shards)), "*", "d", JSON.stringify(item));
+          return pipeline.exec();
+        }),
+      );
+      const failed = results.flatMap((result) => result ?? []).find(([error]) => error !== null);
       if (failed) throw failed[0];
     },
     async read(shard, consumer, count, blockMs) {
       if (reader === null) {
-        reader = client.duplicate({ keyPrefix: "", commandTimeout: undefined });
+        reader = duplicateRedis(client, { keyPrefix: "", commandTimeout: undefined });
         reader.on("error", () => {});
       }
       const args: Array<string | number> = ["GROUP", GROUP, consumer, "COUNT", count];
