@@ -40,10 +40,12 @@ export async function postCdrs(engine: Engine, records: unknown[]) {
   return answer.json();
 }
 
-/** `npm run worker` as a child process on the engine's database and Redis. */
+/** `npm run worker` as a child process on the engine's database and Redis, with more settings if given. */
 export function spawnWorker(
   engine: Engine,
   logLevel = "error",
+  env: Record<string, string> = {},
+  stderr: "inherit" | "pipe" = "inherit",
 ): { child: ChildProcess; exited: Promise<number | null> } {
   const config = engine.config;
   const child = spawn(process.execPath, ["--import", "tsx", "src/worker.ts"], {
@@ -54,9 +56,12 @@ export function spawnWorker(
       BSS_REDIS_KEY_PREFIX: config.redisKeyPrefix,
       BSS_SECRETS_KEY: config.secretsKey?.toString("hex"),
       BSS_MIGRATE_ON_START: "false",
+      BSS_RATING_SHARDS: String(config.ratingShards),
+      BSS_REDIS_CLUSTER: String(config.redisCluster),
       LOG_LEVEL: logLevel,
+      ...env,
     },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", "ignore", stderr],
   });
   return { child, exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))) };
 }

@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { appendFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import type { Test } from "tap";
 import { ManualClock } from "../../src/platform/clock.js";
+import { spawnWorker } from "./charging.js";
 import { type Engine, startEngine } from "./engine.js";
 import { activateLine, orderReadyAccount } from "./fixtures.js";
 
@@ -134,24 +135,16 @@ export function worker(
   engine: Engine,
   fault?: string,
 ): { child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> } {
-  const config = engine.config;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/worker.ts"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: config.databaseUrl,
-      REDIS_URL: config.redisUrl,
-      BSS_REDIS_KEY_PREFIX: config.redisKeyPrefix,
-      BSS_SECRETS_KEY: config.secretsKey?.toString("hex"),
-      BSS_MIGRATE_ON_START: "false",
-      BSS_RATING_SHARDS: String(config.ratingShards),
-      BSS_REDIS_CLUSTER: String(config.redisCluster),
+  const { child } = spawnWorker(
+    engine,
+    "fatal",
+    {
       BSS_SWEEP_AFTER_SECONDS: "2",
       BSS_SWEEP_INTERVAL_SECONDS: "1",
-      LOG_LEVEL: process.env.BSS_FAULT_LOG ?? "fatal",
       ...(fault === undefined ? {} : { BSS_FAULT: fault }),
     },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+    "pipe",
+  );
   // A worker's errors, kept for the failure message of the test that started it.
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
@@ -159,7 +152,6 @@ export function worker(
   });
   child.once("exit", (code) => {
     if (code !== 0 && code !== null && stderr !== "") process.stderr.write(`worker exited ${code}: ${stderr}\n`);
-    if (process.env.BSS_FAULT_LOG) appendFileSync("/tmp/worker-err.txt", stderr);
   });
   return {
     child,
@@ -360,4 +352,44 @@ export async function readyWorkers(engine: Engine, lines: readonly FaultLine[], 
     60_000,
   );
   return { workers, accepted };
+}
+
+/**
+ * A server taken down under load: two ready workers, a network element sending batches, `fault` run two seconds
+ * in, the load stopped a few seconds after it; then every accepted CDR must be rated, and the checks and the
+ * replay follow. Answers what the report needs.
+ */
+export async function serverFault(
+  t: Test,
+  servers: { pgUrl?: string; redisUrl?: string },
+  fault: () => Promise<void>,
+): Promise<{
+  accepted: number;
+  refused: number;
+  recoveryMs: number;
+  drainMs: number;
+  rated: number;
+  suspended: number;
+  replayMs: number;
+}> {
+  const { engine, lines } = await faultSystem(t, { servers });
+  const { workers, accepted: warm } = await readyWorkers(engine, lines, 2);
+  t.teardown(() => stopWorkers(workers));
+  const load = steadyLoad(engine, lines, "load");
+  await sleep(2_000);
+  const faultAt = Date.now();
+  await fault();
+  await sleep(2_000);
+  const loaded = await load.stop();
+  const accepted = warm + loaded.accepted;
+  const drainMs = await waitFor(
+    "every accepted CDR rated",
+    async () => (await ratedOrSuspended(engine)) >= accepted,
+    60_000,
+  );
+  const recoveryMs = Date.now() - faultAt;
+  await stopWorkers(workers);
+  const { rated, suspended } = await checkInvariants(t, engine, accepted);
+  const replayMs = await replayMatches(t, engine);
+  return { accepted, refused: loaded.refused, recoveryMs, drainMs, rated, suspended, replayMs };
 }
