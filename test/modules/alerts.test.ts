@@ -195,7 +195,7 @@ for (const driver of drivers) {
     await call(msisdn, "+4930123456", 5_000);
     await call(msisdn, "+4930123456", 5_000);
     const seen = await first.waitFor("alert", 1);
-    const last = (seen[seen.length - 1]?.alert as { id: string }).id;
+    const last = (seen[seen.length - 1]?.alert as { id: string } | undefined)?.id ?? "0";
     t.match(seen[0]?.alert, {
       kind: "allowance",
       threshold: { percent: "80", units: "second" },
