@@ -2,6 +2,7 @@ import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
+import { describeFailure } from "./platform/errors.js";
 import { armFault } from "./platform/faults.js";
 import {
   ALERT_LOOP_INTERVAL_MS,
@@ -41,9 +42,7 @@ async function main(): Promise<void> {
           app.services.charging.rating,
           app.services.charging.leases("embedded"),
           app.log,
-          RatingService.jobs(app.services.charging, app.log, config.sweepAfterSeconds),
-          50,
-          config.sweepIntervalSeconds * 1000,
+          RatingService.jobs(app.services.charging, app.log, config),
         )
       : null;
 
@@ -122,10 +121,3 @@ main().catch((error: unknown) => {
   process.stderr.write(`failed to start: ${describeFailure(error)}\n`);
   process.exit(1);
 });
-
-/** A start-up failure with its cause (a failed query names the query; its cause says why). */
-function describeFailure(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? `\ncaused by: ${error.cause.message}` : "";
-  return `${error.stack ?? error.message}${cause}`;
-}

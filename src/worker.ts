@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
+import { describeFailure } from "./platform/errors.js";
 import { armFault } from "./platform/faults.js";
 
 /**
@@ -24,9 +25,7 @@ async function main(): Promise<void> {
     app.services.charging.rating,
     app.services.charging.leases(consumer),
     app.log,
-    RatingService.jobs(app.services.charging, app.log, config.sweepAfterSeconds),
-    50,
-    config.sweepIntervalSeconds * 1000,
+    RatingService.jobs(app.services.charging, app.log, config),
   );
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
   let closing = false;
@@ -55,10 +54,3 @@ main().catch((error: unknown) => {
   process.stderr.write(`worker failed to start: ${describeFailure(error)}\n`);
   process.exit(1);
 });
-
-/** A start-up failure with its cause (a failed query names the query; its cause says why). */
-function describeFailure(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? `\ncaused by: ${error.cause.message}` : "";
-  return `${error.stack ?? error.message}${cause}`;
-}

@@ -101,3 +101,10 @@ export function errorBody(
   if (errors !== undefined) body.errors = errors;
   return body;
 }
+
+/** A start-up failure for the terminal, with its cause (a failed query names the query; its cause says why). */
+export function describeFailure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `\ncaused by: ${error.cause.message}` : "";
+  return `${error.stack ?? error.message}${cause}`;
+}

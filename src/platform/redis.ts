@@ -15,13 +15,14 @@ import {
  * by its key's slot (every multi-key command of the engine stays in one hash tag: an account, a shard).
  */
 export function openRedis(url: string, keyPrefix: string, log: FastifyBaseLogger, cluster = false): Redis {
+  const backoff = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), REDIS_RECONNECT_MAX_DELAY_MS);
   const options: RedisOptions = {
     connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
     commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
     maxRetriesPerRequest: REDIS_MAX_RETRIES_PER_REQUEST,
     enableOfflineQueue: false,
     enableReadyCheck: true,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), REDIS_RECONNECT_MAX_DELAY_MS),
+    retryStrategy: backoff,
     reconnectOnError: () => false,
   };
   const client = cluster
@@ -30,7 +31,7 @@ export function openRedis(url: string, keyPrefix: string, log: FastifyBaseLogger
         redisOptions: options,
         enableOfflineQueue: false,
         enableReadyCheck: true,
-        clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), REDIS_RECONNECT_MAX_DELAY_MS),
+        clusterRetryStrategy: backoff,
       }) as unknown as Redis)
     : new Redis(url, { ...options, keyPrefix });
   let lastState = "";
@@ -68,7 +69,7 @@ export async function waitForRedis(client: Redis, timeoutMs: number): Promise<bo
  */
 export function duplicateRedis(client: Redis, changes: Partial<RedisOptions>): Redis {
   const cluster = client as unknown;
-  if (isCluster(client) && cluster instanceof Cluster) {
+  if (cluster instanceof Cluster) {
     const { keyPrefix, enableOfflineQueue, ...node } = changes;
     const options = cluster.options;
     return cluster.duplicate([], {
@@ -81,7 +82,7 @@ export function duplicateRedis(client: Redis, changes: Partial<RedisOptions>): R
   return client.duplicate(changes);
 }
 
-/** Whether a client opened by openRedis talks to a Redis Cluster. */
+/** Whether a client opened by openRedis talks to a Redis Cluster (its type says Redis either way). */
 export function isCluster(client: Redis): boolean {
   return (client as unknown) instanceof Cluster;
 }

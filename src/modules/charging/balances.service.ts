@@ -20,10 +20,10 @@ import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { billPeriod } from "./periods.js";
 import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
-import { balanceThresholds, creditLimitThreshold, type ThresholdTable } from "./thresholds.js";
+import { balanceThresholds, creditLimitThreshold, SERVICE_UNITS, type ThresholdTable } from "./thresholds.js";
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
-const UNITS = { voice: "second", sms: "message", data: "byte" } as const;
+const UNITS = SERVICE_UNITS;
 const UNIT_SERVICES = new Map<string, keyof typeof UNITS>([
   ["second", "voice"],
   ["message", "sms"],
@@ -404,8 +404,6 @@ export class BalancesService {
     const profile = await this.deps.customers.chargingProfile(db, accountId);
     if (!profile) return [];
     const state = await this.deps.store.read(accountId);
-    const lines = await db.select().from(allowanceBuckets).where(eq(allowanceBuckets.billingAccountId, accountId));
-    const nowMs = this.deps.clock.now().getTime();
     const account = tmfRef(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount");
     const monetary = [...state.lines.values()]
       .filter((line) => line.balance !== null)
@@ -424,31 +422,51 @@ export class BalancesService {
         product: tmfRef(`${TMF_BASE.productInventory}/product`, line.productId, "Product"),
         partyAccount: account,
       }));
-    const allowances = lines
+    const allowances = (await this.allowances(accountId, state)).map(
+      ({ bucket, name, unit, granted, used, status }) => ({
+        id: bucket.id,
+        href: `${BALANCE_BASE}/bucket/${bucket.id}`,
+        "@type": "Bucket" as const,
+        name,
+        usageType: bucket.service,
+        isShared: bucket.shared,
+        status,
+        remainingValue: { amount: granted - used, units: unit },
+        initialValue: { amount: granted, units: unit },
+        validFor: { startDateTime: bucket.periodStart.toISOString(), endDateTime: bucket.periodEnd.toISOString() },
+        // A shared bucket belongs to the account, not to one line.
+        ...(bucket.shared
+          ? {}
+          : { product: tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product") }),
+        partyAccount: account,
+      }),
+    );
+    return [...monetary, ...allowances];
+  }
+
+  /**
+   * An account's allowance buckets, newest periods first, each with what is granted and used (from the store's
+   * state the caller read) and whether its period is over.
+   */
+  async allowances(accountId: string, state: AccountState) {
+    const rows = await this.deps.database.db
+      .select()
+      .from(allowanceBuckets)
+      .where(eq(allowanceBuckets.billingAccountId, accountId));
+    const nowMs = this.deps.clock.now().getTime();
+    return rows
       .sort((a, b) => b.periodStart.getTime() - a.periodStart.getTime() || a.id.localeCompare(b.id))
       .map((bucket) => {
-        const used = state.lines.get(bucket.productId)?.buckets.find((candidate) => candidate.id === bucket.id);
-        const granted = used?.granted ?? bucket.granted;
-        const unit = UNITS[bucket.service as keyof typeof UNITS];
+        const held = state.lines.get(bucket.productId)?.buckets.find((candidate) => candidate.id === bucket.id);
         return {
-          id: bucket.id,
-          href: `${BALANCE_BASE}/bucket/${bucket.id}`,
-          "@type": "Bucket" as const,
+          bucket,
           name: `${bucket.offeringId} ${bucket.allowanceId}${bucket.rolledFrom === null ? "" : " rollover"}`,
-          usageType: bucket.service,
-          isShared: bucket.shared,
-          status: bucket.periodEnd.getTime() <= nowMs ? "expired" : "active",
-          remainingValue: { amount: granted - (used?.used ?? 0), units: unit },
-          initialValue: { amount: granted, units: unit },
-          validFor: { startDateTime: bucket.periodStart.toISOString(), endDateTime: bucket.periodEnd.toISOString() },
-          // A shared bucket belongs to the account, not to one line.
-          ...(bucket.shared
-            ? {}
-            : { product: tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product") }),
-          partyAccount: account,
+          unit: UNITS[bucket.service as keyof typeof UNITS],
+          granted: held?.granted ?? bucket.granted,
+          used: held?.used ?? 0,
+          status: bucket.periodEnd.getTime() <= nowMs ? ("expired" as const) : ("active" as const),
         };
       });
-    return [...monetary, ...allowances];
   }
 
   /** One bucket by id: an allowance bucket, or a prepaid line's monetary bucket (the line's id). */

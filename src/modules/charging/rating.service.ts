@@ -600,10 +600,14 @@ export class RatingService {
       };
     },
     log: FastifyBaseLogger,
-    sweepAfterSeconds = SWEEP_AFTER_SECONDS,
+    sweeping: { sweepAfterSeconds: number; sweepIntervalSeconds: number } = {
+      sweepAfterSeconds: SWEEP_AFTER_SECONDS,
+      sweepIntervalSeconds: SWEEP_INTERVAL_MS / 1000,
+    },
   ): LoopJobs {
     return {
-      sweep: () => charging.usage.sweep(charging.queue, sweepAfterSeconds),
+      sweepIntervalMs: sweeping.sweepIntervalSeconds * 1000,
+      sweep: () => charging.usage.sweep(charging.queue, sweeping.sweepAfterSeconds),
       renew: () => charging.rating.renew(),
       initialized: () => charging.store.initialized(),
       rebuild: () => charging.reconcile.run("rebuild"),
@@ -863,6 +867,8 @@ export function ratingEvent(usage: QueuedUsage): RatingEvent {
  * A failed pass is logged and retried after a second; nothing is acknowledged that was not committed.
  */
 export interface LoopJobs {
+  /** How often one worker (by lease) runs the sweeper. */
+  sweepIntervalMs: number;
   sweep(): Promise<number>;
   /** Gives lines whose allowance period ended their new period's buckets; answers how many. */
   renew(): Promise<number>;
@@ -880,7 +886,6 @@ export function startRatingLoop(
   log: FastifyBaseLogger,
   jobs: LoopJobs,
   idleMs = 50,
-  sweepIntervalMs = SWEEP_INTERVAL_MS,
 ): { stop(): Promise<void> } {
   let stopping = false;
   let nextSweepMs = 0;
@@ -904,8 +909,8 @@ export function startRatingLoop(
           if (await leases.turn("reconcile", RECONCILE_INTERVAL_MS)) await jobs.reconcile();
         }
         if (Date.now() >= nextSweepMs) {
-          nextSweepMs = Date.now() + sweepIntervalMs;
-          if (await leases.turn("sweeper", sweepIntervalMs)) {
+          nextSweepMs = Date.now() + jobs.sweepIntervalMs;
+          if (await leases.turn("sweeper", jobs.sweepIntervalMs)) {
             const swept = await jobs.sweep();
             if (swept > 0) log.warn({ swept }, "sweeper: accepted records that never reached the queue were enqueued");
           }

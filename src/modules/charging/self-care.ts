@@ -43,9 +43,8 @@ export class SelfCareService {
       throw notFound("billingAccount", accountId);
     }
     const nowMs = this.deps.clock.now().getTime();
-    const [state, buckets, usage, alerts] = await Promise.all([
+    const [state, usage, alerts] = await Promise.all([
       this.deps.store.read(accountId),
-      this.deps.balances.buckets(actor, accountId),
       queryRows<{
         usage_id: string;
         product_id: string;
@@ -66,6 +65,7 @@ export class SelfCareService {
       ),
       this.deps.alerts.recent(accountId, SELF_CARE_RECENT),
     ]);
+    const allowances = await this.deps.balances.allowances(accountId, state);
     const currency = profile.currency;
     const period = billPeriod(nowMs, profile.billCycleDay, profile.timeZone);
     const lines = [...state.lines.values()];
@@ -94,24 +94,22 @@ export class SelfCareService {
       accountType: profile.accountType,
       currency,
       ...balance,
-      allowances: buckets
-        .flatMap((bucket) => ("initialValue" in bucket && bucket.status === "active" ? [bucket] : []))
-        .map((bucket) => {
-          const granted = Number(bucket.initialValue.amount);
-          const remaining = Number(bucket.remainingValue.amount);
-          return {
-            id: bucket.id,
-            name: bucket.name,
-            usageType: bucket.usageType,
-            units: bucket.remainingValue.units,
-            granted,
-            used: granted - remaining,
-            remaining,
-            resetDate: bucket.validFor.endDateTime,
-            isShared: bucket.isShared,
-            ...("product" in bucket && bucket.product !== undefined ? { product: bucket.product } : {}),
-          };
-        }),
+      allowances: allowances
+        .filter((allowance) => allowance.status === "active")
+        .map(({ bucket, name, unit, granted, used }) => ({
+          id: bucket.id,
+          name,
+          usageType: bucket.service,
+          units: unit,
+          granted,
+          used,
+          remaining: granted - used,
+          resetDate: bucket.periodEnd.toISOString(),
+          isShared: bucket.shared,
+          ...(bucket.shared
+            ? {}
+            : { product: tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product") }),
+        })),
       recentUsage: usage.map((row) => ({
         usage: tmfRef(`${TMF_BASE.usage}/usage`, row.usage_id, "Usage"),
         product: tmfRef(`${TMF_BASE.productInventory}/product`, row.product_id, "Product"),

@@ -70,8 +70,9 @@ export function balanceThresholds(productId: string, currency: string, table: re
   ];
 }
 
-const UNIT_OF_SERVICE: Record<string, string> = { voice: "second", sms: "message", data: "byte" };
-const SERVICE_NAME: Record<string, string> = { voice: "voice", sms: "SMS", data: "data" };
+/** The unit an allowance of each service counts (TMF654 Quantity units). */
+export const SERVICE_UNITS = { voice: "second", sms: "message", data: "byte" } as const;
+const SERVICE_NAME: Record<string, string> = { voice: "voice ", sms: "SMS ", data: "data " };
 
 /** An amount as people read it: at least two decimals, never rounded away. */
 function shown(amount: Money): string {
@@ -156,7 +157,7 @@ export function crossingAlert(
       };
     default: {
       // allowance:<bucket>:<percent>%
-      const units = UNIT_OF_SERVICE[service ?? ""] ?? "unit";
+      const units: string = SERVICE_UNITS[service as keyof typeof SERVICE_UNITS] ?? "unit";
       return {
         ...base,
         kind: "allowance",
@@ -165,11 +166,7 @@ export function crossingAlert(
           ? {}
           : { threshold: { amount: limit.toString(), units, ...(percent === undefined ? {} : { percent }) } }),
         value: { amount: crossing.value.toString(), units },
-        message:
-          `You have used ${percent}% of your ${SERVICE_NAME[service ?? ""] ?? ""} allowance (${crossing.value} ${units}s).`.replace(
-            "your  allowance",
-            "your allowance",
-          ),
+        message: `You have used ${percent}% of your ${SERVICE_NAME[service ?? ""] ?? ""}allowance (${crossing.value} ${units}s).`,
       };
     }
   }
