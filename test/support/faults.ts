@@ -3,6 +3,7 @@ import { appendFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import type { Test } from "tap";
 import { ManualClock } from "../../src/platform/clock.js";
+import { isUnavailable } from "../../src/platform/error-handler.js";
 import { spawnWorker } from "./charging.js";
 import { type Engine, startEngine } from "./engine.js";
 import { activateLine, orderReadyAccount } from "./fixtures.js";
@@ -116,7 +117,8 @@ export async function post(engine: Engine, records: readonly unknown[]) {
 
 export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<number> {
   const started = Date.now();
-  while (!(await check())) {
+  // A check that meets a connection the restarted server dropped is asked again, like any client would.
+  while (!(await check().catch((error: unknown) => (isUnavailable(error) ? false : Promise.reject(error))))) {
     if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
@@ -174,18 +176,20 @@ export async function checkInvariants(
   engine: Engine,
   accepted: number,
 ): Promise<{ rated: number; suspended: number }> {
-  const [counts] = await engine.sql<{ stored: number; rated: number; suspended: number; lost: number }>(
-    `select (select count(*) from usage_records where chargeable and product_id is not null)::int as stored,
+  const [counts] = await afterOutage(() =>
+    engine.sql<{ stored: number; rated: number; suspended: number; lost: number }>(
+      `select (select count(*) from usage_records where chargeable and product_id is not null)::int as stored,
        (select count(*) from rated_usage)::int as rated,
        (select count(*) from usage_suspense where resolved_at is null)::int as suspended,
        (select count(*) from usage_records u where u.chargeable and u.product_id is not null
           and not exists (select 1 from rated_usage r where r.usage_id = u.id)
           and not exists (select 1 from usage_suspense s where s.usage_id = u.id and s.resolved_at is null))::int as lost`,
+    ),
   );
   t.equal(counts?.stored, accepted, "every accepted CDR stored once");
   t.equal(counts?.lost, 0, "nothing lost: every accepted CDR is rated or in suspense");
   t.equal((counts?.rated ?? 0) + (counts?.suspended ?? 0), accepted, "rated exactly once or in suspense");
-  const report = await engine.app.services.charging.reconcile.run("check");
+  const report = await afterOutage(() => engine.app.services.charging.reconcile.run("check"));
   t.same(report.mismatched, [], "ledger = Redis for every line and account (nothing charged twice)");
   const [alerting] = await engine.sql<{ crossings: number; alerts: number; twice: number }>(
     `select (select count(*) from threshold_crossings)::int as crossings,
@@ -200,6 +204,22 @@ export async function checkInvariants(
   return { rated: counts?.rated ?? 0, suspended: counts?.suspended ?? 0 };
 }
 
+/**
+ * A read-only call through the engine's own pool, tried again when it fails because a pooled connection died
+ * with the server that was restarted (PostgreSQL's 57P01 on the first use of a stale connection): the same answer
+ * a client retrying after a 503 gets. Anything else fails at once.
+ */
+async function afterOutage<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (attempt >= 5 || !isUnavailable(error)) throw error;
+      await sleep(200);
+    }
+  }
+}
+
 /** Every rated row and every account's state, comparable across runs. */
 async function snapshot(engine: Engine) {
   const rows = await engine.sql<Record<string, string>>(
@@ -211,7 +231,7 @@ async function snapshot(engine: Engine) {
   );
   const states: unknown[] = [];
   for (const { id } of accounts) {
-    const state = await engine.app.services.charging.store.read(id);
+    const state = await afterOutage(() => engine.app.services.charging.store.read(id));
     states.push({
       account: id,
       spend: [...state.spend].sort().map(([period, micro]) => [period, micro.toString()]),
