@@ -40,7 +40,7 @@ import { openRedis, waitForRedis } from "./platform/redis.js";
 import { resolveSecretsKey, SecretBox } from "./platform/secrets.js";
 import { ErrorSchema } from "./platform/tmf.js";
 import { validatorCompiler } from "./platform/validation.js";
-import { LEASE_TTL_MS, REDIS_CONNECT_TIMEOUT_MS, WS_MAX_FRAME_BYTES } from "./shared/limits.js";
+import { REDIS_CONNECT_TIMEOUT_MS, WS_MAX_FRAME_BYTES } from "./shared/limits.js";
 
 export interface AppOptions {
   /** Business time; tests inject a ManualClock. */
@@ -54,6 +54,8 @@ export interface AppOptions {
   provisioning?: Provisioning;
   /** "manual": orders wait for `fulfil` (tests step through them); default: fulfilled in the background. */
   orderFulfilment?: "background" | "manual";
+  /** An in-memory PGlite starts from this migrated data directory (tests; see DatabaseOptions.seed). */
+  pgliteSeed?: Blob;
 }
 
 /** A route as registered, for the test that proves every route declares roles and schemas. */
@@ -157,6 +159,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolMax: config.dbPoolMax,
+    seed: options.pgliteSeed,
   });
   let redis: Redis | null = null;
   let broadcast: Broadcast | null = null;
@@ -256,7 +259,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       leases: (workerId: string) =>
         redis === null
           ? soleShardLeases(config.ratingShards, workerId)
-          : redisShardLeases(redis, config.ratingShards, workerId, LEASE_TTL_MS),
+          : redisShardLeases(redis, config.ratingShards, workerId, config.leaseSeconds * 1000),
       newEpoch: async () => (redis === null ? 0 : redis.incrby("lease-token", 1_000_000)),
       broadcast,
       queue,

@@ -5,6 +5,7 @@ import {
   API_KEY_MAX_LENGTH,
   API_KEY_MIN_LENGTH,
   BODY_LIMIT_BYTES_DEFAULT,
+  LEASE_TTL_SECONDS,
   RATING_SHARDS_DEFAULT,
   SWEEP_AFTER_SECONDS,
   SWEEP_INTERVAL_MS,
@@ -57,6 +58,8 @@ export interface Config {
   readonly sweepAfterSeconds: number;
   /** How often a worker (one at a time, by lease) runs the sweeper. */
   readonly sweepIntervalSeconds: number;
+  /** A rating worker's shard lease lasts this long unless renewed; a dead worker's shards free up after it. */
+  readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
   readonly redisCluster: boolean;
   /** A crash point or fault to inject (fault tests only; see platform/faults.ts). */
@@ -182,6 +185,7 @@ export function loadConfig(env: Env = process.env): Config {
     sweepAfterSeconds: integer("BSS_SWEEP_AFTER_SECONDS", SWEEP_AFTER_SECONDS, 1, SWEEP_WINDOW_SECONDS - 1),
     fault,
     sweepIntervalSeconds: integer("BSS_SWEEP_INTERVAL_SECONDS", SWEEP_INTERVAL_MS / 1000, 1, 3600),
+    leaseSeconds: integer("BSS_LEASE_SECONDS", LEASE_TTL_SECONDS, 2, 300),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

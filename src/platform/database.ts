@@ -35,6 +35,12 @@ export interface DatabaseOptions {
   /** PGlite's directory, or "memory://" for a throwaway in-memory database. */
   dataDir: string;
   poolMax: number;
+  /**
+   * An in-memory PGlite starts from this data directory (a tarball from PGlite's dumpDataDir) instead of an empty
+   * cluster: the test runner migrates one and every test engine loads it, which is several times faster than
+   * initialising and migrating each one. Ignored for PostgreSQL and for PGlite on disk.
+   */
+  seed?: Blob | undefined;
 }
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../migrations", import.meta.url));
@@ -45,7 +51,7 @@ const STATEMENT_TIMEOUT_MS = 30_000;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl === undefined
-    ? openPglite(options.dataDir)
+    ? openPglite(options.dataDir, options.seed)
     : openPostgres(options.databaseUrl, options.poolMax);
 }
 
@@ -132,11 +138,13 @@ function openPostgres(url: string, poolMax: number): Database {
   );
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, seed: Blob | undefined): Promise<Database> {
   const inMemory = dataDir.startsWith("memory://");
   const directory = inMemory ? dataDir : path.join(dataDir, "pglite");
   if (!inMemory) mkdirSync(directory, { recursive: true });
-  const client = await PGlite.create(directory);
+  const client = await PGlite.create(
+    inMemory && seed !== undefined ? { dataDir: directory, loadDataDir: seed } : { dataDir: directory },
+  );
   const db = drizzlePglite(client) as unknown as Db;
   return withTransactionCount(
     {

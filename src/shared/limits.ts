@@ -100,8 +100,11 @@ export const RATING_SHARDS_DEFAULT = 16;
 export const LINE_INDEX_RELOAD_MS = 300_000;
 /** CDR source settings are cached this long per process. */
 export const CDR_SOURCE_CACHE_TTL_MS = 5_000;
-/** A shard lease lasts this long unless its worker renews it (every pass); a dead worker's shards free up after it. */
-export const LEASE_TTL_MS = 15_000;
+/**
+ * A shard lease lasts this long unless its worker renews it (every pass); a dead worker's shards free up after it.
+ * BSS_LEASE_SECONDS overrides it (fault tests shorten it so crash recovery is not mostly waiting).
+ */
+export const LEASE_TTL_SECONDS = 15;
 /** The sweeper re-enqueues guided records unrated this long after they were accepted, looking this far back. */
 export const SWEEP_AFTER_SECONDS = 60;
 export const SWEEP_WINDOW_SECONDS = 3_600;

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { Redis } from "ioredis";
 import postgres from "postgres";
@@ -26,6 +27,15 @@ export const services = {
   redisUrl: process.env.BSS_TEST_REDIS_URL,
   runId: process.env.BSS_TEST_RUN_ID ?? String(process.pid),
 };
+
+/** The run's migrated PGlite data directory (see run-tests.ts), read once per test process. */
+let pgliteSeed: Promise<Blob | undefined> | null = null;
+function loadPgliteSeed(): Promise<Blob | undefined> {
+  const file = process.env.BSS_TEST_PGLITE_SEED;
+  pgliteSeed ??=
+    file === undefined || file === "" ? Promise.resolve(undefined) : readFile(file).then((b) => new Blob([b]));
+  return pgliteSeed;
+}
 
 export const hasServers =
   services.pgUrl !== undefined && services.template !== undefined && services.redisUrl !== undefined;
@@ -124,7 +134,9 @@ export async function startEngine(
   }
 
   const config = { ...loadConfig(env), dataDir: env.BSS_DATA_DIR ?? "memory://" };
+  const seed = driver === "pglite" ? await loadPgliteSeed() : undefined;
   const app = await buildApp(config, {
+    ...(seed === undefined ? {} : { pgliteSeed: seed }),
     clock: clock as Clock,
     logger: false,
     ...(options.messageChannel ? { messageChannel: options.messageChannel } : {}),

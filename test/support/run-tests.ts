@@ -1,6 +1,12 @@
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { drizzle } from "drizzle-orm/pglite";
+import { migrate } from "drizzle-orm/pglite/migrator";
 import postgres from "postgres";
-import { openDatabase } from "../../src/platform/database.js";
+import { MIGRATIONS_FOLDER, openDatabase } from "../../src/platform/database.js";
 import {
   canReachPostgres,
   canReachRedis,
@@ -14,6 +20,11 @@ import {
  * installed binaries), builds one migrated template database, and runs tap with the addresses in the
  * environment. With neither server to be had it runs on the embedded engines and says so loudly; CI sets
  * BSS_TEST_REQUIRE_SERVICES=1 (or CI=true) to make that a failure instead.
+ *
+ * Files run in parallel (each has its own database and key prefix), one job per core plus one, since much of a
+ * test's time is spent waiting on PostgreSQL and Redis. The fault files own servers and worker processes and run
+ * one at a time (test/support/faults.ts takes a lock); the runner spreads them through the list so they never fill
+ * every job slot. At the end it prints the slowest files and their times, read from tap's raw output.
  */
 const requireServices = process.env.BSS_TEST_REQUIRE_SERVICES === "1" || process.env.CI === "true";
 const runId = process.pid;
@@ -67,6 +78,61 @@ function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
+/** Files in the order tap should start them: the longest first, the fault files spread evenly among the rest. */
+function orderedTestFiles(): string[] {
+  const all = (readdirSync("test", { recursive: true }) as string[])
+    .filter((file) => file.endsWith(".test.ts"))
+    .map((file) => path.join("test", file).replaceAll(path.sep, "/"))
+    .sort();
+  // Folders by how long their files usually take (measured; the README's slowest-files table).
+  const weight = (file: string) => ["scenarios", "modules", "http", "unit"].indexOf(file.split("/")[1] ?? "");
+  const faults = all.filter((file) => file.startsWith("test/faults/"));
+  const others = all.filter((file) => !file.startsWith("test/faults/")).sort((a, b) => weight(a) - weight(b));
+  const ordered: string[] = [];
+  const every = Math.max(1, Math.floor(others.length / Math.max(1, faults.length)));
+  others.forEach((file, index) => {
+    if (index % every === 0 && faults.length > 0) ordered.push(faults.shift() as string);
+    ordered.push(file);
+  });
+  return [...ordered, ...faults];
+}
+
+/**
+ * The ten slowest files of a run, from tap's raw TAP output (its top-level lines carry each file's time), less
+ * the time a fault file waited for the fault lock (test/support/faults.ts writes it to `waits`, one line per file).
+ */
+function slowestFiles(rawTap: string, waits: string): string {
+  const waited = new Map<string, number>();
+  for (const line of waits.split("\n")) {
+    const [file, ms] = line.split(" ");
+    if (file !== undefined && ms !== undefined) waited.set(file, Number(ms));
+  }
+  const times: Array<{ file: string; ms: number; ok: boolean }> = [];
+  for (const match of rawTap.matchAll(/^(not )?ok \d+ - (\S+\.test\.ts)\b.*# time=([\d.]+)ms/gm)) {
+    const file = match[2] as string;
+    times.push({ file, ms: Number(match[3]) - (waited.get(file) ?? 0), ok: match[1] === undefined });
+  }
+  if (times.length === 0) return "";
+  times.sort((a, b) => b.ms - a.ms);
+  const total = times.reduce((sum, entry) => sum + entry.ms, 0);
+  const lines = times
+    .slice(0, 10)
+    .map((entry) => `  ${(entry.ms / 1000).toFixed(1).padStart(7)} s  ${entry.file}${entry.ok ? "" : "  (failed)"}`);
+  return `\nslowest test files (of ${times.length}, ${(total / 1000).toFixed(0)} s of file time in all):\n${lines.join("\n")}\n`;
+}
+
+/** An in-memory PGlite migrated once for the run, dumped to a file every PGlite test engine starts from. */
+async function buildPgliteSeed(file: string): Promise<void> {
+  const client = await PGlite.create("memory://");
+  try {
+    await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_FOLDER });
+    const dump = await client.dumpDataDir("none");
+    writeFileSync(file, Buffer.from(await dump.arrayBuffer()));
+  } finally {
+    await client.close();
+  }
+}
+
 /** BSS_TEST_SERVICES=embedded runs the suite on the embedded engines on purpose (as a machine without servers would). */
 const forceEmbedded = process.env.BSS_TEST_SERVICES === "embedded";
 
@@ -118,10 +184,24 @@ async function main(): Promise<number> {
     env.BSS_TEST_TEMPLATE = template;
   }
   if (redisUrl !== null) env.BSS_TEST_REDIS_URL = redisUrl;
+  const seedFile = path.join(tmpdir(), `bss-pglite-seed-${runId}.tar`);
+  const rawTapFile = path.join(tmpdir(), `bss-tap-${runId}.tap`);
+  const waitsFile = path.join(tmpdir(), `bss-waits-${runId}.txt`);
+  writeFileSync(waitsFile, "");
+  env.BSS_TEST_WAITS_FILE = waitsFile;
+  await buildPgliteSeed(seedFile);
+  env.BSS_TEST_PGLITE_SEED = seedFile;
+
+  // Arguments name files (or tap options): run those as asked; otherwise every test file, ordered.
+  const args = process.argv.slice(2);
+  const namesFiles = args.some((arg) => !arg.startsWith("-"));
+  const jobs = Number(process.env.BSS_TEST_JOBS ?? availableParallelism() + 1);
+  const tapArgs = [`--jobs=${jobs}`, `--output-file=${rawTapFile}`, ...args, ...(namesFiles ? [] : orderedTestFiles())];
+  say(`tap with ${jobs} jobs`);
 
   let summary = "";
   const code = await new Promise<number>((resolve) => {
-    const tap = spawn(process.execPath, ["node_modules/tap/dist/esm/run.mjs", ...process.argv.slice(2)], {
+    const tap = spawn(process.execPath, ["node_modules/tap/dist/esm/run.mjs", ...tapArgs], {
       env,
       stdio: ["inherit", "pipe", "inherit"],
     });
@@ -132,12 +212,20 @@ async function main(): Promise<number> {
     });
     tap.on("exit", (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
   });
-  // tap's own closing line is "# { total: N, pass: N, … }"; restate it in the plain form CI reads.
+  try {
+    process.stdout.write(slowestFiles(readFileSync(rawTapFile, "utf8"), readFileSync(waitsFile, "utf8")));
+  } catch {
+    // tap wrote no raw output (it failed before running a file): there is nothing to time.
+  }
+  // tap's own closing line is "# { total: N, pass: N, … }"; restate it in the plain form CI reads, last.
   const count = (name: string) => Number(new RegExp(`${name}: (\\d+)`).exec(summary)?.[1] ?? 0);
   process.stdout.write(
     `\ntests: ${count("pass")} passed, ${count("fail")} failed, ${count("skip") + count("todo")} skipped\n`,
   );
   if (summary === "") say("tap printed no summary line");
+  rmSync(rawTapFile, { force: true });
+  rmSync(waitsFile, { force: true });
+  rmSync(seedFile, { force: true });
 
   if (admin !== null && template !== null) {
     await admin.unsafe(`drop database if exists "${template}" with (force)`);
