@@ -1,6 +1,6 @@
 import t from "tap";
 import { proratedUnits } from "../../src/modules/charging/buckets.service.js";
-import { billPeriod, localMidnightUtc, rollingPeriod } from "../../src/modules/charging/periods.js";
+import { billPeriod, localMidnightUtc, rollingPeriod } from "../../src/shared/calendar.js";
 
 t.test("local midnight is found on DST change days too", async (t) => {
   t.equal(

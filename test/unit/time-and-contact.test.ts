@@ -1,7 +1,5 @@
 import fc from "fast-check";
 import t from "tap";
-import { isCountryCode, isE164, isEmailAddress, isTaxJurisdiction } from "../../src/shared/contact.js";
-import { currencyMinorUnits, isCurrencyCode } from "../../src/shared/currency.js";
 import {
   billingDayOfMonth,
   canonicalTimeZone,
@@ -9,7 +7,9 @@ import {
   isCalendarDate,
   localDate,
   nextBillDate,
-} from "../../src/shared/time.js";
+} from "../../src/shared/calendar.js";
+import { isCountryCode, isE164, isEmailAddress, isTaxJurisdiction } from "../../src/shared/contact.js";
+import { currencyMinorUnits, isCurrencyCode } from "../../src/shared/currency.js";
 
 t.test("bill cycle days clamp to the month's last day", async (t) => {
   t.equal(billingDayOfMonth(31, 2027, 2), 28);

@@ -4,6 +4,7 @@ import type { Clock } from "../../platform/clock.js";
 import type { Database } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
+import { billPeriod } from "../../shared/calendar.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import {
@@ -18,7 +19,6 @@ import type { CustomerServices } from "../customers/customers.service.js";
 import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
-import { billPeriod } from "./periods.js";
 import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
 import { balanceThresholds, creditLimitThreshold, SERVICE_UNITS, type ThresholdTable } from "./thresholds.js";
 

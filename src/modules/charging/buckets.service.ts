@@ -2,12 +2,11 @@ import { createHash } from "node:crypto";
 import { and, eq, like, sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
+import { billPeriod, daysLeft, type Period, periodDays, prorateUnits, rollingPeriod } from "../../shared/calendar.js";
 import { newId } from "../../shared/ids.js";
-import { localDate } from "../../shared/time.js";
 import type { Allowance, Offering } from "../catalog/catalog.schemas.js";
 import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
-import { billPeriod, type Period, rollingPeriod } from "./periods.js";
 import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
 
 export interface AccountCycle {
@@ -17,8 +16,6 @@ export interface AccountCycle {
   currency: string;
   accountType: "prepaid" | "postpaid";
 }
-
-const DAY_MS = 86_400_000;
 
 /** The period of an allowance at an instant: the bill period, or 30 days rolling from the line's activation. */
 export function allowancePeriod(
@@ -38,25 +35,7 @@ export function allowancePeriod(
  */
 export function proratedUnits(allowance: Allowance, period: Period, fromMs: number, timeZone: string): number {
   if (allowance.period !== "billCycle" || fromMs <= period.startMs) return allowance.units;
-  const day = (ms: number) => localDayNumber(ms, timeZone);
-  const days = day(period.endMs) - day(period.startMs);
-  const left = day(period.endMs) - day(fromMs);
-  return Number((BigInt(allowance.units) * BigInt(left)) / BigInt(days));
-}
-
-const dayNumbers = new Map<string, number>();
-
-/** The local calendar day of an instant in a zone, as a day count (memoised: rating asks for the same ones). */
-function localDayNumber(ms: number, timeZone: string): number {
-  const key = `${timeZone}|${ms}`;
-  let day = dayNumbers.get(key);
-  if (day === undefined) {
-    const date = localDate(new Date(ms), timeZone);
-    day = Date.UTC(date.year, date.month - 1, date.day) / DAY_MS;
-    if (dayNumbers.size >= 100_000) dayNumbers.clear();
-    dayNumbers.set(key, day);
-  }
-  return day;
+  return prorateUnits(allowance.units, daysLeft(period, fromMs, timeZone), periodDays(period, timeZone));
 }
 
 /** A bucket id derived from another (a rollover's), the same on every retry. */

@@ -4,6 +4,7 @@ import type { AlertDraft, AlertSink } from "../../platform/alerts.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { crashPoint, poisoned } from "../../platform/faults.js";
+import { billPeriod } from "../../shared/calendar.js";
 import {
   RATING_ACCOUNT_CONCURRENCY,
   RATING_SHARD_CONCURRENCY,
@@ -23,7 +24,6 @@ import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
 import type { BucketsService } from "./buckets.service.js";
 import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
-import { billPeriod } from "./periods.js";
 import type { AccountState, ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
 import { balanceThresholds, creditLimitThreshold, crossingAlert, type ThresholdTable } from "./thresholds.js";
 import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";

@@ -1,10 +1,10 @@
 import { sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, queryRows } from "../../platform/database.js";
+import { billPeriod } from "../../shared/calendar.js";
 import { DEDUPE_REBUILD_DAYS, RECONCILE_PAGE } from "../../shared/limits.js";
 import { Money, toMicro } from "../../shared/money.js";
 import type { CustomerServices } from "../customers/customers.service.js";
-import { billPeriod } from "./periods.js";
 import type { RatedResult } from "./rating.service.js";
 import {
   type AccountSnapshot,

@@ -9,12 +9,12 @@ import type { Database } from "../../platform/database.js";
 import { queryRows } from "../../platform/database.js";
 import { notFound } from "../../platform/errors.js";
 import { errorResponses, IdParamsSchema, TMF_BASE, tmfRef } from "../../platform/tmf.js";
+import { billPeriod } from "../../shared/calendar.js";
 import { isId } from "../../shared/ids.js";
 import { SELF_CARE_RECENT } from "../../shared/limits.js";
 import { fromMicro, type Money } from "../../shared/money.js";
 import type { CustomerServices } from "../customers/customers.service.js";
 import type { BalancesService } from "./balances.service.js";
-import { billPeriod } from "./periods.js";
 import type { ChargingStore } from "./store/charging-store.js";
 
 export interface SelfCareDeps {

@@ -5,8 +5,8 @@ import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
+import { canonicalTimeZone } from "../../shared/calendar.js";
 import { CDR_SOURCE_CACHE_TTL_MS, SHORT_TEXT_MAX_LENGTH } from "../../shared/limits.js";
-import { canonicalTimeZone } from "../../shared/time.js";
 import type { SourceRules } from "./cdr-record.js";
 import { type CdrSourceRow, cdrSources } from "./charging.tables.js";
 

@@ -5,11 +5,11 @@ import { AppError, invalidField } from "../../platform/errors.js";
 import { mergePatcher } from "../../platform/merge-patch.js";
 import { type ResourceModel, ResourceStore, type ServiceDeps } from "../../platform/resource-service.js";
 import { TMF_BASE } from "../../platform/tmf.js";
+import { canonicalTimeZone, formatLocalDate, type LocalDate, localDate, nextBillDate } from "../../shared/calendar.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { isId } from "../../shared/ids.js";
 import { amountToJsonNumber, type Money } from "../../shared/money.js";
 import { withoutEmpty } from "../../shared/objects.js";
-import { canonicalTimeZone, formatLocalDate, type LocalDate, localDate, nextBillDate } from "../../shared/time.js";
 import * as repository from "./customers.repository.js";
 import {
   ACCOUNT_LIFECYCLE,

@@ -8,6 +8,7 @@ import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { addMonthsUtc } from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
 import { ORDER_RECOVERY_AFTER_SECONDS } from "../../shared/limits.js";
 import type { Offering } from "../catalog/catalog.schemas.js";
@@ -490,8 +491,8 @@ export class OrdersService {
     const term = (offering: Offering): BoughtTerm | null => {
       const first = offering.terms?.[0];
       if (!first) return null;
-      const ends = new Date(this.deps.clock.now());
-      ends.setUTCMonth(ends.getUTCMonth() + first.durationMonths);
+      // Calendar months, clamped: a 24-month term from 29 February 2028 ends on 28 February 2030.
+      const ends = addMonthsUtc(this.deps.clock.now(), first.durationMonths);
       return {
         id: first.id,
         name: first.name,

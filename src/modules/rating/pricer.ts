@@ -1,5 +1,5 @@
+import { localMoment, utcAtLocal } from "../../shared/calendar.js";
 import { Money, roundMoney } from "../../shared/money.js";
-import { localMoment, utcAtLocal } from "./local-time.js";
 import type { Direction, Service } from "./tariff.schemas.js";
 import { type CompiledBand, type CompiledRate, type CompiledTariff, rateKey } from "./tariff-compile.js";
 

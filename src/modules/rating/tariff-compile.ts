@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject } from "ajv";
+import { canonicalTimeZone, isCalendarDate } from "../../shared/calendar.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { Money } from "../../shared/money.js";
-import { canonicalTimeZone, isCalendarDate } from "../../shared/time.js";
 import {
   type Direction,
   type RateDefinition,

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { offsetMs } from "../../rating/local-time.js";
+import { offsetMs } from "../../../shared/calendar.js";
 import type { MapResult, RecordRejection } from "./mapped.js";
 
 /**
