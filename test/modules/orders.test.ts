@@ -1,8 +1,10 @@
 import t from "tap";
 import { httpProvisioning } from "../../src/modules/provisioning/provisioning.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
+import { ManualClock } from "../../src/platform/clock.js";
 import { expectError, startEngine } from "../support/engine.js";
 import {
+  activateLine,
   billingAccountBody,
   createBillingAccount,
   createCustomer,
@@ -380,5 +382,23 @@ t.test("a line still being activated cannot be set active or suspended by hand",
     network.calls.map((call) => call.operation),
     ["activate"],
     "nothing was pushed for the refused changes",
+  );
+});
+
+t.test("a contract term ends after calendar months, clamped at the month's end (one calendar)", async (t) => {
+  const engine = await startEngine(t, { clock: new ManualClock("2028-02-29T10:00:00Z") });
+  const { accountId } = await orderReadyAccount(engine);
+  const { lineId } = await activateLine(engine, accountId, "plan-postpaid-m");
+  const product = (await engine.request("GET", `/tmf-api/productInventory/v4/product/${lineId}`)).json();
+  t.same(
+    product.productTerm,
+    [
+      {
+        name: "24-month contract",
+        duration: { amount: 24, units: "month" },
+        validFor: { endDateTime: "2030-02-28T10:00:00.000Z" },
+      },
+    ],
+    "24 months from 29 February 2028 end on 28 February 2030, not 1 March",
   );
 });
