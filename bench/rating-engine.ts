@@ -6,7 +6,7 @@
  * 20,000 CDRs/s (DESIGN.md §9), pricing takes (20,000 / rate) of one core.
  */
 import { priceEvent, type RatingEvent } from "../src/modules/rating/pricer.js";
-import { compileTariff } from "../src/modules/rating/tariff-compile.js";
+import { compileTariff } from "../src/modules/catalog/tariff-compile.js";
 import { sampleTariff } from "../test/fixtures/tariffs.js";
 import { table } from "./support/servers.js";
 

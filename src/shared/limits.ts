@@ -116,6 +116,8 @@ export const RATING_SHARD_CONCURRENCY = 4;
 export const RATING_ACCOUNT_CONCURRENCY = 64;
 /** How often one worker gives lines whose allowance period ended their new period's buckets (and rollovers). */
 export const RENEW_INTERVAL_MS = 300_000;
+/** Ended allowance buckets the renewal job reads per page while it looks for holders still due. */
+export const RENEW_CANDIDATE_PAGE = 1_000;
 /** Reconciliation: dedupe marks rebuilt for records rated this recently (replays come within minutes). */
 export const DEDUPE_REBUILD_DAYS = 2;
 /** How often one worker compares Redis with the ledger and rebuilds what differs. */

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import t from "tap";
+import { compileTariff, TariffError } from "../../src/modules/catalog/tariff-compile.js";
 import { priceEvent, RatingError, type RatingEvent } from "../../src/modules/rating/pricer.js";
-import { compileTariff, TariffError } from "../../src/modules/rating/tariff-compile.js";
 import { sampleTariff } from "../fixtures/tariffs.js";
 
 const tariff = compileTariff(sampleTariff());

@@ -6,8 +6,6 @@ import type { TObject } from "typebox";
 import { isTaxJurisdiction } from "../../shared/contact.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { Money } from "../../shared/money.js";
-import type { TariffDefinition } from "../rating/tariff.schemas.js";
-import { type CompiledTariff, compileTariff, TariffError } from "../rating/tariff-compile.js";
 import {
   type CatalogRoot,
   CatalogRootSchema,
@@ -20,6 +18,8 @@ import {
   type TaxClass,
   TaxClassSchema,
 } from "./catalog.schemas.js";
+import type { TariffDefinition } from "./tariff.schemas.js";
+import { type CompiledTariff, compileTariff, TariffError } from "./tariff-compile.js";
 
 /**
  * Reads and validates the catalog folder. Every problem is collected with its file and JSON path, and a

@@ -5,8 +5,6 @@ import type { Broadcast } from "../../platform/broadcast.js";
 import type { Clock } from "../../platform/clock.js";
 import type { Database, Db } from "../../platform/database.js";
 import type { EventLog } from "../../platform/events.js";
-import type { TariffDefinition } from "../rating/tariff.schemas.js";
-import { type CompiledTariff, compileTariff } from "../rating/tariff-compile.js";
 import * as repository from "./catalog.repository.js";
 import {
   catalogResource,
@@ -20,6 +18,8 @@ import {
 import type { CatalogRoot, Offering, Promotion, Specification, TaxClass } from "./catalog.schemas.js";
 import type { CatalogEntityRow } from "./catalog.tables.js";
 import { type CatalogDefinition, loadCatalog } from "./catalog-load.js";
+import type { TariffDefinition } from "./tariff.schemas.js";
+import { type CompiledTariff, compileTariff } from "./tariff-compile.js";
 
 export const ENTITY_KINDS = [
   "catalog",

@@ -11,3 +11,11 @@ export function createCatalogModule(deps: CatalogDeps) {
   const service = new CatalogService(deps);
   return { service, routes: catalogRoutes(service) };
 }
+
+// What other modules may use: the service and the types it speaks in.
+export type { Allowance, Offering } from "./catalog.schemas.js";
+export type { CatalogService } from "./catalog.service.js";
+export type { Direction, Service, TariffDefinition } from "./tariff.schemas.js";
+export { DIRECTIONS, SERVICES } from "./tariff.schemas.js";
+export type { CompiledBand, CompiledRate, CompiledTariff } from "./tariff-compile.js";
+export { compileTariff, rateKey, TariffError } from "./tariff-compile.js";

@@ -15,9 +15,8 @@ import {
   parseJsonAmount,
   toMicro,
 } from "../../shared/money.js";
-import type { CustomerServices } from "../customers/customers.service.js";
-import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
-import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
+import type { CustomerServices } from "../customers/index.js";
+import type { Product, SubscriptionsService } from "../subscriptions/index.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
 import { balanceThresholds, creditLimitThreshold, SERVICE_UNITS, type ThresholdTable } from "./thresholds.js";
@@ -70,7 +69,7 @@ export class BalancesService {
     const id = request.product?.id ?? request.bucket?.id;
     if (id === undefined) throw invalidField("product", "name the line (product.id) or its bucket (bucket.id)");
     const db = this.deps.database.db;
-    let line: ProductRow | undefined;
+    let line: Product | undefined;
     let bucket: BucketRow | undefined;
     if (isId(id)) {
       line = await this.deps.subscriptions.find(db, id);
@@ -206,7 +205,7 @@ export class BalancesService {
   }
 
   /** A credit to spend to date; the credit-limit threshold re-arms once spend is back under the limit. */
-  private postpaidCredit(profile: Profile, line: ProductRow, id: string, amount: Money) {
+  private postpaidCredit(profile: Profile, line: Product, id: string, amount: Money) {
     const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone).key;
     return this.deps.store.adjust({
       accountId: profile.id,
@@ -221,7 +220,7 @@ export class BalancesService {
   private async liftCreditBarring(
     actor: Actor,
     profile: Profile,
-    line: ProductRow,
+    line: Product,
     applied: Extract<Awaited<ReturnType<ChargingStore["adjust"]>>, { status: "applied" | "duplicate" }>,
   ): Promise<void> {
     if (profile.accountType === "prepaid") {
@@ -273,7 +272,7 @@ export class BalancesService {
   }
 
   /** A line the store does not hold yet (nothing rated, no top-up) gets its state first. */
-  private async ensureLine(profile: Profile, line: ProductRow): Promise<void> {
+  private async ensureLine(profile: Profile, line: Product): Promise<void> {
     await this.deps.store.grant(profile.id, {
       productId: line.id,
       balance: profile.accountType === "prepaid" ? 0n : null,
@@ -285,7 +284,7 @@ export class BalancesService {
     actor: Actor,
     kind: "topup" | "adjustment",
     profile: Profile,
-    line: ProductRow,
+    line: Product,
     parts: { amount?: Money; units?: number; bucketId?: string; reason?: string | undefined },
     idempotencyKey: string,
   ): Promise<OperationRow> {

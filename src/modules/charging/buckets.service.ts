@@ -4,8 +4,9 @@ import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { billPeriod, daysLeft, type Period, periodDays, prorateUnits, rollingPeriod } from "../../shared/calendar.js";
 import { newId } from "../../shared/ids.js";
-import type { Allowance, Offering } from "../catalog/catalog.schemas.js";
-import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
+import { RENEW_CANDIDATE_PAGE } from "../../shared/limits.js";
+import type { Allowance, Offering } from "../catalog/index.js";
+import type { Product } from "../subscriptions/index.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
 import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
 
@@ -22,7 +23,7 @@ export function allowancePeriod(
   period: "billCycle" | "30days",
   atMs: number,
   account: Pick<AccountCycle, "billCycleDay" | "timeZone">,
-  line: ProductRow,
+  line: Product,
 ): Period {
   if (period === "30days") return rollingPeriod(atMs, (line.activatedAt ?? line.createdAt).getTime(), 30);
   return billPeriod(atMs, account.billCycleDay, account.timeZone);
@@ -81,7 +82,7 @@ interface Wanted {
   row: typeof allowanceBuckets.$inferInsert;
   allowance: Allowance;
   /** The product whose allowance it is (a line's plan or add-on). */
-  source: ProductRow;
+  source: Product;
 }
 
 /**
@@ -107,7 +108,13 @@ export class BucketsService {
       database: Database;
       store: ChargingStore;
       /** The products (lines and add-ons) of an account on an offering, terminated ones included. */
-      products: (db: Db, accountId: string, offeringId: string) => Promise<ProductRow[]>;
+      products: (db: Db, accountId: string, offeringId: string) => Promise<Product[]>;
+      /** Which products are active, and which (account|offering) pairs have an active product (subscriptions). */
+      activeAmong: (
+        db: Db,
+        productIds: readonly string[],
+        accountIds: readonly string[],
+      ) => Promise<{ products: Set<string>; accountOfferings: Set<string> }>;
     },
   ) {}
 
@@ -119,7 +126,7 @@ export class BucketsService {
   async ensure(
     db: Db,
     account: AccountCycle,
-    line: { plan: ProductRow; addons: ProductRow[] },
+    line: { plan: Product; addons: Product[] },
     offerings: ReadonlyMap<string, Offering>,
     atMs: number,
     cache?: Map<string, BucketRow[]>,
@@ -200,11 +207,11 @@ export class BucketsService {
   /** The allowances of a line's products that hold at `atMs`, each with its period then. */
   private periods(
     account: AccountCycle,
-    line: { plan: ProductRow; addons: ProductRow[] },
+    line: { plan: Product; addons: Product[] },
     offerings: ReadonlyMap<string, Offering>,
     atMs: number,
-  ): Array<{ product: ProductRow; allowance: Allowance; period: Period }> {
-    const out: Array<{ product: ProductRow; allowance: Allowance; period: Period }> = [];
+  ): Array<{ product: Product; allowance: Allowance; period: Period }> {
+    const out: Array<{ product: Product; allowance: Allowance; period: Period }> = [];
     for (const product of [line.plan, ...line.addons]) {
       // An add-on counts from its own activation until it ends.
       if (product.activatedAt === null) continue;
@@ -220,8 +227,8 @@ export class BucketsService {
   /** The rows a line's products want for those periods. */
   private wanted(
     account: AccountCycle,
-    line: { plan: ProductRow; addons: ProductRow[] },
-    periods: Array<{ product: ProductRow; allowance: Allowance; period: Period }>,
+    line: { plan: Product; addons: Product[] },
+    periods: Array<{ product: Product; allowance: Allowance; period: Period }>,
   ): Wanted[] {
     const wanted: Wanted[] = [];
     const now = this.deps.clock.now();
@@ -424,21 +431,60 @@ export class BucketsService {
     limit: number,
   ): Promise<Array<{ holder: string; accountId: string; shared: boolean }>> {
     const now = new Date(nowMs).toISOString();
-    return queryRows(
-      db,
-      sql`select distinct b.product_id::text as holder, b.billing_account_id::text as "accountId", b.shared
-          from allowance_buckets b
-          where b.period_end <= ${now}::timestamptz and b.period_end > ${now}::timestamptz - interval '35 days'
-            and b.rolled_from is null
-            and not exists (select 1 from allowance_buckets n
-              where n.product_id = b.product_id and n.offering_id = b.offering_id and n.allowance_id = b.allowance_id
-                and (b.shared or n.source_product_id = b.source_product_id)
-                and n.rolled_from is null and n.period_start >= b.period_end)
-            and exists (select 1 from products p where p.status = 'active'
-              and (p.id = b.source_product_id
-                or (b.shared and p.billing_account_id = b.billing_account_id and p.offering_id = b.offering_id)))
-          order by 1
-          limit ${limit}`,
-    );
+    const due = new Map<string, { holder: string; accountId: string; shared: boolean }>();
+    // Ended buckets of products that ended too stay without a successor for the whole window; the candidates are
+    // paged through in holder order until `limit` holders with an active product are found, so they never crowd
+    // out the ones that are due.
+    let after = "";
+    for (;;) {
+      const page = await queryRows<{
+        holder: string;
+        accountId: string;
+        shared: boolean;
+        sourceProductId: string;
+        offeringId: string;
+      }>(
+        db,
+        sql`select b.product_id::text as holder, b.billing_account_id::text as "accountId", b.shared,
+              b.source_product_id::text as "sourceProductId", b.offering_id as "offeringId"
+            from allowance_buckets b
+            where b.period_end <= ${now}::timestamptz and b.period_end > ${now}::timestamptz - interval '35 days'
+              and b.rolled_from is null and b.product_id::text > ${after}
+              and not exists (select 1 from allowance_buckets n
+                where n.product_id = b.product_id and n.offering_id = b.offering_id and n.allowance_id = b.allowance_id
+                  and (b.shared or n.source_product_id = b.source_product_id)
+                  and n.rolled_from is null and n.period_start >= b.period_end)
+            order by b.product_id
+            limit ${RENEW_CANDIDATE_PAGE}`,
+      );
+      if (page.length === 0) break;
+      const active = await this.deps.activeAmong(
+        db,
+        page.map((row) => row.sourceProductId),
+        page.filter((row) => row.shared).map((row) => row.accountId),
+      );
+      for (const row of page) {
+        const stillSold = row.shared
+          ? active.accountOfferings.has(`${row.accountId}|${row.offeringId}`)
+          : active.products.has(row.sourceProductId);
+        if (stillSold && due.size < limit) {
+          due.set(row.holder, { holder: row.holder, accountId: row.accountId, shared: row.shared });
+        }
+      }
+      const last = page[page.length - 1]?.holder ?? after;
+      if (due.size >= limit || page.length < RENEW_CANDIDATE_PAGE) break;
+      // A holder's rows may straddle two pages: the next page starts after the last whole holder.
+      after = page.some((row) => row.holder !== last) ? previousHolder(page, last) : last;
+    }
+    return [...due.values()].sort((a, b) => a.holder.localeCompare(b.holder));
   }
+}
+
+/** The last holder of a page before `last` (the page's final holder, whose rows may go on in the next page). */
+function previousHolder(page: ReadonlyArray<{ holder: string }>, last: string): string {
+  for (let index = page.length - 1; index >= 0; index--) {
+    const holder = page[index]?.holder as string;
+    if (holder !== last) return holder;
+  }
+  return last;
 }

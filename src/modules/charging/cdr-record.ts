@@ -6,7 +6,7 @@ import {
   CDR_MAX_MESSAGES,
   CDR_MAX_VOLUME_BYTES,
 } from "../../shared/limits.js";
-import type { Direction, Service } from "../rating/tariff.schemas.js";
+import type { Direction, Service } from "../catalog/index.js";
 import { type NumberRules, normalizeNumber } from "./numbers.js";
 
 export const CDR_FORMATS = ["native", "tmf635", "freeswitch", "asterisk"] as const;

@@ -5,7 +5,7 @@ import { AppError, invalidField } from "../../platform/errors.js";
 import { errorResponses, listQuerySchema, parseListQuery, sendCreated, sendList } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import { CDR_BATCH_MAX, CDR_BODY_LIMIT_BYTES } from "../../shared/limits.js";
-import { SERVICES } from "../rating/tariff.schemas.js";
+import { SERVICES } from "../catalog/index.js";
 import { type BodyItem, splitJsonArray, splitNdjson, tooManyRecords } from "./cdr-body.js";
 import { CDR_FIELDS } from "./cdr-record.js";
 import {

@@ -1,6 +1,6 @@
 import { type Static, Type } from "typebox";
 import { SUSPENSE_REGUIDE_MAX } from "../../shared/limits.js";
-import { SERVICES } from "../rating/tariff.schemas.js";
+import { SERVICES } from "../catalog/index.js";
 import { SUSPENSE_REASONS } from "./line-index.js";
 import { USAGE_STATUSES } from "./usage.service.js";
 

@@ -9,9 +9,9 @@ import { SYSTEM_ACTOR } from "../../platform/audit.js";
 import type { Broadcast } from "../../platform/broadcast.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { LINE_INDEX_RELOAD_MS } from "../../shared/limits.js";
-import type { CatalogService } from "../catalog/catalog.service.js";
-import type { CustomerServices } from "../customers/customers.service.js";
-import type { SubscriptionsService } from "../subscriptions/subscriptions.service.js";
+import type { CatalogService } from "../catalog/index.js";
+import type { CustomerServices } from "../customers/index.js";
+import type { SubscriptionsService } from "../subscriptions/index.js";
 import { balancesRoutes } from "./balances.routes.js";
 import { BalancesService } from "./balances.service.js";
 import { BucketsService } from "./buckets.service.js";
@@ -56,6 +56,7 @@ export async function createChargingModule(deps: ChargingDeps) {
     database: deps.database,
     store: deps.store,
     products: (db, accountId, offeringId) => deps.subscriptions.productsOn(db, accountId, offeringId),
+    activeAmong: (db, productIds, accountIds) => deps.subscriptions.activeAmong(db, productIds, accountIds),
   });
   const thresholds = new ThresholdTable(deps.database);
   const balances = new BalancesService({ ...deps, thresholds });

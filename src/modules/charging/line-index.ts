@@ -1,5 +1,5 @@
 import type { Db } from "../../platform/database.js";
-import type { GuidingFilter, GuidingLine } from "../subscriptions/subscriptions.service.js";
+import type { GuidingFilter, GuidingLine } from "../subscriptions/index.js";
 
 /** Why a record is in suspense: guiding gives the first four, rating the rest. */
 export const SUSPENSE_REASONS = [

@@ -14,13 +14,10 @@ import {
   SWEEP_INTERVAL_MS,
 } from "../../shared/limits.js";
 import { Money, toMicro } from "../../shared/money.js";
-import type { Offering } from "../catalog/catalog.schemas.js";
-import type { CatalogService } from "../catalog/catalog.service.js";
-import type { CustomerServices } from "../customers/customers.service.js";
-import { destinationOf, priceEvent, RatingError, type RatingEvent, roamingZoneOf } from "../rating/pricer.js";
-import type { CompiledTariff } from "../rating/tariff-compile.js";
-import type { LineForRating, SubscriptionsService } from "../subscriptions/subscriptions.service.js";
-import type { ProductRow } from "../subscriptions/subscriptions.tables.js";
+import type { CatalogService, CompiledTariff, Offering } from "../catalog/index.js";
+import type { CustomerServices } from "../customers/index.js";
+import { destinationOf, priceEvent, RatingError, type RatingEvent, roamingZoneOf } from "../rating/index.js";
+import type { LineForRating, Product, SubscriptionsService } from "../subscriptions/index.js";
 import type { BucketsService } from "./buckets.service.js";
 import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
@@ -96,7 +93,7 @@ interface Batch {
 
 interface Prepared {
   usage: QueuedUsage;
-  line: { plan: ProductRow; addons: ProductRow[] };
+  line: { plan: Product; addons: Product[] };
   tariff: { compiled: CompiledTariff; version: number };
   event: RatingEvent;
   covering: BucketRow[];
@@ -676,7 +673,7 @@ export class RatingService {
   }
 
   private tariffOf(
-    plan: ProductRow,
+    plan: Product,
     offerings: ReadonlyMap<string, Offering>,
     tariffs: Awaited<ReturnType<CatalogService["snapshot"]>>["tariffs"],
   ): { compiled: CompiledTariff; version: number } | null {
@@ -689,7 +686,7 @@ export class RatingService {
   private async covering(
     db: Db,
     profile: Profile,
-    line: { plan: ProductRow; addons: ProductRow[] },
+    line: { plan: Product; addons: Product[] },
     offerings: ReadonlyMap<string, Offering>,
     tariff: CompiledTariff,
     event: RatingEvent,

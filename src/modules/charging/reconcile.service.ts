@@ -4,7 +4,8 @@ import { type Database, queryRows } from "../../platform/database.js";
 import { billPeriod } from "../../shared/calendar.js";
 import { DEDUPE_REBUILD_DAYS, RECONCILE_PAGE } from "../../shared/limits.js";
 import { Money, toMicro } from "../../shared/money.js";
-import type { CustomerServices } from "../customers/customers.service.js";
+import type { CustomerServices } from "../customers/index.js";
+import type { SubscriptionsService } from "../subscriptions/index.js";
 import type { RatedResult } from "./rating.service.js";
 import {
   type AccountSnapshot,
@@ -25,6 +26,7 @@ export interface ReconcileDeps {
   clock: Clock;
   store: ChargingStore;
   customers: CustomerServices;
+  subscriptions: Pick<SubscriptionsService, "accountsWithLines" | "lineIdsOnNetwork">;
   /** A fencing token above every token a worker holds now (a new epoch); workers re-acquire their leases. */
   newEpoch: () => Promise<number>;
 }
@@ -57,11 +59,8 @@ export class ReconcileService {
       const page =
         only !== undefined
           ? only.map((id) => ({ id }))
-          : await queryRows<{ id: string }>(
-              this.deps.database.db,
-              sql`select distinct billing_account_id::text as id from products
-                  where kind = 'plan' and billing_account_id > ${after}::uuid
-                  order by 1 limit ${RECONCILE_PAGE}`,
+          : (await this.deps.subscriptions.accountsWithLines(this.deps.database.db, after, RECONCILE_PAGE)).map(
+              (id) => ({ id }),
             );
       for (const { id } of page) {
         report.accounts += 1;
@@ -88,11 +87,7 @@ export class ReconcileService {
     if (profile === undefined) return null;
     const prepaid = profile.accountType === "prepaid";
     const [lines, buckets, charges, operations, draws, spend, crossings, recent] = await Promise.all([
-      queryRows<{ id: string }>(
-        db,
-        sql`select id::text from products where billing_account_id = ${accountId}::uuid and kind = 'plan'
-            and status not in ('aborted', 'created', 'pendingActive') order by id`,
-      ),
+      this.deps.subscriptions.lineIdsOnNetwork(db, accountId),
       queryRows<{ id: string; product_id: string; granted: string }>(
         db,
         sql`select id::text, product_id::text, granted::text from allowance_buckets where billing_account_id = ${accountId}::uuid`,
@@ -167,8 +162,8 @@ export class ReconcileService {
     }
     const used = new Map(draws.map((row) => [row.bucket, Number(row.units)]));
     // Shared buckets are held by the account itself, beside its lines.
-    const holders = buckets.some((bucket) => bucket.product_id === accountId) ? [...lines, { id: accountId }] : lines;
-    const lineStates: LineState[] = holders.map(({ id }) => {
+    const holders = buckets.some((bucket) => bucket.product_id === accountId) ? [...lines, accountId] : lines;
+    const lineStates: LineState[] = holders.map((id) => {
       const balance =
         prepaid && id !== accountId
           ? toMicro((balanceBy.get(id) ?? new Money(0)).minus(charged.get(id) ?? new Money(0)))

@@ -13,7 +13,7 @@ import { billPeriod } from "../../shared/calendar.js";
 import { isId } from "../../shared/ids.js";
 import { SELF_CARE_RECENT } from "../../shared/limits.js";
 import { fromMicro, type Money } from "../../shared/money.js";
-import type { CustomerServices } from "../customers/customers.service.js";
+import type { CustomerServices } from "../customers/index.js";
 import type { BalancesService } from "./balances.service.js";
 import type { ChargingStore } from "./store/charging-store.js";
 

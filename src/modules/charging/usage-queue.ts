@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { duplicateRedis, isCluster, waitForRedis } from "../../platform/redis.js";
 import { REDIS_CONNECT_TIMEOUT_MS } from "../../shared/limits.js";
-import type { Direction, Service } from "../rating/tariff.schemas.js";
+import type { Direction, Service } from "../catalog/index.js";
 
 /** What a rating worker needs of a guided record, so it rates from the queue without reading PostgreSQL. */
 export interface QueuedUsage {

@@ -1,5 +1,5 @@
 import { notFound } from "../../platform/errors.js";
-import { SERVICES } from "../rating/tariff.schemas.js";
+import { SERVICES } from "../catalog/index.js";
 import { USAGE_SPECIFICATION_PATH } from "./usage.service.js";
 
 type Service = (typeof SERVICES)[number];

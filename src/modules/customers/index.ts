@@ -13,3 +13,6 @@ export function createCustomersModule(deps: ServiceDeps) {
 }
 
 export type CustomersModule = ReturnType<typeof createCustomersModule>;
+
+// What other modules may use: the service and the types it speaks in.
+export type { CustomerServices } from "./customers.service.js";

@@ -10,3 +10,6 @@ export function createInventoryModule(deps: InventoryDeps) {
   const service = new InventoryService(deps);
   return { service, routes: inventoryRoutes(service) };
 }
+
+// What other modules may use: the service and the types it speaks in.
+export type { InventoryService } from "./inventory.service.js";

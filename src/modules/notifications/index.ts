@@ -28,3 +28,6 @@ export function createNotificationsModule(deps: HubDeps & MessagesDeps & Omit<Al
     },
   };
 }
+
+// What other modules may use: the service and the types it speaks in.
+export type { MessagesService } from "./messages.service.js";

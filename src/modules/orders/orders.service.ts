@@ -11,13 +11,12 @@ import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { addMonthsUtc } from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
 import { ORDER_RECOVERY_AFTER_SECONDS } from "../../shared/limits.js";
-import type { Offering } from "../catalog/catalog.schemas.js";
-import type { CatalogService } from "../catalog/catalog.service.js";
-import type { CustomerServices } from "../customers/customers.service.js";
-import type { InventoryService } from "../inventory/inventory.service.js";
-import type { MessagesService } from "../notifications/messages.service.js";
-import { type OneTimeCharge, PRODUCT_PATH, type SubscriptionsService } from "../subscriptions/subscriptions.service.js";
-import type { BoughtPrice, BoughtTerm } from "../subscriptions/subscriptions.tables.js";
+import type { CatalogService, Offering } from "../catalog/index.js";
+import type { CustomerServices } from "../customers/index.js";
+import type { InventoryService } from "../inventory/index.js";
+import type { MessagesService } from "../notifications/index.js";
+import type { BoughtPrice, BoughtTerm } from "../subscriptions/index.js";
+import { type OneTimeCharge, PRODUCT_PATH, type SubscriptionsService } from "../subscriptions/index.js";
 import type { ProductOrder, ProductOrderCreate } from "./orders.schemas.js";
 import {
   cancelProductOrders,

@@ -1,7 +1,7 @@
 import { localMoment, utcAtLocal } from "../../shared/calendar.js";
 import { Money, roundMoney } from "../../shared/money.js";
-import type { Direction, Service } from "./tariff.schemas.js";
-import { type CompiledBand, type CompiledRate, type CompiledTariff, rateKey } from "./tariff-compile.js";
+import type { Direction, Service } from "../catalog/index.js";
+import { type CompiledBand, type CompiledRate, type CompiledTariff, rateKey } from "../catalog/index.js";
 
 /**
  * The pure pricer (DESIGN.md §4): no I/O, no clock, decimal.js throughout.

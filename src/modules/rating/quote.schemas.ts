@@ -1,5 +1,5 @@
 import { type Static, Type } from "typebox";
-import { DIRECTIONS, SERVICES } from "./tariff.schemas.js";
+import { DIRECTIONS, SERVICES } from "../catalog/index.js";
 
 /** POST /api/v1/rating/quote: price one hypothetical event; nothing is charged. Native body: no unknown fields. */
 export const QuoteRequestSchema = Type.Object(

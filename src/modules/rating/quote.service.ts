@@ -1,10 +1,9 @@
 import { AppError, invalidField } from "../../platform/errors.js";
 import { roundMoney } from "../../shared/money.js";
-import type { Offering } from "../catalog/catalog.schemas.js";
-import type { CatalogService } from "../catalog/catalog.service.js";
+import type { CatalogService, Offering } from "../catalog/index.js";
+import { type CompiledTariff, compileTariff, TariffError } from "../catalog/index.js";
 import { destinationOf, priceEvent, RatingError, type RatingEvent, roamingZoneOf } from "./pricer.js";
 import type { Quote, QuoteRequest } from "./quote.schemas.js";
-import { type CompiledTariff, compileTariff, TariffError } from "./tariff-compile.js";
 
 const UNITS = { voice: "second", sms: "message", data: "byte" } as const;
 

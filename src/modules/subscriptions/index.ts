@@ -12,3 +12,14 @@ export function createSubscriptionsModule(deps: SubscriptionsDeps) {
   const service = new SubscriptionsService(deps);
   return { service, routes: subscriptionsRoutes(service) };
 }
+
+export type { BoughtPrice, BoughtTerm, Product } from "./products.js";
+export type {
+  GuidingFilter,
+  GuidingLine,
+  LineForRating,
+  OneTimeCharge,
+  SubscriptionsService,
+} from "./subscriptions.service.js";
+// What other modules may use: the service and the types it speaks in.
+export { PRODUCT_PATH } from "./subscriptions.service.js";

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, notInArray, or, type SQL, sql } from "drizzle-orm";
 import type { AlertSink } from "../../platform/alerts.js";
 import type { Actor } from "../../platform/audit.js";
 import { afterCommit, type Db } from "../../platform/database.js";
@@ -10,16 +10,10 @@ import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId, newId } from "../../shared/ids.js";
 import { amountToJsonNumber, Money } from "../../shared/money.js";
 import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
-import type { InventoryService } from "../inventory/inventory.service.js";
-import type { LineOnNetwork, NetworkOperation, Provisioning } from "../provisioning/provisioning.js";
-import {
-  type BoughtPrice,
-  type BoughtTerm,
-  oneTimeCharges,
-  type ProductRow,
-  productHistory,
-  products,
-} from "./subscriptions.tables.js";
+import type { InventoryService } from "../inventory/index.js";
+import type { LineOnNetwork, NetworkOperation, Provisioning } from "../provisioning/index.js";
+import type { BoughtPrice, BoughtTerm, Product as ProductRecord } from "./products.js";
+import { oneTimeCharges, productHistory, products } from "./subscriptions.tables.js";
 
 export const PRODUCT_PATH = `${TMF_BASE.productInventory}/product`;
 
@@ -74,9 +68,9 @@ const ref = (path: string, id: string, name: string | undefined, referredType: s
   tmfRef(path, id, referredType, name);
 
 export function presentProduct(
-  row: ProductRow,
+  row: ProductRecord,
   history: Array<typeof productHistory.$inferSelect>,
-  children: ProductRow[],
+  children: ProductRecord[],
 ) {
   return {
     id: row.id,
@@ -150,8 +144,8 @@ export type Product = ReturnType<typeof presentProduct>;
  * dated status changes, so rating knows the line's status at each event's time.
  */
 export interface LineForRating {
-  plan: ProductRow;
-  addons: ProductRow[];
+  plan: ProductRecord;
+  addons: ProductRecord[];
   history: Array<{ atMs: number; status: string }>;
 }
 
@@ -190,7 +184,7 @@ export class SubscriptionsService {
   }
 
   /** Every product (line or add-on) of an account on an offering, whatever its status. */
-  async productsOn(db: Db, billingAccountId: string, offeringId: string): Promise<ProductRow[]> {
+  async productsOn(db: Db, billingAccountId: string, offeringId: string): Promise<ProductRecord[]> {
     if (!isId(billingAccountId)) return [];
     return db
       .select()
@@ -199,8 +193,68 @@ export class SubscriptionsService {
       .orderBy(asc(products.id));
   }
 
+  /** Accounts that have lines (plan products, in any status), in id order after `afterId`: for paging through them. */
+  async accountsWithLines(db: Db, afterId: string, limit: number): Promise<string[]> {
+    const rows = await db
+      .selectDistinct({ id: products.billingAccountId })
+      .from(products)
+      .where(and(eq(products.kind, "plan"), gt(products.billingAccountId, afterId)))
+      .orderBy(asc(products.billingAccountId))
+      .limit(limit);
+    return rows.map((row) => row.id);
+  }
+
+  /** The ids of an account's lines that reached the network (neither aborted nor still being created), in id order. */
+  async lineIdsOnNetwork(db: Db, billingAccountId: string): Promise<string[]> {
+    if (!isId(billingAccountId)) return [];
+    const rows = await db
+      .select({ id: products.id })
+      .from(products)
+      .where(
+        and(
+          eq(products.billingAccountId, billingAccountId),
+          eq(products.kind, "plan"),
+          notInArray(products.status, ["aborted", "created", "pendingActive"]),
+        ),
+      )
+      .orderBy(asc(products.id));
+    return rows.map((row) => row.id);
+  }
+
+  /**
+   * Which of these products are active, and which of these accounts have an active product on which offering
+   * (keys `account|offering`): what allowance renewal asks before giving a holder its next period.
+   */
+  async activeAmong(
+    db: Db,
+    productIds: readonly string[],
+    accountIds: readonly string[],
+  ): Promise<{ products: Set<string>; accountOfferings: Set<string> }> {
+    const ids = productIds.filter(isId);
+    const accounts = accountIds.filter(isId);
+    const answer = { products: new Set<string>(), accountOfferings: new Set<string>() };
+    if (ids.length === 0 && accounts.length === 0) return answer;
+    const rows = await db
+      .select({ id: products.id, accountId: products.billingAccountId, offeringId: products.offeringId })
+      .from(products)
+      .where(
+        and(
+          eq(products.status, "active"),
+          or(
+            ids.length > 0 ? inArray(products.id, ids) : undefined,
+            accounts.length > 0 ? inArray(products.billingAccountId, accounts) : undefined,
+          ),
+        ),
+      );
+    for (const row of rows) {
+      answer.products.add(row.id);
+      answer.accountOfferings.add(`${row.accountId}|${row.offeringId}`);
+    }
+    return answer;
+  }
+
   /** The live lines (plan products, active or suspended) of an account. */
-  async liveLines(db: Db, billingAccountId: string): Promise<ProductRow[]> {
+  async liveLines(db: Db, billingAccountId: string): Promise<ProductRecord[]> {
     if (!isId(billingAccountId)) return [];
     return db
       .select()
@@ -333,7 +387,7 @@ export class SubscriptionsService {
     }));
   }
 
-  private async presentRows(db: Db, rows: ProductRow[]): Promise<Product[]> {
+  private async presentRows(db: Db, rows: ProductRecord[]): Promise<Product[]> {
     if (rows.length === 0) return [];
     const ids = rows.map((row) => row.id);
     const [history, children] = await Promise.all([
@@ -369,7 +423,7 @@ export class SubscriptionsService {
     return { items: await this.presentRows(db, rows), total: counted[0]?.total ?? 0 };
   }
 
-  async find(db: Db, id: string, lock = false): Promise<ProductRow | undefined> {
+  async find(db: Db, id: string, lock = false): Promise<ProductRecord | undefined> {
     if (!isId(id)) return undefined;
     const query = db.select().from(products).where(eq(products.id, id));
     const [row] = lock ? await query.for("update") : await query;
@@ -388,11 +442,11 @@ export class SubscriptionsService {
   private async move(
     tx: Db,
     actor: Actor,
-    row: ProductRow,
+    row: ProductRecord,
     to: string,
     reason: string,
     orderId: string | null,
-  ): Promise<ProductRow> {
+  ): Promise<ProductRecord> {
     if (!canTransition(PRODUCT_LIFECYCLE, row.status, to)) {
       throw new AppError(
         "conflict",
@@ -421,11 +475,11 @@ export class SubscriptionsService {
   private async change(
     tx: Db,
     actor: Actor,
-    row: ProductRow,
+    row: ProductRecord,
     values: (now: Date) => Partial<typeof products.$inferInsert>,
     history: { toStatus: string; reason: string; orderId: string | null },
     record: { action: string; change: ChangeKind; before?: object },
-  ): Promise<ProductRow> {
+  ): Promise<ProductRecord> {
     const now = this.deps.clock.now();
     const [updated] = await tx
       .update(products)
@@ -438,7 +492,7 @@ export class SubscriptionsService {
         for (const listener of this.lineListeners) listener([row.id]);
       });
     }
-    const [presented] = await this.presentRows(tx, [updated as ProductRow]);
+    const [presented] = await this.presentRows(tx, [updated as ProductRecord]);
     await this.deps.audit.record(tx, actor, {
       action: record.action,
       entityType: "product",
@@ -453,11 +507,11 @@ export class SubscriptionsService {
       resourceId: row.id,
       body: presented,
     });
-    return updated as ProductRow;
+    return updated as ProductRecord;
   }
 
   /** A new line (plan and add-ons) created and moved to pendingActive, holding nothing on the network yet. */
-  async createPending(tx: Db, actor: Actor, line: NewLine): Promise<{ plan: ProductRow; addons: ProductRow[] }> {
+  async createPending(tx: Db, actor: Actor, line: NewLine): Promise<{ plan: ProductRecord; addons: ProductRecord[] }> {
     const now = this.deps.clock.now();
     const insert = async (product: NewProduct, parentId: string | null) => {
       const [row] = await tx
@@ -482,7 +536,7 @@ export class SubscriptionsService {
           updatedAt: now,
         })
         .returning();
-      const created = row as ProductRow;
+      const created = row as ProductRecord;
       await tx.insert(productHistory).values({
         productId: created.id,
         at: now,
@@ -508,7 +562,7 @@ export class SubscriptionsService {
       return this.move(tx, actor, created, "pendingActive", "awaiting activation", line.orderId);
     };
     const plan = await insert(line.plan, null);
-    const addons: ProductRow[] = [];
+    const addons: ProductRecord[] = [];
     for (const addon of line.addons) addons.push(await insert(addon, plan.id));
     return { plan, addons };
   }
@@ -552,7 +606,7 @@ export class SubscriptionsService {
       .onConflictDoNothing();
   }
 
-  async lineOnNetwork(db: Db, row: ProductRow): Promise<LineOnNetwork> {
+  async lineOnNetwork(db: Db, row: ProductRecord): Promise<LineOnNetwork> {
     const sim = await this.deps.inventory.findByValue(db, "SIMCard", row.iccid ?? "");
     return { productId: row.id, msisdn: row.msisdn ?? "", iccid: row.iccid ?? "", imsi: sim?.imsi ?? "" };
   }

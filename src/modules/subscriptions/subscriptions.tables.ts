@@ -14,24 +14,7 @@ import {
 } from "drizzle-orm/pg-core";
 import { moneyColumn } from "../../platform/columns.js";
 import { billingAccounts } from "../customers/customers.tables.js";
-
-export interface BoughtPrice {
-  priceId: string;
-  name: string;
-  type: "recurring" | "oneTime";
-  period?: string;
-  amount: string;
-  currency: string;
-  taxClass: string;
-}
-
-export interface BoughtTerm {
-  id: string;
-  name: string;
-  months: number;
-  endsAt: string;
-  feePerMonth: string;
-}
+import type { BoughtPrice, BoughtTerm, Product } from "./products.js";
 
 /**
  * Installed products (TMF637): one plan product per line, add-ons under it. A live line holds its number and
@@ -129,3 +112,7 @@ export const oneTimeCharges = pgTable(
 );
 
 export type ProductRow = typeof products.$inferSelect;
+// The module speaks in Product (products.ts); the row and it must stay the same shape.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const productIsTheRow: Same<ProductRow, Product> = true;
+void productIsTheRow;

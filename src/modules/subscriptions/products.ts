@@ -1,0 +1,52 @@
+/**
+ * The installed product as subscriptions hands it to other modules (charging, orders, and billing to come): its
+ * own type, not the table's row type, so the table can change without other modules seeing it. The tables file
+ * checks that its row has this shape.
+ */
+
+/** A price as the line bought it: the catalog's price in the account's currency at the time of the order. */
+export interface BoughtPrice {
+  priceId: string;
+  name: string;
+  type: "recurring" | "oneTime";
+  period?: string;
+  amount: string;
+  currency: string;
+  taxClass: string;
+}
+
+/** A contract term as bought: its length and when it ends, and the early termination fee per month left. */
+export interface BoughtTerm {
+  id: string;
+  name: string;
+  months: number;
+  endsAt: string;
+  feePerMonth: string;
+}
+
+/** A plan (one per line) or an add-on under it. */
+export interface Product {
+  id: string;
+  billingAccountId: string;
+  customerId: string;
+  offeringId: string;
+  offeringVersion: number;
+  name: string;
+  /** "plan" or "addon" */
+  kind: string;
+  parentId: string | null;
+  /** created, pendingActive, active, suspended, pendingTerminate, terminated, aborted */
+  status: string;
+  msisdn: string | null;
+  iccid: string | null;
+  currency: string;
+  prices: BoughtPrice[];
+  term: BoughtTerm | null;
+  orderId: string;
+  createdAt: Date;
+  updatedAt: Date;
+  activatedAt: Date | null;
+  terminatedAt: Date | null;
+  /** Why the line is barred on the network (credit), or null; barring does not change the status. */
+  barred: string | null;
+}
