@@ -4,6 +4,7 @@ import { RatingService, startRatingLoop } from "./modules/charging/rating.servic
 import { SYSTEM_ACTOR } from "./platform/audit.js";
 import { describeFailure } from "./platform/errors.js";
 import { armFault } from "./platform/faults.js";
+import { exitOnSignals } from "./platform/shutdown.js";
 import {
   ALERT_LOOP_INTERVAL_MS,
   HUB_LOOP_INTERVAL_MS,
@@ -46,30 +47,16 @@ async function main(): Promise<void> {
         )
       : null;
 
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info({ signal }, "shutting down: draining in-flight requests");
-    background.stop();
-    const ratingStopped = rating?.stop() ?? Promise.resolve();
-    const timer = setTimeout(() => {
-      app.log.error("shutdown timed out; exiting");
-      process.exit(1);
-    }, config.shutdownTimeoutMs);
-    timer.unref();
-    ratingStopped
-      .then(() => app.close())
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          app.log.error({ err: error }, "error while shutting down");
-          process.exit(1);
-        },
-      );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  exitOnSignals({
+    log: app.log,
+    timeoutMs: config.shutdownTimeoutMs,
+    stopping: "shutting down: draining in-flight requests",
+    stop: async () => {
+      background.stop();
+      await rating?.stop();
+      await app.close();
+    },
+  });
 
   await app.listen({ port: config.port, host: config.host });
   app.log.info(

@@ -4,6 +4,7 @@ import { loadConfigOrExit } from "./config.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { describeFailure } from "./platform/errors.js";
 import { armFault } from "./platform/faults.js";
+import { exitOnSignals } from "./platform/shutdown.js";
 
 /**
  * `npm run worker`: a rating worker (DESIGN.md §2) — the same engine as the API, built the same way, with no
@@ -28,26 +29,15 @@ async function main(): Promise<void> {
     RatingService.jobs(app.services.charging, app.log, config),
   );
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info({ signal }, "rating worker stopping after the batch in hand");
-    const timer = setTimeout(() => process.exit(1), config.shutdownTimeoutMs);
-    timer.unref();
-    loop
-      .stop()
-      .then(() => app.close())
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          app.log.error({ err: error }, "error while stopping");
-          process.exit(1);
-        },
-      );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  exitOnSignals({
+    log: app.log,
+    timeoutMs: config.shutdownTimeoutMs,
+    stopping: "rating worker stopping after the batch in hand",
+    stop: async () => {
+      await loop.stop();
+      await app.close();
+    },
+  });
 }
 
 main().catch((error: unknown) => {
