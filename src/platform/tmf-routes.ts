@@ -17,6 +17,7 @@ import {
   sendCreated,
   sendList,
 } from "./tmf.js";
+import type { SchemaTypeProvider } from "./type-provider.js";
 
 /** What a TMF resource's service offers the generic routes. Services know nothing of HTTP. */
 export interface ResourceService<R, C, P> {
@@ -58,7 +59,8 @@ export interface ReadRoutesSpec<R> {
 }
 
 /** GET of the collection (paging, fields, filters, counts) and GET of one item by id (404 for non-ids). */
-export function registerReadRoutes<R extends object>(app: FastifyInstance, spec: ReadRoutesSpec<R>): void {
+export function registerReadRoutes<R extends object>(instance: FastifyInstance, spec: ReadRoutesSpec<R>): void {
+  const app = instance.withTypeProvider<SchemaTypeProvider>();
   const knownFields = Object.keys(spec.resource.properties);
   const partial = Type.Partial(spec.resource);
   const base = listQuerySchema(spec.filters);
@@ -77,7 +79,7 @@ export function registerReadRoutes<R extends object>(app: FastifyInstance, spec:
       },
     },
     async (request, reply) => {
-      const query = request.query as Record<string, unknown>;
+      const query = request.query;
       const list = parseListQuery(query, spec.filters, knownFields);
       const { items, total } = await spec.list(actorOf(request), { ...list, query });
       return sendList(reply, items, total, list.fields);
@@ -96,9 +98,9 @@ export function registerReadRoutes<R extends object>(app: FastifyInstance, spec:
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       if (!isId(id)) throw notFound(spec.name, id);
-      const fields = readFieldsParameter(request.query as { fields?: string }, knownFields);
+      const fields = readFieldsParameter(request.query, knownFields);
       return selectFields(await spec.get(actorOf(request), id), fields);
     },
   );
@@ -109,9 +111,10 @@ export function registerReadRoutes<R extends object>(app: FastifyInstance, spec:
  * call and a reply. Every resource registers through here so the conventions cannot drift apart.
  */
 export function registerResourceRoutes<R extends { href: string }, C, P>(
-  app: FastifyInstance,
+  instance: FastifyInstance,
   spec: ResourceRoutesSpec<R, C, P>,
 ): void {
+  const app = instance.withTypeProvider<SchemaTypeProvider>();
   const itemPath = `${spec.path}/:id`;
   const checkedId = (id: string) => {
     if (!isId(id)) throw notFound(spec.name, id);
@@ -139,6 +142,8 @@ export function registerResourceRoutes<R extends { href: string }, C, P>(
         response: { 201: spec.resource, ...errorResponses(409, 413, 415, 422) },
       },
     },
+    // The validator checked the body against spec.create, the schema the module declared for C; this generic builder
+    // cannot see that link, so it is stated here once for every resource.
     async (request, reply) => sendCreated(reply, await spec.service.create(actorOf(request), request.body as C)),
   );
 
@@ -155,7 +160,7 @@ export function registerResourceRoutes<R extends { href: string }, C, P>(
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       return spec.service.update(actorOf(request), checkedId(id), request.body as P);
     },
   );
@@ -174,7 +179,7 @@ export function registerResourceRoutes<R extends { href: string }, C, P>(
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         await remove(actorOf(request), checkedId(id));
         return reply.code(204).send();
       },

@@ -1,4 +1,4 @@
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { type TObject, type TProperties, type TSchema, Type } from "typebox";
 import { FILTER_VALUES_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PAGE_OFFSET_MAX } from "../shared/limits.js";
 import { AppError, invalidField } from "./errors.js";
@@ -156,6 +156,12 @@ export function sendList<T extends object>(
 }
 
 /** A create answer: 201 with the resource and its Location. */
+/** The Idempotency-Key header (API.md), or undefined; a header sent twice arrives joined, as Node joins it. */
+export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const value = request.headers["idempotency-key"];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
 export function sendCreated<T extends { href: string }>(reply: FastifyReply, resource: T): T {
   reply.code(201).header("location", resource.href);
   return resource;

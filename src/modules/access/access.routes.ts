@@ -12,14 +12,9 @@ import {
   sendCreated,
   sendList,
 } from "../../platform/tmf.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isId } from "../../shared/ids.js";
-import {
-  type ApiKeyCreate,
-  ApiKeyCreateSchema,
-  ApiKeySchema,
-  AuditEventSchema,
-  CreatedApiKeySchema,
-} from "./access.schemas.js";
+import { ApiKeyCreateSchema, ApiKeySchema, AuditEventSchema, CreatedApiKeySchema } from "./access.schemas.js";
 import { type AccessService, API_KEY_PATH } from "./access.service.js";
 
 const ADMIN = { roles: ["admin"] as const };
@@ -33,7 +28,8 @@ const AUDIT_FILTERS = { entityType: {}, entityId: {}, action: {}, actorKeyId: { 
 
 /** API key administration and the audit trail, for admins. */
 export function accessRoutes(access: AccessService, database: Database, audit: AuditLog) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     app.post(
       API_KEY_PATH,
       {
@@ -45,7 +41,7 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
           response: { 201: CreatedApiKeySchema, ...errorResponses(409, 413, 415, 422) },
         },
       },
-      async (request, reply) => sendCreated(reply, await access.create(actorOf(request), request.body as ApiKeyCreate)),
+      async (request, reply) => sendCreated(reply, await access.create(actorOf(request), request.body)),
     );
 
     app.get(
@@ -60,11 +56,7 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
         },
       },
       async (request, reply) => {
-        const list = parseListQuery(
-          request.query as Record<string, unknown>,
-          API_KEY_FILTERS,
-          Object.keys(ApiKeySchema.properties),
-        );
+        const list = parseListQuery(request.query, API_KEY_FILTERS, Object.keys(ApiKeySchema.properties));
         const { items, total } = await access.list(list);
         return sendList(reply, items, total, list.fields);
       },
@@ -82,7 +74,7 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
         },
       },
       async (request) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         if (!isId(id)) throw notFound("api key", id);
         return access.get(id);
       },
@@ -100,7 +92,7 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         if (!isId(id)) throw notFound("api key", id);
         await access.revoke(actorOf(request), id);
         return reply.code(204).send();
@@ -119,11 +111,7 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
         },
       },
       async (request, reply) => {
-        const list = parseListQuery(
-          request.query as Record<string, unknown>,
-          AUDIT_FILTERS,
-          Object.keys(AuditEventSchema.properties),
-        );
+        const list = parseListQuery(request.query, AUDIT_FILTERS, Object.keys(AuditEventSchema.properties));
         const { rows, total } = await audit.list(database.db, list);
         const events = rows.map((row) => ({
           id: String(row.id),

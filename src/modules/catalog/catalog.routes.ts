@@ -12,6 +12,7 @@ import {
   selectFields,
   sendList,
 } from "../../platform/tmf.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { PATHS } from "./catalog.resources.js";
 import {
   CatalogSchema,
@@ -57,7 +58,8 @@ const ItemQuery = Type.Object(
 
 /** TMF620 reads, served from the in-memory snapshot of the current catalog (older versions from the database). */
 export function catalogRoutes(catalog: CatalogService) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     for (const [type, spec] of Object.entries(RESOURCES) as Array<[ResourceType, (typeof RESOURCES)[ResourceType]]>) {
       const path = PATHS[type];
       const knownFields = Object.keys(spec.schema.properties);
@@ -73,7 +75,7 @@ export function catalogRoutes(catalog: CatalogService) {
           },
         },
         async (request, reply) => {
-          const list = parseListQuery(request.query as Record<string, unknown>, spec.filters, knownFields);
+          const list = parseListQuery(request.query, spec.filters, knownFields);
           const all = (await catalog.snapshot()).resources[type] as Array<Record<string, unknown>>;
           const matching = all.filter((resource) =>
             Object.entries(list.filters).every(([field, values]) => values.includes(String(resource[field]))),
@@ -94,8 +96,8 @@ export function catalogRoutes(catalog: CatalogService) {
           },
         },
         async (request) => {
-          const { id } = request.params as { id: string };
-          const query = request.query as { fields?: string; version?: number };
+          const { id } = request.params;
+          const query = request.query;
           const fields = readFieldsParameter(query, knownFields);
           const resource =
             query.version === undefined

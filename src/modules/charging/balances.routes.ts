@@ -6,6 +6,7 @@ import {
   errorResponses,
   FieldsQuerySchema,
   IdParamsSchema,
+  idempotencyKeyOf,
   listQuerySchema,
   parseListQuery,
   selectFields,
@@ -13,8 +14,9 @@ import {
   sendList,
 } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isId } from "../../shared/ids.js";
-import { BALANCE_BASE, type BalanceRequest, type BalancesService } from "./balances.service.js";
+import { BALANCE_BASE, type BalancesService } from "./balances.service.js";
 
 const READERS: readonly Role[] = ["admin", "crm", "finance", "subscriber"];
 const TOPPERS: readonly Role[] = ["admin", "crm"];
@@ -94,7 +96,8 @@ const ACCOUNT_FILTER = { "partyAccount.id": { isId: true } };
 
 /** TMF654 prepay balance management: topupBalance, adjustBalance, bucket, accumulatedBalance. */
 export function balancesRoutes(balances: BalancesService) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     for (const [kind, resource, roles] of [
       ["topup", "topupBalance", TOPPERS],
       ["adjustment", "adjustBalance", ADJUSTERS],
@@ -116,8 +119,8 @@ export function balancesRoutes(balances: BalancesService) {
           },
         },
         async (request, reply) => {
-          const key = (request.headers as { "idempotency-key"?: string })["idempotency-key"];
-          const body = request.body as BalanceRequest & { reason: string };
+          const key = idempotencyKeyOf(request);
+          const body = request.body;
           const done =
             kind === "topup"
               ? await balances.topUp(actorOf(request), body, key)
@@ -153,11 +156,7 @@ export function balancesRoutes(balances: BalancesService) {
       },
       async (request, reply) => {
         const actor = actorOf(request);
-        const list = parseListQuery(
-          request.query as Record<string, unknown>,
-          ACCOUNT_FILTER,
-          Object.keys(BucketSchema.properties),
-        );
+        const list = parseListQuery(request.query, ACCOUNT_FILTER, Object.keys(BucketSchema.properties));
         const accounts = list.filters["partyAccount.id"] ?? (actor.billingAccountId ? [actor.billingAccountId] : []);
         const all = (await Promise.all(accounts.map((id) => balances.buckets(actor, id)))).flat();
         return sendList(reply, all.slice(list.offset, list.offset + list.limit), all.length, list.fields);
@@ -179,10 +178,10 @@ export function balancesRoutes(balances: BalancesService) {
         },
       },
       async (request) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         const bucket = isId(id) ? await balances.bucket(actorOf(request), id) : undefined;
         if (bucket === undefined) throw notFound("bucket", id);
-        const fields = (request.query as { fields?: string }).fields;
+        const fields = request.query.fields;
         return selectFields(bucket, fields ? ["id", "href", "@type", ...fields.split(",")] : null);
       },
     );
@@ -198,7 +197,7 @@ export function balancesRoutes(balances: BalancesService) {
           response: { 200: AccumulatedSchema, ...errorResponses(404) },
         },
       },
-      async (request) => balances.accumulated(actorOf(request), (request.params as { id: string }).id),
+      async (request) => balances.accumulated(actorOf(request), request.params.id),
     );
   };
 }

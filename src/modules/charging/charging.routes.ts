@@ -4,13 +4,13 @@ import { actorOf, type Role } from "../../platform/auth.js";
 import { AppError, invalidField } from "../../platform/errors.js";
 import { errorResponses, listQuerySchema, parseListQuery, sendCreated, sendList } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { CDR_BATCH_MAX, CDR_BODY_LIMIT_BYTES } from "../../shared/limits.js";
 import { SERVICES } from "../catalog/index.js";
 import { type BodyItem, splitJsonArray, splitNdjson, tooManyRecords } from "./cdr-body.js";
 import { CDR_FIELDS } from "./cdr-record.js";
 import {
   IngestResultSchema,
-  type ReguideRequest,
   ReguideRequestSchema,
   ReguideResultSchema,
   SuspendedUsageSchema,
@@ -26,9 +26,7 @@ import type { IncomingRecord, IngestResult, IngestService } from "./ingest.servi
 import { SUSPENSE_REASONS } from "./line-index.js";
 import {
   CDR_SOURCE_PATH,
-  type CdrSourceCreate,
   CdrSourceCreateSchema,
-  type CdrSourcePatch,
   CdrSourcePatchSchema,
   CdrSourceSchema,
   type SourcesService,
@@ -65,9 +63,17 @@ function rawBodies(app: FastifyInstance, types: string[]): void {
   }
 }
 
+/** A body of this scope as its parser left it: the raw bytes (none when the request had no body). */
+function rawBody(body: unknown): Buffer {
+  if (body === undefined || body === null) return Buffer.alloc(0);
+  if (!Buffer.isBuffer(body)) throw new Error("a CDR route's body was parsed: its scope must keep raw bytes");
+  return body;
+}
+
 /** The bulk and switch doors for network elements, in their own scope so their bodies stay raw bytes. */
 function cdrRoutes(deps: ChargingRouteDeps) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     rawBodies(app, [
       "application/json",
       "application/x-ndjson",
@@ -89,7 +95,7 @@ function cdrRoutes(deps: ChargingRouteDeps) {
         },
       },
       async (request) => {
-        const raw = request.body as Buffer;
+        const raw = rawBody(request.body);
         const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
         if (contentType !== "application/json" && contentType !== "application/x-ndjson") {
           throw new AppError(
@@ -118,9 +124,9 @@ function cdrRoutes(deps: ChargingRouteDeps) {
         },
       },
       async (request, reply) => {
-        const { source } = request.query as { source: string };
+        const { source } = request.query;
         await requireSource(deps, source);
-        const decoded = decodeFreeswitchBody(request.headers["content-type"], request.body as Buffer);
+        const decoded = decodeFreeswitchBody(request.headers["content-type"], rawBody(request.body));
         if (!decoded.ok) throw invalidField(decoded.rejection.field, decoded.rejection.reason);
         const mapped = mapFreeswitchCdr(decoded.cdr, source);
         if (!mapped.ok) throw invalidField(mapped.rejection.field, mapped.rejection.reason);
@@ -157,12 +163,12 @@ function cdrRoutes(deps: ChargingRouteDeps) {
         },
       },
       async (request) => {
-        const { source } = request.query as { source: string };
+        const { source } = request.query;
         const rules = await requireSource(deps, source);
         const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
         if (contentType !== "text/csv")
           throw new AppError("unsupported_media_type", "unsupported_media_type", "send text/csv");
-        const items = asteriskItems(request.body as Buffer, source, rules.timeZone);
+        const items = asteriskItems(rawBody(request.body), source, rules.timeZone);
         return deps.ingest.ingest(items, "asterisk");
       },
     );
@@ -226,7 +232,8 @@ function asteriskItems(raw: Buffer, source: string, timeZone: string): IncomingR
 
 /** TMF635 usage: one CDR in as a Usage, stored usage out with its derived status. */
 function usageRoutes(deps: ChargingRouteDeps) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     registerReadRoutes(app, {
       path: USAGE_PATH,
       name: "usage",
@@ -250,7 +257,7 @@ function usageRoutes(deps: ChargingRouteDeps) {
           response: { 200: UsageSchema, 201: UsageSchema, ...errorResponses(409, 413, 415) },
         },
       },
-      async (request, reply) => postUsage(deps, request.body as UsageCreate, reply, actorOf(request)),
+      async (request, reply) => postUsage(deps, request.body, reply, actorOf(request)),
     );
 
     app.get(
@@ -277,7 +284,7 @@ function usageRoutes(deps: ChargingRouteDeps) {
           response: { 200: UsageSpecificationSchema, ...errorResponses(404) },
         },
       },
-      async (request) => usageSpecification((request.params as { id: string }).id),
+      async (request) => usageSpecification(request.params.id),
     );
   };
 }
@@ -336,7 +343,8 @@ async function postUsage(
 
 /** Suspense: what could not be guided, with the reason; re-guided one by one or in bulk. */
 function suspenseRoutes(deps: ChargingRouteDeps) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     registerReadRoutes(app, {
       path: SUSPENSE_PATH,
       name: "suspended usage",
@@ -367,7 +375,7 @@ function suspenseRoutes(deps: ChargingRouteDeps) {
         },
       },
       async (request) => {
-        const body = request.body as ReguideRequest;
+        const body = request.body;
         return deps.usage.reguideMany(actorOf(request), {
           ...(body.reason ? { reason: body.reason } : {}),
           ...(body.source ? { source: body.source } : {}),
@@ -388,14 +396,15 @@ function suspenseRoutes(deps: ChargingRouteDeps) {
           response: { 200: SuspendedUsageSchema, ...errorResponses(404, 409) },
         },
       },
-      async (request) => deps.usage.reguideOne(actorOf(request), (request.params as { id: string }).id),
+      async (request) => deps.usage.reguideOne(actorOf(request), request.params.id),
     );
   };
 }
 
 /** The registered network elements (admins write, staff and elements read). */
 function sourceRoutes(deps: ChargingRouteDeps) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     const filters = { status: { values: ["active", "disabled"] }, countryCode: {} };
     app.get(
       CDR_SOURCE_PATH,
@@ -409,11 +418,7 @@ function sourceRoutes(deps: ChargingRouteDeps) {
         },
       },
       async (request, reply) => {
-        const list = parseListQuery(
-          request.query as Record<string, unknown>,
-          filters,
-          Object.keys(CdrSourceSchema.properties),
-        );
+        const list = parseListQuery(request.query, filters, Object.keys(CdrSourceSchema.properties));
         const { items, total } = await deps.sources.list(list);
         return sendList(reply, items, total, list.fields);
       },
@@ -430,7 +435,7 @@ function sourceRoutes(deps: ChargingRouteDeps) {
           response: { 200: CdrSourceSchema, ...errorResponses(404) },
         },
       },
-      async (request) => deps.sources.get((request.params as { id: string }).id),
+      async (request) => deps.sources.get(request.params.id),
     );
     app.post(
       CDR_SOURCE_PATH,
@@ -443,8 +448,7 @@ function sourceRoutes(deps: ChargingRouteDeps) {
           response: { 201: CdrSourceSchema, ...errorResponses(409, 413, 415) },
         },
       },
-      async (request, reply) =>
-        sendCreated(reply, await deps.sources.create(actorOf(request), request.body as CdrSourceCreate)),
+      async (request, reply) => sendCreated(reply, await deps.sources.create(actorOf(request), request.body)),
     );
     app.patch(
       `${CDR_SOURCE_PATH}/:id`,
@@ -458,14 +462,14 @@ function sourceRoutes(deps: ChargingRouteDeps) {
           response: { 200: CdrSourceSchema, ...errorResponses(404, 413, 415) },
         },
       },
-      async (request) =>
-        deps.sources.update(actorOf(request), (request.params as { id: string }).id, request.body as CdrSourcePatch),
+      async (request) => deps.sources.update(actorOf(request), request.params.id, request.body),
     );
   };
 }
 
 export function chargingRoutes(deps: ChargingRouteDeps) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     await app.register(cdrRoutes(deps));
     await app.register(usageRoutes(deps));
     await app.register(suspenseRoutes(deps));

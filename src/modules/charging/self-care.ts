@@ -9,6 +9,7 @@ import type { Database } from "../../platform/database.js";
 import { queryRows } from "../../platform/database.js";
 import { notFound } from "../../platform/errors.js";
 import { errorResponses, IdParamsSchema, TMF_BASE, tmfRef } from "../../platform/tmf.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { billPeriod } from "../../shared/calendar.js";
 import { isId } from "../../shared/ids.js";
 import { SELF_CARE_RECENT } from "../../shared/limits.js";
@@ -170,7 +171,8 @@ const SelfCareSchema = Type.Object({
 });
 
 export function selfCareRoutes(selfCare: SelfCareService) {
-  return async (app: FastifyInstance) => {
+  return async (instance: FastifyInstance) => {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     app.get(
       "/api/v1/self-care/:id",
       {
@@ -183,7 +185,7 @@ export function selfCareRoutes(selfCare: SelfCareService) {
           response: { 200: SelfCareSchema, ...errorResponses(404) },
         },
       },
-      async (request) => selfCare.summary(actorOf(request), (request.params as { id: string }).id),
+      async (request) => selfCare.summary(actorOf(request), request.params.id),
     );
   };
 }

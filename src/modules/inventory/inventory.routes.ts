@@ -4,20 +4,17 @@ import { actorOf, type Role, STAFF } from "../../platform/auth.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import { errorResponses, IdParamsSchema, sendCreated } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isId } from "../../shared/ids.js";
 import {
   NUMBER_CATEGORIES,
-  type NumberRange,
   NumberRangeSchema,
   RESOURCE_TYPES,
-  type ReservationRequest,
   ReservationRequestSchema,
   ReservationSchema,
-  type ResourceCreate,
   ResourceCreateSchema,
   ResourcePatchSchema,
   ResourceSchema,
-  type SimRecord,
 } from "./inventory.schemas.js";
 import { type InventoryService, RESERVATION_PATH, RESOURCE_PATH } from "./inventory.service.js";
 import { parseSimCsv } from "./sim-csv.js";
@@ -33,7 +30,8 @@ const ImportResult = Type.Object({ batch: Type.String(), imported: Type.Integer(
 
 /** TMF639 resources, SIM imports, number ranges and reservations. */
 export function inventoryRoutes(inventory: InventoryService) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     registerReadRoutes(app, {
       path: RESOURCE_PATH,
       name: "resource",
@@ -42,7 +40,11 @@ export function inventoryRoutes(inventory: InventoryService) {
       filters: FILTERS,
       roles: STAFF,
       extraQuery: { valuePattern: Type.Optional(Type.String({ pattern: "^[+0-9*]{1,16}$" })) },
-      list: (_actor, request) => inventory.list(request, request.query?.valuePattern as string | undefined),
+      list: (_actor, request) =>
+        inventory.list(
+          request,
+          typeof request.query?.valuePattern === "string" ? request.query.valuePattern : undefined,
+        ),
       get: (_actor, id) => inventory.get(id),
     });
 
@@ -57,8 +59,7 @@ export function inventoryRoutes(inventory: InventoryService) {
           response: { 201: ResourceSchema, ...errorResponses(409, 413, 415) },
         },
       },
-      async (request, reply) =>
-        sendCreated(reply, await inventory.create(actorOf(request), request.body as ResourceCreate)),
+      async (request, reply) => sendCreated(reply, await inventory.create(actorOf(request), request.body)),
     );
 
     app.patch(
@@ -74,12 +75,8 @@ export function inventoryRoutes(inventory: InventoryService) {
         },
       },
       async (request) => {
-        const { id } = request.params as { id: string };
-        return inventory.changeStatus(
-          actorOf(request),
-          id,
-          (request.body as { resourceStatus: string }).resourceStatus,
-        );
+        const { id } = request.params;
+        return inventory.changeStatus(actorOf(request), id, request.body.resourceStatus);
       },
     );
 
@@ -95,8 +92,7 @@ export function inventoryRoutes(inventory: InventoryService) {
         },
       },
       async (request, reply) => {
-        const records =
-          typeof request.body === "string" ? parseSimCsv(request.body) : (request.body as Array<Partial<SimRecord>>);
+        const records = typeof request.body === "string" ? parseSimCsv(request.body) : request.body;
         if (!Array.isArray(records))
           throw new AppError("bad_request", "invalid_import", "body: must be CSV or a JSON array");
         const result = await inventory.importSims(actorOf(request), records);
@@ -115,8 +111,7 @@ export function inventoryRoutes(inventory: InventoryService) {
           response: { 201: ImportResult, ...errorResponses(409, 413, 415) },
         },
       },
-      async (request, reply) =>
-        reply.code(201).send(await inventory.importRange(actorOf(request), request.body as NumberRange)),
+      async (request, reply) => reply.code(201).send(await inventory.importRange(actorOf(request), request.body)),
     );
 
     app.post(
@@ -130,8 +125,7 @@ export function inventoryRoutes(inventory: InventoryService) {
           response: { 201: ReservationSchema, ...errorResponses(404, 409, 413, 415) },
         },
       },
-      async (request, reply) =>
-        sendCreated(reply, await inventory.reserve(actorOf(request), request.body as ReservationRequest)),
+      async (request, reply) => sendCreated(reply, await inventory.reserve(actorOf(request), request.body)),
     );
 
     app.delete(
@@ -146,7 +140,7 @@ export function inventoryRoutes(inventory: InventoryService) {
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         if (!isId(id)) throw notFound("reservation", id);
         await inventory.releaseReservation(actorOf(request), id);
         return reply.code(204).send();

@@ -13,6 +13,7 @@ import {
   selectFields,
   sendList,
 } from "../../platform/tmf.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { ALERTS_PATH, type AlertsService } from "./alerts.service.js";
 import type { LiveHub } from "./live.js";
 
@@ -35,7 +36,8 @@ const TicketSchema = Type.Object({
 
 /** Alerts over REST, WebSocket tickets, and `/api/v1/ws` itself. */
 export function alertsRoutes(alerts: AlertsService, live: LiveHub) {
-  return async (app: FastifyInstance) => {
+  return async (instance: FastifyInstance) => {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     app.get(
       ALERTS_PATH,
       {
@@ -48,7 +50,7 @@ export function alertsRoutes(alerts: AlertsService, live: LiveHub) {
         },
       },
       async (request, reply) => {
-        const list = parseListQuery(request.query as Record<string, unknown>, ALERT_FILTERS, Object.keys(AlertFields));
+        const list = parseListQuery(request.query, ALERT_FILTERS, Object.keys(AlertFields));
         const { items, total } = await alerts.list(actorOf(request), list);
         return sendList(reply, items, total, list.fields);
       },
@@ -67,8 +69,8 @@ export function alertsRoutes(alerts: AlertsService, live: LiveHub) {
         },
       },
       async (request) => {
-        const { id } = request.params as { id: string };
-        const fields = readFieldsParameter(request.query as { fields?: string }, Object.keys(AlertFields));
+        const { id } = request.params;
+        const fields = readFieldsParameter(request.query, Object.keys(AlertFields));
         return selectFields(await alerts.get(actorOf(request), id), fields);
       },
     );
@@ -91,9 +93,8 @@ export function alertsRoutes(alerts: AlertsService, live: LiveHub) {
         },
       },
       async (request, reply) => {
-        const body = (request.body ?? {}) as { billingAccountId?: string };
         reply.code(201);
-        return live.issueTicket(actorOf(request), body.billingAccountId);
+        return live.issueTicket(actorOf(request), request.body?.billingAccountId);
       },
     );
 
@@ -116,7 +117,7 @@ export function alertsRoutes(alerts: AlertsService, live: LiveHub) {
         throw new AppError("upgrade_required", "upgrade_required", "/api/v1/ws is a WebSocket: connect with Upgrade");
       },
       wsHandler: (socket, request) => {
-        live.accept(socket, request.query as { ticket?: string; after?: string });
+        live.accept(socket, request.query);
       },
     });
   };

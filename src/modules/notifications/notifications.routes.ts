@@ -11,6 +11,7 @@ import {
   sendCreated,
   sendList,
 } from "../../platform/tmf.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isE164, isEmailAddress } from "../../shared/contact.js";
 import { isId } from "../../shared/ids.js";
 import { MESSAGE_BODY_MAX_LENGTH } from "../../shared/limits.js";
@@ -94,7 +95,8 @@ const MESSAGE_FILTERS = {
  * customer messages (agents send one and read each customer's log).
  */
 export function notificationsRoutes(hubs: HubService, messages: MessagesService) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     app.post(
       "/api/v1/customers/:id/messages",
       {
@@ -108,8 +110,8 @@ export function notificationsRoutes(hubs: HubService, messages: MessagesService)
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
-        const input = request.body as { channel: "sms" | "email"; to?: string; subject?: string; body: string };
+        const { id } = request.params;
+        const input = request.body;
         if (input.channel === "sms" && input.to !== undefined && !isE164(input.to))
           throw invalidField("to", "must be an E.164 number");
         if (input.channel === "email" && input.to !== undefined && !isEmailAddress(input.to))
@@ -131,12 +133,8 @@ export function notificationsRoutes(hubs: HubService, messages: MessagesService)
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
-        const list = parseListQuery(
-          request.query as Record<string, unknown>,
-          MESSAGE_FILTERS,
-          Object.keys(MessageSchema.properties),
-        );
+        const { id } = request.params;
+        const list = parseListQuery(request.query, MESSAGE_FILTERS, Object.keys(MessageSchema.properties));
         const { items, total } = await messages.list(id, list);
         return sendList(reply, items, total, list.fields);
       },
@@ -155,11 +153,7 @@ export function notificationsRoutes(hubs: HubService, messages: MessagesService)
           },
         },
         async (request, reply) => {
-          const created = await hubs.subscribe(
-            actorOf(request),
-            api,
-            request.body as { callback: string; query?: string },
-          );
+          const created = await hubs.subscribe(actorOf(request), api, request.body);
           return sendCreated(reply, created);
         },
       );
@@ -175,7 +169,7 @@ export function notificationsRoutes(hubs: HubService, messages: MessagesService)
           },
         },
         async (request, reply) => {
-          const { id } = request.params as { id: string };
+          const { id } = request.params;
           if (!isId(id)) throw notFound("hub", id);
           await hubs.unsubscribe(actorOf(request), api, id);
           return reply.code(204).send();
@@ -195,7 +189,7 @@ export function notificationsRoutes(hubs: HubService, messages: MessagesService)
         },
       },
       async (request, reply) => {
-        const list = parseListQuery(request.query as Record<string, unknown>, HUB_FILTERS, Object.keys(HubFields));
+        const list = parseListQuery(request.query, HUB_FILTERS, Object.keys(HubFields));
         const { items, total } = await hubs.list(list);
         return sendList(reply, items, total, list.fields);
       },
@@ -214,13 +208,9 @@ export function notificationsRoutes(hubs: HubService, messages: MessagesService)
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         if (!isId(id)) throw notFound("hub", id);
-        const list = parseListQuery(
-          request.query as Record<string, unknown>,
-          DELIVERY_FILTERS,
-          Object.keys(DeliverySchema.properties),
-        );
+        const list = parseListQuery(request.query, DELIVERY_FILTERS, Object.keys(DeliverySchema.properties));
         const { items, total } = await hubs.deliveries(id, list);
         return sendList(reply, items, total, list.fields);
       },
@@ -239,7 +229,7 @@ export function notificationsRoutes(hubs: HubService, messages: MessagesService)
         },
       },
       async (request) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         if (!isId(id)) throw notFound("hub", id);
         return hubs.resume(actorOf(request), id);
       },

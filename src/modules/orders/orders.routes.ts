@@ -2,13 +2,13 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role } from "../../platform/auth.js";
 import { AppError, notFound } from "../../platform/errors.js";
-import { errorResponses, IdParamsSchema, sendCreated } from "../../platform/tmf.js";
+import { errorResponses, IdParamsSchema, idempotencyKeyOf, sendCreated } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isId } from "../../shared/ids.js";
 import {
   CancelProductOrderCreateSchema,
   CancelProductOrderSchema,
-  type ProductOrderCreate,
   ProductOrderCreateSchema,
   ProductOrderSchema,
 } from "./orders.schemas.js";
@@ -26,7 +26,8 @@ const IdempotencyHeaders = Type.Object({
 
 /** TMF622 productOrder and cancelProductOrder. */
 export function ordersRoutes(orders: OrdersService) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     app.post(
       ORDER_PATH,
       {
@@ -41,8 +42,8 @@ export function ordersRoutes(orders: OrdersService) {
         },
       },
       async (request, reply) => {
-        const key = (request.headers as { "idempotency-key"?: string })["idempotency-key"];
-        const { order, replayed } = await orders.place(actorOf(request), request.body as ProductOrderCreate, key);
+        const key = idempotencyKeyOf(request);
+        const { order, replayed } = await orders.place(actorOf(request), request.body, key);
         if (replayed) reply.header("idempotent-replayed", "true");
         return sendCreated(reply, order);
       },
@@ -69,7 +70,7 @@ export function ordersRoutes(orders: OrdersService) {
         },
       },
       async (request, reply) => {
-        const body = request.body as { productOrder: { id: string }; cancellationReason?: string };
+        const body = request.body;
         if (!isId(body.productOrder.id)) {
           throw new AppError(
             "unprocessable",
@@ -93,7 +94,7 @@ export function ordersRoutes(orders: OrdersService) {
         },
       },
       async (request) => {
-        const { id } = request.params as { id: string };
+        const { id } = request.params;
         if (!isId(id)) throw notFound("cancelProductOrder", id);
         return orders.getCancel(id);
       },

@@ -1,11 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { STAFF } from "../../platform/auth.js";
 import { errorResponses } from "../../platform/tmf.js";
-import { type QuoteRequest, QuoteRequestSchema, QuoteSchema } from "./quote.schemas.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
+import { QuoteRequestSchema, QuoteSchema } from "./quote.schemas.js";
 import type { QuoteService } from "./quote.service.js";
 
 export function ratingRoutes(quotes: QuoteService) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     app.post(
       "/api/v1/rating/quote",
       {
@@ -17,7 +19,7 @@ export function ratingRoutes(quotes: QuoteService) {
           response: { 200: QuoteSchema, ...errorResponses(413, 415, 422) },
         },
       },
-      async (request) => quotes.quote(request.body as QuoteRequest),
+      async (request) => quotes.quote(request.body),
     );
   };
 }

@@ -3,6 +3,7 @@ import { Type } from "typebox";
 import { actorOf, STAFF } from "../../platform/auth.js";
 import { errorResponses, IdParamsSchema } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
+import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { PRODUCT_LIFECYCLE, PRODUCT_PATH, type SubscriptionsService } from "./subscriptions.service.js";
 
 const Ref = Type.Object({
@@ -61,7 +62,8 @@ const FILTERS = {
 
 /** TMF637 products: lines and add-ons; PATCH of `status` suspends and resumes a line. */
 export function subscriptionsRoutes(subscriptions: SubscriptionsService) {
-  return async function routes(app: FastifyInstance): Promise<void> {
+  return async function routes(instance: FastifyInstance): Promise<void> {
+    const app = instance.withTypeProvider<SchemaTypeProvider>();
     registerReadRoutes(app, {
       path: PRODUCT_PATH,
       name: "product",
@@ -85,8 +87,8 @@ export function subscriptionsRoutes(subscriptions: SubscriptionsService) {
         },
       },
       async (request) => {
-        const { id } = request.params as { id: string };
-        return subscriptions.changeStatus(actorOf(request), id, (request.body as { status: string }).status);
+        const { id } = request.params;
+        return subscriptions.changeStatus(actorOf(request), id, request.body.status);
       },
     );
   };
