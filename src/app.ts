@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from "fastify";
 import type { Redis } from "ioredis";
@@ -7,6 +8,7 @@ import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
 import { createChargingModule } from "./modules/charging/index.js";
 import { redisShardLeases, soleShardLeases } from "./modules/charging/leases.js";
+import { ratingLoopsRunning } from "./modules/charging/rating.service.js";
 import { memoryChargingStore } from "./modules/charging/store/memory-store.js";
 import { redisChargingStore } from "./modules/charging/store/redis-store.js";
 import { inProcessUsageQueue, redisUsageQueue } from "./modules/charging/usage-queue.js";
@@ -28,8 +30,10 @@ import { registerAuth } from "./platform/auth.js";
 import { type Broadcast, inProcessBroadcast, redisBroadcast } from "./platform/broadcast.js";
 import { CallbackPolicy } from "./platform/callback-policy.js";
 import { type Clock, systemClock } from "./platform/clock.js";
+import { adminRoutes, ClockMover, clockMoving } from "./platform/clock-admin.js";
 import { type Database, openDatabase } from "./platform/database.js";
 import { registerDocs } from "./platform/docs.js";
+import { TestClock } from "./platform/engine-clock.js";
 import { registerErrorHandlers } from "./platform/error-handler.js";
 import { EventLog } from "./platform/events.js";
 import { registerHealth } from "./platform/health.js";
@@ -37,9 +41,11 @@ import { parseJsonBody, parseTextBody } from "./platform/json-body.js";
 import { loggerOptions, requestIdFor } from "./platform/logger.js";
 import { registerMetrics } from "./platform/metrics.js";
 import { openRedis, waitForRedis } from "./platform/redis.js";
+import { Scheduler } from "./platform/scheduler.js";
 import { resolveSecretsKey, SecretBox } from "./platform/secrets.js";
 import { ErrorSchema } from "./platform/tmf.js";
 import { validatorCompiler } from "./platform/validation.js";
+import { registerScheduledJobs } from "./scheduled-jobs.js";
 import { REDIS_CONNECT_TIMEOUT_MS, WS_MAX_FRAME_BYTES } from "./shared/limits.js";
 
 export interface AppOptions {
@@ -70,6 +76,7 @@ declare module "fastify" {
   interface FastifyInstance {
     services: AppServices;
     database: Database;
+    scheduler: Scheduler;
     routeTable: RegisteredRoute[];
   }
 }
@@ -96,7 +103,8 @@ const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.
  * the CLI and the workers all start here. Nothing listens until the caller says so.
  */
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
-  const clock = options.clock ?? systemClock;
+  let clock: Clock = options.clock ?? systemClock;
+  let testClock: TestClock | null = null;
   const app = Fastify({
     logger:
       options.logger === false
@@ -178,6 +186,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       await waitForRedis(redis, REDIS_CONNECT_TIMEOUT_MS);
     }
     broadcast = redis === null ? inProcessBroadcast() : redisBroadcast(redis, config.redisKeyPrefix);
+    // The engine clock (platform/engine-clock.ts): an injected clock (tests), the test clock, or the wall clock.
+    if (options.clock === undefined && config.testClock) {
+      const opened = await TestClock.open(database, broadcast);
+      stopping.push(() => opened.close());
+      testClock = opened;
+      clock = opened;
+    }
 
     const audit = new AuditLog(clock);
     const events = new EventLog(clock);
@@ -267,6 +282,37 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       log: app.log,
     });
     stopping.push(() => charging.stop());
+
+    const scheduler = new Scheduler({
+      database,
+      clock,
+      log: app.log,
+      owner: `${hostname()}-${process.pid}`,
+      leaseSeconds: config.jobLeaseSeconds,
+      // While an admin moves the test clock, that process runs the crossed days' jobs; the others' ticks wait.
+      ...(testClock === null ? {} : { paused: () => clockMoving(database) }),
+    });
+    registerScheduledJobs(scheduler, {
+      inventory: inventory.service,
+      live: notifications.live,
+      charging: charging.services,
+      log: app.log,
+    });
+    const mover =
+      testClock === null
+        ? null
+        : new ClockMover({
+            clock: testClock,
+            database,
+            scheduler,
+            rating: {
+              backlog: () => charging.services.usage.backlog(),
+              ratersAlive: async () =>
+                ratingLoopsRunning() > 0 ||
+                (redis !== null && (await redis.zcount("workers", `(${Date.now()}`, "+inf")) > 0),
+            },
+          });
+    app.decorate("scheduler", scheduler);
     app.decorate("services", {
       access: access.service,
       customers: customers.services,
@@ -297,6 +343,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(subscriptions.routes);
     await app.register(orders.routes);
     await app.register(charging.routes);
+    await app.register(adminRoutes(scheduler, mover, testClock ?? { now: () => clock.now(), offsetMs: () => 0 }));
     if (simulated !== null) {
       const recordFailure = (actor: Actor, change: object) =>
         database.transaction((tx) =>

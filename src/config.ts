@@ -5,6 +5,7 @@ import {
   API_KEY_MAX_LENGTH,
   API_KEY_MIN_LENGTH,
   BODY_LIMIT_BYTES_DEFAULT,
+  JOB_LEASE_SECONDS,
   LEASE_TTL_SECONDS,
   RATING_SHARDS_DEFAULT,
   SWEEP_AFTER_SECONDS,
@@ -58,6 +59,10 @@ export interface Config {
   readonly sweepAfterSeconds: number;
   /** How often a worker (one at a time, by lease) runs the sweeper. */
   readonly sweepIntervalSeconds: number;
+  /** How long a claimed scheduled-job slot stays its runner's unless renewed; a dead runner's is taken over after it. */
+  readonly jobLeaseSeconds: number;
+  /** The test clock (DESIGN.md §10): business time = wall clock + a stored offset an admin may move forward. */
+  readonly testClock: boolean;
   /** A rating worker's shard lease lasts this long unless renewed; a dead worker's shards free up after it. */
   readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
@@ -186,7 +191,15 @@ export function loadConfig(env: Env = process.env): Config {
     fault,
     sweepIntervalSeconds: integer("BSS_SWEEP_INTERVAL_SECONDS", SWEEP_INTERVAL_MS / 1000, 1, 3600),
     leaseSeconds: integer("BSS_LEASE_SECONDS", LEASE_TTL_SECONDS, 2, 300),
+    testClock: flag("BSS_TEST_CLOCK", false),
+    jobLeaseSeconds: integer("BSS_JOB_LEASE_SECONDS", JOB_LEASE_SECONDS, 2, 3600),
   };
+  // A movable clock is for acceptance testing; on a server database it would move production's business time.
+  if (config.testClock && config.databaseUrl !== undefined && !flag("BSS_ALLOW_TEST_CLOCK_WITH_SERVER", false)) {
+    problems.push(
+      "BSS_TEST_CLOCK=true with DATABASE_URL is refused: it moves business time for everyone on that database; set BSS_ALLOW_TEST_CLOCK_WITH_SERVER=true for a test server",
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -4,13 +4,9 @@ import { RatingService, startRatingLoop } from "./modules/charging/rating.servic
 import { SYSTEM_ACTOR } from "./platform/audit.js";
 import { describeFailure } from "./platform/errors.js";
 import { armFault } from "./platform/faults.js";
+import { startScheduling } from "./platform/scheduler.js";
 import { exitOnSignals } from "./platform/shutdown.js";
-import {
-  ALERT_LOOP_INTERVAL_MS,
-  HUB_LOOP_INTERVAL_MS,
-  INVENTORY_EXPIRY_INTERVAL_MS,
-  TICKET_PURGE_INTERVAL_MS,
-} from "./shared/limits.js";
+import { ALERT_LOOP_INTERVAL_MS, HUB_LOOP_INTERVAL_MS, ORDER_RECOVERY_INTERVAL_MS } from "./shared/limits.js";
 
 /** The API server process: configuration, the engine, the bootstrap key, listening, graceful shutdown. */
 async function main(): Promise<void> {
@@ -36,6 +32,7 @@ async function main(): Promise<void> {
 
   // Background work of the API process; not started by buildApp, so tests drive it step by step.
   const background = startBackgroundLoops(app);
+  const scheduling = startScheduling(app.scheduler, app.log);
   // Embedded mode has no workers: the API process rates its in-process queue itself (DESIGN.md §7).
   const rating =
     config.redisUrl === undefined
@@ -43,7 +40,7 @@ async function main(): Promise<void> {
           app.services.charging.rating,
           app.services.charging.leases("embedded"),
           app.log,
-          RatingService.jobs(app.services.charging, app.log, config),
+          RatingService.jobs(app.services.charging, config),
         )
       : null;
 
@@ -53,6 +50,7 @@ async function main(): Promise<void> {
     stopping: "shutting down: draining in-flight requests",
     stop: async () => {
       background.stop();
+      await scheduling.stop();
       await rating?.stop();
       await app.close();
     },
@@ -93,9 +91,7 @@ function startBackgroundLoops(app: Awaited<ReturnType<typeof buildApp>>): { stop
       await app.services.alerts.relay();
       await app.services.messages.deliverPending();
     }),
-    loop("ticket purge", TICKET_PURGE_INTERVAL_MS, () => app.services.live.purgeTickets()),
-    loop("inventory expiry", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.inventory.expire(SYSTEM_ACTOR)),
-    loop("order recovery", INVENTORY_EXPIRY_INTERVAL_MS, () => app.services.orders.recover(SYSTEM_ACTOR)),
+    loop("order recovery", ORDER_RECOVERY_INTERVAL_MS, () => app.services.orders.recover(SYSTEM_ACTOR)),
   ];
   return {
     stop() {

@@ -4,6 +4,7 @@ import { loadConfigOrExit } from "./config.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { describeFailure } from "./platform/errors.js";
 import { armFault } from "./platform/faults.js";
+import { startScheduling } from "./platform/scheduler.js";
 import { exitOnSignals } from "./platform/shutdown.js";
 
 /**
@@ -26,14 +27,16 @@ async function main(): Promise<void> {
     app.services.charging.rating,
     app.services.charging.leases(consumer),
     app.log,
-    RatingService.jobs(app.services.charging, app.log, config),
+    RatingService.jobs(app.services.charging, config),
   );
+  const scheduling = startScheduling(app.scheduler, app.log);
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
   exitOnSignals({
     log: app.log,
     timeoutMs: config.shutdownTimeoutMs,
     stopping: "rating worker stopping after the batch in hand",
     stop: async () => {
+      await scheduling.stop();
       await loop.stop();
       await app.close();
     },

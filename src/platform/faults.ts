@@ -9,11 +9,13 @@
  *
  * Crash points of the rating worker: `after-step` (the charging step applied in the store, the batch not yet
  * committed), `mid-batch` (one account's step applied, others of the batch not yet), `after-commit` (rated rows
- * committed, queue entries not yet acknowledged).
+ * committed, queue entries not yet acknowledged). Of the scheduler: `mid-job` (a job's work done, its slot not
+ * yet recorded as done).
  */
-export type CrashPoint = "after-step" | "mid-batch" | "after-commit";
+export type CrashPoint = "after-step" | "mid-batch" | "after-commit" | "mid-job";
 
-export const FAULT_PATTERN = /^(crash:(after-step|mid-batch|after-commit)(@[1-9][0-9]{0,5})?|poison:[0-9a-f-]{36})$/;
+export const FAULT_PATTERN =
+  /^(crash:(after-step|mid-batch|after-commit|mid-job)(@[1-9][0-9]{0,5})?|poison:[0-9a-f-]{36})$/;
 
 let crash: { point: string; remaining: number } | null = null;
 let poison: string | null = null;

@@ -333,3 +333,47 @@ export function proratedAmount(
   if (days >= totalDays) return price;
   return price.times(days).dividedBy(totalDays).toDecimalPlaces(decimals, Modes[mode]);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// ISO 8601 durations (the test clock's "advance")
+
+export interface Duration {
+  years: number;
+  months: number;
+  weeks: number;
+  days: number;
+  hours: number;
+  minutes: number;
+  seconds: number;
+}
+
+/** `P1Y2M3DT4H5M6S`, `P2W`, `PT36H`…: whole numbers only; null when malformed or empty (`P`, `PT`). */
+export function parseIsoDuration(text: string): Duration | null {
+  const match =
+    /^P(?:(\d{1,4})Y)?(?:(\d{1,5})M)?(?:(\d{1,5})W)?(?:(\d{1,6})D)?(?:T(?:(\d{1,7})H)?(?:(\d{1,9})M)?(?:(\d{1,10})S)?)?$/.exec(
+      text,
+    );
+  if (match === null || text === "P" || text.endsWith("T")) return null;
+  const [years, months, weeks, days, hours, minutes, seconds] = match.slice(1).map((part) => Number(part ?? 0));
+  return {
+    years: years ?? 0,
+    months: months ?? 0,
+    weeks: weeks ?? 0,
+    days: days ?? 0,
+    hours: hours ?? 0,
+    minutes: minutes ?? 0,
+    seconds: seconds ?? 0,
+  };
+}
+
+/** An instant plus a duration: calendar years and months first (clamped to the month's end), then exact time. */
+export function addDuration(instant: Date, duration: Duration): Date {
+  const months = addMonthsUtc(instant, duration.years * 12 + duration.months);
+  const ms =
+    ((duration.weeks * 7 + duration.days) * 24 * 3600 +
+      duration.hours * 3600 +
+      duration.minutes * 60 +
+      duration.seconds) *
+    1000;
+  return new Date(months.getTime() + ms);
+}

@@ -66,8 +66,8 @@ export const INSERT_CHUNK_ROWS = 2_000;
 export const IMPORT_ERRORS_SHOWN = 200;
 /** Imports at least this large refresh the planner statistics of the inventory table. */
 export const ANALYZE_AFTER_ROWS = 1_000;
-/** How often the API process ends expired reservations and quarantines. */
-export const INVENTORY_EXPIRY_INTERVAL_MS = 10_000;
+/** How often the API process takes up orders interrupted by a crash. */
+export const ORDER_RECOVERY_INTERVAL_MS = 10_000;
 
 /** Message gateway: how long one call may take and how many times a failing send is tried. */
 export const MESSAGE_GATEWAY_TIMEOUT_MS = 3_000;
@@ -114,14 +114,12 @@ export const SWEEP_INTERVAL_MS = 30_000;
 export const RATING_SHARD_CONCURRENCY = 4;
 /** Accounts of a batch a worker rates at once (each on its own keys; its events in order). */
 export const RATING_ACCOUNT_CONCURRENCY = 64;
-/** How often one worker gives lines whose allowance period ended their new period's buckets (and rollovers). */
-export const RENEW_INTERVAL_MS = 300_000;
 /** Ended allowance buckets the renewal job reads per page while it looks for holders still due. */
 export const RENEW_CANDIDATE_PAGE = 1_000;
+/** How long a claimed scheduled-job slot is its runner's by default; renewed while it works, a dead runner's lapses. */
+export const JOB_LEASE_SECONDS = 120;
 /** Reconciliation: dedupe marks rebuilt for records rated this recently (replays come within minutes). */
 export const DEDUPE_REBUILD_DAYS = 2;
-/** How often one worker compares Redis with the ledger and rebuilds what differs. */
-export const RECONCILE_INTERVAL_MS = 3_600_000;
 /** Accounts reconciled per page. */
 export const RECONCILE_PAGE = 200;
 /** The threshold table is read at most this often per process (it is data that changes rarely). */
@@ -143,4 +141,3 @@ export const WS_HEARTBEAT_MS = 30_000;
 /** A stored message still pending this long after it was stored is sent again by the relay (idempotent at the gateway). */
 export const MESSAGE_PENDING_RESEND_MS = 60_000;
 export const MESSAGE_PENDING_BATCH = 50;
-export const TICKET_PURGE_INTERVAL_MS = 600_000;

@@ -89,6 +89,8 @@ export async function startEngine(
     orderFulfilment?: "background" | "manual";
     /** Servers of the test's own (fault tests kill them): a database is made there and migrated at start. */
     servers?: { pgUrl?: string; redisUrl?: string };
+    /** The engine's own test clock (BSS_TEST_CLOCK) instead of an injected one; `clock` is then not the engine's. */
+    testClock?: boolean;
   } = {},
 ): Promise<Engine> {
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
@@ -99,6 +101,7 @@ export async function startEngine(
     BSS_CATALOG_REFRESH_SECONDS: "0",
     // Test receivers listen on loopback; production refuses internal callbacks unless allowed like this.
     BSS_CALLBACK_ALLOW: "127.0.0.1",
+    ...(options.testClock ? { BSS_TEST_CLOCK: "true", BSS_ALLOW_TEST_CLOCK_WITH_SERVER: "true" } : {}),
     ...options.env,
   };
   let dropDatabase: (() => Promise<void>) | null = null;
@@ -137,7 +140,7 @@ export async function startEngine(
   const seed = driver === "pglite" ? await loadPgliteSeed() : undefined;
   const app = await buildApp(config, {
     ...(seed === undefined ? {} : { pgliteSeed: seed }),
-    clock: clock as Clock,
+    ...(options.testClock ? {} : { clock: clock as Clock }),
     logger: false,
     ...(options.messageChannel ? { messageChannel: options.messageChannel } : {}),
     ...(options.provisioning ? { provisioning: options.provisioning } : {}),

@@ -8,8 +8,6 @@ import { billPeriod } from "../../shared/calendar.js";
 import {
   RATING_ACCOUNT_CONCURRENCY,
   RATING_SHARD_CONCURRENCY,
-  RECONCILE_INTERVAL_MS,
-  RENEW_INTERVAL_MS,
   SWEEP_AFTER_SECONDS,
   SWEEP_INTERVAL_MS,
 } from "../../shared/limits.js";
@@ -585,18 +583,14 @@ export class RatingService {
     this.states.set(accountId, { state, holders: new Set(holders) });
   }
 
-  /** The loop's periodic jobs, from the engine's services. */
+  /** The loop's own periodic work, from the engine's services (renewal and reconciliation are scheduled jobs). */
   static jobs(
     charging: {
       usage: { sweep(queue: UsageQueue, afterSeconds: number): Promise<number> };
       queue: UsageQueue;
       store: ChargingStore;
-      rating: { renew(): Promise<number> };
-      reconcile: {
-        run(mode: "check" | "rebuild", only?: readonly string[]): Promise<{ mismatched: Array<{ accountId: string }> }>;
-      };
+      reconcile: { run(mode: "check" | "rebuild", only?: readonly string[]): Promise<unknown> };
     },
-    log: FastifyBaseLogger,
     sweeping: { sweepAfterSeconds: number; sweepIntervalSeconds: number } = {
       sweepAfterSeconds: SWEEP_AFTER_SECONDS,
       sweepIntervalSeconds: SWEEP_INTERVAL_MS / 1000,
@@ -605,22 +599,35 @@ export class RatingService {
     return {
       sweepIntervalMs: sweeping.sweepIntervalSeconds * 1000,
       sweep: () => charging.usage.sweep(charging.queue, sweeping.sweepAfterSeconds),
-      renew: () => charging.rating.renew(),
       initialized: () => charging.store.initialized(),
       rebuild: () => charging.reconcile.run("rebuild"),
-      async reconcile() {
-        const report = await charging.reconcile.run("check");
-        if (report.mismatched.length === 0) return;
-        log.warn(
-          { mismatched: report.mismatched },
-          "reconcile: the store differs from the ledger; rebuilding those accounts",
-        );
-        await charging.reconcile.run(
-          "rebuild",
-          report.mismatched.map((item) => item.accountId),
-        );
-      },
     };
+  }
+
+  /**
+   * The hourly reconciliation job: compares the store with the ledger and rebuilds the accounts that differ.
+   * Answers how many accounts it compared and rebuilt.
+   */
+  static async reconcileJob(
+    reconcile: {
+      run(
+        mode: "check" | "rebuild",
+        only?: readonly string[],
+      ): Promise<{ accounts: number; mismatched: Array<{ accountId: string }> }>;
+    },
+    log: FastifyBaseLogger,
+  ): Promise<{ accounts: number; rebuilt: number }> {
+    const report = await reconcile.run("check");
+    if (report.mismatched.length === 0) return { accounts: report.accounts, rebuilt: 0 };
+    log.warn(
+      { mismatched: report.mismatched },
+      "reconcile: the store differs from the ledger; rebuilding those accounts",
+    );
+    await reconcile.run(
+      "rebuild",
+      report.mismatched.map((item) => item.accountId),
+    );
+    return { accounts: report.accounts, rebuilt: report.mismatched.length };
   }
 
   /**
@@ -867,14 +874,16 @@ export interface LoopJobs {
   /** How often one worker (by lease) runs the sweeper. */
   sweepIntervalMs: number;
   sweep(): Promise<number>;
-  /** Gives lines whose allowance period ended their new period's buckets; answers how many. */
-  renew(): Promise<number>;
   /** Whether the store holds the ledger's state (false after Redis came back empty). */
   initialized(): Promise<boolean>;
   /** Rebuilds the whole store from the ledger and marks it initialized. */
   rebuild(): Promise<unknown>;
-  /** Compares the store with the ledger and rebuilds the accounts that differ. */
-  reconcile(): Promise<unknown>;
+}
+
+/** Rating loops running in this process (the embedded engine's; a test clock's drain asks whether one runs). */
+let loopsRunning = 0;
+export function ratingLoopsRunning(): number {
+  return loopsRunning;
 }
 
 export function startRatingLoop(
@@ -886,8 +895,7 @@ export function startRatingLoop(
 ): { stop(): Promise<void> } {
   let stopping = false;
   let nextSweepMs = 0;
-  let nextRenewMs = 0;
-  let nextReconcileMs = Date.now() + RECONCILE_INTERVAL_MS;
+  loopsRunning += 1;
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const done = (async () => {
     while (!stopping) {
@@ -901,22 +909,11 @@ export function startRatingLoop(
           } else await sleep(200);
           continue;
         }
-        if (Date.now() >= nextReconcileMs) {
-          nextReconcileMs = Date.now() + RECONCILE_INTERVAL_MS;
-          if (await leases.turn("reconcile", RECONCILE_INTERVAL_MS)) await jobs.reconcile();
-        }
         if (Date.now() >= nextSweepMs) {
           nextSweepMs = Date.now() + jobs.sweepIntervalMs;
           if (await leases.turn("sweeper", jobs.sweepIntervalMs)) {
             const swept = await jobs.sweep();
             if (swept > 0) log.warn({ swept }, "sweeper: accepted records that never reached the queue were enqueued");
-          }
-        }
-        if (Date.now() >= nextRenewMs) {
-          nextRenewMs = Date.now() + RENEW_INTERVAL_MS;
-          if (await leases.turn("renew", RENEW_INTERVAL_MS)) {
-            const renewed = await jobs.renew();
-            if (renewed > 0) log.info({ renewed }, "renewal: lines got their new allowance period");
           }
         }
         const held = await leases.refresh();
@@ -930,8 +927,10 @@ export function startRatingLoop(
   })();
   return {
     async stop() {
+      if (stopping) return;
       stopping = true;
       await done;
+      loopsRunning -= 1;
       await leases.releaseAll().catch(() => undefined);
     },
   };

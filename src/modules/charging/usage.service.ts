@@ -300,6 +300,28 @@ export class UsageService {
    * empty, were lost between the insert and the queue (a crash, a Redis that lost its stream): they go on the
    * queue again. A record still waiting in a busy shard is left alone; one enqueued twice is rated once.
    */
+  /**
+   * What the rating loop still owes for recently accepted records (the sweeper's window): guided chargeable
+   * records neither rated nor in suspense, and, for the drain's report, how many of the window's records are
+   * rated and how many wait in suspense.
+   */
+  async backlog(): Promise<{ pending: number; rated: number; suspense: number }> {
+    const since = new Date(this.deps.clock.now().getTime() - SWEEP_WINDOW_SECONDS * 1000).toISOString();
+    const [row] = await queryRows<{ pending: number; rated: number; suspense: number }>(
+      this.deps.database.db,
+      sql`select
+            count(*) filter (where r.usage_id is null and s.usage_id is null)::int as pending,
+            count(r.usage_id)::int as rated,
+            count(s.usage_id)::int as suspense
+          from usage_records u
+          left join rated_usage r on r.usage_id = u.id
+          left join lateral (select usage_id from usage_suspense
+            where usage_id = u.id and resolved_at is null limit 1) s on true
+          where u.product_id is not null and u.chargeable and u.received_at >= ${since}::timestamptz`,
+    );
+    return row ?? { pending: 0, rated: 0, suspense: 0 };
+  }
+
   async sweep(queue: UsageQueue, afterSeconds = SWEEP_AFTER_SECONDS): Promise<number> {
     const nowMs = this.deps.clock.now().getTime();
     const rows = await queryRows<{ id: string }>(

@@ -1,0 +1,50 @@
+import type { FastifyBaseLogger } from "fastify";
+import { RatingService } from "./modules/charging/rating.service.js";
+import { SYSTEM_ACTOR } from "./platform/audit.js";
+import type { Scheduler } from "./platform/scheduler.js";
+
+/**
+ * The engine's scheduled jobs (platform/scheduler.ts), registered the same in every process so any of them can
+ * run a slot: housekeeping that covers everything before it runs only its latest slot when it missed some; jobs
+ * whose slots mean business days (bill cycles, dunning, renewals to come) run every slot in order. Each answers
+ * what it did, kept as the run's outcome. Billing, payments and collections add theirs here.
+ */
+export function registerScheduledJobs(
+  scheduler: Scheduler,
+  services: {
+    inventory: { expire(actor: typeof SYSTEM_ACTOR): Promise<{ reservations: number; quarantines: number }> };
+    live: { purgeTickets(): Promise<number> };
+    charging: {
+      rating: { renew(): Promise<number> };
+      reconcile: Parameters<typeof RatingService.reconcileJob>[0];
+    };
+    log: FastifyBaseLogger;
+  },
+): void {
+  scheduler.register({
+    name: "inventory-expiry",
+    every: "minute",
+    catchUp: "latest",
+    // Lapsed reservations and quarantines back to available (claims already treat them as free).
+    run: async () => services.inventory.expire(SYSTEM_ACTOR),
+  });
+  scheduler.register({
+    name: "ws-ticket-purge",
+    every: "day",
+    catchUp: "each",
+    run: async (businessTime) => ({ purged: await services.live.purgeTickets(), day: businessTime.toISOString() }),
+  });
+  scheduler.register({
+    name: "allowance-renewal",
+    every: "hour",
+    catchUp: "latest",
+    // Lines whose allowance period ended get the new period's buckets before their first event.
+    run: async () => ({ renewed: await services.charging.rating.renew() }),
+  });
+  scheduler.register({
+    name: "reconcile",
+    every: "hour",
+    catchUp: "latest",
+    run: async () => RatingService.reconcileJob(services.charging.reconcile, services.log),
+  });
+}
