@@ -62,6 +62,8 @@ export interface AppOptions {
   orderFulfilment?: "background" | "manual";
   /** An in-memory PGlite starts from this migrated data directory (tests; see DatabaseOptions.seed). */
   pgliteSeed?: Blob;
+  /** Who this process is, as an embedded data folder's lock names it (default: the engine on its port). */
+  holder?: string;
 }
 
 /** A route as registered, for the test that proves every route declares roles and schemas. */
@@ -168,6 +170,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     dataDir: config.dataDir,
     poolMax: config.dbPoolMax,
     seed: options.pgliteSeed,
+    holder: options.holder ?? `the engine on port ${config.port}`,
   });
   let redis: Redis | null = null;
   let broadcast: Broadcast | null = null;

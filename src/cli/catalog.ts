@@ -2,6 +2,7 @@ import { buildApp } from "../app.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { CatalogError, loadCatalog } from "../modules/catalog/catalog-load.js";
 import { SYSTEM_ACTOR } from "../platform/audit.js";
+import { DataFolderInUse } from "../platform/database.js";
 
 /**
  * `npm run catalog:validate [dir]`: checks the catalog files and lists every problem with file and path.
@@ -20,7 +21,10 @@ try {
         `currencies ${catalog.root.currencies.join(", ")}\n`,
     );
   } else if (command === "publish") {
-    const app = await buildApp({ ...config, catalogRefreshSeconds: 0 }, { logger: false });
+    const app = await buildApp(
+      { ...config, catalogRefreshSeconds: 0 },
+      { logger: false, holder: "npm run catalog:publish" },
+    );
     try {
       const result = await app.services.catalog.publish(SYSTEM_ACTOR, directory);
       process.stdout.write(
@@ -36,7 +40,7 @@ try {
     process.exit(2);
   }
 } catch (error) {
-  if (error instanceof CatalogError || error instanceof ConfigError) {
+  if (error instanceof CatalogError || error instanceof ConfigError || error instanceof DataFolderInUse) {
     process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }

@@ -1,5 +1,6 @@
 import { buildApp } from "../app.js";
 import { loadConfigOrExit } from "../config.js";
+import { DataFolderInUse } from "../platform/database.js";
 
 /**
  * `npm run reconcile [-- --check]`: compares every account's charging state in Redis with the PostgreSQL ledger
@@ -8,7 +9,11 @@ import { loadConfigOrExit } from "../config.js";
  */
 const config = loadConfigOrExit();
 const check = process.argv.includes("--check");
-const app = await buildApp({ ...config, logLevel: "warn" });
+const app = await buildApp({ ...config, logLevel: "warn" }, { holder: "npm run reconcile" }).catch((error: unknown) => {
+  if (!(error instanceof DataFolderInUse)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+});
 try {
   const report = await app.services.charging.reconcile.run(check ? "check" : "rebuild");
   process.stdout.write(

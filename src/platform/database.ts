@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -41,6 +41,65 @@ export interface DatabaseOptions {
    * initialising and migrating each one. Ignored for PostgreSQL and for PGlite on disk.
    */
   seed?: Blob | undefined;
+  /** Who opens an embedded data folder, as its lock file names it to anyone else who tries ("the server on port 3000"). */
+  holder?: string | undefined;
+}
+
+/**
+ * An embedded data folder is open in another process: a second PGlite on the same folder would corrupt it
+ * (STYLE.md), so command-line tools and a second server refuse, naming who holds it.
+ */
+export class DataFolderInUse extends Error {
+  override name = "DataFolderInUse";
+}
+
+const LOCK_FILE = "engine.lock";
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but is another user's; ESRCH: it is gone.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Takes the data folder's lock file (created exclusively; a lock whose process is gone is stale and replaced)
+ * and answers how to give it back. Held for as long as the database is open.
+ */
+function lockDataFolder(dataDir: string, holder: string): () => void {
+  const file = path.join(dataDir, LOCK_FILE);
+  const mine = JSON.stringify({ pid: process.pid, holder, since: new Date().toISOString() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, mine, { flag: "wx" });
+      return () => {
+        try {
+          if (readFileSync(file, "utf8") === mine) rmSync(file, { force: true });
+        } catch {
+          // Already gone (someone removed the folder): nothing to give back.
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      let held: { pid?: number; holder?: string } = {};
+      try {
+        held = JSON.parse(readFileSync(file, "utf8")) as typeof held;
+      } catch {
+        // A lock file cut short by a crash while it was written: treated as stale.
+      }
+      if (typeof held.pid === "number" && held.pid !== process.pid && isAlive(held.pid)) {
+        throw new DataFolderInUse(
+          `the embedded data folder ${dataDir} is in use by ${held.holder ?? "another process"} (pid ${held.pid}); ` +
+            "stop it first, or do this through its API",
+        );
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new DataFolderInUse(`could not take the lock of the embedded data folder ${dataDir}`);
 }
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../migrations", import.meta.url));
@@ -51,7 +110,7 @@ const STATEMENT_TIMEOUT_MS = 30_000;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl === undefined
-    ? openPglite(options.dataDir, options.seed)
+    ? openPglite(options.dataDir, options.seed, options.holder ?? `process ${process.pid}`)
     : openPostgres(options.databaseUrl, options.poolMax);
 }
 
@@ -138,13 +197,20 @@ function openPostgres(url: string, poolMax: number): Database {
   );
 }
 
-async function openPglite(dataDir: string, seed: Blob | undefined): Promise<Database> {
+async function openPglite(dataDir: string, seed: Blob | undefined, holder: string): Promise<Database> {
   const inMemory = dataDir.startsWith("memory://");
   const directory = inMemory ? dataDir : path.join(dataDir, "pglite");
   if (!inMemory) mkdirSync(directory, { recursive: true });
-  const client = await PGlite.create(
-    inMemory && seed !== undefined ? { dataDir: directory, loadDataDir: seed } : { dataDir: directory },
-  );
+  const unlock = inMemory ? () => undefined : lockDataFolder(dataDir, holder);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(
+      inMemory && seed !== undefined ? { dataDir: directory, loadDataDir: seed } : { dataDir: directory },
+    );
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const db = drizzlePglite(client) as unknown as Db;
   return withTransactionCount(
     {
@@ -158,7 +224,11 @@ async function openPglite(dataDir: string, seed: Blob | undefined): Promise<Data
         await migratePglite(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER });
       },
       async close() {
-        await client.close();
+        try {
+          await client.close();
+        } finally {
+          unlock();
+        }
       },
     },
     1,

@@ -98,5 +98,26 @@ t.test("npm start with no configuration: embedded engine, generated key, real HT
   const again = await fetch(`${second.base}${accountHref}`, { headers: auth });
   t.equal(again.status, 200, "the key and the data survived the restart");
   t.same(((await again.json()) as { creditLimit: unknown }).creditLimit, { unit: "EUR", value: 49.99 });
+
+  // A command-line tool never opens the data folder the running server holds: it says who holds it.
+  const publish = await runCli(["src/cli/catalog.ts", "publish"], dataDir);
+  t.equal(publish.code, 1, "catalog:publish refuses while the server runs");
+  t.match(publish.stderr, `in use by the engine on port ${port}`, "and names the server's port");
+  t.match(publish.stderr, "stop it first", "and says what to do");
   t.equal(await stopServer(second), 0);
+  const published = await runCli(["src/cli/catalog.ts", "publish"], dataDir);
+  t.equal(published.code, 0, `with the server stopped it runs: ${published.stderr}`);
 });
+
+async function runCli(args: string[], dataDir: string): Promise<{ code: number | null; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, BSS_DATA_DIR: dataDir, LOG_LEVEL: "warn" };
+  delete env.DATABASE_URL;
+  delete env.REDIS_URL;
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (exitCode) => resolve(exitCode)));
+  return { code, stderr };
+}
