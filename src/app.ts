@@ -1,7 +1,12 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import websocket from "@fastify/websocket";
-import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+  type RouteOptions,
+} from "fastify";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
@@ -35,12 +40,14 @@ import { type Database, openDatabase } from "./platform/database.js";
 import { registerDocs } from "./platform/docs.js";
 import { TestClock } from "./platform/engine-clock.js";
 import { registerErrorHandlers } from "./platform/error-handler.js";
+import { errorBody } from "./platform/errors.js";
 import { EventLog } from "./platform/events.js";
 import { registerHealth } from "./platform/health.js";
 import { parseJsonBody, parseTextBody } from "./platform/json-body.js";
-import { loggerOptions, requestIdFor } from "./platform/logger.js";
+import { callerRequestIdOf, loggerOptions, requestIdFor } from "./platform/logger.js";
 import { registerMetrics } from "./platform/metrics.js";
 import { openRedis, waitForRedis } from "./platform/redis.js";
+import { registerRequestGuard } from "./platform/request-guard.js";
 import { Scheduler } from "./platform/scheduler.js";
 import { resolveSecretsKey, SecretBox } from "./platform/secrets.js";
 import { ErrorSchema } from "./platform/tmf.js";
@@ -116,6 +123,20 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
             ...(options.logStream ? { stream: options.logStream } : {}),
           } as Exclude<FastifyServerOptions["logger"], undefined>),
     genReqId: requestIdFor,
+    // Errors the router raises before any hook (a path that does not decode) answer in the TMF shape too.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      const badUrl = error.code === "FST_ERR_BAD_URL";
+      void reply
+        .code(400)
+        .send(
+          errorBody(
+            "bad_request",
+            badUrl ? "invalid_parameter" : "bad_request",
+            badUrl ? "path: is not valid percent-encoded UTF-8" : error.message,
+            badUrl ? "path" : undefined,
+          ),
+        );
+    },
     bodyLimit: config.bodyLimitBytes,
     connectionTimeout: config.requestTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
@@ -161,8 +182,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   app.addSchema(ErrorSchema);
   registerErrorHandlers(app);
+  registerRequestGuard(app);
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    const caller = callerRequestIdOf(request.headers);
+    if (caller !== null) reply.header("x-caller-request-id", caller);
   });
 
   const database = await openDatabase({
@@ -251,6 +275,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       inventory: inventory.service,
       alerts: notifications.alerts,
     });
+    // An account with lines that have not ended cannot close (the lines would keep charging a closed account).
+    customers.services.guardAccountClose((db, id) => subscriptions.service.refuseAccountClose(db, id));
     const orders = createOrdersModule({
       ...deps,
       catalog: catalog.service,

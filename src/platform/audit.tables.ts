@@ -7,6 +7,8 @@ export const auditLog = pgTable(
     id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
     occurredAt: timestamp("occurred_at", { withTimezone: true, mode: "date" }).notNull(),
     requestId: text("request_id"),
+    /** The caller's own X-Request-Id, as it sent it; the engine's id is request_id. */
+    callerRequestId: text("caller_request_id"),
     actorKeyId: uuid("actor_key_id"),
     actorRole: text("actor_role").notNull(),
     action: text("action").notNull(),

@@ -12,6 +12,8 @@ export interface Actor {
   readonly keyId: string | null;
   readonly role: string;
   readonly requestId: string | null;
+  /** The caller's own X-Request-Id, when it sent one (kept apart from the engine's request id). */
+  readonly callerRequestId?: string | null;
   /** Set for subscriber keys: the only billing account this actor may see. */
   readonly billingAccountId: string | null;
 }
@@ -30,6 +32,7 @@ export interface AuditRecord {
   id: number;
   occurredAt: Date;
   requestId: string | null;
+  callerRequestId: string | null;
   actorKeyId: string | null;
   actorRole: string;
   action: string;
@@ -50,6 +53,7 @@ export class AuditLog {
     await insertDeferred(tx, auditLog, {
       occurredAt: this.clock.now(),
       requestId: actor.requestId,
+      callerRequestId: actor.callerRequestId ?? null,
       actorKeyId: actor.keyId,
       actorRole: actor.role,
       action: entry.action,

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
 import { API_KEY_MAX_LENGTH } from "../shared/limits.js";
 import type { Actor } from "./audit.js";
 import { AppError } from "./errors.js";
+import { callerRequestIdOf } from "./logger.js";
 
 export const ROLES = ["admin", "crm", "network", "finance", "subscriber"] as const;
 export type Role = (typeof ROLES)[number];
@@ -97,11 +98,14 @@ function bearerToken(request: FastifyRequest): string {
 /** The actor of a request, for services and the audit trail. Routes behind auth always have one. */
 export function actorOf(request: FastifyRequest): Actor {
   const principal = request.principal;
-  if (principal === null) return { keyId: null, role: "anonymous", requestId: request.id, billingAccountId: null };
+  const callerRequestId = callerRequestIdOf(request.headers);
+  if (principal === null)
+    return { keyId: null, role: "anonymous", requestId: request.id, callerRequestId, billingAccountId: null };
   return {
     keyId: principal.keyId,
     role: principal.role,
     requestId: request.id,
+    callerRequestId,
     billingAccountId: principal.role === "subscriber" ? principal.billingAccountId : null,
   };
 }

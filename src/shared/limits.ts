@@ -13,6 +13,11 @@ export const BODY_LIMIT_BYTES_DEFAULT = 1_048_576;
 export const MONEY_MAX_SIGNIFICANT_DIGITS = 15;
 /** Largest absolute amount the engine accepts anywhere (a trillion in any currency). */
 export const MONEY_MAX_ABS = "1000000000000";
+/**
+ * The largest amount the charging store holds exactly (integer micro-units up to 2^53 − 1, exact in Lua's
+ * doubles): top-ups, adjustments, balances, and the credit and bill limits it compares spend with.
+ */
+export const CHARGING_AMOUNT_MAX = "9007199254.740991";
 /** Decimal places stored for amounts: micro-units (DESIGN.md §2). */
 export const MONEY_SCALE = 6;
 
@@ -122,6 +127,8 @@ export const JOB_LEASE_SECONDS = 120;
 export const DEDUPE_REBUILD_DAYS = 2;
 /** Accounts reconciled per page. */
 export const RECONCILE_PAGE = 200;
+/** The reconcile job checks a difference again after this long, and rebuilds it only if it is still the same. */
+export const RECONCILE_SETTLE_MS = 5_000;
 /** The threshold table is read at most this often per process (it is data that changes rarely). */
 export const THRESHOLD_CACHE_TTL_MS = 5_000;
 

@@ -1,5 +1,5 @@
 import { Decimal } from "decimal.js";
-import { MONEY_MAX_ABS, MONEY_MAX_SIGNIFICANT_DIGITS, MONEY_SCALE } from "./limits.js";
+import { CHARGING_AMOUNT_MAX, MONEY_MAX_ABS, MONEY_MAX_SIGNIFICANT_DIGITS, MONEY_SCALE } from "./limits.js";
 
 /**
  * The one decimal type of the engine. Precision is far above any amount we hold, so arithmetic is
@@ -93,6 +93,13 @@ const MICRO = new Money(1_000_000);
  * An amount as integer micro-units (10^-6), the charging store's unit (DESIGN.md §2). Amounts there carry at most
  * six decimals; a finer one is a bug upstream and is refused, never rounded here.
  */
+/** Why an amount cannot be held by the charging store, or null: the 422 reason that names the limit. */
+export function chargingRangeProblem(amount: Money): string | null {
+  return amount.abs().greaterThan(CHARGING_AMOUNT_MAX)
+    ? `must not exceed ${CHARGING_AMOUNT_MAX} in absolute value (the most the charging store holds exactly)`
+    : null;
+}
+
 export function toMicro(amount: Money): bigint {
   const micro = amount.mul(MICRO);
   if (!micro.isInteger()) throw new Error(`amount ${amount.toFixed()} has more than 6 decimals`);

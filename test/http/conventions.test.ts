@@ -267,10 +267,29 @@ t.test("PATCH is a merge patch under both content types; null removes; illegal t
   );
 });
 
-t.test("a request id is returned, and taken from the caller when it looks like one", async (t) => {
+t.test("the engine's own request id is returned; a caller's id is kept beside it, never in its place", async (t) => {
   const engine = await startEngine(t);
   const mine = await engine.request("GET", IND, { headers: { "x-request-id": "crm-trace-0001" } });
-  t.equal(mine.headers["x-request-id"], "crm-trace-0001");
+  t.match(mine.headers["x-request-id"], /^[0-9a-f-]{36}$/, "the engine's id");
+  t.equal(mine.headers["x-caller-request-id"], "crm-trace-0001", "the caller's, in its own header");
   const bogus = await engine.request("GET", IND, { headers: { "x-request-id": "<script>" } });
   t.match(bogus.headers["x-request-id"], /^[0-9a-f-]{36}$/);
+  t.equal(bogus.headers["x-caller-request-id"], undefined, "a value that is no trace id is not echoed");
+  // Two writes claiming the same caller id are two audit rows with two request ids of the engine.
+  for (let i = 0; i < 2; i++) {
+    const created = await engine.request("POST", IND, {
+      headers: { "x-request-id": "forged-id-0001" },
+      body: { givenName: `Probe${i}`, familyName: "Caller" },
+    });
+    t.equal(created.statusCode, 201, created.body);
+  }
+  const audit = await engine.sql<{ request_id: string; caller_request_id: string }>(
+    "select request_id, caller_request_id from audit_log where caller_request_id = 'forged-id-0001'",
+  );
+  t.equal(audit.length, 2);
+  t.not(audit[0]?.request_id, audit[1]?.request_id, "each write has the engine's own request id");
+  t.ok(
+    audit.every((row) => row.request_id !== "forged-id-0001"),
+    "the caller's value is never the request id",
+  );
 });

@@ -402,3 +402,36 @@ t.test("a contract term ends after calendar months, clamped at the month's end (
     "24 months from 29 February 2028 end on 28 February 2030, not 1 March",
   );
 });
+
+t.test("an account with a live line cannot close; its line can always be disconnected, then it closes", async (t) => {
+  const engine = await startEngine(t, { provisioning: new RecordingProvisioning() });
+  const { accountId } = await orderReadyAccount(engine);
+  const { lineId, msisdn } = await activateLine(engine, accountId);
+  const account = `/tmf-api/accountManagement/v4/billingAccount/${accountId}`;
+  const refused = await engine.request("PATCH", account, { body: { state: "closed" } });
+  expectError(t, refused, 409, "account_not_closable");
+  t.match(refused.json().message, lineId, "names the line");
+  t.match(refused.json().message, msisdn, "and its number");
+  t.equal((await engine.request("GET", account)).json().state, "active", "nothing changed");
+
+  // Suspended (as dunning will): a disconnect order still ends the line.
+  t.equal((await engine.request("PATCH", account, { body: { state: "suspended" } })).statusCode, 200);
+  const placed = await engine.request("POST", ORDERS, {
+    body: {
+      billingAccount: { id: accountId },
+      productOrderItem: [{ id: "1", action: "delete", product: { id: lineId } }],
+    },
+  });
+  t.equal(placed.json().state, "acknowledged", placed.body);
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+  t.equal((await engine.request("GET", `/tmf-api/productInventory/v4/product/${lineId}`)).json().status, "terminated");
+  const adding = await engine.request("POST", ORDERS, { body: lineOrder(accountId) });
+  t.match(
+    adding.json(),
+    { state: "rejected", rejectionReason: [{ code: "account_not_active" }] },
+    "new lines still not",
+  );
+  const closed = await engine.request("PATCH", account, { body: { state: "closed" } });
+  t.equal(closed.statusCode, 200, closed.body);
+  t.equal(closed.json().state, "closed");
+});

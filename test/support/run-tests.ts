@@ -121,6 +121,30 @@ function slowestFiles(rawTap: string, waits: string): string {
   return `\nslowest test files (of ${times.length}, ${(total / 1000).toFixed(0)} s of file time in all):\n${lines.join("\n")}\n`;
 }
 
+/**
+ * Every failed assertion of a run with its diagnostics (the YAML block tap writes under it), from the raw TAP
+ * output, for runs whose reporter is silent (CI). Bounded, so a run that fails everywhere stays readable.
+ */
+function failuresOf(rawTap: string): string {
+  const lines = rawTap.split("\n");
+  const out: string[] = [];
+  let failures = 0;
+  for (let index = 0; index < lines.length && failures < 50; index++) {
+    const line = lines[index] as string;
+    const match = /^(\s*)not ok /.exec(line);
+    if (match === null) continue;
+    failures += 1;
+    out.push(line);
+    const indent = (match[1] ?? "").length;
+    for (let next = index + 1; next < lines.length && next - index <= 60; next++) {
+      const following = lines[next] as string;
+      if (following.trim() !== "" && following.length - following.trimStart().length <= indent) break;
+      out.push(following);
+    }
+  }
+  return out.length === 0 ? "" : `\nfailures:\n${out.join("\n")}\n`;
+}
+
 /** An in-memory PGlite migrated once for the run, dumped to a file every PGlite test engine starts from. */
 async function buildPgliteSeed(file: string): Promise<void> {
   const client = await PGlite.create("memory://");
@@ -196,33 +220,40 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const namesFiles = args.some((arg) => !arg.startsWith("-"));
   const jobs = Number(process.env.BSS_TEST_JOBS ?? availableParallelism() + 1);
-  const tapArgs = [`--jobs=${jobs}`, `--output-file=${rawTapFile}`, ...args, ...(namesFiles ? [] : orderedTestFiles())];
+  // On a terminal tap's terse reporter draws progress; elsewhere (CI, a log file) it prints nothing useful, so the
+  // run is silent and the runner prints the failures itself from the raw TAP output.
+  const interactive = process.stdout.isTTY === true && process.env.CI !== "true";
+  const tapArgs = [
+    `--jobs=${jobs}`,
+    `--output-file=${rawTapFile}`,
+    ...(interactive ? [] : ["--reporter=silent"]),
+    ...args,
+    ...(namesFiles ? [] : orderedTestFiles()),
+  ];
   say(`tap with ${jobs} jobs`);
 
-  let summary = "";
   const code = await new Promise<number>((resolve) => {
     const tap = spawn(process.execPath, ["node_modules/tap/dist/esm/run.mjs", ...tapArgs], {
       env,
-      stdio: ["inherit", "pipe", "inherit"],
-    });
-    tap.stdout.on("data", (chunk: Buffer) => {
-      process.stdout.write(chunk);
-      const match = /# (\{ total: [^}]*\})/.exec(chunk.toString());
-      if (match) summary = match[1] ?? "";
+      stdio: ["inherit", "inherit", "inherit"],
     });
     tap.on("exit", (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
   });
+  let rawTap = "";
   try {
-    process.stdout.write(slowestFiles(readFileSync(rawTapFile, "utf8"), readFileSync(waitsFile, "utf8")));
+    rawTap = readFileSync(rawTapFile, "utf8");
   } catch {
-    // tap wrote no raw output (it failed before running a file): there is nothing to time.
+    // tap wrote no raw output (it failed before running a file): there is nothing to time or count.
   }
-  // tap's own closing line is "# { total: N, pass: N, … }"; restate it in the plain form CI reads, last.
+  if (!interactive) process.stdout.write(failuresOf(rawTap));
+  process.stdout.write(slowestFiles(rawTap, readFileSync(waitsFile, "utf8")));
+  // tap's closing line in its raw output is "# { total: N, pass: N, … }"; restated in the plain form CI reads, last.
+  const summary = /^# (\{ total: [^}]*\})/m.exec(rawTap)?.[1] ?? "";
   const count = (name: string) => Number(new RegExp(`${name}: (\\d+)`).exec(summary)?.[1] ?? 0);
   process.stdout.write(
     `\ntests: ${count("pass")} passed, ${count("fail")} failed, ${count("skip") + count("todo")} skipped\n`,
   );
-  if (summary === "") say("tap printed no summary line");
+  if (summary === "") say("tap wrote no summary line");
   rmSync(rawTapFile, { force: true });
   rmSync(waitsFile, { force: true });
   rmSync(seedFile, { force: true });

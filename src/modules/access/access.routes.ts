@@ -117,6 +117,7 @@ export function accessRoutes(access: AccessService, database: Database, audit: A
           id: String(row.id),
           occurredAt: row.occurredAt.toISOString(),
           ...(row.requestId === null ? {} : { requestId: row.requestId }),
+          ...(row.callerRequestId === null ? {} : { callerRequestId: row.callerRequestId }),
           ...(row.actorKeyId === null ? {} : { actorKeyId: row.actorKeyId }),
           actorRole: row.actorRole,
           action: row.action,

@@ -43,6 +43,7 @@ export const AuditEventSchema = Type.Object({
   id: Type.String(),
   occurredAt: Type.String({ format: "date-time" }),
   requestId: Type.Optional(Type.String()),
+  callerRequestId: Type.Optional(Type.String()),
   actorKeyId: Type.Optional(Type.String()),
   actorRole: Type.String(),
   action: Type.String(),

@@ -7,8 +7,10 @@ import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { billPeriod } from "../../shared/calendar.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
+import { CHARGING_AMOUNT_MAX } from "../../shared/limits.js";
 import {
   amountToJsonNumber,
+  chargingRangeProblem,
   describeAmountProblem,
   fromMicro,
   type Money,
@@ -18,7 +20,7 @@ import {
 import type { CustomerServices } from "../customers/index.js";
 import type { Product, SubscriptionsService } from "../subscriptions/index.js";
 import { allowanceBuckets, type BucketRow, balanceOperations } from "./charging.tables.js";
-import { type AccountState, type ChargingStore, operationMark } from "./store/charging-store.js";
+import { type AccountState, type ChargingStore, MICRO_LIMIT, operationMark } from "./store/charging-store.js";
 import { balanceThresholds, creditLimitThreshold, SERVICE_UNITS, type ThresholdTable } from "./thresholds.js";
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
@@ -102,7 +104,28 @@ export class BalancesService {
       throw invalidField("amount.amount", describeAmountProblem(parsed, currencyMinorUnits(profile.currency)));
     }
     if (parsed.isZero()) throw invalidField("amount.amount", "must not be zero");
+    const outOfRange = chargingRangeProblem(parsed);
+    if (outOfRange !== null) {
+      throw new AppError("unprocessable", "amount_out_of_range", `amount.amount: ${outOfRange}`, "amount.amount");
+    }
     return parsed;
+  }
+
+  /**
+   * Refuses a change that would take a prepaid balance past what the store holds exactly (checked against the
+   * store's state before anything is written; the Lua step would otherwise lose exactness silently).
+   */
+  private async checkBalanceRange(accountId: string, productId: string, delta: bigint): Promise<void> {
+    const state = await this.deps.store.read(accountId);
+    const after = (state.lines.get(productId)?.balance ?? 0n) + delta;
+    if (after > MICRO_LIMIT || after < -MICRO_LIMIT) {
+      throw new AppError(
+        "unprocessable",
+        "amount_out_of_range",
+        `amount.amount: the balance would pass ${CHARGING_AMOUNT_MAX}, the most the charging store holds exactly`,
+        "amount.amount",
+      );
+    }
   }
 
   private async thresholds(productId: string, currency: string) {
@@ -125,6 +148,7 @@ export class BalancesService {
     const amount = this.money(request.amount, profile, false);
     const idempotencyKey = key ?? newId(this.deps.clock.now().getTime());
     await this.ensureLine(profile, line);
+    await this.checkBalanceRange(profile.id, line.id, toMicro(amount));
     const applied = await this.deps.store.adjust({
       accountId: profile.id,
       id: operationMark(profile.id, `topup:${idempotencyKey}`),
@@ -179,6 +203,7 @@ export class BalancesService {
       });
     } else {
       const amount = this.money(request.amount, profile, true);
+      if (profile.accountType === "prepaid") await this.checkBalanceRange(profile.id, line.id, toMicro(amount));
       parts = { amount };
       applied =
         profile.accountType === "prepaid"

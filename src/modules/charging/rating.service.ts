@@ -8,6 +8,7 @@ import { billPeriod } from "../../shared/calendar.js";
 import {
   RATING_ACCOUNT_CONCURRENCY,
   RATING_SHARD_CONCURRENCY,
+  RECONCILE_SETTLE_MS,
   SWEEP_AFTER_SECONDS,
   SWEEP_INTERVAL_MS,
 } from "../../shared/limits.js";
@@ -613,21 +614,31 @@ export class RatingService {
       run(
         mode: "check" | "rebuild",
         only?: readonly string[],
-      ): Promise<{ accounts: number; mismatched: Array<{ accountId: string }> }>;
+      ): Promise<{ accounts: number; mismatched: Array<{ accountId: string; differences: readonly string[] }> }>;
     },
     log: FastifyBaseLogger,
+    settleMs = RECONCILE_SETTLE_MS,
   ): Promise<{ accounts: number; rebuilt: number }> {
     const report = await reconcile.run("check");
     if (report.mismatched.length === 0) return { accounts: report.accounts, rebuilt: 0 };
-    log.warn(
-      { mismatched: report.mismatched },
-      "reconcile: the store differs from the ledger; rebuilding those accounts",
-    );
-    await reconcile.run(
-      "rebuild",
+    // A batch whose step has applied in the store and whose rated rows are not committed yet shows as a difference
+    // for a moment; rebuilding such an account from the ledger would drop the step's effect from the store while
+    // its rows still commit. Only differences that are still the same once the loop has had time to commit are
+    // rebuilt.
+    await settle(settleMs);
+    const again = await reconcile.run(
+      "check",
       report.mismatched.map((item) => item.accountId),
     );
-    return { accounts: report.accounts, rebuilt: report.mismatched.length };
+    const before = new Map(report.mismatched.map((item) => [item.accountId, JSON.stringify(item.differences)]));
+    const lasting = again.mismatched.filter((item) => before.get(item.accountId) === JSON.stringify(item.differences));
+    if (lasting.length === 0) return { accounts: report.accounts, rebuilt: 0 };
+    log.warn({ mismatched: lasting }, "reconcile: the store differs from the ledger; rebuilding those accounts");
+    await reconcile.run(
+      "rebuild",
+      lasting.map((item) => item.accountId),
+    );
+    return { accounts: report.accounts, rebuilt: lasting.length };
   }
 
   /**
@@ -879,6 +890,8 @@ export interface LoopJobs {
   /** Rebuilds the whole store from the ledger and marks it initialized. */
   rebuild(): Promise<unknown>;
 }
+
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Rating loops running in this process (the embedded engine's; a test clock's drain asks whether one runs). */
 let loopsRunning = 0;

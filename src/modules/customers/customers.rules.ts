@@ -1,7 +1,7 @@
-import { invalidField } from "../../platform/errors.js";
+import { AppError, invalidField } from "../../platform/errors.js";
 import { isCountryCode, isE164, isEmailAddress } from "../../shared/contact.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
-import { describeAmountProblem, type Money, parseJsonAmount } from "../../shared/money.js";
+import { chargingRangeProblem, describeAmountProblem, type Money, parseJsonAmount } from "../../shared/money.js";
 import type { StateMachine } from "../../shared/state-machine.js";
 import type { ContactMedium, Identification } from "./customers.schemas.js";
 
@@ -92,5 +92,8 @@ export function parseLimit(
   const decimals = currencyMinorUnits(currency);
   const amount = parseJsonAmount(money.value, { maxDecimals: decimals, allowNegative: false });
   if (typeof amount === "string") throw invalidField(`${field}.value`, describeAmountProblem(amount, decimals));
+  const outOfRange = chargingRangeProblem(amount);
+  if (outOfRange !== null)
+    throw new AppError("unprocessable", "amount_out_of_range", `${field}.value: ${outOfRange}`, `${field}.value`);
   return amount;
 }

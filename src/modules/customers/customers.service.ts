@@ -354,10 +354,16 @@ function limitsOf(input: BillingAccountCreate): { creditLimit: Money | null; bil
 }
 
 type AccountListener = (before: BillingAccountRow | null, after: BillingAccountRow) => void;
+/**
+ * What another module says against closing an account, or null: the modules that hang things on an account
+ * (subscriptions' live lines, billing's receivables to come) register one; customers cannot see their tables.
+ */
+type CloseGuard = (db: Db, billingAccountId: string) => Promise<string | null>;
 
 function billingAccountModel(
   deps: ServiceDeps,
   listeners: AccountListener[],
+  closeGuards: CloseGuard[],
 ): ResourceModel<
   BillingAccountRow,
   typeof import("./customers.tables.js").billingAccounts.$inferInsert,
@@ -394,6 +400,15 @@ function billingAccountModel(
       });
     },
     rows: repository.billingAccountRows,
+    async beforeTransition(db, row, to) {
+      if (to !== "closed") return;
+      for (const guard of closeGuards) {
+        const refusal = await guard(db, row.id);
+        if (refusal !== null) {
+          throw new AppError("conflict", "account_not_closable", `billing account ${row.id} cannot close: ${refusal}`);
+        }
+      }
+    },
     lifecycle: ACCOUNT_LIFECYCLE,
     stateColumn: "state",
     defaultState: "active",
@@ -509,8 +524,13 @@ function billingAccountModel(
 /** The module's services. Other modules reach customers only through these. */
 export function createCustomerServices(deps: ServiceDeps) {
   const accountListeners: AccountListener[] = [];
-  const billingAccounts = new ResourceStore(billingAccountModel(deps, accountListeners), deps);
+  const closeGuards: CloseGuard[] = [];
+  const billingAccounts = new ResourceStore(billingAccountModel(deps, accountListeners, closeGuards), deps);
   return {
+    /** Asked before a billing account closes; a reason refuses the close (409 with it). */
+    guardAccountClose(guard: CloseGuard): void {
+      closeGuards.push(guard);
+    },
     /** Called after a billing account is created or changed, once committed (charging re-checks its limits). */
     onBillingAccountChange(listener: AccountListener): void {
       accountListeners.push(listener);

@@ -274,8 +274,10 @@ export class OrdersService {
       reasons.push({ code, reason, ...(orderItemId !== undefined ? { orderItemId } : {}) });
     const db = this.deps.database.db;
     const account = await this.deps.customers.accountForOrder(db, body.billingAccount.id);
+    // Ending a line is always possible: a disconnect-only order does not ask for an active account.
+    const disconnectOnly = body.productOrderItem.every((item) => item.action === "delete");
     if (!account) reject("unknown_account", `billing account ${body.billingAccount.id} does not exist`);
-    else {
+    else if (!disconnectOnly) {
       if (account.state !== "active") reject("account_not_active", `billing account ${account.id} is ${account.state}`);
       if (account.customerStatus !== "approved")
         reject("customer_not_approved", `the account's customer is ${account.customerStatus}`);

@@ -253,6 +253,28 @@ export class SubscriptionsService {
     return answer;
   }
 
+  /**
+   * Why an account may not close, or null: its lines that have not ended (neither terminated nor aborted), by
+   * number, which an agent ends first with a disconnect order.
+   */
+  async refuseAccountClose(db: Db, billingAccountId: string): Promise<string | null> {
+    if (!isId(billingAccountId)) return null;
+    const lines = await db
+      .select({ id: products.id, msisdn: products.msisdn, status: products.status })
+      .from(products)
+      .where(
+        and(
+          eq(products.billingAccountId, billingAccountId),
+          eq(products.kind, "plan"),
+          notInArray(products.status, ["terminated", "aborted"]),
+        ),
+      )
+      .orderBy(asc(products.id));
+    if (lines.length === 0) return null;
+    const listed = lines.map((line) => `${line.id} (${line.msisdn ?? "no number yet"}, ${line.status})`).join(", ");
+    return `it has lines that have not ended: ${listed}; disconnect them first (productOrder with action delete)`;
+  }
+
   /** The live lines (plan products, active or suspended) of an account. */
   async liveLines(db: Db, billingAccountId: string): Promise<ProductRecord[]> {
     if (!isId(billingAccountId)) return [];

@@ -1,0 +1,87 @@
+import t from "tap";
+import { loggerOptions } from "../../src/platform/logger.js";
+import { REDACTED } from "../../src/shared/redact.js";
+import { chargingEngine } from "../support/charging.js";
+import { drivers, expectError, startEngine } from "../support/engine.js";
+import { activateLine, createBillingAccount } from "../support/fixtures.js";
+
+/**
+ * Probes an attacker sent (issue 20), replayed: each answered a 500 or leaked something before its fix; each must
+ * now be a clear 4xx that changes nothing.
+ */
+
+const ACCOUNTS = "/tmf-api/accountManagement/v4/billingAccount";
+
+for (const driver of drivers) {
+  t.test(`${driver}: NUL and invalid UTF-8 in path and query values are a 400 naming the parameter`, async (t) => {
+    const engine = await startEngine(t, { driver });
+    const account = await createBillingAccount(engine);
+    const probes: Array<[string, string]> = [
+      [`${ACCOUNTS}?name=%00`, "name"],
+      [`${ACCOUNTS}?name=a%00b&state=active`, "name"],
+      [`${ACCOUNTS}?name=%C3%28`, "name"],
+      [`${ACCOUNTS}?na%00me=x`, "query"],
+      [`${ACCOUNTS}/%00${account.id}`, "path"],
+      [`${ACCOUNTS}/${account.id}%FF`, "path"],
+      ["/api/v1/cdr-sources/%00", "path"],
+      [`/tmf-api/usageManagement/v4/usage?usageType=%00`, "usageType"],
+    ];
+    for (const [url, field] of probes) {
+      const answer = await engine.request("GET", url);
+      expectError(t, answer, 400, "invalid_parameter", field);
+    }
+    const patched = await engine.request("PATCH", `${ACCOUNTS}/${account.id}%00`, { body: { name: "x" } });
+    expectError(t, patched, 400, "invalid_parameter", "path");
+    t.not((await engine.request("GET", `${ACCOUNTS}/${account.id}`)).json().name, "x", "nothing changed");
+    t.equal(
+      (await engine.request("GET", `${ACCOUNTS}?name=${encodeURIComponent("Main ü")}`)).statusCode,
+      200,
+      "UTF-8 is fine",
+    );
+  });
+}
+
+for (const driver of drivers) {
+  t.test(
+    `${driver}: amounts the charging store cannot hold exactly are a 422 naming the limit, nothing written`,
+    async (t) => {
+      const { engine, accountId } = await chargingEngine(t, driver, "prepaid");
+      const { lineId } = await activateLine(engine, accountId, "plan-prepaid-payg");
+      const balance = "/tmf-api/prepayBalanceManagement/v4";
+      const send = (kind: string, amount: number, key: string) =>
+        engine.request("POST", `${balance}/${kind}`, {
+          key: engine.keys.crm,
+          headers: { "idempotency-key": key },
+          body: { amount: { amount, units: "EUR" }, product: { id: lineId }, reason: "probe" },
+        });
+      for (const [kind, amount] of [
+        ["topupBalance", 99_999_999_999],
+        ["topupBalance", 9_007_199_255],
+        ["adjustBalance", -99_999_999_999],
+      ] as const) {
+        const answer = await send(kind, amount, `huge-${kind}-${amount}`);
+        expectError(t, answer, 422, "amount_out_of_range", "amount.amount");
+        t.match(answer.json().message, "9007199254.740991", "names the limit");
+      }
+      t.equal((await send("topupBalance", 9_000_000_000, "big-1")).statusCode, 201, "just under the limit is fine");
+      expectError(t, await send("topupBalance", 9_000_000, "big-2"), 422, "amount_out_of_range", "amount.amount");
+      t.equal(await engine.count("balance_operations", "kind = 'topup'"), 1, "only the top-up that fits was written");
+      const limited = await engine.request("PATCH", `${ACCOUNTS}/${accountId}`, {
+        body: { creditLimit: { unit: "EUR", value: 10_000_000_000 } },
+      });
+      expectError(t, limited, 422, "amount_out_of_range", "creditLimit.value");
+    },
+  );
+}
+
+t.test("a failed statement's parameters never reach the log", async (t) => {
+  const serialize = loggerOptions("info").serializers?.err as unknown as (error: Error) => Record<string, unknown>;
+  const error = Object.assign(new Error("invalid byte sequence"), {
+    query: "select * from billing_accounts where name = $1",
+    parameters: ["Ada Lovelace", "secret-pin-1234"],
+  });
+  const logged = serialize(error);
+  t.equal(logged.query, error.query, "the statement stays, for diagnosis");
+  t.equal(logged.parameters, REDACTED, "its parameters do not");
+  t.notMatch(JSON.stringify(logged), "secret-pin-1234");
+});
