@@ -12,7 +12,7 @@ import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
 import { createChargingModule } from "./modules/charging/index.js";
-import { redisShardLeases, soleShardLeases } from "./modules/charging/leases.js";
+import { redisShardLeases, redisWorkersAlive, soleShardLeases } from "./modules/charging/leases.js";
 import { ratingLoopsRunning } from "./modules/charging/rating.service.js";
 import { memoryChargingStore } from "./modules/charging/store/memory-store.js";
 import { redisChargingStore } from "./modules/charging/store/redis-store.js";
@@ -336,9 +336,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
             scheduler,
             rating: {
               backlog: () => charging.services.usage.backlog(),
-              ratersAlive: async () =>
-                ratingLoopsRunning() > 0 ||
-                (redis !== null && (await redis.zcount("workers", `(${Date.now()}`, "+inf")) > 0),
+              ratersAlive: async () => ratingLoopsRunning() > 0 || (redis !== null && (await redisWorkersAlive(redis))),
             },
           });
     app.decorate("scheduler", scheduler);

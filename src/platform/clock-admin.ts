@@ -136,6 +136,7 @@ export class ClockMover {
   /** Waits until every accepted CDR is rated or in suspense; answers what the window holds rated and in suspense. */
   private async drain(): Promise<{ rated: number; suspense: number }> {
     const { rating } = this.deps;
+    // A timeout, so the wall clock: business time may be anything here.
     const started = Date.now();
     const before = await rating.backlog();
     let now = before;

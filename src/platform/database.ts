@@ -71,6 +71,7 @@ function isAlive(pid: number): boolean {
  */
 function lockDataFolder(dataDir: string, holder: string): () => void {
   const file = path.join(dataDir, LOCK_FILE);
+  // `since` is for a person reading the file (wall time); the lock itself is the file and its live pid.
   const mine = JSON.stringify({ pid: process.pid, holder, since: new Date().toISOString() });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

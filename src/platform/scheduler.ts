@@ -68,6 +68,17 @@ export function nextSlot(every: Cadence, slot: string): string {
   return slotOf(every, new Date(slotStart(slot).getTime() + CADENCE_MS[every]));
 }
 
+/** The slot a job runs next when nothing of it is open: after its last done slot (or its first), or, for
+ * housekeeping that missed some, the current one. */
+function dueSlot(
+  job: Pick<ScheduledJob, "every" | "catchUp">,
+  state: { firstSlot: string; lastDoneSlot: string | null },
+  current: string,
+): string {
+  const after = state.lastDoneSlot === null ? state.firstSlot : nextSlot(job.every, state.lastDoneSlot);
+  return job.catchUp === "latest" && after < current ? current : after;
+}
+
 export class Scheduler {
   readonly #jobs = new Map<string, ScheduledJob>();
   #ticking: Promise<JobRun[]> | null = null;
@@ -105,7 +116,7 @@ export class Scheduler {
    * in one process do not overlap (a tick asked for while one runs waits for it and runs again).
    */
   async tick(options: { force?: boolean } = {}): Promise<JobRun[]> {
-    while (this.#ticking !== null) await this.#ticking.catch(() => undefined);
+    await this.idle();
     const running = this.#tickOnce(options.force === true);
     this.#ticking = running;
     try {
@@ -163,8 +174,7 @@ export class Scheduler {
         if (open.live) return null;
         slot = open.slot;
       } else {
-        const after = state.lastDoneSlot === null ? state.firstSlot : nextSlot(job.every, state.lastDoneSlot);
-        slot = job.catchUp === "latest" && after < current ? current : after;
+        slot = dueSlot(job, state, current);
       }
       if (slot > current) return null;
       // The slot's row may have changed since it was read (read committed: another process marked it done, or
@@ -248,19 +258,13 @@ export class Scheduler {
         .orderBy(desc(jobRuns.slot))
         .limit(lastRuns);
       const current = slotOf(job.every, now);
-      const after =
-        state === undefined
-          ? current
-          : state.lastDoneSlot === null
-            ? state.firstSlot
-            : nextSlot(job.every, state.lastDoneSlot);
       const failed = runs.filter((run) => run.state === "failed").map((run) => run.slot);
       out.push({
         name: job.name,
         every: job.every,
         catchUp: job.catchUp,
         lastDoneSlot: state?.lastDoneSlot ?? null,
-        nextDueSlot: failed.sort()[0] ?? (job.catchUp === "latest" && after < current ? current : after),
+        nextDueSlot: failed.sort()[0] ?? (state === undefined ? current : dueSlot(job, state, current)),
         runs: runs.map((run) => ({
           slot: run.slot,
           state: run.state,

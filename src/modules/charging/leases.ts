@@ -17,6 +17,14 @@ export interface ShardLeases {
   turn(job: string, intervalMs: number): Promise<boolean>;
 }
 
+/**
+ * Whether any rating worker's heartbeat is live: the "workers" set that `refresh` keeps, scored with the wall-clock
+ * instant each heartbeat expires (a lease, so wall time, not business time).
+ */
+export async function redisWorkersAlive(client: Redis): Promise<boolean> {
+  return (await client.zcount("workers", `(${Date.now()}`, "+inf")) > 0;
+}
+
 /** One process holds every shard (embedded mode): there is nobody to share with. */
 export function soleShardLeases(shards: number, workerId = "embedded"): ShardLeases {
   const held = new Map(Array.from({ length: shards }, (_, shard) => [shard, 1] as const));

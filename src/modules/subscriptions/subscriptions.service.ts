@@ -206,19 +206,12 @@ export class SubscriptionsService {
 
   /** The ids of an account's lines that reached the network (neither aborted nor still being created), in id order. */
   async lineIdsOnNetwork(db: Db, billingAccountId: string): Promise<string[]> {
-    if (!isId(billingAccountId)) return [];
-    const rows = await db
-      .select({ id: products.id })
-      .from(products)
-      .where(
-        and(
-          eq(products.billingAccountId, billingAccountId),
-          eq(products.kind, "plan"),
-          notInArray(products.status, ["aborted", "created", "pendingActive"]),
-        ),
-      )
-      .orderBy(asc(products.id));
-    return rows.map((row) => row.id);
+    const lines = await this.accountLines(
+      db,
+      billingAccountId,
+      notInArray(products.status, ["aborted", "created", "pendingActive"]),
+    );
+    return lines.map((line) => line.id);
   }
 
   /**
@@ -258,18 +251,7 @@ export class SubscriptionsService {
    * number, which an agent ends first with a disconnect order.
    */
   async refuseAccountClose(db: Db, billingAccountId: string): Promise<string | null> {
-    if (!isId(billingAccountId)) return null;
-    const lines = await db
-      .select({ id: products.id, msisdn: products.msisdn, status: products.status })
-      .from(products)
-      .where(
-        and(
-          eq(products.billingAccountId, billingAccountId),
-          eq(products.kind, "plan"),
-          notInArray(products.status, ["terminated", "aborted"]),
-        ),
-      )
-      .orderBy(asc(products.id));
+    const lines = await this.accountLines(db, billingAccountId, notInArray(products.status, ["terminated", "aborted"]));
     if (lines.length === 0) return null;
     const listed = lines.map((line) => `${line.id} (${line.msisdn ?? "no number yet"}, ${line.status})`).join(", ");
     return `it has lines that have not ended: ${listed}; disconnect them first (productOrder with action delete)`;
@@ -277,17 +259,16 @@ export class SubscriptionsService {
 
   /** The live lines (plan products, active or suspended) of an account. */
   async liveLines(db: Db, billingAccountId: string): Promise<ProductRecord[]> {
+    return this.accountLines(db, billingAccountId, inArray(products.status, ["active", "suspended"]));
+  }
+
+  /** An account's lines (plan products) in the statuses `status` admits, in id order. */
+  private async accountLines(db: Db, billingAccountId: string, status: SQL): Promise<ProductRecord[]> {
     if (!isId(billingAccountId)) return [];
     return db
       .select()
       .from(products)
-      .where(
-        and(
-          eq(products.billingAccountId, billingAccountId),
-          eq(products.kind, "plan"),
-          inArray(products.status, ["active", "suspended"]),
-        ),
-      )
+      .where(and(eq(products.billingAccountId, billingAccountId), eq(products.kind, "plan"), status))
       .orderBy(asc(products.id));
   }
 
