@@ -225,7 +225,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     const events = new EventLog(clock);
     const deps = { database, audit, events, clock };
     const customers = createCustomersModule(deps);
-    const access = createAccessModule({ ...deps, billingAccountExists: customers.services.billingAccountExists });
+    const access = createAccessModule({
+      ...deps,
+      broadcast,
+      billingAccountExists: customers.services.billingAccountExists,
+    });
+    await access.service.start();
     const catalog = createCatalogModule({ ...deps, broadcast, refreshSeconds: config.catalogRefreshSeconds });
     await catalog.service.start();
     stopping.push(() => catalog.service.stop());
@@ -244,6 +249,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       broadcast,
       log: app.log,
       billingAccountExists: customers.services.billingAccountExists,
+      liveKeyIds: (ids: readonly string[]) => access.service.liveKeyIds(ids),
+      maxSocketsPerKey: config.wsMaxSocketsPerKey,
       // Alerts go to the account's customer by SMS to its mobile number, else by e-mail, else nowhere.
       recipientOf: async (billingAccountId: string) => {
         const profile = await customers.services.chargingProfile(database.db, billingAccountId);
@@ -257,6 +264,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     });
     await notifications.live.start();
     stopping.push(() => notifications.live.stop());
+    // A revoked key's tickets are void with the revocation, and its sockets close in every API process.
+    access.service.onRevoke({
+      voidHeld: (tx, keyId, now) => notifications.live.voidTickets(tx, keyId, now),
+      closeOpen: (keyId) => notifications.live.closeKey(keyId),
+    });
     const inventory = createInventoryModule({
       ...deps,
       secrets,

@@ -67,6 +67,8 @@ export interface Config {
   readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
   readonly redisCluster: boolean;
+  /** Open WebSocket connections one API key may hold on one API process. */
+  readonly wsMaxSocketsPerKey: number;
   /** A crash point or fault to inject (fault tests only; see platform/faults.ts). */
   readonly fault: string | undefined;
 }
@@ -193,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
     leaseSeconds: integer("BSS_LEASE_SECONDS", LEASE_TTL_SECONDS, 2, 300),
     testClock: flag("BSS_TEST_CLOCK", false),
     jobLeaseSeconds: integer("BSS_JOB_LEASE_SECONDS", JOB_LEASE_SECONDS, 2, 3600),
+    wsMaxSocketsPerKey: integer("BSS_WS_MAX_SOCKETS_PER_KEY", 20, 1, 100_000),
   };
   // A movable clock is for acceptance testing; on a server database it would move production's business time.
   if (config.testClock && config.databaseUrl !== undefined && !flag("BSS_ALLOW_TEST_CLOCK_WITH_SERVER", false)) {

@@ -4,6 +4,7 @@ import { REDACTED } from "../../src/shared/redact.js";
 import { chargingEngine } from "../support/charging.js";
 import { drivers, expectError, startEngine } from "../support/engine.js";
 import { activateLine, createBillingAccount } from "../support/fixtures.js";
+import { openLive, ticketFor } from "../support/ws.js";
 
 /**
  * Probes an attacker sent (issue 20), replayed: each answered a 500 or leaked something before its fix; each must
@@ -70,6 +71,51 @@ for (const driver of drivers) {
         body: { creditLimit: { unit: "EUR", value: 10_000_000_000 } },
       });
       expectError(t, limited, 422, "amount_out_of_range", "creditLimit.value");
+    },
+  );
+}
+
+for (const driver of drivers) {
+  t.test(
+    `${driver}: revoking a key closes its sockets at once and voids its tickets; sockets per key are capped`,
+    async (t) => {
+      const engine = await startEngine(t, { driver, env: { BSS_WS_MAX_SOCKETS_PER_KEY: "2" } });
+      const account = await createBillingAccount(engine);
+      const issued = await engine.request("POST", "/api/v1/api-keys", {
+        body: { name: "doomed subscriber", role: "subscriber", billingAccountId: account.id },
+      });
+      const { key, href } = issued.json();
+      const other = await engine.subscriberKey(account.id);
+      const open = await openLive(engine, `?ticket=${await ticketFor(engine, key)}`);
+      await open.waitFor("ready");
+      const bystander = await openLive(engine, `?ticket=${await ticketFor(engine, other)}`);
+      await bystander.waitFor("ready");
+      const spare = await ticketFor(engine, key);
+
+      // The cap: a second socket is fine, a third for the same key is closed with 4429 (another key is not counted).
+      const second = await openLive(engine, `?ticket=${await ticketFor(engine, key)}`);
+      await second.waitFor("ready");
+      const third = await openLive(engine, `?ticket=${await ticketFor(engine, key)}`);
+      t.same(await third.closed, {
+        code: 4429,
+        reason: "this API key already has 2 connections open; close one first",
+      });
+      second.socket.close();
+      await second.closed;
+
+      t.equal((await engine.request("DELETE", href)).statusCode, 204);
+      // Closed by the revocation itself, long before the periodic re-check (API_KEY_CACHE_TTL_MS) could run.
+      const closed = await Promise.race([
+        open.closed,
+        new Promise((resolve) => setTimeout(() => resolve("still open"), 2_000)),
+      ]);
+      t.same(closed, { code: 4401, reason: "the API key was revoked or expired" }, "the key's socket closed at once");
+      const late = await openLive(engine, `?ticket=${spare}`);
+      t.same(await late.closed, { code: 4401, reason: "the ticket's API key is revoked or expired" });
+      t.equal(await engine.count("ws_tickets", "used_at is null"), 0, "the key's unused tickets were voided");
+      t.equal(bystander.socket.readyState, bystander.socket.OPEN, "another key's socket stays open");
+      bystander.socket.close();
+      await bystander.closed;
     },
   );
 }

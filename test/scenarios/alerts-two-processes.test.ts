@@ -16,7 +16,10 @@ t.test("an alert rated in one API process reaches a client connected to another"
   const { accountId } = await orderReadyAccount(engine, { accountType: "prepaid" });
   await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
   const { msisdn } = await activateLine(engine, accountId, "plan-prepaid-payg");
-  const own = await engine.subscriberKey(accountId);
+  const issuedKey = await engine.request("POST", "/api/v1/api-keys", {
+    body: { name: "subscriber on two processes", role: "subscriber", billingAccountId: accountId },
+  });
+  const { key: own, href: ownHref } = issuedKey.json();
 
   const port = await freePort();
   const config = engine.config;
@@ -74,6 +77,12 @@ t.test("an alert rated in one API process reaches a client connected to another"
     "both alerts crossed to the other process",
   );
   t.equal(engine.app.services.live.connections, 0, "the client is on the other process, not this one");
-  client.socket.close();
-  await client.closed;
+
+  // Revoked here, in the first process: the socket on the second closes at once (pub/sub), not at its re-check.
+  t.equal((await engine.request("DELETE", ownHref)).statusCode, 204);
+  const closed = await Promise.race([
+    client.closed,
+    new Promise((resolve) => setTimeout(() => resolve("still open"), 2_000)),
+  ]);
+  t.same(closed, { code: 4401, reason: "the API key was revoked or expired" }, "revocation crossed the processes");
 });

@@ -1,4 +1,4 @@
-import { and, count, eq, gt, isNull, ne, or } from "drizzle-orm";
+import { and, count, eq, gt, inArray, isNull, ne, or } from "drizzle-orm";
 import type { Db } from "../../platform/database.js";
 import { tableRepository } from "../../platform/table-repository.js";
 import { apiKeys } from "./access.tables.js";
@@ -14,6 +14,10 @@ export async function findByHash(db: Db, secretHash: string) {
   return row;
 }
 
+/** A key works at `now`: not revoked and not expired. */
+const worksAt = (now: Date) =>
+  and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)));
+
 export async function countKeys(db: Db): Promise<number> {
   const [row] = await db.select({ total: count() }).from(apiKeys);
   return row?.total ?? 0;
@@ -24,14 +28,7 @@ export async function countOtherLiveAdmins(db: Db, exceptId: string, now: Date):
   const [row] = await db
     .select({ total: count() })
     .from(apiKeys)
-    .where(
-      and(
-        eq(apiKeys.role, "admin"),
-        ne(apiKeys.id, exceptId),
-        isNull(apiKeys.revokedAt),
-        or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
-      ),
-    );
+    .where(and(eq(apiKeys.role, "admin"), ne(apiKeys.id, exceptId), worksAt(now)));
   return row?.total ?? 0;
 }
 
@@ -41,4 +38,13 @@ export async function liveKeyNamed(db: Db, name: string) {
     .from(apiKeys)
     .where(and(eq(apiKeys.name, name), isNull(apiKeys.revokedAt)));
   return row;
+}
+
+/** The ids among `ids` of keys that still work at `now`. */
+export async function liveKeyIds(db: Db, ids: readonly string[], now: Date): Promise<string[]> {
+  const rows = await db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(and(inArray(apiKeys.id, [...ids]), worksAt(now)));
+  return rows.map((row) => row.id);
 }

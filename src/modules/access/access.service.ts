@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import type { Principal, Role } from "../../platform/auth.js";
+import type { Broadcast } from "../../platform/broadcast.js";
 import type { Db } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
@@ -14,10 +15,21 @@ import type { ApiKeyRow } from "./access.tables.js";
 
 export const API_KEY_PATH = "/api/v1/api-keys";
 const BOOTSTRAP_LOCK_KEY = 7_201_442_118;
+/** Every process hears of a revocation on this channel: it forgets the key and closes what the key holds open. */
+const REVOKED_CHANNEL = "api-keys:revoked";
 
 export interface AccessDeps extends ServiceDeps {
   /** From the customers module: subscriber keys bind to an existing billing account. */
   billingAccountExists(db: Db, id: string): Promise<boolean>;
+  broadcast: Broadcast;
+}
+
+/** What other modules do when a key is revoked: void what it holds (in the revoking transaction), close what it has open. */
+export interface RevocationHooks {
+  /** In the revoking transaction: void what the key holds (tickets). */
+  voidHeld?(tx: Db, keyId: string, now: Date): Promise<void>;
+  /** In every process, once the revocation committed: close what the key has open (sockets). */
+  closeOpen?(keyId: string): void;
 }
 
 export function hashApiKey(presented: string): string {
@@ -44,13 +56,35 @@ interface CachedKey {
 
 /**
  * API keys: issue, list, revoke, and authenticate requests. Authentication hashes the presented key once
- * (SHA-256, microseconds) and caches the answer briefly; a revocation clears this process's cache at once
- * and reaches other processes within API_KEY_CACHE_TTL_MS.
+ * (SHA-256, microseconds) and caches the answer briefly; a revocation clears every process's cache at once
+ * (pub/sub), and at the latest within API_KEY_CACHE_TTL_MS if the message is lost.
  */
 export class AccessService {
   readonly #cache = new Map<string, CachedKey>();
+  readonly #hooks: RevocationHooks[] = [];
 
   constructor(private readonly deps: AccessDeps) {}
+
+  /** Listens for revocations made by any process (pub/sub; the cache TTL and socket re-checks cover a lost message). */
+  async start(): Promise<void> {
+    await this.deps.broadcast.subscribe(REVOKED_CHANNEL, (keyId) => this.revoked(keyId));
+  }
+
+  onRevoke(hooks: RevocationHooks): void {
+    this.#hooks.push(hooks);
+  }
+
+  /** This process forgets a revoked key and closes what it holds open. */
+  private revoked(keyId: string): void {
+    for (const [hash, cached] of this.#cache) if (cached.principal?.keyId === keyId) this.#cache.delete(hash);
+    for (const hooks of this.#hooks) hooks.closeOpen?.(keyId);
+  }
+
+  /** The ids among `ids` of keys that still work (not revoked, not expired). */
+  async liveKeyIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    return new Set(await repository.liveKeyIds(this.deps.database.db, ids, this.deps.clock.now()));
+  }
 
   private present(row: ApiKeyRow): ApiKey {
     const key: ApiKey = {
@@ -156,6 +190,7 @@ export class AccessService {
         }
       }
       const updated = await repository.apiKeyRows.update(tx, id, { revokedAt: now });
+      for (const hooks of this.#hooks) await hooks.voidHeld?.(tx, id, now);
       await this.deps.audit.record(tx, actor, {
         action: "revoke",
         entityType: "apiKey",
@@ -163,7 +198,10 @@ export class AccessService {
         before: this.present(row),
         after: this.present(updated),
       });
-      this.#cache.delete(row.secretHash);
+    });
+    this.revoked(id);
+    await this.deps.broadcast.publish(REVOKED_CHANNEL, id).catch(() => {
+      // Redis is down: other processes drop the key within API_KEY_CACHE_TTL_MS and re-check open sockets.
     });
   }
 

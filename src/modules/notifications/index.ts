@@ -8,11 +8,13 @@
 import { alertsRoutes } from "./alerts.routes.js";
 import { type AlertsDeps, AlertsService } from "./alerts.service.js";
 import { type HubDeps, HubService } from "./hub.service.js";
-import { LiveHub } from "./live.js";
+import { type LiveDeps, LiveHub } from "./live.js";
 import { type MessagesDeps, MessagesService } from "./messages.service.js";
 import { notificationsRoutes } from "./notifications.routes.js";
 
-export function createNotificationsModule(deps: HubDeps & MessagesDeps & Omit<AlertsDeps, "messages">) {
+export function createNotificationsModule(
+  deps: HubDeps & MessagesDeps & Omit<AlertsDeps, "messages"> & Omit<LiveDeps, "alerts">,
+) {
   const hubs = new HubService(deps);
   const messages = new MessagesService(deps);
   const alerts = new AlertsService({ ...deps, messages });

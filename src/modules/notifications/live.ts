@@ -8,7 +8,13 @@ import type { Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { isId, newId } from "../../shared/ids.js";
-import { WS_HEARTBEAT_MS, WS_REPLAY_PAGE, WS_SEND_QUEUE_BYTES, WS_TICKET_TTL_MS } from "../../shared/limits.js";
+import {
+  API_KEY_CACHE_TTL_MS,
+  WS_HEARTBEAT_MS,
+  WS_REPLAY_PAGE,
+  WS_SEND_QUEUE_BYTES,
+  WS_TICKET_TTL_MS,
+} from "../../shared/limits.js";
 import { ALERTS_CHANNEL, type AlertsService, type PresentedAlert } from "./alerts.service.js";
 import { wsTickets } from "./notifications.tables.js";
 
@@ -33,6 +39,8 @@ export const WS_CLOSE = {
   unauthorized: 4401,
   /** 4408: the client read too slowly and its send queue filled; reconnect with `after` to catch up. */
   slowConsumer: 4408,
+  /** 4429: the API key already has as many connections open as it may (per API process). */
+  tooMany: 4429,
 } as const;
 
 export interface LiveDeps extends ServiceDeps {
@@ -40,6 +48,10 @@ export interface LiveDeps extends ServiceDeps {
   broadcast: Broadcast;
   log: FastifyBaseLogger;
   billingAccountExists(db: Db, id: string): Promise<boolean>;
+  /** From the access module: the ids among these of keys that still work (not revoked, not expired). */
+  liveKeyIds(ids: readonly string[]): Promise<Set<string>>;
+  /** Open connections one API key may hold on one API process. */
+  maxSocketsPerKey: number;
 }
 
 interface Scope {
@@ -110,7 +122,10 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
  */
 export class LiveHub {
   readonly #clients = new Map<string | null, Set<Client>>();
+  /** Open connections per API key. */
+  readonly #perKey = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | null = null;
+  #keyCheck: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: LiveDeps) {}
 
@@ -126,14 +141,23 @@ export class LiveHub {
     });
     this.#heartbeat = setInterval(() => this.beat(), WS_HEARTBEAT_MS);
     this.#heartbeat.unref();
+    // A revocation closes sockets at once through pub/sub; this re-check covers a lost message and expired keys.
+    this.#keyCheck = setInterval(() => {
+      this.closeDeadKeys().catch((error: unknown) =>
+        this.deps.log.warn({ err: error }, "re-checking socket keys failed"),
+      );
+    }, API_KEY_CACHE_TTL_MS);
+    this.#keyCheck.unref();
   }
 
   stop(): void {
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    if (this.#keyCheck !== null) clearInterval(this.#keyCheck);
     for (const clients of this.#clients.values()) {
       for (const client of clients) client.close(WS_CLOSE.goingAway, "server shutting down; reconnect with after");
     }
     this.#clients.clear();
+    this.#perKey.clear();
   }
 
   /** Connections open in this process (metrics, tests). */
@@ -195,7 +219,10 @@ export class LiveHub {
     };
   }
 
-  /** Consumes a ticket: its scope, or why it is refused. A ticket works once, within its lifetime. */
+  /**
+   * Consumes a ticket: its scope, or why it is refused. A ticket works once, within its lifetime, and only while
+   * the key that obtained it works (a revocation voids the key's tickets; an expired key's are refused here).
+   */
   async redeem(ticket: string): Promise<Scope | { refused: string }> {
     const db = this.deps.database.db;
     const now = this.deps.clock.now();
@@ -205,11 +232,38 @@ export class LiveHub {
       .set({ usedAt: now })
       .where(and(eq(wsTickets.ticketHash, hash), isNull(wsTickets.usedAt), gt(wsTickets.expiresAt, now)))
       .returning();
-    if (used) return { billingAccountId: used.billingAccountId, keyId: used.keyId };
-    const [known] = await db.select().from(wsTickets).where(eq(wsTickets.ticketHash, hash));
+    const [known] = used ? [used] : await db.select().from(wsTickets).where(eq(wsTickets.ticketHash, hash));
     if (!known) return { refused: "unknown ticket" };
+    if (!(await this.deps.liveKeyIds([known.keyId])).has(known.keyId)) {
+      return { refused: "the ticket's API key is revoked or expired" };
+    }
+    if (used) return { billingAccountId: used.billingAccountId, keyId: used.keyId };
     if (known.usedAt !== null) return { refused: "ticket already used; obtain a new one" };
     return { refused: "ticket expired; obtain a new one" };
+  }
+
+  /** In the transaction that revokes a key: its unused tickets can no longer be used. */
+  async voidTickets(tx: Db, keyId: string, now: Date): Promise<void> {
+    await tx
+      .update(wsTickets)
+      .set({ usedAt: now })
+      .where(and(eq(wsTickets.keyId, keyId), isNull(wsTickets.usedAt)));
+  }
+
+  /** Closes this process's connections opened with a key that no longer works. */
+  closeKey(keyId: string): void {
+    for (const clients of this.#clients.values()) {
+      for (const client of clients) {
+        if (client.scope.keyId === keyId) client.close(WS_CLOSE.unauthorized, "the API key was revoked or expired");
+      }
+    }
+  }
+
+  private async closeDeadKeys(): Promise<void> {
+    const keys = [...this.#perKey.keys()];
+    if (keys.length === 0) return;
+    const live = await this.deps.liveKeyIds(keys);
+    for (const keyId of keys) if (!live.has(keyId)) this.closeKey(keyId);
   }
 
   /** Tickets that expired an hour ago or more are of no use to anyone: deleted. */
@@ -271,6 +325,12 @@ export class LiveHub {
       const scope = await this.redeem(ticket);
       if (closed) return;
       if ("refused" in scope) return refuse(WS_CLOSE.unauthorized, scope.refused);
+      if ((this.#perKey.get(scope.keyId) ?? 0) >= this.deps.maxSocketsPerKey) {
+        return refuse(
+          WS_CLOSE.tooMany,
+          `this API key already has ${this.deps.maxSocketsPerKey} connections open; close one first`,
+        );
+      }
       client = new Client(socket, scope);
       this.add(client);
       client.send({
@@ -322,13 +382,17 @@ export class LiveHub {
     const clients = this.#clients.get(key) ?? new Set();
     clients.add(client);
     this.#clients.set(key, clients);
+    this.#perKey.set(client.scope.keyId, (this.#perKey.get(client.scope.keyId) ?? 0) + 1);
   }
 
   private remove(client: Client): void {
     client.closed = true;
     const clients = this.#clients.get(client.scope.billingAccountId);
-    clients?.delete(client);
-    if (clients?.size === 0) this.#clients.delete(client.scope.billingAccountId);
+    if (clients?.delete(client) !== true) return;
+    if (clients.size === 0) this.#clients.delete(client.scope.billingAccountId);
+    const open = (this.#perKey.get(client.scope.keyId) ?? 1) - 1;
+    if (open === 0) this.#perKey.delete(client.scope.keyId);
+    else this.#perKey.set(client.scope.keyId, open);
   }
 
   /** Pings every client; one that did not answer the last ping is gone and its socket is dropped. */
