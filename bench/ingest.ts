@@ -62,8 +62,9 @@ export async function benchIngest(): Promise<Record<string, string | number>[]> 
       BARE_LINES: JSON.stringify(lines),
     });
     await call("POST", "/api/v1/cdr-sources", { id: "bench-msc", countryCode: "49" });
-    const network = (await call("POST", "/api/v1/api-keys", { name: "bench network", role: "network" })).body
-      .key as string;
+    const network = (
+      await call("POST", "/api/v1/api-keys", { name: "bench network", role: "network", cdrSources: ["bench-msc"] })
+    ).body.key as string;
     const startedAt = new Date().toISOString();
     // One template per batch size; each request swaps in a fresh request number, so every cdrId is new.
     const template = (batch: number) =>

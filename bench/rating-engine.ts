@@ -5,8 +5,9 @@
  * data. The figure also says what the rest of the rating loop may spend per event: at the loop's goal of
  * 20,000 CDRs/s (DESIGN.md §9), pricing takes (20,000 / rate) of one core.
  */
-import { priceEvent, type RatingEvent } from "../src/modules/rating/pricer.js";
+
 import { compileTariff } from "../src/modules/catalog/tariff-compile.js";
+import { priceEvent, type RatingEvent } from "../src/modules/rating/pricer.js";
 import { sampleTariff } from "../test/fixtures/tariffs.js";
 import { table } from "./support/servers.js";
 

@@ -124,8 +124,9 @@ export async function benchRating(): Promise<Row[]> {
     const hot = lines[ACCOUNTS] as Line;
     const many = lines.slice(0, ACCOUNTS);
     await api.call("POST", "/api/v1/cdr-sources", { id: "bench-msc", countryCode: "49" });
-    const network = (await api.call("POST", "/api/v1/api-keys", { name: "bench network", role: "network" })).body
-      .key as string;
+    const network = (
+      await api.call("POST", "/api/v1/api-keys", { name: "bench network", role: "network", cdrSources: ["bench-msc"] })
+    ).body.key as string;
     // CDRs start after every line went live (a CDR from before activation would rightly go to suspense).
     const startedAt = new Date().toISOString();
 
@@ -242,8 +243,13 @@ export async function benchRating(): Promise<Row[]> {
     const local = client(embedded.base);
     const localLines = await seedLines(local, EMBEDDED_ACCOUNTS);
     await local.call("POST", "/api/v1/cdr-sources", { id: "bench-msc", countryCode: "49" });
-    const localKey = (await local.call("POST", "/api/v1/api-keys", { name: "bench network", role: "network" })).body
-      .key as string;
+    const localKey = (
+      await local.call("POST", "/api/v1/api-keys", {
+        name: "bench network",
+        role: "network",
+        cdrSources: ["bench-msc"],
+      })
+    ).body.key as string;
     const localStartedAt = new Date().toISOString();
     const localQueue = usageStatusQueue(local, "guided");
     const localTarget = { base: embedded.base, path: "/api/v1/cdrs", key: localKey, source: "bench-msc" };

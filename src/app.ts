@@ -323,6 +323,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       log: app.log,
     });
     stopping.push(() => charging.stop());
+    // A network key may name only registered CDR sources.
+    access.service.checkSourcesWith((db, ids) => charging.services.sources.unknown(db, ids));
 
     const scheduler = new Scheduler({
       database,

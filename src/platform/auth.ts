@@ -15,6 +15,8 @@ export interface Principal {
   readonly keyId: string;
   readonly role: Role;
   readonly billingAccountId: string | null;
+  /** Network keys: the CDR sources the key may send records for ("*": any); null for other roles. */
+  readonly cdrSources: readonly string[] | null;
 }
 
 export type Authenticate = (presentedKey: string) => Promise<Principal | null>;

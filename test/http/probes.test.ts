@@ -1,7 +1,7 @@
 import t from "tap";
 import { loggerOptions } from "../../src/platform/logger.js";
 import { REDACTED } from "../../src/shared/redact.js";
-import { chargingEngine } from "../support/charging.js";
+import { chargingEngine, voiceCdr } from "../support/charging.js";
 import { drivers, expectError, startEngine } from "../support/engine.js";
 import { activateLine, createBillingAccount } from "../support/fixtures.js";
 import { openLive, ticketFor } from "../support/ws.js";
@@ -118,6 +118,55 @@ for (const driver of drivers) {
       await bystander.closed;
     },
   );
+}
+
+for (const driver of drivers) {
+  t.test(`${driver}: a network key sends only for its own CDR sources`, async (t) => {
+    const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
+    const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
+    await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-2", countryCode: "49" } });
+    const issue = (body: Record<string, unknown>) => engine.request("POST", "/api/v1/api-keys", { body });
+    expectError(t, await issue({ name: "n0", role: "network" }), 400, "invalid_field", "cdrSources");
+    expectError(t, await issue({ name: "n0", role: "crm", cdrSources: ["msc-1"] }), 400, "invalid_field", "cdrSources");
+    expectError(t, await issue({ name: "n0", role: "network", cdrSources: ["*", "msc-1"] }), 400, "invalid_field");
+    expectError(t, await issue({ name: "n0", role: "network", cdrSources: ["msc-9"] }), 422, "unknown_reference");
+    expectError(t, await issue({ name: "n0", role: "network", cdrSources: ["bad source"] }), 400, "invalid_field");
+    const issued = await issue({ name: "msc-1 element", role: "network", cdrSources: ["msc-1"] });
+    t.equal(issued.statusCode, 201);
+    t.same(issued.json().cdrSources, ["msc-1"]);
+    const own = issued.json().key as string;
+
+    // The attack: posting as msc-2 with the id msc-2's real record will carry, so the real one becomes a conflict.
+    const forged = { ...voiceCdr(msisdn, "+33123456789", 60), source: "msc-2", cdrId: "real-1" };
+    const answer = await engine.request("POST", "/api/v1/cdrs", { key: own, body: [forged] });
+    t.equal(answer.statusCode, 200);
+    t.match(answer.json().records[0], { outcome: "rejected", field: "source", reason: /may not send records/ });
+    const tmf = await engine.request("POST", "/tmf-api/usageManagement/v4/usage", {
+      key: own,
+      body: {
+        usageType: "voice",
+        usageCharacteristic: Object.entries(forged)
+          .filter(([name]) => name !== "recordType")
+          .map(([name, value]) => ({ name, value })),
+      },
+    });
+    expectError(t, tmf, 403, "source_not_allowed", "usageCharacteristic.source");
+    const switchDoor = await engine.request("POST", "/api/v1/cdrs/asterisk?source=msc-2", {
+      key: own,
+      rawBody: "",
+      headers: { "content-type": "text/csv" },
+    });
+    expectError(t, switchDoor, 403, "source_not_allowed", "source");
+    t.equal(await engine.count("usage_records", "source = 'msc-2'"), 0, "nothing stored for the other source");
+
+    const real = await engine.request("POST", "/api/v1/cdrs", { key: engine.keys.network, body: [forged] });
+    t.equal(real.json().records[0].outcome, "accepted", "the element's real record is accepted, not a conflict");
+    const mine = await engine.request("POST", "/api/v1/cdrs", {
+      key: own,
+      body: [voiceCdr(msisdn, "+33123456789", 60)],
+    });
+    t.equal(mine.json().records[0].outcome, "accepted", "its own source's records are accepted");
+  });
 }
 
 t.test("a failed statement's parameters never reach the log", async (t) => {

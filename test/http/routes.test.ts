@@ -35,7 +35,9 @@ const WRITE_SAMPLES: Record<string, WriteSample> = {
   "POST /api/v1/api-keys": async () => ({ url: "/api/v1/api-keys", body: { name: "sample", role: "crm" } }),
   "POST /api/v1/ws/tickets": async () => ({ url: "/api/v1/ws/tickets", body: {} }),
   "DELETE /api/v1/api-keys/:id": async (engine) => {
-    const created = await engine.request("POST", "/api/v1/api-keys", { body: { name: "to revoke", role: "network" } });
+    const created = await engine.request("POST", "/api/v1/api-keys", {
+      body: { name: "to revoke", role: "network", cdrSources: ["*"] },
+    });
     const id = created.json().id as string;
     return { url: `/api/v1/api-keys/${id}`, entityId: id };
   },

@@ -155,7 +155,9 @@ export async function startEngine(
 
   const keys = {} as Engine["keys"];
   for (const role of ["admin", "crm", "network", "finance"] as const) {
-    keys[role] = (await app.services.access.create(SYSTEM_ACTOR, { name: `test ${role}`, role })).key;
+    // The test network key is a mediation platform's: it sends for every source.
+    const sources = role === "network" ? { cdrSources: ["*"] } : {};
+    keys[role] = (await app.services.access.create(SYSTEM_ACTOR, { name: `test ${role}`, role, ...sources })).key;
   }
 
   const engine: Engine = {

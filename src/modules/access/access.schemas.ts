@@ -4,6 +4,16 @@ import { NAME_MAX_LENGTH } from "../../shared/limits.js";
 
 const RoleSchema = Type.Enum(ROLES);
 
+/** The maximum number of sources one network key names. */
+export const KEY_SOURCES_MAX = 100;
+const CdrSourcesSchema = Type.Array(Type.String({ pattern: "^(\\*|[A-Za-z0-9][A-Za-z0-9._:-]{0,63})$" }), {
+  minItems: 1,
+  maxItems: KEY_SOURCES_MAX,
+  uniqueItems: true,
+  description:
+    'Network keys: the CDR sources (network elements) the key may send records for; ["*"] for any (a mediation platform)',
+});
+
 /** Native body: unknown fields are refused (API.md). */
 export const ApiKeyCreateSchema = Type.Object(
   {
@@ -11,6 +21,7 @@ export const ApiKeyCreateSchema = Type.Object(
     role: RoleSchema,
     billingAccountId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     expiresAt: Type.Optional(Type.String({ format: "date-time" })),
+    cdrSources: Type.Optional(CdrSourcesSchema),
   },
   { additionalProperties: false },
 );
@@ -24,6 +35,7 @@ const apiKeyFields = {
   role: RoleSchema,
   prefix: Type.String({ description: "The public start of the key, to recognise it; not a secret" }),
   billingAccountId: Type.Optional(Type.String()),
+  cdrSources: Type.Optional(Type.Array(Type.String())),
   createdAt: Type.String({ format: "date-time" }),
   expiresAt: Type.Optional(Type.String({ format: "date-time" })),
   revokedAt: Type.Optional(Type.String({ format: "date-time" })),

@@ -70,6 +70,13 @@ export class AccessService {
     await this.deps.broadcast.subscribe(REVOKED_CHANNEL, (keyId) => this.revoked(keyId));
   }
 
+  /** The charging module (built later) tells which of the named sources are not registered. */
+  checkSourcesWith(unknownSources: (db: Db, ids: readonly string[]) => Promise<string[]>): void {
+    this.#unknownSources = unknownSources;
+  }
+
+  #unknownSources: (db: Db, ids: readonly string[]) => Promise<string[]> = async (_db, ids) => [...ids];
+
   onRevoke(hooks: RevocationHooks): void {
     this.#hooks.push(hooks);
   }
@@ -98,6 +105,7 @@ export class AccessService {
       status: statusOf(row, this.deps.clock.now()),
     };
     if (row.billingAccountId !== null) key.billingAccountId = row.billingAccountId;
+    if (row.cdrSources !== null) key.cdrSources = row.cdrSources;
     if (row.expiresAt !== null) key.expiresAt = row.expiresAt.toISOString();
     if (row.revokedAt !== null) key.revokedAt = row.revokedAt.toISOString();
     return key;
@@ -112,7 +120,12 @@ export class AccessService {
       cached = {
         principal:
           row && row.revokedAt === null
-            ? { keyId: row.id, role: row.role as Role, billingAccountId: row.billingAccountId }
+            ? {
+                keyId: row.id,
+                role: row.role as Role,
+                billingAccountId: row.billingAccountId,
+                cdrSources: row.cdrSources,
+              }
             : null,
         expiresAt: row?.expiresAt ?? null,
         cachedUntilMs: nowMs + API_KEY_CACHE_TTL_MS,
@@ -134,6 +147,15 @@ export class AccessService {
     if (input.role !== "subscriber" && input.billingAccountId !== undefined) {
       throw invalidField("billingAccountId", "binds subscriber keys only");
     }
+    if (input.role === "network" && input.cdrSources === undefined) {
+      throw invalidField("cdrSources", 'is required for a network key: the sources it sends for, or ["*"] for any');
+    }
+    if (input.role !== "network" && input.cdrSources !== undefined) {
+      throw invalidField("cdrSources", "binds network keys only");
+    }
+    if (input.cdrSources?.includes("*") && input.cdrSources.length > 1) {
+      throw invalidField("cdrSources", '"*" (any source) stands alone');
+    }
     const { secret, prefix } = generateKey();
     return this.deps.database.transaction(async (tx) => {
       if (input.billingAccountId !== undefined && !(await this.deps.billingAccountExists(tx, input.billingAccountId))) {
@@ -142,6 +164,16 @@ export class AccessService {
           "unknown_reference",
           `billingAccountId: billing account ${input.billingAccountId} does not exist`,
           "billingAccountId",
+        );
+      }
+      const named = input.cdrSources?.filter((source) => source !== "*") ?? [];
+      const unknown = named.length === 0 ? [] : await this.#unknownSources(tx, named);
+      if (unknown.length > 0) {
+        throw new AppError(
+          "unprocessable",
+          "unknown_reference",
+          `cdrSources: ${unknown.join(", ")} ${unknown.length === 1 ? "is not a registered CDR source" : "are not registered CDR sources"}`,
+          "cdrSources",
         );
       }
       if (await repository.liveKeyNamed(tx, input.name)) {
@@ -154,6 +186,7 @@ export class AccessService {
         secretHash: hashApiKey(secret),
         role: input.role,
         billingAccountId: input.billingAccountId ?? null,
+        cdrSources: input.cdrSources ?? null,
         createdAt: now,
         createdBy: actor.keyId,
         expiresAt,
@@ -226,6 +259,7 @@ export class AccessService {
         secretHash: hashApiKey(secret),
         role: "admin",
         billingAccountId: null,
+        cdrSources: null,
         createdAt: now,
         createdBy: null,
         expiresAt: null,

@@ -16,6 +16,8 @@ export const apiKeys = pgTable(
     createdBy: uuid("created_by"),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
     revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+    /** Network keys: the CDR sources the key may send records for; `{*}`, any (a mediation platform). */
+    cdrSources: text("cdr_sources").array(),
   },
   (table) => [
     uniqueIndex("api_keys_secret_hash_idx").on(table.secretHash),
@@ -28,6 +30,8 @@ export const apiKeys = pgTable(
       "api_keys_subscriber_binding_check",
       sql`(${table.role} = 'subscriber') = (${table.billingAccountId} is not null)`,
     ),
+    // A network key names the sources it sends for; other keys send none.
+    check("api_keys_network_sources_check", sql`(${table.role} = 'network') = (${table.cdrSources} is not null)`),
   ],
 );
 

@@ -69,6 +69,8 @@ export interface CheckContext {
   format: CdrFormat;
   nowMs: number;
   sourceOf(id: string): SourceRules | undefined;
+  /** The sources the sender's key may send for (API key `cdrSources`); absent: any. */
+  sendsFor?: ReadonlySet<string>;
   /** Switch formats say whether a leg is charged; native records always are. */
   chargeable?: boolean;
   note?: string;
@@ -181,6 +183,9 @@ function normalize(input: unknown, context: CheckContext): CdrRecord {
   if (!CDR_ID.test(cdrId)) refuse("cdrId", "must be 1 to 128 printable ASCII characters without spaces");
   const sourceId = text(record, "source", true) as string;
   if (!SOURCE_ID.test(sourceId)) refuse("source", "must be 1 to 64 letters, digits, '.', '_', ':' or '-'");
+  if (context.sendsFor !== undefined && !context.sendsFor.has(sourceId)) {
+    refuse("source", "this API key may not send records for this source (the key's cdrSources name the ones it may)");
+  }
   const source = context.sourceOf(sourceId);
   if (source === undefined) refuse("source", `is not a registered, active CDR source (see /api/v1/cdr-sources)`);
 

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role } from "../../platform/auth.js";
 import { AppError, invalidField } from "../../platform/errors.js";
@@ -51,6 +51,33 @@ export interface ChargingRouteDeps {
   ingest: IngestService;
   usage: UsageService;
   sources: SourcesService;
+}
+
+const sendsForCache = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+/** The sources a network key may send records for (its `cdrSources`); undefined: any (`["*"]`). */
+function sendsForOf(request: FastifyRequest): ReadonlySet<string> | undefined {
+  const named = request.principal?.cdrSources;
+  if (named === null || named === undefined || named.includes("*")) return undefined;
+  let set = sendsForCache.get(named);
+  if (set === undefined) {
+    set = new Set(named);
+    sendsForCache.set(named, set);
+  }
+  return set;
+}
+
+/** A single-record door (switch formats, TMF635): a record for a source the key does not name is a 403. */
+function refuseForeignSource(request: FastifyRequest, source: string, field: string): void {
+  const sendsFor = sendsForOf(request);
+  if (sendsFor !== undefined && !sendsFor.has(source)) {
+    throw new AppError(
+      "forbidden",
+      "source_not_allowed",
+      `${field}: this API key may not send records for source ${source} (its cdrSources name the ones it may)`,
+      field,
+    );
+  }
 }
 
 /** Bodies of the CDR doors arrive as bytes: each record is decoded and checked on its own (API.md). */
@@ -106,7 +133,7 @@ function cdrRoutes(deps: ChargingRouteDeps) {
         }
         const items: BodyItem[] =
           contentType === "application/json" ? splitJsonArray(raw, CDR_BATCH_MAX) : splitNdjson(raw, CDR_BATCH_MAX);
-        return deps.ingest.ingest(items as IncomingRecord[], "native");
+        return deps.ingest.ingest(items as IncomingRecord[], "native", sendsForOf(request));
       },
     );
 
@@ -125,6 +152,7 @@ function cdrRoutes(deps: ChargingRouteDeps) {
       },
       async (request, reply) => {
         const { source } = request.query;
+        refuseForeignSource(request, source, "source");
         await requireSource(deps, source);
         const decoded = decodeFreeswitchBody(request.headers["content-type"], rawBody(request.body));
         if (!decoded.ok) throw invalidField(decoded.rejection.field, decoded.rejection.reason);
@@ -164,6 +192,7 @@ function cdrRoutes(deps: ChargingRouteDeps) {
       },
       async (request) => {
         const { source } = request.query;
+        refuseForeignSource(request, source, "source");
         const rules = await requireSource(deps, source);
         const contentType = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
         if (contentType !== "text/csv")
@@ -257,7 +286,7 @@ function usageRoutes(deps: ChargingRouteDeps) {
           response: { 200: UsageSchema, 201: UsageSchema, ...errorResponses(409, 413, 415) },
         },
       },
-      async (request, reply) => postUsage(deps, request.body, reply, actorOf(request)),
+      async (request, reply) => postUsage(deps, request, request.body, reply),
     );
 
     app.get(
@@ -289,12 +318,8 @@ function usageRoutes(deps: ChargingRouteDeps) {
   };
 }
 
-async function postUsage(
-  deps: ChargingRouteDeps,
-  body: UsageCreate,
-  reply: FastifyReply,
-  actor: ReturnType<typeof actorOf>,
-) {
+async function postUsage(deps: ChargingRouteDeps, request: FastifyRequest, body: UsageCreate, reply: FastifyReply) {
+  const actor = actorOf(request);
   const record: Record<string, unknown> = {};
   body.usageCharacteristic.forEach((characteristic, index) => {
     const name = characteristic.name;
@@ -319,6 +344,7 @@ async function postUsage(
     }
     record.recordOpeningTime = body.usageDate;
   }
+  if (typeof record.source === "string") refuseForeignSource(request, record.source, "usageCharacteristic.source");
   const result: IngestResult = await deps.ingest.ingest([{ value: record }], "tmf635");
   const outcome = result.records[0];
   if (outcome === undefined) throw new Error("ingest answered no outcome");

@@ -75,7 +75,12 @@ export class IngestService {
 
   constructor(private readonly deps: IngestDeps) {}
 
-  async ingest(items: readonly IncomingRecord[], format: CdrFormat): Promise<IngestResult> {
+  /** `sendsFor`: the sources the sender's key may send for (absent: any). */
+  async ingest(
+    items: readonly IncomingRecord[],
+    format: CdrFormat,
+    sendsFor?: ReadonlySet<string>,
+  ): Promise<IngestResult> {
     const nowMs = this.deps.clock.now().getTime();
     const sources = await this.deps.sources.resolve(items.map((item) => sourceNameOf(item.value)));
     const outcomes: RecordOutcome[] = new Array(items.length);
@@ -96,6 +101,7 @@ export class IngestService {
         format,
         nowMs,
         sourceOf: (id) => sources.get(id),
+        ...(sendsFor === undefined ? {} : { sendsFor }),
         ...(item.chargeable === undefined ? {} : { chargeable: item.chargeable }),
         ...(item.note === undefined ? {} : { note: item.note }),
       };

@@ -1,6 +1,7 @@
 import { asc, count, eq, inArray } from "drizzle-orm";
 import { type Static, Type } from "typebox";
 import type { Actor } from "../../platform/audit.js";
+import type { Db } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
@@ -123,6 +124,16 @@ export class SourcesService implements SourceRegistry {
       if (rules) found.set(id, rules);
     }
     return found;
+  }
+
+  /** The ids among `ids` that name no registered source (an API key naming them is refused). */
+  async unknown(db: Db, ids: readonly string[]): Promise<string[]> {
+    const rows = await db
+      .select({ id: cdrSources.id })
+      .from(cdrSources)
+      .where(inArray(cdrSources.id, [...ids]));
+    const known = new Set(rows.map((row) => row.id));
+    return ids.filter((id) => !known.has(id));
   }
 
   async list(request: ListRequest): Promise<{ items: CdrSource[]; total: number }> {
