@@ -1,45 +1,65 @@
 import { lookup as lookupCallback } from "node:dns";
 import { lookup } from "node:dns/promises";
-import { BlockList, isIP } from "node:net";
+import { isIP } from "node:net";
+import ipaddr from "ipaddr.js";
 import { Agent } from "undici";
 import { AppError } from "./errors.js";
 
 /**
- * Hub callbacks must not turn the engine against the operator's own network (API.md): a callback may not
- * reach a private, loopback, link-local or otherwise internal address unless the operator allowed that host,
- * address or range (BSS_CALLBACK_ALLOW). Checked when subscribing and again before every delivery, since DNS
- * answers change.
+ * Hub callbacks must not turn the engine against the operator's own network (API.md): a callback may reach
+ * only globally routable addresses unless the operator allowed that host, address or range
+ * (BSS_CALLBACK_ALLOW). Checked when subscribing and again at every connection a delivery makes, since DNS
+ * answers change. Addresses are judged by their real range after normalisation (ipaddr.js, the parser behind
+ * Fastify's proxy-addr), never by how they are spelled: an IPv6 address that carries an IPv4 one (mapped,
+ * translated, NAT64, 6to4, Teredo) is judged by the IPv4 address it reaches.
  */
-const INTERNAL = new BlockList();
-for (const [network, prefix] of [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16],
-  ["172.16.0.0", 12],
-  ["192.0.0.0", 24],
-  ["192.168.0.0", 16],
-  ["198.18.0.0", 15],
-  ["224.0.0.0", 4],
-  ["240.0.0.0", 4],
-] as const) {
-  INTERNAL.addSubnet(network, prefix, "ipv4");
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
+
+/** IANA's global unicast space: every other IPv6 block (IPv4-compatible, site-local, ...) is not global. */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR("2000::/3");
+/** Ranges whose last 32 bits are the IPv4 address reached: mapped, translated (RFC 6145), NAT64 (RFC 6052). */
+const EMBEDS_IPV4_AT_END = new Set(["ipv4Mapped", "rfc6145", "rfc6052"]);
+
+const ipv4Of = (high: number, low: number) =>
+  new ipaddr.IPv4([(high >> 8) & 0xff, high & 0xff, (low >> 8) & 0xff, low & 0xff]);
+
+/**
+ * The addresses a connection to `address` really reaches, for the policy to judge each; null for an address
+ * that is not global whatever it carries. IPv6 is first rewritten by Node's own parser, the one the connection
+ * uses (ipaddr.js reads `::127.0.0.1` as mapped; Node, rightly, as the IPv4-compatible `::7f00:1`).
+ */
+export function reachedAddresses(address: string): Address[] | null {
+  let parsed: Address;
+  try {
+    const canonical = isIP(address) === 6 ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address;
+    parsed = ipaddr.parse(canonical);
+  } catch {
+    return null;
+  }
+  if (parsed.kind() === "ipv4") return [parsed];
+  const v6 = parsed as ipaddr.IPv6;
+  const range = v6.range();
+  const parts = v6.parts;
+  if (EMBEDS_IPV4_AT_END.has(range)) return [v6, ipv4Of(parts[6] ?? 0, parts[7] ?? 0)];
+  // 6to4 carries the IPv4 address in bits 16-47; Teredo the server's in 32-63 and the client's, inverted, at the end.
+  if (range === "6to4") return [v6, ipv4Of(parts[1] ?? 0, parts[2] ?? 0)];
+  if (range === "teredo") return [v6, ipv4Of(parts[2] ?? 0, parts[3] ?? 0), ipv4Of(~(parts[6] ?? 0), ~(parts[7] ?? 0))];
+  if (!v6.match(GLOBAL_UNICAST_V6)) return null;
+  return [v6];
 }
-for (const [network, prefix] of [
-  ["::", 128],
-  ["::1", 128],
-  ["64:ff9b::", 96],
-  ["fc00::", 7],
-  ["fe80::", 10],
-  ["ff00::", 8],
-] as const) {
-  INTERNAL.addSubnet(network, prefix, "ipv6");
+
+/** A globally routable address: IPv4 or IPv6 unicast outside every special-purpose range. */
+function isGlobal(address: Address): boolean {
+  if (address.kind() === "ipv6") {
+    const range = address.range();
+    return range === "unicast" || range === "6to4" || range === "teredo" || EMBEDS_IPV4_AT_END.has(range);
+  }
+  return address.range() === "unicast";
 }
 
 export class CallbackPolicy {
   readonly #allowedHosts = new Set<string>();
-  readonly #allowedAddresses = new BlockList();
+  readonly #allowedRanges: Array<[Address, number]> = [];
   #agent: Agent | null = null;
 
   /**
@@ -78,19 +98,34 @@ export class CallbackPolicy {
   constructor(allow: readonly string[]) {
     for (const entry of allow) {
       const [address, prefix] = entry.split("/");
-      const family = isIP(address ?? "");
-      if (family === 0) this.#allowedHosts.add(entry.toLowerCase());
-      else if (prefix === undefined)
-        this.#allowedAddresses.addAddress(address as string, family === 6 ? "ipv6" : "ipv4");
-      else this.#allowedAddresses.addSubnet(address as string, Number(prefix), family === 6 ? "ipv6" : "ipv4");
+      if (!ipaddr.isValid(address ?? "")) {
+        this.#allowedHosts.add(entry.toLowerCase());
+        continue;
+      }
+      const parsed = ipaddr.parse(address as string);
+      this.#allowedRanges.push([parsed, prefix === undefined ? (parsed.kind() === "ipv4" ? 32 : 128) : Number(prefix)]);
     }
   }
 
+  private allowed(address: Address): boolean {
+    return this.#allowedRanges.some(([range, bits]) => range.kind() === address.kind() && address.match(range, bits));
+  }
+
+  /**
+   * Whether a connection to `address` is refused: some address it reaches is not global and not allowed (an
+   * operator's allowance of the IPv6 form or of the IPv4 address it carries both count).
+   */
   private internal(address: string): boolean {
-    const family = isIP(address) === 6 ? "ipv6" : "ipv4";
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-    if (mapped !== undefined) return this.internal(mapped);
-    return INTERNAL.check(address, family) && !this.#allowedAddresses.check(address, family);
+    const reached = reachedAddresses(address);
+    if (reached === null) {
+      try {
+        return !this.allowed(ipaddr.parse(address));
+      } catch {
+        return true;
+      }
+    }
+    if (reached.some((one) => this.allowed(one))) return false;
+    return !reached.every(isGlobal);
   }
 
   /** Throws a 400 naming why the callback is refused; resolves the host to check every address it has. */

@@ -237,3 +237,47 @@ t.test("deliveries connect only to the addresses the policy allows, whatever DNS
     "NAT64 addresses are internal too",
   );
 });
+
+t.test("IPv6 forms are judged by the range they really reach, not by how they are spelled", async (t) => {
+  const { CallbackPolicy } = await import("../../src/platform/callback-policy.js");
+  const strict = new CallbackPolicy([]);
+  t.teardown(() => strict.close());
+  for (const host of [
+    "[::7f00:1]", // IPv4-compatible loopback
+    "[::127.0.0.1]", // the same, dotted
+    "[::ffff:127.0.0.1]", // mapped
+    "[::ffff:0:7f00:1]", // translated (RFC 6145)
+    "[64:ff9b::7f00:1]", // NAT64 of loopback
+    "[2002:7f00:1::1]", // 6to4 of loopback
+    "[2002:a9fe:a9fe::1]", // 6to4 of the cloud metadata address
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]", // Teredo whose client is 127.0.0.1
+    "[fec0::1]", // site-local
+    "[fe80::1]", // link-local
+    "[fd00::1]", // unique local
+    "[2001:db8::1]", // documentation
+    "[::]", // unspecified
+    "[ff02::1]", // multicast
+    "0x7f.1", // 127.0.0.1 spelled in hex
+    "2130706433", // 127.0.0.1 as one number
+    "192.0.2.1", // documentation (TEST-NET-1)
+    "100.64.0.1", // carrier-grade NAT
+  ]) {
+    await t.rejects(strict.check(`http://${host}/hook`), { code: "forbidden_callback" }, `${host} is refused`);
+  }
+  for (const host of ["[2606:4700:4700::1111]", "[64:ff9b::808:808]", "[2002:808:808::1]", "8.8.8.8"]) {
+    t.equal((await strict.check(`http://${host}/hook`)).protocol, "http:", `${host} is global`);
+  }
+  const operator = new CallbackPolicy(["127.0.0.1", "fd12::/16"]);
+  t.teardown(() => operator.close());
+  for (const host of ["127.0.0.1", "[::ffff:127.0.0.1]", "[fd12:3::1]"]) {
+    t.equal((await operator.check(`http://${host}/hook`)).protocol, "http:", `${host} is allowed by the operator`);
+  }
+  await t.rejects(operator.check("http://[fd13::1]/"), { code: "forbidden_callback" }, "outside the allowed range");
+
+  // Subscribing through the API answers the same, and stores nothing.
+  const engine = await startEngine(t, { env: { BSS_CALLBACK_ALLOW: "" } });
+  for (const callback of ["http://[::7f00:1]/", "http://[::ffff:0:7f00:1]/", "http://[2002:7f00:1::1]/"]) {
+    expectError(t, await engine.request("POST", ACCOUNT_HUB, { body: { callback } }), 400, "forbidden_callback");
+  }
+  t.equal(await engine.count("hub_subscriptions"), 0);
+});
