@@ -1,10 +1,17 @@
 import { Type } from "typebox";
 import { LIST_FIELD_MAX_ITEMS, NAME_MAX_LENGTH, SHORT_TEXT_MAX_LENGTH } from "../shared/limits.js";
+import { MULTI_LINE, SINGLE_LINE } from "./validation.js";
 
 /** TMF building blocks shared by every API (TMF630 common types), as TypeBox schemas. */
 
-export function text(maxLength: number = NAME_MAX_LENGTH) {
-  return Type.String({ minLength: 1, maxLength });
+/** A name, subject or code: one line, no control characters (a CR/LF would inject headers or forge log lines). */
+export function text(maxLength: number = NAME_MAX_LENGTH, minLength = 1) {
+  return Type.String({ minLength, maxLength, pattern: SINGLE_LINE });
+}
+
+/** Free text (descriptions, reasons, message bodies): line breaks and tabs, but no other control characters. */
+export function multilineText(maxLength: number, minLength = 1) {
+  return Type.String({ minLength, maxLength, pattern: MULTI_LINE });
 }
 
 export const TimePeriodSchema = Type.Object({
@@ -22,7 +29,7 @@ export const MoneySchema = Type.Object({
 export const RefInputSchema = Type.Object({
   id: text(100),
   href: Type.Optional(Type.String({ maxLength: 500 })),
-  name: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH })),
+  name: Type.Optional(text(NAME_MAX_LENGTH, 0)),
   role: Type.Optional(text(SHORT_TEXT_MAX_LENGTH)),
   "@referredType": text(SHORT_TEXT_MAX_LENGTH),
 });

@@ -34,6 +34,10 @@ export function compileBodyValidator<T>(schema: object): ValidateFunction<T> {
   return bodyAjv.compile<T>(schema);
 }
 
+/** Patterns of request text (tmf-schemas `text`, `multilineText`): no C0 or C1 control characters, no DEL. */
+export const SINGLE_LINE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+export const MULTI_LINE = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+
 /** Turns an Ajv error into the field it concerns and a sentence a client can act on. */
 export function describeValidationError(error: ErrorObject, part: string): { field: string; reason: string } {
   const base = pointerToPath(error.instancePath);
@@ -52,6 +56,15 @@ export function describeValidationError(error: ErrorObject, part: string): { fie
       };
     case "const":
       return { field: fieldOrPart(base, part), reason: `must be ${JSON.stringify(params.allowedValue)}` };
+    case "pattern":
+      if (params.pattern === SINGLE_LINE)
+        return { field: fieldOrPart(base, part), reason: "must be one line without control characters" };
+      if (params.pattern === MULTI_LINE)
+        return {
+          field: fieldOrPart(base, part),
+          reason: "must not contain control characters other than line breaks and tabs",
+        };
+      return { field: fieldOrPart(base, part), reason: error.message ?? "is invalid" };
     default:
       return { field: fieldOrPart(base, part), reason: error.message ?? "is invalid" };
   }

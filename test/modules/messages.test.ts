@@ -93,7 +93,9 @@ t.test("with a gateway configured, messages go out through it", async (t) => {
   const gateway = await startReceiver();
   t.teardown(() => gateway.close());
   const engine = await startEngine(t, { env: { BSS_MESSAGE_GATEWAY_URL: gateway.url } });
-  const customer = await createCustomer(engine);
+  const customer = await createCustomer(engine, {
+    contactMedium: [{ mediumType: "mobile", characteristic: { phoneNumber: "+447700900123" } }],
+  });
   const sent = await engine.request("POST", `/api/v1/customers/${customer.id}/messages`, {
     body: { channel: "sms", to: "+447700900123", body: "Your order was received" },
   });
@@ -104,9 +106,54 @@ t.test("with a gateway configured, messages go out through it", async (t) => {
 t.test("a recording channel (tests only) sees exactly what would be sent", async (t) => {
   const channel = new RecordingChannel();
   const engine = await startEngine(t, { messageChannel: channel });
-  const customer = await createCustomer(engine);
+  const customer = await createCustomer(engine, {
+    contactMedium: [
+      { mediumType: "email", characteristic: { emailAddress: "Ops@Example.org" } },
+      { mediumType: "mobile", characteristic: { phoneNumber: "+447700900123" } },
+    ],
+  });
   await engine.request("POST", `/api/v1/customers/${customer.id}/messages`, {
     body: { channel: "email", to: "ops@example.org", subject: "Hi", body: "Test" },
   });
   t.match(channel.sent, [{ channel: "email", to: "ops@example.org", subject: "Hi", body: "Test" }]);
+});
+
+t.test("messages go only to the customer's own contacts; subjects and names refuse control characters", async (t) => {
+  const channel = new RecordingChannel();
+  const engine = await startEngine(t, { messageChannel: channel });
+  const customer = await createCustomer(engine, {
+    contactMedium: [
+      { mediumType: "email", characteristic: { emailAddress: "ada@example.org" } },
+      { mediumType: "phone", characteristic: { phoneNumber: "+4930123456" } },
+    ],
+  });
+  const url = `/api/v1/customers/${customer.id}/messages`;
+  const send = (body: Record<string, unknown>) => engine.request("POST", url, { body });
+  // The probes: the operator's gateway used as a relay to anyone, and a header injected through the subject.
+  expectError(t, await send({ channel: "sms", to: "+447700900999", body: "win" }), 422, "not_own_contact", "to");
+  expectError(t, await send({ channel: "email", to: "victim@example.com", body: "x" }), 422, "not_own_contact", "to");
+  const injected = await send({ channel: "email", subject: "Hi\r\nBcc: victim@example.com", body: "x" });
+  expectError(t, injected, 400, "invalid_field", "subject");
+  t.match(injected.json().message, "subject: must be one line without control characters");
+  expectError(t, await send({ channel: "email", subject: "Hi\u0000", body: "x" }), 400, "invalid_string", "subject");
+  expectError(t, await send({ channel: "sms", body: "bell\u0007" }), 400, "invalid_field", "body");
+  t.equal(channel.sent.length, 0, "nothing reached the gateway");
+  t.equal(await engine.count("customer_messages"), 0, "nothing stored");
+
+  const fine = await send({ channel: "email", to: "ADA@example.org", subject: "Bill", body: "Line 1\nLine 2\tend" });
+  t.equal(fine.statusCode, 201, "an own address (any case), a multi-line body");
+  t.equal((await send({ channel: "sms", to: "+4930123456", body: "x" })).statusCode, 201, "an own phone number");
+
+  for (const [path, body, field] of [
+    ["/tmf-api/party/v4/individual", { givenName: "Ada\r\nX", familyName: "L" }, "givenName"],
+    ["/tmf-api/party/v4/individual", { givenName: "Ada", familyName: "L\u001b[31m" }, "familyName"],
+    ["/tmf-api/party/v4/organization", { tradingName: "Acme\u0085" }, "tradingName"],
+    ["/api/v1/api-keys", { name: "ops\nkey", role: "crm" }, "name"],
+  ] as const) {
+    expectError(t, await engine.request("POST", path, { body }), 400, "invalid_field", field);
+  }
+  const renamed = await engine.request("PATCH", `/tmf-api/customerManagement/v4/customer/${customer.id}`, {
+    body: { name: "Ada\u0007" },
+  });
+  expectError(t, renamed, 400, "invalid_field", "name");
 });

@@ -1,5 +1,6 @@
 import { type Static, Type } from "typebox";
 import { ROLES } from "../../platform/auth.js";
+import { text } from "../../platform/tmf-schemas.js";
 import { NAME_MAX_LENGTH } from "../../shared/limits.js";
 
 const RoleSchema = Type.Enum(ROLES);
@@ -17,7 +18,7 @@ const CdrSourcesSchema = Type.Array(Type.String({ pattern: "^(\\*|[A-Za-z0-9][A-
 /** Native body: unknown fields are refused (API.md). */
 export const ApiKeyCreateSchema = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
+    name: text(NAME_MAX_LENGTH),
     role: RoleSchema,
     billingAccountId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     expiresAt: Type.Optional(Type.String({ format: "date-time" })),

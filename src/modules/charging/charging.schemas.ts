@@ -1,4 +1,5 @@
 import { type Static, Type } from "typebox";
+import { multilineText } from "../../platform/tmf-schemas.js";
 import { SUSPENSE_REGUIDE_MAX } from "../../shared/limits.js";
 import { SERVICES } from "../catalog/index.js";
 import { SUSPENSE_REASONS } from "./line-index.js";
@@ -73,7 +74,7 @@ export const UsageSchema = Type.Object({
  */
 export const UsageCreateSchema = Type.Object(
   {
-    description: Type.Optional(Type.String({ maxLength: 200 })),
+    description: Type.Optional(multilineText(200, 0)),
     usageDate: Type.Optional(Type.String({ maxLength: 40 })),
     usageType: Type.Optional(Type.Enum(SERVICES)),
     usageCharacteristic: Type.Array(

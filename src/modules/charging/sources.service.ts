@@ -6,6 +6,7 @@ import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { equalityFilters } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
+import { text } from "../../platform/tmf-schemas.js";
 import { canonicalTimeZone } from "../../shared/calendar.js";
 import { CDR_SOURCE_CACHE_TTL_MS, SHORT_TEXT_MAX_LENGTH } from "../../shared/limits.js";
 import type { SourceRules } from "./cdr-record.js";
@@ -45,7 +46,7 @@ export const CdrSourceSchema = Type.Object({
 export type CdrSource = Static<typeof CdrSourceSchema>;
 
 const editable = {
-  description: Type.Optional(Type.String({ maxLength: SHORT_TEXT_MAX_LENGTH })),
+  description: Type.Optional(text(SHORT_TEXT_MAX_LENGTH, 0)),
   countryCode: CountryCode,
   nationalPrefix: Type.Optional(NationalPrefix),
   internationalPrefix: Type.Optional(InternationalPrefix),

@@ -3,6 +3,7 @@ import { mergePatchSchema } from "../../platform/tmf.js";
 import {
   boundedArray,
   MoneySchema,
+  multilineText,
   RefInputSchema,
   RefSchema,
   TimePeriodSchema,
@@ -130,7 +131,7 @@ export type Organization = Static<typeof OrganizationSchema>;
 const customerFields = {
   name: text(),
   status: Type.Optional(enumOf(CUSTOMER_STATUSES)),
-  statusReason: Type.Optional(text(TEXT_MAX_LENGTH)),
+  statusReason: Type.Optional(multilineText(TEXT_MAX_LENGTH)),
   engagedParty: RefInputSchema,
   contactMedium: Type.Optional(boundedArray(ContactMediumSchema)),
   validFor: Type.Optional(TimePeriodSchema),
@@ -170,7 +171,7 @@ export type AccountContact = Static<typeof AccountContactSchema>;
 
 const billingAccountFields = {
   name: text(),
-  description: Type.Optional(text(TEXT_MAX_LENGTH)),
+  description: Type.Optional(multilineText(TEXT_MAX_LENGTH)),
   relatedParty: Type.Array(RefInputSchema, { minItems: 1, maxItems: 10 }),
   accountType: Type.Optional(enumOf(ACCOUNT_TYPES)),
   state: Type.Optional(enumOf(ACCOUNT_STATES)),

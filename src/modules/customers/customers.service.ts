@@ -543,27 +543,30 @@ export function createCustomerServices(deps: ServiceDeps) {
      * Where to reach a customer on a channel: its own contact media first, then its party's; a preferred
      * medium wins. `exists` is false for an unknown customer.
      */
+    /**
+     * A customer's addresses on a channel (its own contact media, then its party's; preferred first): e-mail
+     * addresses, or mobile then phone numbers. `address` is the first, where messages go by default.
+     */
     async contactOf(
       customerId: string,
       channel: "sms" | "email",
-    ): Promise<{ exists: boolean; address: string | null }> {
+    ): Promise<{ exists: boolean; address: string | null; addresses: string[] }> {
       const db = deps.database.db;
       const customer = isId(customerId) ? await repository.customerRows.find(db, customerId) : undefined;
-      if (!customer) return { exists: false, address: null };
+      if (!customer) return { exists: false, address: null, addresses: [] };
       const party = customer.individualId
         ? await repository.individualRows.find(db, customer.individualId)
         : await repository.organizationRows.find(db, customer.organizationId ?? "");
       const media = [...customer.contactMedium, ...(party?.contactMedium ?? [])].sort(
         (a, b) => Number(b.preferred ?? false) - Number(a.preferred ?? false),
       );
-      const address =
-        channel === "email"
-          ? media.find((medium) => medium.mediumType === "email")?.characteristic.emailAddress
-          : (
-              media.find((medium) => medium.mediumType === "mobile") ??
-              media.find((medium) => medium.mediumType === "phone")
-            )?.characteristic.phoneNumber;
-      return { exists: true, address: address ?? null };
+      const of = (type: string) =>
+        media
+          .filter((medium) => medium.mediumType === type)
+          .map((medium) => (type === "email" ? medium.characteristic.emailAddress : medium.characteristic.phoneNumber))
+          .filter((address): address is string => address !== undefined);
+      const addresses = channel === "email" ? of("email") : [...of("mobile"), ...of("phone")];
+      return { exists: true, address: addresses[0] ?? null, addresses };
     },
     /** What ordering needs to know of an account: its state, type, currency, owner and the owner's kind. */
     async accountForOrder(db: Db, id: string) {

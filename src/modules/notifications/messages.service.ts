@@ -13,7 +13,7 @@ import { customerMessages } from "./notifications.tables.js";
 export interface MessageRequest {
   customerId: string;
   channel: "sms" | "email";
-  /** Omitted: the customer's own e-mail address or mobile number. */
+  /** One of the customer's own addresses on the channel; omitted, its preferred one. */
   to?: string;
   subject?: string;
   body: string;
@@ -24,7 +24,10 @@ export interface MessageRequest {
 export interface MessagesDeps extends ServiceDeps {
   channel: MessageChannel;
   /** From the customers module: whether the customer exists, and its address on a channel. */
-  contactOf(customerId: string, channel: "sms" | "email"): Promise<{ exists: boolean; address: string | null }>;
+  contactOf(
+    customerId: string,
+    channel: "sms" | "email",
+  ): Promise<{ exists: boolean; address: string | null; addresses: string[] }>;
 }
 
 function present(row: typeof customerMessages.$inferSelect) {
@@ -50,6 +53,17 @@ export class MessagesService {
   async send(actor: Actor, request: MessageRequest) {
     const contact = await this.deps.contactOf(request.customerId, request.channel);
     if (!contact.exists) throw notFound("customer", request.customerId);
+    // Only to the customer's own contacts: the operator's gateway must not become anyone's free SMS and mail relay.
+    const same = (a: string, b: string) =>
+      request.channel === "email" ? a.toLowerCase() === b.toLowerCase() : a === b;
+    if (request.to !== undefined && !contact.addresses.some((address) => same(address, request.to as string))) {
+      throw new AppError(
+        "unprocessable",
+        "not_own_contact",
+        `to: ${request.to} is not one of customer ${request.customerId}'s ${request.channel === "sms" ? "phone numbers" : "e-mail addresses"}; add it to the customer's contactMedium first`,
+        "to",
+      );
+    }
     const to = request.to ?? contact.address;
     if (to === null) {
       throw new AppError(

@@ -11,6 +11,7 @@ import {
   sendCreated,
   sendList,
 } from "../../platform/tmf.js";
+import { multilineText, text } from "../../platform/tmf-schemas.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isE164, isEmailAddress } from "../../shared/contact.js";
 import { isId } from "../../shared/ids.js";
@@ -67,8 +68,8 @@ const MessageInputSchema = Type.Object(
   {
     channel: Type.Enum(["sms", "email"]),
     to: Type.Optional(Type.String({ minLength: 3, maxLength: 254 })),
-    subject: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    body: Type.String({ minLength: 1, maxLength: MESSAGE_BODY_MAX_LENGTH }),
+    subject: Type.Optional(text(200)),
+    body: multilineText(MESSAGE_BODY_MAX_LENGTH),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,5 @@
 import { type Static, Type } from "typebox";
+import { multilineText } from "../../platform/tmf-schemas.js";
 import { ORDER_ITEMS_MAX } from "../../shared/limits.js";
 
 const RefIn = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
@@ -7,7 +8,7 @@ const Characteristic = Type.Object({ name: Type.String({ maxLength: 50 }), value
 /** TMF622 create: the attributes read; others a standard client sends are ignored. */
 export const ProductOrderCreateSchema = Type.Object({
   billingAccount: RefIn,
-  description: Type.Optional(Type.String({ maxLength: 500 })),
+  description: Type.Optional(multilineText(500, 0)),
   productOrderItem: Type.Array(
     Type.Object({
       id: Type.String({ minLength: 1, maxLength: 50 }),
@@ -76,7 +77,7 @@ export type ProductOrder = Static<typeof ProductOrderSchema>;
 
 export const CancelProductOrderCreateSchema = Type.Object({
   productOrder: RefIn,
-  cancellationReason: Type.Optional(Type.String({ maxLength: 500 })),
+  cancellationReason: Type.Optional(multilineText(500, 0)),
 });
 
 export const CancelProductOrderSchema = Type.Object({
