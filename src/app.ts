@@ -46,6 +46,7 @@ import { registerHealth } from "./platform/health.js";
 import { parseJsonBody, parseTextBody } from "./platform/json-body.js";
 import { callerRequestIdOf, loggerOptions, requestIdFor } from "./platform/logger.js";
 import { registerMetrics } from "./platform/metrics.js";
+import { registerRateLimits } from "./platform/rate-limit.js";
 import { openRedis, waitForRedis } from "./platform/redis.js";
 import { registerRequestGuard } from "./platform/request-guard.js";
 import { Scheduler } from "./platform/scheduler.js";
@@ -370,6 +371,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     app.decorate("database", database);
 
     registerAuth(app, access.service.authenticate);
+    await registerRateLimits(app, {
+      perMinute: config.rateLimitPerMinute,
+      networkPerMinute: config.rateLimitNetworkPerMinute,
+    });
     // WebSocket upgrades for /api/v1/ws, with the largest frame a client may send.
     await app.register(websocket, { options: { maxPayload: WS_MAX_FRAME_BYTES } });
     await registerDocs(app, VERSION);

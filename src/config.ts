@@ -67,6 +67,10 @@ export interface Config {
   readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
   readonly redisCluster: boolean;
+  /** Requests per minute one staff or subscriber key may send to one API process; 0: no limit. */
+  readonly rateLimitPerMinute: number;
+  /** Requests per minute one network key may send to one API process; 0: no limit. */
+  readonly rateLimitNetworkPerMinute: number;
   /** Open WebSocket connections one API key may hold on one API process. */
   readonly wsMaxSocketsPerKey: number;
   /** A crash point or fault to inject (fault tests only; see platform/faults.ts). */
@@ -195,6 +199,8 @@ export function loadConfig(env: Env = process.env): Config {
     leaseSeconds: integer("BSS_LEASE_SECONDS", LEASE_TTL_SECONDS, 2, 300),
     testClock: flag("BSS_TEST_CLOCK", false),
     jobLeaseSeconds: integer("BSS_JOB_LEASE_SECONDS", JOB_LEASE_SECONDS, 2, 3600),
+    rateLimitPerMinute: integer("BSS_RATE_LIMIT_PER_MINUTE", 1_200, 0, 10_000_000),
+    rateLimitNetworkPerMinute: integer("BSS_RATE_LIMIT_NETWORK_PER_MINUTE", 600_000, 0, 100_000_000),
     wsMaxSocketsPerKey: integer("BSS_WS_MAX_SOCKETS_PER_KEY", 20, 1, 100_000),
   };
   // A movable clock is for acceptance testing; on a server database it would move production's business time.

@@ -169,6 +169,35 @@ for (const driver of drivers) {
   });
 }
 
+t.test("floods: per-key rate limits answer 429 with Retry-After and the TMF body; other keys go on", async (t) => {
+  const engine = await startEngine(t, {
+    env: { BSS_RATE_LIMIT_PER_MINUTE: "5", BSS_RATE_LIMIT_NETWORK_PER_MINUTE: "8" },
+  });
+  const list = (key: string) => engine.request("GET", ACCOUNTS, { key });
+  for (let i = 0; i < 5; i++) {
+    const answer = await list(engine.keys.crm);
+    t.equal(answer.statusCode, 200);
+    t.equal(answer.headers["x-ratelimit-remaining"], String(4 - i), "the remaining allowance is told");
+  }
+  const limited = await list(engine.keys.crm);
+  expectError(t, limited, 429, "rate_limited");
+  t.match(limited.json().message, /more than 5 requests in a minute; retry in/);
+  t.ok(Number(limited.headers["retry-after"]) > 0, "Retry-After in seconds");
+  t.equal((await list(engine.keys.finance)).statusCode, 200, "another key is not limited by this one's flood");
+  t.equal((await engine.request("GET", "/health", { key: null })).statusCode, 200, "health is never limited");
+  const cdrs = () =>
+    engine.request("GET", "/api/v1/cdr-sources", { key: engine.keys.network }).then((answer) => answer.statusCode);
+  const network = [];
+  for (let i = 0; i < 9; i++) network.push(await cdrs());
+  t.same(network, [200, 200, 200, 200, 200, 200, 200, 200, 429], "network keys have their own, larger limit");
+  const writes = await engine.request("POST", "/tmf-api/party/v4/individual", {
+    key: engine.keys.crm,
+    body: { givenName: "Flood", familyName: "Writer" },
+  });
+  expectError(t, writes, 429, "rate_limited");
+  t.equal(await engine.count("individuals", "given_name = 'Flood'"), 0, "a limited write changes nothing");
+});
+
 t.test("a failed statement's parameters never reach the log", async (t) => {
   const serialize = loggerOptions("info").serializers?.err as unknown as (error: Error) => Record<string, unknown>;
   const error = Object.assign(new Error("invalid byte sequence"), {

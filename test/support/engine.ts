@@ -101,6 +101,8 @@ export async function startEngine(
     BSS_CATALOG_REFRESH_SECONDS: "0",
     // Test receivers listen on loopback; production refuses internal callbacks unless allowed like this.
     BSS_CALLBACK_ALLOW: "127.0.0.1",
+    // Tests call fast with one key per role; the rate-limit test sets its own limits.
+    BSS_RATE_LIMIT_PER_MINUTE: "0",
     ...(options.testClock ? { BSS_TEST_CLOCK: "true", BSS_ALLOW_TEST_CLOCK_WITH_SERVER: "true" } : {}),
     ...options.env,
   };
