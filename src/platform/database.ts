@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Socket } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -162,21 +163,132 @@ function withTransactionCount(base: Omit<Database, "transaction" | "stats">, poo
   };
 }
 
-function openPostgres(url: string, poolMax: number): Database {
-  const client = postgres(url, {
-    max: poolMax,
-    idle_timeout: DB_IDLE_TIMEOUT_SECONDS,
-    connect_timeout: DB_CONNECT_TIMEOUT_SECONDS,
-    onnotice: () => {},
-    connection: { application_name: "bss", statement_timeout: STATEMENT_TIMEOUT_MS },
+/**
+ * Errors that mean the connection was dead before the statement ran: the server ended it (57P01 admin_shutdown,
+ * 57P02 crash_shutdown) or its socket had closed. postgres.js drops such a connection from its pool.
+ */
+const DEAD_CONNECTION = new Set([
+  "57P01",
+  "57P02",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "ECONNRESET",
+  "EPIPE",
+]);
+const READ_ONLY_STATEMENT = /^\s*select\b/i;
+/** A replaced pool's statements in flight get this long to finish before its sockets are destroyed. */
+const RETIRED_POOL_GRACE_SECONDS = 5;
+
+function deadConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && DEAD_CONNECTION.has(code);
+}
+
+/**
+ * A postgres.js pool that heals after PostgreSQL dropped its connections (a restart ends every one). postgres.js
+ * 3.4 can keep such a connection in its pool for good (porsager/postgres#1130, #1199: a query on it never
+ * settles), so on the first dead-connection error the whole pool is replaced by a fresh one (same settings and
+ * type parsers) and the old one is ended in the background. A statement outside a transaction that only reads
+ * (`select`) then runs once more, on the fresh pool; a write is never re-run (it may have committed before its
+ * connection died) and neither is a transaction: their callers get the error (a 503) and retry.
+ */
+/** postgres.js's `socket` option (not in its typings): the connection it should use instead of opening one. */
+export type SocketOption = { socket: (options: { host: string[]; port: number[]; path?: string }) => Socket };
+
+export function healingClient(open: (extra: SocketOption) => postgres.Sql): {
+  sql: postgres.Sql;
+  current(): postgres.Sql;
+} {
+  // Each pool's sockets, so a retired pool's can be destroyed: its end() may never settle (the same bug).
+  const socketsOf = new WeakMap<postgres.Sql, Set<Socket>>();
+  const openTracked = () => {
+    const sockets = new Set<Socket>();
+    const sql = open({
+      socket: (options) => {
+        const socket = new Socket();
+        sockets.add(socket);
+        socket.once("close", () => sockets.delete(socket));
+        // Writes made before the connection is up are buffered by the socket; errors reach postgres.js's listener.
+        if (options.path) socket.connect(options.path);
+        else socket.connect(Number(options.port[0]), options.host[0] as string);
+        return socket;
+      },
+    });
+    socketsOf.set(sql, sockets);
+    return sql;
+  };
+  let current = openTracked();
+  const retire = (failed: postgres.Sql) => {
+    if (failed !== current) return;
+    const next = openTracked();
+    Object.assign(next.options.parsers, failed.options.parsers);
+    Object.assign(next.options.serializers, failed.options.serializers);
+    current = next;
+    failed.end({ timeout: RETIRED_POOL_GRACE_SECONDS }).catch(() => {});
+    setTimeout(
+      () => {
+        for (const socket of socketsOf.get(failed) ?? []) socket.destroy();
+      },
+      RETIRED_POOL_GRACE_SECONDS * 1000 + 1000,
+    ).unref();
+  };
+  const unsafe = (query: string, params?: unknown[], options?: object) => {
+    type Pending = ReturnType<postgres.Sql["unsafe"]>;
+    const attempt = async <T>(shape: (pending: Pending) => PromiseLike<T>) => {
+      const client = current;
+      try {
+        return await shape(client.unsafe(query, params as never[], options as never));
+      } catch (error) {
+        if (!deadConnection(error)) throw error;
+        retire(client);
+        if (!READ_ONLY_STATEMENT.test(query)) throw error;
+        return await shape(current.unsafe(query, params as never[], options as never));
+      }
+    };
+    // postgres.js queries are lazy: drizzle awaits one or asks for `.values()`; either form is retried.
+    return {
+      values: () => attempt((pending) => pending.values()),
+      // biome-ignore lint/suspicious/noThenProperty: a thenable, as the postgres.js query it stands for
+      then: (resolve: (value: unknown) => unknown, reject: (reason: unknown) => unknown) =>
+        attempt((pending) => pending).then(resolve, reject),
+    };
+  };
+  const begin = (...args: unknown[]) => {
+    const client = current;
+    return (client.begin as (...a: unknown[]) => Promise<unknown>)(...args).catch((error: unknown) => {
+      if (deadConnection(error)) retire(client);
+      throw error;
+    });
+  };
+  const sql = new Proxy(current, {
+    get: (_target, property) => {
+      if (property === "unsafe") return unsafe;
+      if (property === "begin") return begin;
+      return Reflect.get(current, property, current);
+    },
   });
-  const db = drizzlePostgres(client) as unknown as Db;
+  return { sql, current: () => current };
+}
+
+function openPostgres(url: string, poolMax: number): Database {
+  const pool = healingClient((extra) =>
+    postgres(url, {
+      ...(extra as object),
+      max: poolMax,
+      idle_timeout: DB_IDLE_TIMEOUT_SECONDS,
+      connect_timeout: DB_CONNECT_TIMEOUT_SECONDS,
+      onnotice: () => {},
+      connection: { application_name: "bss", statement_timeout: STATEMENT_TIMEOUT_MS },
+    }),
+  );
+  const db = drizzlePostgres(pool.sql) as unknown as Db;
   return withTransactionCount(
     {
       kind: "postgres",
       db,
       async ping() {
-        await client`select 1`;
+        await pool.sql.unsafe("select 1");
       },
       async migrate() {
         // The advisory lock must be held by the connection that runs the migrations, so this client
@@ -191,7 +303,7 @@ function openPostgres(url: string, poolMax: number): Database {
         }
       },
       async close() {
-        await client.end({ timeout: 5 });
+        await pool.current().end({ timeout: 5 });
       },
     },
     poolMax,

@@ -11,6 +11,7 @@ import type { Provisioning } from "../../src/modules/provisioning/provisioning.j
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import type { Role } from "../../src/platform/auth.js";
 import { type Clock, ManualClock } from "../../src/platform/clock.js";
+import { healingClient } from "../../src/platform/database.js";
 
 /**
  * Starts the engine for one test file: its own PostgreSQL database cloned from the run's migrated
@@ -148,10 +149,11 @@ export async function startEngine(
     ...(options.provisioning ? { provisioning: options.provisioning } : {}),
     orderFulfilment: options.orderFulfilment ?? "manual",
   });
-  let sqlClient: postgres.Sql | null = null;
+  // The test's own reads go through the same healing pool as the engine's (they run right after server faults).
+  let sqlClient: ReturnType<typeof healingClient> | null = null;
   t.teardown(async () => {
     await app.close();
-    await sqlClient?.end({ timeout: 1 });
+    await sqlClient?.current().end({ timeout: 1 });
     await dropDatabase?.();
   });
 
@@ -203,8 +205,10 @@ export async function startEngine(
     },
     async sql(query, params = []) {
       if (driver === "postgres") {
-        sqlClient ??= postgres(env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
-        return (await sqlClient.unsafe(query, params as never[])) as never;
+        sqlClient ??= healingClient((extra) =>
+          postgres(env.DATABASE_URL as string, { max: 1, onnotice: () => {}, ...(extra as object) }),
+        );
+        return (await sqlClient.sql.unsafe(query, params as never[])) as never;
       }
       const { sql: rawSql } = await import("drizzle-orm");
       const result = await app.database.db.execute(rawSql.raw(inline(query, params)));

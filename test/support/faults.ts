@@ -220,20 +220,18 @@ export async function checkInvariants(
   engine: Engine,
   accepted: number,
 ): Promise<{ rated: number; suspended: number }> {
-  const [counts] = await afterOutage(() =>
-    engine.sql<{ stored: number; rated: number; suspended: number; lost: number }>(
-      `select (select count(*) from usage_records where chargeable and product_id is not null)::int as stored,
+  const [counts] = await engine.sql<{ stored: number; rated: number; suspended: number; lost: number }>(
+    `select (select count(*) from usage_records where chargeable and product_id is not null)::int as stored,
        (select count(*) from rated_usage)::int as rated,
        (select count(*) from usage_suspense where resolved_at is null)::int as suspended,
        (select count(*) from usage_records u where u.chargeable and u.product_id is not null
           and not exists (select 1 from rated_usage r where r.usage_id = u.id)
           and not exists (select 1 from usage_suspense s where s.usage_id = u.id and s.resolved_at is null))::int as lost`,
-    ),
   );
   t.equal(counts?.stored, accepted, "every accepted CDR stored once");
   t.equal(counts?.lost, 0, "nothing lost: every accepted CDR is rated or in suspense");
   t.equal((counts?.rated ?? 0) + (counts?.suspended ?? 0), accepted, "rated exactly once or in suspense");
-  const report = await afterOutage(() => engine.app.services.charging.reconcile.run("check"));
+  const report = await engine.app.services.charging.reconcile.run("check");
   t.same(report.mismatched, [], "ledger = Redis for every line and account (nothing charged twice)");
   const [alerting] = await engine.sql<{ crossings: number; alerts: number; twice: number }>(
     `select (select count(*) from threshold_crossings)::int as crossings,
@@ -248,22 +246,6 @@ export async function checkInvariants(
   return { rated: counts?.rated ?? 0, suspended: counts?.suspended ?? 0 };
 }
 
-/**
- * A read-only call through the engine's own pool, tried again when it fails because a pooled connection died
- * with the server that was restarted (PostgreSQL's 57P01 on the first use of a stale connection): the same answer
- * a client retrying after a 503 gets. Anything else fails at once.
- */
-async function afterOutage<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read();
-    } catch (error) {
-      if (attempt >= 5 || !isUnavailable(error)) throw error;
-      await sleep(200);
-    }
-  }
-}
-
 /** Every rated row and every account's state, comparable across runs. */
 async function snapshot(engine: Engine) {
   const rows = await engine.sql<Record<string, string>>(
@@ -275,7 +257,7 @@ async function snapshot(engine: Engine) {
   );
   const states: unknown[] = [];
   for (const { id } of accounts) {
-    const state = await afterOutage(() => engine.app.services.charging.store.read(id));
+    const state = await engine.app.services.charging.store.read(id);
     states.push({
       account: id,
       spend: [...state.spend].sort().map(([period, micro]) => [period, micro.toString()]),
