@@ -208,7 +208,16 @@ export function healingClient(open: (extra: SocketOption) => postgres.Sql): {
       socket: (options) => {
         const socket = new Socket();
         sockets.add(socket);
-        socket.once("close", () => sockets.delete(socket));
+        // postgres.js treats a socket it is given as connected (its own connect timer never runs): this one
+        // fails a connection that is not up within DB_CONNECT_TIMEOUT_SECONDS the way postgres.js's timer would.
+        const timer = setTimeout(() => {
+          socket.destroy(Object.assign(new Error("connecting to PostgreSQL timed out"), { code: "CONNECT_TIMEOUT" }));
+        }, DB_CONNECT_TIMEOUT_SECONDS * 1000);
+        socket.once("connect", () => clearTimeout(timer));
+        socket.once("close", () => {
+          clearTimeout(timer);
+          sockets.delete(socket);
+        });
         // Writes made before the connection is up are buffered by the socket; errors reach postgres.js's listener.
         if (options.path) socket.connect(options.path);
         else socket.connect(Number(options.port[0]), options.host[0] as string);

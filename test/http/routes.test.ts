@@ -133,7 +133,9 @@ Object.assign(WRITE_SAMPLES, {
 } satisfies Record<string, WriteSample>);
 
 WRITE_SAMPLES["POST /api/v1/customers/:id/messages"] = async (engine) => {
-  const customer = await createCustomer(engine);
+  const customer = await createCustomer(engine, {
+    contactMedium: [{ mediumType: "mobile", characteristic: { phoneNumber: "+4915112345678" } }],
+  });
   return {
     url: `/api/v1/customers/${customer.id}/messages`,
     body: { channel: "sms", to: "+4915112345678", body: "Hi" },
