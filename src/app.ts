@@ -166,6 +166,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     ["application/json", "application/merge-patch+json"],
     { parseAs: "buffer" },
     (_request, body, done) => {
+      // No body at all with a JSON content type (standard clients send the header on DELETE and on actions) is an
+      // empty object: an action whose fields are all optional works, a create names the first field it misses.
+      if ((body as Buffer).length === 0) return done(null, {});
       try {
         done(null, parseJsonBody(body as Buffer));
       } catch (error) {

@@ -20,7 +20,11 @@ t.test("bad bodies get the TMF error body, the field and the reason, and change 
     400,
     "malformed_json",
   );
-  expectError(t, await post({ rawBody: "", headers: { "content-type": "application/json" } }), 400, "malformed_json");
+  expectError(t, await post({ rawBody: " ", headers: { "content-type": "application/json" } }), 400, "malformed_json");
+  // No body at all is no body: a create then misses what it requires.
+  const empty = await post({ rawBody: "", headers: { "content-type": "application/json" } });
+  expectError(t, empty, 400, "invalid_field");
+  t.comment(empty.json().message);
   expectError(t, await post({ body: { ...good, billCycleDay: "15" } }), 400, "invalid_field", "billCycleDay");
   expectError(t, await post({ body: { ...good, billCycleDay: 32 } }), 400, "invalid_field", "billCycleDay");
   expectError(t, await post({ body: { ...good, name: undefined } }), 400, "invalid_field", "name");
@@ -293,3 +297,18 @@ t.test("the engine's own request id is returned; a caller's id is kept beside it
     "the caller's value is never the request id",
   );
 });
+
+t.test(
+  "a JSON content type with no body is no body: DELETE and body-less actions work (TMF clients send it)",
+  async (t) => {
+    const engine = await startEngine(t);
+    const json = { "content-type": "application/json" };
+    const issued = await engine.request("POST", "/api/v1/api-keys", { body: { name: "to drop", role: "crm" } });
+    const dropped = await engine.request("DELETE", issued.json().href, { rawBody: "", headers: json });
+    t.equal(dropped.statusCode, 204, "DELETE with Content-Type: application/json and no body");
+    const ticket = await engine.request("POST", "/api/v1/ws/tickets", { rawBody: "", headers: json });
+    t.equal(ticket.statusCode, 201, "a POST action whose body is optional");
+    const listed = await engine.request("GET", BA, { rawBody: "", headers: json });
+    t.equal(listed.statusCode, 200, "GET with the header");
+  },
+);

@@ -71,22 +71,20 @@ const AccumulatedSchema = Type.Object({
 });
 
 /** TMF654 bodies: the attributes this engine reads, checked for type; others a standard client sends are ignored. */
-const requestBody = (reasonRequired: boolean) =>
-  Type.Object(
-    {
-      amount: Type.Object(
-        { amount: Type.Number(), units: Type.String({ minLength: 1, maxLength: 16 }) },
-        { additionalProperties: true },
-      ),
-      bucket: Type.Optional(IdRef),
-      product: Type.Optional(IdRef),
-      usageType: Type.Optional(Type.String({ maxLength: 32 })),
-      reason: reasonRequired
-        ? Type.String({ minLength: 1, maxLength: 200 })
-        : Type.Optional(Type.String({ maxLength: 200 })),
-    },
-    { additionalProperties: true },
-  );
+const RequestBodySchema = Type.Object(
+  {
+    amount: Type.Object(
+      { amount: Type.Number(), units: Type.String({ minLength: 1, maxLength: 16 }) },
+      { additionalProperties: true },
+    ),
+    bucket: Type.Optional(IdRef),
+    product: Type.Optional(IdRef),
+    usageType: Type.Optional(Type.String({ maxLength: 32 })),
+    // Optional in TMF654 for top-ups and adjustments alike; the audit row names who adjusted either way.
+    reason: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: true },
+);
 
 const IdempotencyHeaders = Type.Object({
   "idempotency-key": Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -114,7 +112,7 @@ export function balancesRoutes(balances: BalancesService) {
                 ? "Top up a prepaid line (Idempotency-Key honoured); lifts credit barring once the balance is back at zero"
                 : "Adjust a prepaid balance, credit a postpaid account's spend to date, or change an allowance bucket's grant",
             headers: IdempotencyHeaders,
-            body: requestBody(kind === "adjustment"),
+            body: RequestBodySchema,
             response: { 200: OperationSchema, 201: OperationSchema, ...errorResponses(404, 409, 413, 415, 422) },
           },
         },

@@ -169,7 +169,7 @@ export class BalancesService {
    * amounts credit the customer), or units on an allowance bucket. A postpaid credit that takes spend back below
    * the credit limit lifts credit barring.
    */
-  async adjust(actor: Actor, request: BalanceRequest & { reason: string }, key: string | undefined) {
+  async adjust(actor: Actor, request: BalanceRequest, key: string | undefined) {
     const { line, bucket, profile } = await this.lineFor(actor, request);
     const idempotencyKey = key ?? newId(this.deps.clock.now().getTime());
     await this.ensureLine(profile, line);
