@@ -4,7 +4,7 @@ import { auditLog } from "./audit.tables.js";
 import type { Clock } from "./clock.js";
 import type { Db } from "./database.js";
 import { insertDeferred } from "./deferred-inserts.js";
-import { equalityFilters } from "./sql.js";
+import { listFilters } from "./sql.js";
 import type { ListRequest } from "./tmf.js";
 
 /** Who is acting: the API key (or the system itself for jobs and start-up) and the request. */
@@ -65,7 +65,7 @@ export class AuditLog {
   }
 
   async list(db: Db, request: ListRequest): Promise<{ rows: AuditRecord[]; total: number }> {
-    const where = equalityFilters(AUDIT_FILTER_COLUMNS, request.filters);
+    const where = listFilters(AUDIT_FILTER_COLUMNS, request);
     const rows = await db
       .select()
       .from(auditLog)
@@ -79,6 +79,7 @@ export class AuditLog {
 }
 
 const AUDIT_FILTER_COLUMNS = {
+  id: auditLog.id,
   entityType: auditLog.entityType,
   entityId: auditLog.entityId,
   action: auditLog.action,

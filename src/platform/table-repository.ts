@@ -1,7 +1,7 @@
 import { asc, count, eq, type SQL } from "drizzle-orm";
 import type { PgColumn, PgTable, PgTableWithColumns, TableConfig } from "drizzle-orm/pg-core";
 import type { Db } from "./database.js";
-import { equalityFilters } from "./sql.js";
+import { listFilters } from "./sql.js";
 import type { ListRequest } from "./tmf.js";
 
 type TableWithId<C extends TableConfig> = PgTableWithColumns<C> & { id: PgColumn };
@@ -38,7 +38,7 @@ export function tableRepository<C extends TableConfig>(
      * round trip but forces PostgreSQL to read every matching row in full; a plain count reads the index.
      */
     async list(db: Db, request: ListRequest, scope?: SQL): Promise<{ rows: Row[]; total: number }> {
-      const where = equalityFilters(filterColumns, request.filters, [scope]);
+      const where = listFilters({ id: table.id, ...filterColumns }, request, [scope]);
       const [rows, counted] = await Promise.all([
         db.select().from(anyTable).where(where).orderBy(asc(table.id)).offset(request.offset).limit(request.limit),
         db.select({ total: count() }).from(anyTable).where(where),

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { type TObject, type TProperties, Type } from "typebox";
+import { type TObject, type TProperties, type TSchema, Type } from "typebox";
 import { isId } from "../shared/ids.js";
 import type { Actor } from "./audit.js";
 import { actorOf, type Role } from "./auth.js";
@@ -58,12 +58,55 @@ export interface ReadRoutesSpec<R> {
   extraQuery?: TProperties;
 }
 
+/** The schema of an attribute of a resource, dotted through objects and arrays of objects; undefined if none. */
+export function attributeSchema(resource: TSchema, path: string): TSchema | undefined {
+  let node: TSchema | undefined = resource;
+  for (const segment of path.split(".")) {
+    node = propertyOf(node, segment);
+    if (node === undefined) return undefined;
+  }
+  return node;
+}
+
+function propertyOf(node: TSchema | undefined, name: string): TSchema | undefined {
+  if (node === undefined) return undefined;
+  const schema = node as { type?: unknown; items?: TSchema; properties?: Record<string, TSchema>; anyOf?: TSchema[] };
+  if (schema.type === "array" && schema.items !== undefined) return propertyOf(schema.items, name);
+  if (schema.properties?.[name] !== undefined) return schema.properties[name];
+  for (const member of schema.anyOf ?? []) {
+    const found = propertyOf(member, name);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * A route's filters checked against its resource's schema (TMF630: filters name attributes of the resource):
+ * a name that is no attribute and no declared alias or extension fails at registration, and an enum's values
+ * come from the schema where the declaration does not list them.
+ */
+export function resolveFilters(resource: TObject, filters: FilterSpecs, where: string): FilterSpecs {
+  const resolved: FilterSpecs = {};
+  for (const [name, spec] of Object.entries(filters)) {
+    const attribute = spec.aliasOf ?? name;
+    const schema = attributeSchema(resource, attribute);
+    if (schema === undefined && spec.extension !== true) {
+      throw new Error(`${where}: filter ${name} is no attribute of the resource (declare it an alias or extension)`);
+    }
+    const values = (schema as { enum?: unknown[] } | undefined)?.enum;
+    resolved[name] =
+      spec.values === undefined && Array.isArray(values) ? { ...spec, values: values.map(String) } : spec;
+  }
+  return resolved;
+}
+
 /** GET of the collection (paging, fields, filters, counts) and GET of one item by id (404 for non-ids). */
 export function registerReadRoutes<R extends object>(instance: FastifyInstance, spec: ReadRoutesSpec<R>): void {
   const app = instance.withTypeProvider<SchemaTypeProvider>();
   const knownFields = Object.keys(spec.resource.properties);
   const partial = Type.Partial(spec.resource);
-  const base = listQuerySchema(spec.filters);
+  const filters = resolveFilters(spec.resource, spec.filters, spec.path);
+  const base = listQuerySchema(filters);
   const querystring = spec.extraQuery
     ? Type.Object({ ...base.properties, ...spec.extraQuery }, { additionalProperties: false })
     : base;
@@ -80,7 +123,7 @@ export function registerReadRoutes<R extends object>(instance: FastifyInstance, 
     },
     async (request, reply) => {
       const query = request.query;
-      const list = parseListQuery(query, spec.filters, knownFields);
+      const list = parseListQuery(query, filters, knownFields);
       const { items, total } = await spec.list(actorOf(request), { ...list, query });
       return sendList(reply, items, total, list.fields);
     },

@@ -1,6 +1,12 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { type TObject, type TProperties, type TSchema, Type } from "typebox";
-import { FILTER_VALUES_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PAGE_OFFSET_MAX } from "../shared/limits.js";
+import {
+  FILTER_TEXT_MAX,
+  FILTER_VALUES_MAX,
+  PAGE_LIMIT_DEFAULT,
+  PAGE_LIMIT_MAX,
+  PAGE_OFFSET_MAX,
+} from "../shared/limits.js";
 import { AppError, invalidField } from "./errors.js";
 
 /**
@@ -41,15 +47,46 @@ export function errorResponses(...statuses: number[]): Record<number, TSchema> {
   return out;
 }
 
-/** A filter a list route accepts: equality on a top-level field, comma-separated values meaning OR. */
+/**
+ * An attribute a list route filters on (TMF630): equality with comma for OR, and for dates and numbers the
+ * operators `.gt .gte .lt .lte` (`orderDate.gte=2026-01-01`). Names are attributes of the resource, dotted into
+ * references (`billingAccount.id`); registerReadRoutes checks that against the resource's schema and reads
+ * from it what the declaration leaves out (the enum values, whether the attribute is a date or a number).
+ */
 export interface FilterSpec {
   /** Allowed values (enum filters); anything else is a 400 naming the value. */
   values?: readonly string[];
   /** Each value must be an id (UUID); otherwise a 400. */
   isId?: boolean;
+  /** A date-time or number: the range operators apply. */
+  range?: "date" | "number";
+  /**
+   * A name that is no attribute of the resource but an older spelling of one (`billingAccountId` for
+   * `billingAccount.id`): accepted, and read as that attribute.
+   */
+  aliasOf?: string;
+  /** A filter on something the resource does not show as an attribute (a line's number): the engine's own. */
+  extension?: true;
 }
 
 export type FilterSpecs = Record<string, FilterSpec>;
+
+export const RANGE_OPERATORS = ["gt", "gte", "lt", "lte"] as const;
+export type RangeOperator = (typeof RANGE_OPERATORS)[number];
+
+/** A range condition of a list query: the attribute, the operator and one value (a date-time or a number). */
+export interface RangeFilter {
+  attribute: string;
+  op: RangeOperator;
+  value: string;
+}
+
+/** `id` filters every list: an id that is not one of the engine's matches nothing. */
+const ID_FILTER: FilterSpec = {};
+
+function withIdFilter(filters: FilterSpecs): FilterSpecs {
+  return "id" in filters ? filters : { id: ID_FILTER, ...filters };
+}
 
 export function listQuerySchema(filters: FilterSpecs): TObject {
   const properties: TProperties = {
@@ -57,8 +94,11 @@ export function listQuerySchema(filters: FilterSpecs): TObject {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, default: PAGE_LIMIT_DEFAULT })),
     fields: Type.Optional(Type.String({ maxLength: 1000 })),
   };
-  for (const name of Object.keys(filters)) {
-    properties[name] = Type.Optional(Type.String({ minLength: 1, maxLength: 2000 }));
+  for (const [name, spec] of Object.entries(withIdFilter(filters))) {
+    properties[name] = Type.Optional(Type.String({ minLength: 1, maxLength: FILTER_TEXT_MAX }));
+    if (spec.range !== undefined) {
+      for (const op of RANGE_OPERATORS) properties[`${name}.${op}`] = Type.Optional(Type.String({ maxLength: 64 }));
+    }
   }
   return Type.Object(properties, { additionalProperties: false });
 }
@@ -67,9 +107,19 @@ export interface ListRequest {
   offset: number;
   limit: number;
   fields: readonly string[] | null;
+  /** Equality conditions by attribute (dotted for references), each with its OR-ed values; attributes AND. */
   filters: Record<string, string[]>;
+  /** Range conditions on dates and numbers; they AND with each other and with `filters`. */
+  ranges: RangeFilter[];
   /** The validated query string, for parameters a route adds beyond these (a pattern search). */
   query?: Record<string, unknown>;
+}
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+const DECIMAL = /^-?\d{1,18}(\.\d{1,18})?$/;
+
+function refuse(name: string, reason: string): AppError {
+  return new AppError("bad_request", "invalid_parameter", `${name}: ${reason}`, name);
 }
 
 /** Reads paging, fields and filters out of a validated list query. */
@@ -79,35 +129,52 @@ export function parseListQuery(
   knownFields: readonly string[],
 ): ListRequest {
   const parsed: Record<string, string[]> = {};
-  for (const [name, spec] of Object.entries(filters)) {
+  const ranges: RangeFilter[] = [];
+  for (const [name, spec] of Object.entries(withIdFilter(filters))) {
+    const attribute = spec.aliasOf ?? name;
+    if (spec.range !== undefined) {
+      for (const op of RANGE_OPERATORS) {
+        const raw = query[`${name}.${op}`];
+        if (typeof raw !== "string") continue;
+        const value = raw.trim();
+        const valid =
+          spec.range === "date" ? ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)) : DECIMAL.test(value);
+        if (!valid) {
+          throw refuse(
+            `${name}.${op}`,
+            `"${raw}" is not ${spec.range === "date" ? "an ISO 8601 date or date-time" : "a number"}`,
+          );
+        }
+        ranges.push({ attribute, op, value });
+      }
+    }
     const raw = query[name];
     if (typeof raw !== "string") continue;
     const values = raw.split(",").map((value) => value.trim());
-    if (values.length > FILTER_VALUES_MAX) {
-      throw new AppError("bad_request", "invalid_parameter", `${name}: at most ${FILTER_VALUES_MAX} values`, name);
-    }
+    if (values.length > FILTER_VALUES_MAX) throw refuse(name, `at most ${FILTER_VALUES_MAX} values`);
     for (const value of values) {
-      if (value === "") throw new AppError("bad_request", "invalid_parameter", `${name}: empty value`, name);
+      if (value === "") throw refuse(name, "empty value");
       if (spec.values && !spec.values.includes(value)) {
-        throw new AppError(
-          "bad_request",
-          "invalid_parameter",
-          `${name}: "${value}" is not one of ${spec.values.join(", ")}`,
-          name,
-        );
+        throw refuse(name, `"${value}" is not one of ${spec.values.join(", ")}`);
       }
-      if (spec.isId && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value)) {
-        throw new AppError("bad_request", "invalid_parameter", `${name}: "${value}" is not an id`, name);
+      if (spec.isId && !isUuid(value)) throw refuse(name, `"${value}" is not an id`);
+      if (spec.range === "date" && !(ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)))) {
+        throw refuse(name, `"${value}" is not an ISO 8601 date or date-time`);
       }
     }
-    parsed[name] = values;
+    parsed[attribute] = [...(parsed[attribute] ?? []), ...values];
   }
   return {
     offset: typeof query.offset === "number" ? query.offset : 0,
     limit: typeof query.limit === "number" ? query.limit : PAGE_LIMIT_DEFAULT,
     fields: parseFields(query.fields, knownFields),
     filters: parsed,
+    ranges,
   };
+}
+
+export function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value);
 }
 
 const ALWAYS_KEPT = ["id", "href", "@type"];

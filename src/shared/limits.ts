@@ -34,6 +34,8 @@ export const LIST_FIELD_MAX_ITEMS = 20;
 
 /** Filter values per query parameter (comma-separated OR). */
 export const FILTER_VALUES_MAX = 50;
+/** Longest value of one filter query parameter. */
+export const FILTER_TEXT_MAX = 2_000;
 
 /** Longest API key a client may present; anything longer is rejected before hashing. */
 export const API_KEY_MAX_LENGTH = 256;

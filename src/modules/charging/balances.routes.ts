@@ -156,7 +156,10 @@ export function balancesRoutes(balances: BalancesService) {
         const actor = actorOf(request);
         const list = parseListQuery(request.query, ACCOUNT_FILTER, Object.keys(BucketSchema.properties));
         const accounts = list.filters["partyAccount.id"] ?? (actor.billingAccountId ? [actor.billingAccountId] : []);
-        const all = (await Promise.all(accounts.map((id) => balances.buckets(actor, id)))).flat();
+        const ids = list.filters.id;
+        const all = (await Promise.all(accounts.map((id) => balances.buckets(actor, id))))
+          .flat()
+          .filter((bucket) => ids === undefined || ids.includes(bucket.id));
         return sendList(reply, all.slice(list.offset, list.offset + list.limit), all.length, list.fields);
       },
     );

@@ -1,8 +1,9 @@
-import { and, asc, count, eq, inArray, type SQL } from "drizzle-orm";
+import { and, asc, count, eq, type SQL } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
 import type { Database } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
+import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { billPeriod } from "../../shared/calendar.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
@@ -395,9 +396,11 @@ export class BalancesService {
     const conditions: Array<SQL | undefined> = [eq(balanceOperations.kind, kind)];
     if (actor.role === "subscriber")
       conditions.push(eq(balanceOperations.billingAccountId, actor.billingAccountId ?? ""));
-    const accounts = request.filters["partyAccount.id"];
-    if (accounts) conditions.push(inArray(balanceOperations.billingAccountId, [...accounts]));
-    const where = and(...conditions);
+    const where = listFilters(
+      { id: balanceOperations.id, "partyAccount.id": balanceOperations.billingAccountId },
+      request,
+      conditions,
+    );
     const [rows, counted] = await Promise.all([
       db
         .select()

@@ -4,7 +4,7 @@ import type { Actor } from "../../platform/audit.js";
 import type { Db } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
-import { equalityFilters } from "../../platform/sql.js";
+import { listFilters } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
 import { text } from "../../platform/tmf-schemas.js";
 import { canonicalTimeZone } from "../../shared/calendar.js";
@@ -139,7 +139,10 @@ export class SourcesService implements SourceRegistry {
 
   async list(request: ListRequest): Promise<{ items: CdrSource[]; total: number }> {
     const db = this.deps.database.db;
-    const where = equalityFilters({ status: cdrSources.status, countryCode: cdrSources.countryCode }, request.filters);
+    const where = listFilters(
+      { id: cdrSources.id, status: cdrSources.status, countryCode: cdrSources.countryCode },
+      request,
+    );
     const [rows, counted] = await Promise.all([
       db.select().from(cdrSources).where(where).orderBy(asc(cdrSources.id)).offset(request.offset).limit(request.limit),
       db.select({ total: count() }).from(cdrSources).where(where),

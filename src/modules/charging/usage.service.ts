@@ -3,6 +3,7 @@ import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
+import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId } from "../../shared/ids.js";
 import { SUSPENSE_REGUIDE_MAX, SWEEP_AFTER_SECONDS, SWEEP_BATCH, SWEEP_WINDOW_SECONDS } from "../../shared/limits.js";
@@ -174,6 +175,22 @@ const openJoin = and(eq(usageSuspense.usageId, usageRecords.id), isNull(usageSus
  * Stored usage (TMF635) and the suspense list: reading records with their derived status, and re-guiding
  * suspended ones after the cause is fixed (a late activation), which enqueues those that now find a line.
  */
+/** The list filters of usage (TMF635) and suspense that are columns. */
+const USAGE_COLUMNS = {
+  id: usageRecords.id,
+  usageType: usageRecords.recordType,
+  usageDate: usageRecords.startedAt,
+  date: usageRecords.receivedAt,
+};
+const SUSPENSE_COLUMNS = {
+  id: usageSuspense.usageId,
+  reason: usageSuspense.reason,
+  since: usageSuspense.since,
+  "usage.source": usageRecords.source,
+  "usage.recordType": usageRecords.recordType,
+  "usage.servedMSISDN": usageRecords.servedMsisdn,
+};
+
 export class UsageService {
   constructor(private readonly deps: UsageDeps) {}
 
@@ -184,9 +201,8 @@ export class UsageService {
   async list(actor: Actor, request: ListRequest): Promise<{ items: Usage[]; total: number }> {
     const db = this.deps.database.db;
     const conditions: Array<SQL | undefined> = [this.scope(actor)];
-    const types = request.filters.usageType;
-    if (types) conditions.push(inArray(usageRecords.recordType, [...types]));
-    const statuses = request.filters.status;
+    // `status` is computed from the rated and suspense rows; every other filter is a column.
+    const { status: statuses, ...columnFilters } = request.filters;
     if (statuses) {
       const unrated = isNull(ratedUsage.usageId);
       const byStatus: Record<string, SQL | undefined> = {
@@ -203,7 +219,7 @@ export class UsageService {
         ),
       );
     }
-    const where = and(...conditions);
+    const where = listFilters(USAGE_COLUMNS, { filters: columnFilters, ranges: request.ranges }, conditions);
     const [rows, counted] = await Promise.all([
       db
         .select()
@@ -241,19 +257,13 @@ export class UsageService {
 
   async listSuspense(request: ListRequest): Promise<{ items: SuspendedUsage[]; total: number }> {
     const db = this.deps.database.db;
-    const filters = request.filters;
+    // `state` is whether the suspense is resolved; every other filter is a column.
+    const { state: states, ...columnFilters } = request.filters;
     const conditions: Array<SQL | undefined> = [];
-    if (filters.state) {
-      const states = filters.state;
-      if (states.length === 1) {
-        conditions.push(states[0] === "open" ? isNull(usageSuspense.resolvedAt) : isNotNull(usageSuspense.resolvedAt));
-      }
+    if (states?.length === 1) {
+      conditions.push(states[0] === "open" ? isNull(usageSuspense.resolvedAt) : isNotNull(usageSuspense.resolvedAt));
     }
-    if (filters.reason) conditions.push(inArray(usageSuspense.reason, [...filters.reason]));
-    if (filters.source) conditions.push(inArray(usageRecords.source, [...filters.source]));
-    if (filters.recordType) conditions.push(inArray(usageRecords.recordType, [...filters.recordType]));
-    if (filters.servedMSISDN) conditions.push(inArray(usageRecords.servedMsisdn, [...filters.servedMSISDN]));
-    const where = and(...conditions);
+    const where = listFilters(SUSPENSE_COLUMNS, { filters: columnFilters, ranges: request.ranges }, conditions);
     const [rows, counted] = await Promise.all([
       db
         .select()

@@ -29,6 +29,8 @@ export const billingAccountRows = tableRepository(billingAccounts, {
   currency: billingAccounts.currency,
   name: billingAccounts.name,
   taxJurisdiction: billingAccounts.taxJurisdiction,
+  "relatedParty.id": billingAccounts.customerId,
+  lastModified: billingAccounts.updatedAt,
 });
 
 export interface AccountSummary {

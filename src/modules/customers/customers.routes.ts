@@ -82,6 +82,8 @@ export function customersRoutes(services: CustomerServices) {
         currency: {},
         name: {},
         taxJurisdiction: {},
+        "relatedParty.id": {},
+        lastModified: { range: "date" },
       },
       // A subscriber key reads its own account; the service scopes it.
       roles: { read: [...STAFF, "subscriber"], write: STAFF },

@@ -4,7 +4,7 @@ import type { Db } from "../../platform/database.js";
 import { AppError, type ItemError, invalidField, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import type { SecretBox } from "../../platform/secrets.js";
-import { equalityFilters } from "../../platform/sql.js";
+import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { isE164 } from "../../shared/contact.js";
 import { iccidProblem, imsiProblem, SECRET_PATTERNS } from "../../shared/identifiers.js";
@@ -150,14 +150,15 @@ export class InventoryService {
   async list(request: ListRequest, valuePattern?: string): Promise<{ items: Resource[]; total: number }> {
     const db = this.deps.database.db;
     const pattern = valuePattern === undefined ? undefined : like(inventoryResources.value, likePattern(valuePattern));
-    const where = equalityFilters(
+    const where = listFilters(
       {
+        id: inventoryResources.id,
         "@type": inventoryResources.type,
         resourceStatus: inventoryResources.state,
         value: inventoryResources.value,
         category: inventoryResources.category,
       },
-      request.filters,
+      request,
       [pattern],
     );
     const [rows, counted] = await Promise.all([

@@ -6,7 +6,7 @@ import type { Broadcast } from "../../platform/broadcast.js";
 import { afterCommit, type Db } from "../../platform/database.js";
 import { notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
-import { equalityFilters } from "../../platform/sql.js";
+import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { ALERT_RELAY_BATCH, ALERT_RELAY_GRACE_MS } from "../../shared/limits.js";
 import type { MessagesService } from "./messages.service.js";
@@ -243,9 +243,9 @@ export class AlertsService implements AlertSink {
     } else {
       for (const id of named) if (!(await this.deps.billingAccountExists(db, id))) throw notFound("billingAccount", id);
     }
-    const where = equalityFilters(
-      { billingAccountId: alerts.billingAccountId, kind: alerts.kind, productId: alerts.productId },
-      request.filters,
+    const where = listFilters(
+      { id: alerts.id, billingAccountId: alerts.billingAccountId, kind: alerts.kind, productId: alerts.productId },
+      request,
       [actor.role === "subscriber" ? eq(alerts.billingAccountId, actor.billingAccountId ?? "") : undefined],
     );
     const [rows, counted] = await Promise.all([

@@ -9,7 +9,7 @@ import { AppError, notFound } from "../../platform/errors.js";
 import { EVENT_APIS, type EventApi } from "../../platform/events.js";
 import { outboxEvents } from "../../platform/outbox.tables.js";
 import type { SecretBox } from "../../platform/secrets.js";
-import { equalityFilters } from "../../platform/sql.js";
+import { listFilters } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
 import { newId } from "../../shared/ids.js";
 import {
@@ -138,7 +138,10 @@ export class HubService {
 
   async list(request: ListRequest): Promise<{ items: HubSubscription[]; total: number }> {
     const db = this.deps.database.db;
-    const where = equalityFilters({ api: hubSubscriptions.api, status: hubSubscriptions.status }, request.filters);
+    const where = listFilters(
+      { id: hubSubscriptions.id, api: hubSubscriptions.api, status: hubSubscriptions.status },
+      request,
+    );
     const rows = await db
       .select()
       .from(hubSubscriptions)
@@ -156,7 +159,7 @@ export class HubService {
     if (!subscription) throw notFound("hub", subscriptionId);
     const where = and(
       eq(hubDeliveries.subscriptionId, subscriptionId),
-      equalityFilters({ status: hubDeliveries.status }, request.filters),
+      listFilters({ id: hubDeliveries.id, status: hubDeliveries.status }, request),
     );
     const rows = await db
       .select({ delivery: hubDeliveries, eventId: outboxEvents.eventId, eventType: outboxEvents.eventType })

@@ -3,7 +3,7 @@ import type { Actor } from "../../platform/audit.js";
 import type { Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
-import { equalityFilters } from "../../platform/sql.js";
+import { listFilters } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
 import { isId, newId } from "../../shared/ids.js";
 import { MESSAGE_PENDING_BATCH, MESSAGE_PENDING_RESEND_MS } from "../../shared/limits.js";
@@ -148,9 +148,9 @@ export class MessagesService {
     if (!isId(customerId) || !(await this.deps.contactOf(customerId, "email")).exists)
       throw notFound("customer", customerId);
     const db = this.deps.database.db;
-    const where = equalityFilters(
-      { status: customerMessages.status, channel: customerMessages.channel },
-      request.filters,
+    const where = listFilters(
+      { id: customerMessages.id, status: customerMessages.status, channel: customerMessages.channel },
+      request,
       [eq(customerMessages.customerId, customerId)],
     );
     const rows = await db

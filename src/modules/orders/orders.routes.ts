@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role } from "../../platform/auth.js";
 import { AppError, notFound } from "../../platform/errors.js";
-import { errorResponses, IdParamsSchema, idempotencyKeyOf, sendCreated } from "../../platform/tmf.js";
+import { errorResponses, type FilterSpecs, IdParamsSchema, idempotencyKeyOf, sendCreated } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isId } from "../../shared/ids.js";
@@ -16,9 +16,13 @@ import { CANCEL_PATH, ORDER_PATH, type OrdersService } from "./orders.service.js
 
 const ORDERING: readonly Role[] = ["admin", "crm"];
 const READERS: readonly Role[] = ["admin", "crm", "finance"];
-const FILTERS = {
+const FILTERS: FilterSpecs = {
   state: { values: ["acknowledged", "rejected", "inProgress", "completed", "failed", "cancelled"] },
-  billingAccountId: { isId: true },
+  "billingAccount.id": {},
+  orderDate: { range: "date" },
+  completionDate: { range: "date" },
+  // The older spelling, kept for clients that use it.
+  billingAccountId: { isId: true, aliasOf: "billingAccount.id" },
 };
 const IdempotencyHeaders = Type.Object({
   "idempotency-key": Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),

@@ -6,7 +6,7 @@ import type { Db } from "../../platform/database.js";
 import { sqlState } from "../../platform/error-handler.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
-import { equalityFilters } from "../../platform/sql.js";
+import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { addMonthsUtc } from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
@@ -142,9 +142,15 @@ export class OrdersService {
 
   async list(request: ListRequest) {
     const db = this.deps.database.db;
-    const where = equalityFilters(
-      { state: productOrders.state, billingAccountId: productOrders.billingAccountId },
-      request.filters,
+    const where = listFilters(
+      {
+        id: productOrders.id,
+        state: productOrders.state,
+        "billingAccount.id": productOrders.billingAccountId,
+        orderDate: productOrders.createdAt,
+        completionDate: productOrders.completedAt,
+      },
+      request,
     );
     const [rows, counted] = await Promise.all([
       db

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, STAFF } from "../../platform/auth.js";
-import { errorResponses, IdParamsSchema } from "../../platform/tmf.js";
+import { errorResponses, type FilterSpecs, IdParamsSchema } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { PRODUCT_LIFECYCLE, PRODUCT_PATH, type SubscriptionsService } from "./subscriptions.service.js";
@@ -53,11 +53,16 @@ export const ProductSchema = Type.Object({
   orderId: Type.String(),
 });
 
-const FILTERS = {
+const FILTERS: FilterSpecs = {
   status: { values: Object.keys(PRODUCT_LIFECYCLE) },
-  billingAccountId: { isId: true },
-  msisdn: {},
-  offeringId: {},
+  name: {},
+  "billingAccount.id": {},
+  "productOffering.id": {},
+  // Older spellings, kept for clients that use them.
+  billingAccountId: { isId: true, aliasOf: "billingAccount.id" },
+  offeringId: { aliasOf: "productOffering.id" },
+  // The line's number is a characteristic, not an attribute; agents look lines up by it.
+  msisdn: { extension: true },
 };
 
 /** TMF637 products: lines and add-ons; PATCH of `status` suspends and resumes a line. */

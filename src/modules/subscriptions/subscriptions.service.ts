@@ -5,7 +5,7 @@ import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ChangeKind } from "../../platform/events.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
-import { equalityFilters } from "../../platform/sql.js";
+import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId, newId } from "../../shared/ids.js";
 import { amountToJsonNumber, Money } from "../../shared/money.js";
@@ -409,14 +409,16 @@ export class SubscriptionsService {
   async list(actor: Actor, request: ListRequest): Promise<{ items: Product[]; total: number }> {
     const db = this.deps.database.db;
     const scope = actor.role === "subscriber" ? eq(products.billingAccountId, actor.billingAccountId ?? "") : undefined;
-    const where = equalityFilters(
+    const where = listFilters(
       {
+        id: products.id,
         status: products.status,
-        billingAccountId: products.billingAccountId,
+        name: products.name,
+        "billingAccount.id": products.billingAccountId,
+        "productOffering.id": products.offeringId,
         msisdn: products.msisdn,
-        offeringId: products.offeringId,
       },
-      request.filters,
+      request,
       [scope],
     );
     const [rows, counted] = await Promise.all([

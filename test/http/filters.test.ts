@@ -1,0 +1,85 @@
+import t from "tap";
+import { drivers, type Engine, expectError, startEngine } from "../support/engine.js";
+import { activateLine, createBillingAccount, orderReadyAccount } from "../support/fixtures.js";
+
+/**
+ * TMF630 filters (issue 21): `id` on every list, dotted paths into references, date ranges with
+ * `.gt .gte .lt .lte`, comma for OR, older spellings kept; unknown names and bad values are a 400 naming them.
+ */
+
+const ACCOUNTS = "/tmf-api/accountManagement/v4/billingAccount";
+const ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder";
+const PRODUCTS = "/tmf-api/productInventory/v4/product";
+const UNKNOWN = "00000000-0000-7000-8000-000000000000";
+
+async function ids(engine: Engine, url: string): Promise<string[]> {
+  const answer = await engine.request("GET", url);
+  if (answer.statusCode !== 200) throw new Error(`${url}: ${answer.statusCode} ${answer.body}`);
+  return (answer.json() as Array<{ id: string }>).map((item) => item.id).sort();
+}
+
+for (const driver of drivers) {
+  t.test(`[${driver}] id, dotted references and date ranges return exactly the matching items`, async (t) => {
+    const engine = await startEngine(t, { driver });
+    const first = await createBillingAccount(engine, { name: "First" });
+    engine.clock.advanceSeconds(60);
+    const second = await createBillingAccount(engine, { name: "Second" });
+    engine.clock.advanceSeconds(60);
+    const third = await createBillingAccount(engine, { name: "Third" });
+
+    t.same(await ids(engine, `${ACCOUNTS}?id=${second.id}`), [second.id], "id");
+    t.same(await ids(engine, `${ACCOUNTS}?id=${first.id},${third.id}`), [first.id, third.id].sort(), "ids, OR");
+    t.same(await ids(engine, `${ACCOUNTS}?id=${UNKNOWN}`), [], "an unknown id matches nothing");
+    t.same(await ids(engine, `${ACCOUNTS}?id=not-one-of-ours`), [], "an id that is no id matches nothing");
+    t.same(await ids(engine, `${ACCOUNTS}?relatedParty.id=${second.customerId}`), [second.id], "relatedParty.id");
+    const middle = (await engine.request("GET", `${ACCOUNTS}/${second.id}`)).json().lastModified as string;
+    t.same(await ids(engine, `${ACCOUNTS}?lastModified.gte=${middle}`), [second.id, third.id].sort(), ".gte");
+    t.same(await ids(engine, `${ACCOUNTS}?lastModified.gt=${middle}`), [third.id], ".gt");
+    t.same(await ids(engine, `${ACCOUNTS}?lastModified.lt=${middle}`), [first.id], ".lt");
+    t.same(
+      await ids(engine, `${ACCOUNTS}?lastModified.gte=${middle}&lastModified.lte=${middle}`),
+      [second.id],
+      "a closed range",
+    );
+    t.same(await ids(engine, `${ACCOUNTS}?lastModified.gte=2026-03-15&name=First,Third`), [first.id, third.id].sort());
+
+    expectError(t, await engine.request("GET", `${ACCOUNTS}?colour=red`), 400, "invalid_parameter", "colour");
+    expectError(
+      t,
+      await engine.request("GET", `${ACCOUNTS}?lastModified.gte=yesterday`),
+      400,
+      "invalid_parameter",
+      "lastModified.gte",
+    );
+    expectError(t, await engine.request("GET", `${ACCOUNTS}?name.gte=a`), 400, "invalid_parameter", "name.gte");
+    const many = Array.from({ length: 1_000 }, () => UNKNOWN).join(",");
+    const tooMany = await engine.request("GET", `${ACCOUNTS}?id=${many}`);
+    t.equal(tooMany.statusCode, 400, "an id filter with 1,000 values is a 400");
+    t.equal(tooMany.json().field, "id");
+  });
+
+  t.test(`[${driver}] orders and products by billing account, offering and date; older spellings kept`, async (t) => {
+    const engine = await startEngine(t, { driver });
+    const { accountId } = await orderReadyAccount(engine);
+    const other = await createBillingAccount(engine);
+    const { lineId } = await activateLine(engine, accountId, "plan-postpaid-m");
+    const orders = await ids(engine, `${ORDERS}?billingAccount.id=${accountId}`);
+    t.equal(orders.length, 1, "billingAccount.id");
+    t.same(await ids(engine, `${ORDERS}?billingAccountId=${accountId}`), orders, "the older billingAccountId");
+    t.same(await ids(engine, `${ORDERS}?billingAccount.id=${other.id}`), []);
+    t.same(await ids(engine, `${ORDERS}?orderDate.gte=2026-03-15T00:00:00Z`), orders, "orderDate.gte");
+    t.same(await ids(engine, `${ORDERS}?orderDate.lt=2026-03-15T00:00:00Z`), [], "orderDate.lt");
+    t.same(await ids(engine, `${ORDERS}?id=${orders[0]}&state=completed`), orders, "id with state");
+
+    t.same(await ids(engine, `${PRODUCTS}?billingAccount.id=${accountId}`), [lineId], "products by billingAccount.id");
+    t.same(await ids(engine, `${PRODUCTS}?productOffering.id=plan-postpaid-m`), [lineId], "productOffering.id");
+    t.same(await ids(engine, `${PRODUCTS}?offeringId=plan-postpaid-m&id=${lineId}`), [lineId], "older offeringId, id");
+    t.same(await ids(engine, `${PRODUCTS}?productOffering.id=plan-prepaid-payg`), []);
+    t.same(
+      await ids(engine, `/tmf-api/usageManagement/v4/usage?usageDate.gte=2026-01-01&usageType=voice`),
+      [],
+      "usage by date and type",
+    );
+    expectError(t, await engine.request("GET", `${ORDERS}?orderDate.gte=15.03.2026`), 400, "invalid_parameter");
+  });
+}
