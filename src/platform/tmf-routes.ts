@@ -56,6 +56,8 @@ export interface ReadRoutesSpec<R> {
   get(actor: Actor, id: string): Promise<R>;
   /** A query parameter beyond paging, fields and equality filters (a pattern search), passed to `list` whole. */
   extraQuery?: TProperties;
+  /** Whether a path id can name an item (default: one of the engine's UUIDs); anything else is a 404. */
+  isItemId?: (id: string) => boolean;
 }
 
 /** The schema of an attribute of a resource, dotted through objects and arrays of objects; undefined if none. */
@@ -142,7 +144,7 @@ export function registerReadRoutes<R extends object>(instance: FastifyInstance, 
     },
     async (request) => {
       const { id } = request.params;
-      if (!isId(id)) throw notFound(spec.name, id);
+      if (!(spec.isItemId ?? isId)(id)) throw notFound(spec.name, id);
       const fields = readFieldsParameter(request.query, knownFields);
       return selectFields(await spec.get(actorOf(request), id), fields);
     },

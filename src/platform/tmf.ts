@@ -173,6 +173,23 @@ export function parseListQuery(
   };
 }
 
+/**
+ * Whether a resource held in memory (the catalog, the usage specifications) meets a list's equality filters:
+ * each attribute (dotted through objects and arrays) has one of the filter's values.
+ */
+export function matchesFilters(resource: object, filters: Readonly<Record<string, readonly string[]>>): boolean {
+  return Object.entries(filters).every(([attribute, values]) =>
+    valuesAt(resource, attribute.split(".")).some((value) => values.includes(value)),
+  );
+}
+
+function valuesAt(node: unknown, path: readonly string[]): string[] {
+  if (Array.isArray(node)) return node.flatMap((item) => valuesAt(item, path));
+  if (path.length === 0) return node === undefined || node === null ? [] : [String(node)];
+  if (typeof node !== "object" || node === null) return [];
+  return valuesAt((node as Record<string, unknown>)[path[0] as string], path.slice(1));
+}
+
 export function isUuid(value: string): boolean {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(value);
 }
@@ -247,7 +264,8 @@ export const FieldsQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+/** A path id: anything up to 256 characters that is not one of ours is a 404 (TMF clients send their own shapes). */
+export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 
 /**
  * The body schema of a merge-patch PATCH (RFC 7386): every field optional, and `null` allowed where the

@@ -83,3 +83,17 @@ for (const driver of drivers) {
     expectError(t, await engine.request("GET", `${ORDERS}?orderDate.gte=15.03.2026`), 400, "invalid_parameter");
   });
 }
+
+t.test("usage specifications: id, name and fields filter them; a long or unknown id is a 404", async (t) => {
+  const engine = await startEngine(t);
+  const SPECS = "/tmf-api/usageManagement/v4/usageSpecification";
+  t.same(await ids(engine, `${SPECS}?id=voice`), ["voice"]);
+  t.same(await ids(engine, `${SPECS}?name=sms,data`), ["data", "sms"]);
+  t.same(await ids(engine, `${SPECS}?lifecycleStatus=Active`), ["data", "sms", "voice"]);
+  const narrow = await engine.request("GET", `${SPECS}?id=data&fields=name`);
+  t.same(narrow.json(), [{ id: "data", href: `${SPECS}/data`, "@type": "UsageSpecification", name: "data" }]);
+  t.equal((await engine.request("GET", `${SPECS}/voice?fields=lifecycleStatus`)).json().lifecycleStatus, "Active");
+  expectError(t, await engine.request("GET", `${SPECS}/${"x".repeat(40)}`), 404, "not_found");
+  expectError(t, await engine.request("GET", `${SPECS}/fax`), 404, "not_found");
+  expectError(t, await engine.request("GET", `${ACCOUNTS}/${"x".repeat(120)}`), 404, "not_found");
+});

@@ -7,6 +7,7 @@ import {
   type FilterSpecs,
   IdParamsSchema,
   listQuerySchema,
+  matchesFilters,
   parseListQuery,
   readFieldsParameter,
   selectFields,
@@ -77,9 +78,7 @@ export function catalogRoutes(catalog: CatalogService) {
         async (request, reply) => {
           const list = parseListQuery(request.query, spec.filters, knownFields);
           const all = (await catalog.snapshot()).resources[type] as Array<Record<string, unknown>>;
-          const matching = all.filter((resource) =>
-            Object.entries(list.filters).every(([field, values]) => values.includes(String(resource[field]))),
-          );
+          const matching = all.filter((resource) => matchesFilters(resource, list.filters));
           return sendList(reply, matching.slice(list.offset, list.offset + list.limit), matching.length, list.fields);
         },
       );

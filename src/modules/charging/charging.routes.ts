@@ -2,7 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role } from "../../platform/auth.js";
 import { AppError, invalidField } from "../../platform/errors.js";
-import { errorResponses, listQuerySchema, parseListQuery, sendCreated, sendList } from "../../platform/tmf.js";
+import {
+  errorResponses,
+  listQuerySchema,
+  matchesFilters,
+  parseListQuery,
+  sendCreated,
+  sendList,
+} from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { CDR_BATCH_MAX, CDR_BODY_LIMIT_BYTES } from "../../shared/limits.js";
@@ -294,32 +301,21 @@ function usageRoutes(deps: ChargingRouteDeps) {
       async (request, reply) => postUsage(deps, request, request.body, reply),
     );
 
-    app.get(
-      USAGE_SPECIFICATION_PATH,
-      {
-        config: { roles: USAGE_READERS },
-        schema: {
-          tags: ["usage"],
-          summary: "List the usage specifications (voice, sms, data) and the characteristics each carries",
-          response: { 200: Type.Array(UsageSpecificationSchema), ...errorResponses() },
-        },
+    // The three record types, held in code: read through the same routes (filters, fields) as stored resources.
+    registerReadRoutes(app, {
+      path: USAGE_SPECIFICATION_PATH,
+      name: "usageSpecification",
+      tag: "usage",
+      resource: UsageSpecificationSchema,
+      filters: { name: {}, lifecycleStatus: {} },
+      roles: USAGE_READERS,
+      isItemId: (id) => (SERVICES as readonly string[]).includes(id),
+      list: async (_actor, request) => {
+        const matching = usageSpecifications().filter((spec) => matchesFilters(spec, request.filters));
+        return { items: matching.slice(request.offset, request.offset + request.limit), total: matching.length };
       },
-      async (_request, reply) => sendList(reply, usageSpecifications(), usageSpecifications().length, null),
-    );
-
-    app.get(
-      `${USAGE_SPECIFICATION_PATH}/:id`,
-      {
-        config: { roles: USAGE_READERS },
-        schema: {
-          tags: ["usage"],
-          summary: "Retrieve a usage specification",
-          params: Type.Object({ id: Type.String({ maxLength: 20 }) }),
-          response: { 200: UsageSpecificationSchema, ...errorResponses(404) },
-        },
-      },
-      async (request) => usageSpecification(request.params.id),
-    );
+      get: async (_actor, id) => usageSpecification(id),
+    });
   };
 }
 
