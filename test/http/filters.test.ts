@@ -97,3 +97,16 @@ t.test("usage specifications: id, name and fields filter them; a long or unknown
   expectError(t, await engine.request("GET", `${SPECS}/fax`), 404, "not_found");
   expectError(t, await engine.request("GET", `${ACCOUNTS}/${"x".repeat(120)}`), 404, "not_found");
 });
+
+t.test("TMF639 resources carry their name and are found by it", async (t) => {
+  const engine = await startEngine(t);
+  await orderReadyAccount(engine);
+  const RESOURCES = "/tmf-api/resourceInventoryManagement/v4/resource";
+  const found = await engine.request("GET", `${RESOURCES}?name=${encodeURIComponent("+4915100000003")}`);
+  t.equal(found.statusCode, 200);
+  t.match(found.json(), [{ "@type": "MSISDN", name: "+4915100000003", value: "+4915100000003" }]);
+  const sims = (await engine.request("GET", `${RESOURCES}?@type=SIMCard&limit=1`)).json();
+  t.equal(sims[0].name, sims[0].value, "a SIM is named by its ICCID");
+  const byId = await ids(engine, `${RESOURCES}?id=${sims[0].id}`);
+  t.same(byId, [sims[0].id]);
+});

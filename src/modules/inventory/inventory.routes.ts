@@ -24,6 +24,7 @@ const FILTERS = {
   "@type": { values: RESOURCE_TYPES },
   resourceStatus: { values: ["available", "reserved", "assigned", "blocked", "retired", "quarantine"] },
   value: {},
+  name: { aliasOf: "value" },
   category: { values: NUMBER_CATEGORIES },
 };
 const ImportResult = Type.Object({ batch: Type.String(), imported: Type.Integer() });

@@ -72,6 +72,8 @@ export const ResourceSchema = Type.Object({
   id: Type.String(),
   href: Type.String(),
   "@type": Type.Enum(RESOURCE_TYPES),
+  /** TMF639 names every resource (mandatory when creating one): a number's E.164 value, a SIM's ICCID. */
+  name: Type.String(),
   value: Type.String(),
   resourceStatus: Type.String(),
   category: Type.Optional(Type.String()),

@@ -66,6 +66,7 @@ export function presentResource(row: InventoryRow): Resource {
     id: row.id,
     href: `${RESOURCE_PATH}/${row.id}`,
     "@type": row.type as Resource["@type"],
+    name: row.value,
     value: row.value,
     resourceStatus: row.state,
     ...(row.category !== null ? { category: row.category } : {}),
