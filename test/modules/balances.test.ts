@@ -116,6 +116,21 @@ for (const driver of drivers) {
       404,
       "not_found",
     );
+    // The list (TMF654): staff see every account's, a subscriber its own; partyAccount.id narrows it.
+    const all = await engine.request("GET", `${BASE}/accumulatedBalance`);
+    t.equal(all.headers["x-total-count"], "2", "every account, for staff");
+    t.same(
+      all
+        .json()
+        .map((item: { id: string }) => item.id)
+        .sort(),
+      [accountId, other.accountId].sort(),
+    );
+    const mine = await engine.request("GET", `${BASE}/accumulatedBalance`, { key: own });
+    t.match(mine.json(), [{ id: accountId, totalBalance: { amount: 1.47, units: "EUR" } }]);
+    const peeking = `${BASE}/accumulatedBalance?partyAccount.id=${other.accountId}`;
+    t.same((await engine.request("GET", peeking, { key: own })).json(), [], "another account's: nothing");
+    t.equal((await engine.request("GET", peeking)).json()[0].id, other.accountId, "staff narrow by partyAccount.id");
     const buckets = await engine.request("GET", `${BASE}/bucket`, { key: own });
     t.match(buckets.json(), [{ id: lineId, usageType: "monetary", remainingValue: { amount: 1.47, units: "EUR" } }]);
   });

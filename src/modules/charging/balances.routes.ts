@@ -186,6 +186,25 @@ export function balancesRoutes(balances: BalancesService) {
         return selectFields(bucket, fields ? ["id", "href", "@type", ...fields.split(",")] : null);
       },
     );
+    const accumulatedFilters = { "partyAccount.id": { isId: true } };
+    app.get(
+      `${BALANCE_BASE}/accumulatedBalance`,
+      {
+        config: { roles: READERS },
+        schema: {
+          tags: ["balances"],
+          summary:
+            "Every account's accumulated balance (subscribers: their own), paged; partyAccount.id or id narrows it",
+          querystring: listQuerySchema(accumulatedFilters),
+          response: { 200: Type.Array(Type.Partial(AccumulatedSchema)), ...errorResponses() },
+        },
+      },
+      async (request, reply) => {
+        const list = parseListQuery(request.query, accumulatedFilters, Object.keys(AccumulatedSchema.properties));
+        const { items, total } = await balances.accumulatedList(actorOf(request), list);
+        return sendList(reply, items, total, list.fields);
+      },
+    );
     app.get(
       `${BALANCE_BASE}/accumulatedBalance/:id`,
       {

@@ -505,6 +505,19 @@ export class BalancesService {
     return (await this.buckets(actor, accountId)).find((bucket) => bucket.id === id);
   }
 
+  /**
+   * Every account's accumulated balance, a page at a time (TMF654 list): staff see every account, a subscriber its
+   * own; `partyAccount.id` and `id` (both the account's id) narrow it.
+   */
+  async accumulatedList(actor: Actor, request: ListRequest) {
+    const named = [...(request.filters.id ?? []), ...(request.filters["partyAccount.id"] ?? [])];
+    const scope = actor.role === "subscriber" ? [actor.billingAccountId ?? ""] : null;
+    const wanted = scope === null ? named : named.length === 0 ? scope : named.filter((id) => scope.includes(id));
+    const filters = named.length === 0 && scope === null ? {} : { id: wanted };
+    const page = await this.deps.customers.accountIds(this.deps.database.db, { ...request, filters, ranges: [] });
+    return { items: await Promise.all(page.ids.map((id) => this.accumulated(actor, id))), total: page.total };
+  }
+
   /** Spend to date (postpaid) or the sum of the lines' balances (prepaid), with the limits that apply. */
   async accumulated(actor: Actor, accountId: string) {
     const db = this.deps.database.db;

@@ -4,7 +4,7 @@ import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, invalidField } from "../../platform/errors.js";
 import { mergePatcher } from "../../platform/merge-patch.js";
 import { type ResourceModel, ResourceStore, type ServiceDeps } from "../../platform/resource-service.js";
-import { TMF_BASE } from "../../platform/tmf.js";
+import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { canonicalTimeZone, formatLocalDate, type LocalDate, localDate, nextBillDate } from "../../shared/calendar.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { isId } from "../../shared/ids.js";
@@ -610,6 +610,14 @@ export function createCustomerServices(deps: ServiceDeps) {
           },
         ]),
       );
+    },
+    /**
+     * A page of billing account ids in creation order, with the total (a list of per-account views such as the
+     * accumulated balance pages over the accounts); `request.filters.id` narrows it.
+     */
+    async accountIds(db: Db, request: ListRequest): Promise<{ ids: string[]; total: number }> {
+      const { rows, total } = await repository.billingAccountRows.list(db, request);
+      return { ids: rows.map((row) => row.id), total };
     },
     /** Whether a billing account exists (for binding subscriber keys and, later, orders). */
     async billingAccountExists(db: Db, id: string): Promise<boolean> {
