@@ -88,6 +88,13 @@ t.test("a well-formed order that breaks rules is stored rejected with every reas
     body: lineOrder("00000000-0000-7000-8000-000000000000"),
   });
   t.match(unknownAccount.json(), { state: "rejected", rejectionReason: [{ code: "unknown_account" }] });
+  // TMF622 makes billingAccount optional: a standard client's order without one is created, and rejected.
+  const { billingAccount: _named, ...withoutAccount } = lineOrder(accountId);
+  const noAccount = await engine.request("POST", ORDERS, { body: withoutAccount });
+  t.equal(noAccount.statusCode, 201, noAccount.body);
+  t.match(noAccount.json(), { state: "rejected", rejectionReason: [{ code: "missing_account" }] });
+  t.notOk("billingAccount" in noAccount.json(), "no account shown");
+  t.equal((await engine.request("GET", noAccount.json().href)).json().state, "rejected", "stored");
   expectError(
     t,
     await engine.request("POST", ORDERS, { body: { billingAccount: { id: accountId }, productOrderItem: [] } }),

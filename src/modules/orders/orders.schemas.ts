@@ -7,7 +7,8 @@ const Characteristic = Type.Object({ name: Type.String({ maxLength: 50 }), value
 
 /** TMF622 create: the attributes read; others a standard client sends are ignored. */
 export const ProductOrderCreateSchema = Type.Object({
-  billingAccount: RefIn,
+  // Optional in TMF622: an order without one is stored, and rejected with the reason.
+  billingAccount: Type.Optional(RefIn),
   description: Type.Optional(multilineText(500, 0)),
   productOrderItem: Type.Array(
     Type.Object({
@@ -49,7 +50,7 @@ export const ProductOrderSchema = Type.Object({
   orderDate: Type.String(),
   completionDate: Type.Optional(Type.String()),
   description: Type.Optional(Type.String()),
-  billingAccount: Ref,
+  billingAccount: Type.Optional(Ref),
   relatedParty: Type.Array(Type.Object({ ...Ref.properties, role: Type.String() })),
   productOrderItem: Type.Array(
     Type.Object({

@@ -73,6 +73,9 @@ function hashOf(body: unknown): string {
   return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 
+/** The billing account id of an order that named none (or none that could be an id): it shows no account. */
+const NO_ACCOUNT = "00000000-0000-0000-0000-000000000000";
+
 function present(row: ProductOrderRow): ProductOrder {
   const offeringPath = `${TMF_BASE.catalog}/productOffering`;
   return {
@@ -82,11 +85,16 @@ function present(row: ProductOrderRow): ProductOrder {
     state: row.state,
     orderDate: row.createdAt.toISOString(),
     ...(row.completedAt ? { completionDate: row.completedAt.toISOString() } : {}),
-    billingAccount: {
-      id: row.billingAccountId,
-      href: `${TMF_BASE.account}/billingAccount/${row.billingAccountId}`,
-      "@referredType": "BillingAccount",
-    },
+    // An order that named no account, or none that could be one, stores the nil id and shows no account.
+    ...(row.billingAccountId === NO_ACCOUNT
+      ? {}
+      : {
+          billingAccount: {
+            id: row.billingAccountId,
+            href: `${TMF_BASE.account}/billingAccount/${row.billingAccountId}`,
+            "@referredType": "BillingAccount",
+          },
+        }),
     relatedParty: row.customerId
       ? [
           {
@@ -201,9 +209,8 @@ export class OrdersService {
             id: newId(now.getTime()),
             idempotencyKey: idempotencyKey ?? null,
             requestHash,
-            billingAccountId: isId(body.billingAccount.id)
-              ? body.billingAccount.id
-              : "00000000-0000-0000-0000-000000000000",
+            billingAccountId:
+              body.billingAccount !== undefined && isId(body.billingAccount.id) ? body.billingAccount.id : NO_ACCOUNT,
             customerId,
             state,
             items: items.map((item) => ({ ...item, state: state === "rejected" ? "rejected" : "acknowledged" })),
@@ -279,10 +286,12 @@ export class OrdersService {
     const reject = (code: string, reason: string, orderItemId?: string) =>
       reasons.push({ code, reason, ...(orderItemId !== undefined ? { orderItemId } : {}) });
     const db = this.deps.database.db;
-    const account = await this.deps.customers.accountForOrder(db, body.billingAccount.id);
+    const accountId = body.billingAccount?.id;
+    const account = accountId === undefined ? undefined : await this.deps.customers.accountForOrder(db, accountId);
     // Ending a line is always possible: a disconnect-only order does not ask for an active account.
     const disconnectOnly = body.productOrderItem.every((item) => item.action === "delete");
-    if (!account) reject("unknown_account", `billing account ${body.billingAccount.id} does not exist`);
+    if (accountId === undefined) reject("missing_account", "billingAccount: the order names the account it charges");
+    else if (!account) reject("unknown_account", `billing account ${accountId} does not exist`);
     else if (!disconnectOnly) {
       if (account.state !== "active") reject("account_not_active", `billing account ${account.id} is ${account.state}`);
       if (account.customerStatus !== "approved")
