@@ -228,7 +228,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     const audit = new AuditLog(clock);
     const events = new EventLog(clock);
     const deps = { database, audit, events, clock };
-    const customers = createCustomersModule(deps);
+    const customers = createCustomersModule({
+      ...deps,
+      accountDefaults: { currency: config.defaultCurrency, taxJurisdiction: config.defaultTaxJurisdiction },
+    });
     const access = createAccessModule({
       ...deps,
       broadcast,

@@ -1,6 +1,8 @@
 import path from "node:path";
 import { FAULT_PATTERN } from "./platform/faults.js";
 import { parseSecretsKey } from "./platform/secrets.js";
+import { isTaxJurisdiction } from "./shared/contact.js";
+import { isCurrencyCode } from "./shared/currency.js";
 import {
   API_KEY_MAX_LENGTH,
   API_KEY_MIN_LENGTH,
@@ -71,6 +73,10 @@ export interface Config {
   readonly rateLimitPerMinute: number;
   /** Requests per minute one network key may send to one API process; 0: no limit. */
   readonly rateLimitNetworkPerMinute: number;
+  /** The currency of a billing account whose request names none (ISO 4217). */
+  readonly defaultCurrency: string;
+  /** The tax jurisdiction of a billing account whose request names none (ISO 3166 country, optional subdivision). */
+  readonly defaultTaxJurisdiction: string;
   /** Open WebSocket connections one API key may hold on one API process. */
   readonly wsMaxSocketsPerKey: number;
   /** A crash point or fault to inject (fault tests only; see platform/faults.ts). */
@@ -162,6 +168,12 @@ export function loadConfig(env: Env = process.env): Config {
     return values;
   };
 
+  const checked = (name: string, fallback: string, valid: (value: string) => boolean, what: string): string => {
+    const raw = text(name) ?? fallback;
+    if (!valid(raw)) problems.push(`${name} must be ${what}, got "${raw}"`);
+    return raw;
+  };
+
   const fault = text("BSS_FAULT");
   if (fault !== undefined && !FAULT_PATTERN.test(fault)) {
     problems.push('BSS_FAULT must be "crash:<after-step|mid-batch|after-commit>[@n]" or "poison:<account id>"');
@@ -201,6 +213,13 @@ export function loadConfig(env: Env = process.env): Config {
     jobLeaseSeconds: integer("BSS_JOB_LEASE_SECONDS", JOB_LEASE_SECONDS, 2, 3600),
     rateLimitPerMinute: integer("BSS_RATE_LIMIT_PER_MINUTE", 1_200, 0, 10_000_000),
     rateLimitNetworkPerMinute: integer("BSS_RATE_LIMIT_NETWORK_PER_MINUTE", 600_000, 0, 100_000_000),
+    defaultCurrency: checked("BSS_DEFAULT_CURRENCY", "EUR", isCurrencyCode, "an ISO 4217 currency code (EUR)"),
+    defaultTaxJurisdiction: checked(
+      "BSS_DEFAULT_TAX_JURISDICTION",
+      "DE",
+      isTaxJurisdiction,
+      "an ISO 3166 country code, optionally with a subdivision (DE, US-CA)",
+    ),
     wsMaxSocketsPerKey: integer("BSS_WS_MAX_SOCKETS_PER_KEY", 20, 1, 100_000),
   };
   // A movable clock is for acceptance testing; on a server database it would move production's business time.

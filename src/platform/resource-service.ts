@@ -44,6 +44,11 @@ export interface ResourceModel<Row extends { id: string }, Insert, R, C, S exten
   toInput(row: Row): C;
   /** Rows as API resources; batched, so a page costs a fixed number of queries. */
   present(db: Db, rows: Row[]): Promise<R[]>;
+  /**
+   * A create's input completed before anything reads it, in its transaction: what a standard client may leave
+   * out filled in (configured defaults, a related party resolved). Creates only.
+   */
+  prepare?(tx: Db, actor: Actor, input: C): Promise<C>;
   /** Rules beyond the schema, checked on create (current null) and on every patch. */
   validate(db: Db, input: C, current: Row | null): Promise<void>;
   /** Column values for the input (without id, state and timestamps). */
@@ -113,25 +118,29 @@ export class ResourceStore<Row extends { id: string }, Insert, R, C, S extends s
   }
 
   async create(actor: Actor, input: C): Promise<R> {
-    const state = this.stateOf(input) ?? this.model.defaultState;
+    return this.deps.database.transaction((tx) => this.createIn(tx, actor, input));
+  }
+
+  /** A create inside the caller's transaction (a resource made on the way to another, in the same commit). */
+  async createIn(tx: Db, actor: Actor, given: C): Promise<R> {
+    const state = this.stateOf(given) ?? this.model.defaultState;
     if (!this.model.startStates.includes(state)) {
       throw invalidField(this.model.stateColumn, `a new ${this.model.entity} cannot start ${state}`);
     }
     const now = this.deps.clock.now();
-    return this.deps.database.transaction(async (tx) => {
-      await this.model.validate(tx, input, null);
-      const row = await this.model.rows.insert(tx, {
-        ...this.model.columns(input),
-        id: newId(now.getTime()),
-        [this.model.stateColumn]: state,
-        createdAt: now,
-        updatedAt: now,
-      } as Insert);
-      const resource = await this.one(tx, row);
-      await this.record(tx, actor, "Create", row.id, { after: resource });
-      this.model.afterWrite?.(tx, null, row);
-      return resource;
-    });
+    const input = this.model.prepare === undefined ? given : await this.model.prepare(tx, actor, given);
+    await this.model.validate(tx, input, null);
+    const row = await this.model.rows.insert(tx, {
+      ...this.model.columns(input),
+      id: newId(now.getTime()),
+      [this.model.stateColumn]: state,
+      createdAt: now,
+      updatedAt: now,
+    } as Insert);
+    const resource = await this.one(tx, row);
+    await this.record(tx, actor, "Create", row.id, { after: resource });
+    this.model.afterWrite?.(tx, null, row);
+    return resource;
   }
 
   /** Lock → re-read inside the lock → compute → write, in one transaction (Lago's rule for changes). */

@@ -110,3 +110,39 @@ t.test("TMF639 resources carry their name and are found by it", async (t) => {
   const byId = await ids(engine, `${RESOURCES}?id=${sims[0].id}`);
   t.same(byId, [sims[0].id]);
 });
+
+t.test(
+  "TMF666 minimal billing account: name and an Individual or Organization; defaults and the customer role",
+  async (t) => {
+    const engine = await startEngine(t, { env: { BSS_DEFAULT_CURRENCY: "GBP", BSS_DEFAULT_TAX_JURISDICTION: "GB" } });
+    const person = (
+      await engine.request("POST", "/tmf-api/party/v4/individual", {
+        body: { givenName: "Grace", familyName: "Hopper" },
+      })
+    ).json();
+    const minimal = { name: "Grace's line", relatedParty: [{ id: person.id, "@referredType": "Individual" }] };
+    const first = await engine.request("POST", ACCOUNTS, { body: minimal });
+    t.equal(first.statusCode, 201, first.body);
+    t.match(first.json(), { currency: "GBP", taxJurisdiction: "GB", relatedParty: [{ "@referredType": "Customer" }] });
+    const customerId = first.json().relatedParty[0].id as string;
+    const customer = (await engine.request("GET", `/tmf-api/customerManagement/v4/customer/${customerId}`)).json();
+    t.match(customer, { name: "Grace Hopper", engagedParty: { id: person.id, "@referredType": "Individual" } });
+    const second = await engine.request("POST", ACCOUNTS, { body: { ...minimal, name: "Second", currency: "EUR" } });
+    t.equal(second.json().relatedParty[0].id, customerId, "the party's customer is found, not made twice");
+    t.equal(second.json().currency, "EUR", "a named currency wins");
+    t.equal(await engine.count("customers"), 1);
+
+    const org = (
+      await engine.request("POST", "/tmf-api/party/v4/organization", { body: { tradingName: "Acme" } })
+    ).json();
+    const byOrg = await engine.request("POST", ACCOUNTS, {
+      body: { name: "Acme main", relatedParty: [{ id: org.id, "@referredType": "Organization" }] },
+    });
+    t.equal(byOrg.statusCode, 201, byOrg.body);
+    const unknown = await engine.request("POST", ACCOUNTS, {
+      body: { name: "Ghost", relatedParty: [{ id: UNKNOWN, "@referredType": "Individual" }] },
+    });
+    expectError(t, unknown, 422, "unknown_reference", "relatedParty[0].id");
+    t.equal(await engine.count("customers"), 2, "nothing made for an unknown party");
+  },
+);

@@ -193,9 +193,17 @@ for (const driver of drivers) {
       "invalid_field",
       "relatedParty",
     );
+    // An Individual is accepted as the owner's party (its customer found or made): a customer's id is no individual.
     expectError(
       t,
       await post({ relatedParty: [{ id: customer.id, "@referredType": "Individual" }] }),
+      422,
+      "unknown_reference",
+      "relatedParty[0].id",
+    );
+    expectError(
+      t,
+      await post({ relatedParty: [{ id: customer.id, "@referredType": "Supplier" }] }),
       400,
       "invalid_field",
       "relatedParty[0].@referredType",

@@ -1,4 +1,4 @@
-import { and, count, eq, inArray, ne } from "drizzle-orm";
+import { and, asc, count, eq, inArray, ne, or } from "drizzle-orm";
 import type { Db } from "../../platform/database.js";
 import { tableRepository } from "../../platform/table-repository.js";
 import { billingAccounts, customers, individuals, organizations } from "./customers.tables.js";
@@ -109,4 +109,20 @@ export async function partyNames(
     for (const row of rows) names.set(row.id, row.tradingName);
   }
   return names;
+}
+
+/** The oldest customer that is not closed whose engaged party is this individual or organization. */
+export async function customerOfParty(db: Db, partyId: string) {
+  const [row] = await db
+    .select({ id: customers.id })
+    .from(customers)
+    .where(
+      and(
+        or(eq(customers.individualId, partyId), eq(customers.organizationId, partyId)),
+        ne(customers.status, "closed"),
+      ),
+    )
+    .orderBy(asc(customers.id))
+    .limit(1);
+  return row;
 }

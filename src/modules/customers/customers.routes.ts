@@ -4,8 +4,8 @@ import { registerResourceRoutes } from "../../platform/tmf-routes.js";
 import {
   ACCOUNT_STATES,
   ACCOUNT_TYPES,
-  BillingAccountCreateSchema,
   BillingAccountPatchSchema,
+  BillingAccountRequestSchema,
   BillingAccountSchema,
   CUSTOMER_STATUSES,
   CustomerCreateSchema,
@@ -74,7 +74,7 @@ export function customersRoutes(services: CustomerServices) {
       name: "billingAccount",
       tag: "account (TMF666)",
       resource: BillingAccountSchema,
-      create: BillingAccountCreateSchema,
+      create: BillingAccountRequestSchema,
       patch: BillingAccountPatchSchema,
       filters: {
         state: { values: ACCOUNT_STATES },

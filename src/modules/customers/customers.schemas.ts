@@ -187,6 +187,16 @@ const billingAccountFields = {
 
 export const BillingAccountCreateSchema = Type.Object(billingAccountFields);
 export type BillingAccountCreate = Static<typeof BillingAccountCreateSchema>;
+/**
+ * What a client may POST (TMF666 makes only `name` and `relatedParty` mandatory): currency and tax jurisdiction
+ * default to the operator's (BSS_DEFAULT_CURRENCY, BSS_DEFAULT_TAX_JURISDICTION), and the related party may be
+ * the Individual or Organization itself, whose customer is found or made. The model completes it into a create.
+ */
+export const BillingAccountRequestSchema = Type.Object({
+  ...billingAccountFields,
+  currency: Type.Optional(billingAccountFields.currency),
+  taxJurisdiction: Type.Optional(billingAccountFields.taxJurisdiction),
+});
 export const BillingAccountPatchSchema = mergePatchSchema(BillingAccountCreateSchema, [
   "description",
   "creditLimit",

@@ -360,10 +360,26 @@ type AccountListener = (before: BillingAccountRow | null, after: BillingAccountR
  */
 type CloseGuard = (db: Db, billingAccountId: string) => Promise<string | null>;
 
+/** The operator's defaults for what a billing account request may leave out. */
+export interface AccountDefaults {
+  currency: string;
+  taxJurisdiction: string;
+}
+
+/** The customer of a party named as a billing account's related party: found, or made in the same transaction. */
+type CustomerForParty = (
+  tx: Db,
+  actor: Actor,
+  party: { id: string; "@referredType": string },
+  field: string,
+) => Promise<string>;
+
 function billingAccountModel(
   deps: ServiceDeps,
   listeners: AccountListener[],
   closeGuards: CloseGuard[],
+  defaults: AccountDefaults,
+  customerForParty: CustomerForParty,
 ): ResourceModel<
   BillingAccountRow,
   typeof import("./customers.tables.js").billingAccounts.$inferInsert,
@@ -400,6 +416,24 @@ function billingAccountModel(
       });
     },
     rows: repository.billingAccountRows,
+    // The request (BillingAccountRequestSchema) may omit currency and tax jurisdiction and name the owner's party.
+    async prepare(tx, actor, input) {
+      const relatedParty: BillingAccountCreate["relatedParty"] = [];
+      for (const [index, party] of input.relatedParty.entries()) {
+        const isParty = (PARTY_TYPES as readonly string[]).includes(party["@referredType"]);
+        relatedParty.push(
+          isParty
+            ? { id: await customerForParty(tx, actor, party, `relatedParty[${index}]`), "@referredType": "Customer" }
+            : party,
+        );
+      }
+      return {
+        ...input,
+        relatedParty,
+        currency: input.currency ?? defaults.currency,
+        taxJurisdiction: input.taxJurisdiction ?? defaults.taxJurisdiction,
+      };
+    },
     async beforeTransition(db, row, to) {
       if (to !== "closed") return;
       for (const guard of closeGuards) {
@@ -522,10 +556,33 @@ function billingAccountModel(
 }
 
 /** The module's services. Other modules reach customers only through these. */
-export function createCustomerServices(deps: ServiceDeps) {
+export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefaults) {
   const accountListeners: AccountListener[] = [];
   const closeGuards: CloseGuard[] = [];
-  const billingAccounts = new ResourceStore(billingAccountModel(deps, accountListeners, closeGuards), deps);
+  const customers = new ResourceStore(customerModel(), deps);
+  const customerForParty: CustomerForParty = async (tx, actor, party, field) => {
+    const type = party["@referredType"] as "Individual" | "Organization";
+    const rows = type === "Individual" ? repository.individualRows : repository.organizationRows;
+    if (!isId(party.id) || (await rows.find(tx, party.id)) === undefined) {
+      throw unknownReference(`${field}.id`, type.toLowerCase(), party.id);
+    }
+    const existing = await repository.customerOfParty(tx, party.id);
+    if (existing !== undefined) return existing.id;
+    const names = await repository.partyNames(
+      tx,
+      type === "Individual" ? [party.id] : [],
+      type === "Organization" ? [party.id] : [],
+    );
+    const made = await customers.createIn(tx, actor, {
+      name: names.get(party.id) ?? party.id,
+      engagedParty: { id: party.id, "@referredType": type },
+    } as CustomerCreate);
+    return made.id;
+  };
+  const billingAccounts = new ResourceStore(
+    billingAccountModel(deps, accountListeners, closeGuards, defaults, customerForParty),
+    deps,
+  );
   return {
     /** Asked before a billing account closes; a reason refuses the close (409 with it). */
     guardAccountClose(guard: CloseGuard): void {
@@ -537,7 +594,7 @@ export function createCustomerServices(deps: ServiceDeps) {
     },
     individuals: new ResourceStore(individualModel(deps), deps),
     organizations: new ResourceStore(organizationModel(), deps),
-    customers: new ResourceStore(customerModel(), deps),
+    customers,
     billingAccounts,
     /**
      * Where to reach a customer on a channel: its own contact media first, then its party's; a preferred

@@ -5,10 +5,10 @@
  */
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { customersRoutes } from "./customers.routes.js";
-import { createCustomerServices } from "./customers.service.js";
+import { type AccountDefaults, createCustomerServices } from "./customers.service.js";
 
-export function createCustomersModule(deps: ServiceDeps) {
-  const services = createCustomerServices(deps);
+export function createCustomersModule(deps: ServiceDeps & { accountDefaults: AccountDefaults }) {
+  const services = createCustomerServices(deps, deps.accountDefaults);
   return { services, routes: customersRoutes(services) };
 }
 
