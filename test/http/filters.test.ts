@@ -146,3 +146,50 @@ t.test(
     t.equal(await engine.count("customers"), 2, "nothing made for an unknown party");
   },
 );
+
+t.test("TMF639 standard creates: @type Resource with a resourceSpecification naming SIMCard or MSISDN", async (t) => {
+  const engine = await startEngine(t);
+  const RESOURCES = "/tmf-api/resourceInventoryManagement/v4/resource";
+  const number = await engine.request("POST", RESOURCES, {
+    body: {
+      "@type": "Resource",
+      name: "+4915199990001",
+      resourceSpecification: { id: "MSISDN", name: "MSISDN" },
+      resourceCharacteristic: [{ name: "category", value: "premium" }],
+    },
+  });
+  t.equal(number.statusCode, 201, number.body);
+  t.match(number.json(), { "@type": "MSISDN", name: "+4915199990001", category: "premium" });
+  const sim = await engine.request("POST", RESOURCES, {
+    body: {
+      "@type": "LogicalResource",
+      resourceSpecification: { name: "SIM" },
+      name: "8949200000000099992",
+      resourceCharacteristic: [
+        { name: "imsi", value: "262019999000001" },
+        { name: "pin1", value: "1234" },
+        { name: "puk1", value: "12345678" },
+        { name: "ki", value: "000102030405060708090a0b0c0d0e0f" },
+      ],
+    },
+  });
+  t.equal(sim.statusCode, 201, sim.body);
+  t.match(sim.json(), { "@type": "SIMCard", name: "8949200000000099992" });
+  t.notOk(JSON.stringify(sim.json()).includes("000102030405060708090a0b0c0d0e0f"), "the Ki is never returned");
+  const post = (body: Record<string, unknown>) => engine.request("POST", RESOURCES, { body });
+  expectError(t, await post({ "@type": "Resource", name: "x" }), 400, "invalid_field", "@type");
+  expectError(
+    t,
+    await post({ "@type": "Resource", resourceSpecification: { id: "eSIMProfile" }, name: "x" }),
+    400,
+    "invalid_field",
+    "resourceSpecification",
+  );
+  const badCategory = await post({
+    "@type": "Resource",
+    resourceSpecification: { id: "MSISDN" },
+    name: "+4915199990002",
+    resourceCharacteristic: [{ name: "category", value: "gold" }],
+  });
+  expectError(t, badCategory, 400, "invalid_field", "resourceCharacteristic.category");
+});

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role, STAFF } from "../../platform/auth.js";
-import { AppError, notFound } from "../../platform/errors.js";
+import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import { errorResponses, IdParamsSchema, sendCreated } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
@@ -15,6 +15,7 @@ import {
   ResourceCreateSchema,
   ResourcePatchSchema,
   ResourceSchema,
+  standardResource,
 } from "./inventory.schemas.js";
 import { type InventoryService, RESERVATION_PATH, RESOURCE_PATH } from "./inventory.service.js";
 import { parseSimCsv } from "./sim-csv.js";
@@ -60,7 +61,11 @@ export function inventoryRoutes(inventory: InventoryService) {
           response: { 201: ResourceSchema, ...errorResponses(409, 413, 415) },
         },
       },
-      async (request, reply) => sendCreated(reply, await inventory.create(actorOf(request), request.body)),
+      async (request, reply) => {
+        const input = standardResource(request.body);
+        if ("reason" in input) throw invalidField(input.field, input.reason);
+        return sendCreated(reply, await inventory.create(actorOf(request), input));
+      },
     );
 
     app.patch(

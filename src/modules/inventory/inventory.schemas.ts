@@ -22,8 +22,26 @@ export const SimRecordSchema = Type.Object(
 export type SimRecord = Static<typeof SimRecordSchema>;
 
 /** TMF639 create: a SIM (its identifiers and secrets as extension attributes) or a number. */
+/**
+ * A TMF639 create: the engine's own shape (`@type` SIMCard or MSISDN with its fields), or a standard client's
+ * (`@type: Resource` with a `resourceSpecification` naming SIMCard or MSISDN, the number or ICCID as `name` or
+ * `value`, and the SIM's identifiers as `resourceCharacteristic`); `standardResource` reads the second as the first.
+ */
 export const ResourceCreateSchema = Type.Object({
-  "@type": Type.Enum(RESOURCE_TYPES),
+  "@type": Type.String({ minLength: 1, maxLength: 40 }),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
+  resourceSpecification: Type.Optional(
+    Type.Object({
+      id: Type.Optional(Type.String({ maxLength: 100 })),
+      name: Type.Optional(Type.String({ maxLength: 100 })),
+    }),
+  ),
+  resourceCharacteristic: Type.Optional(
+    Type.Array(
+      Type.Object({ name: Type.String({ minLength: 1, maxLength: 40 }), value: Type.String({ maxLength: 64 }) }),
+      { maxItems: 20 },
+    ),
+  ),
   value: Type.Optional(Type.String({ minLength: 1, maxLength: 20 })),
   category: Type.Optional(Type.Enum(NUMBER_CATEGORIES)),
   iccid: Type.Optional(Type.String({ maxLength: 20 })),
@@ -36,6 +54,56 @@ export const ResourceCreateSchema = Type.Object({
   opc: Type.Optional(Type.String({ maxLength: 32 })),
 });
 export type ResourceCreate = Static<typeof ResourceCreateSchema>;
+/** A create once read: the engine's own shape. */
+export type NativeResourceCreate = Omit<
+  ResourceCreate,
+  "@type" | "name" | "resourceSpecification" | "resourceCharacteristic"
+> & {
+  "@type": (typeof RESOURCE_TYPES)[number];
+};
+
+const SIM_FIELDS = ["iccid", "imsi", "pin1", "puk1", "pin2", "puk2", "ki", "opc"] as const;
+const TYPE_NAMES: Record<string, (typeof RESOURCE_TYPES)[number]> = {
+  simcard: "SIMCard",
+  sim: "SIMCard",
+  msisdn: "MSISDN",
+};
+
+/** A create in either shape as the engine's own; an unknown kind of resource is a 400 naming the field. */
+export function standardResource(body: ResourceCreate): NativeResourceCreate | { field: string; reason: string } {
+  const declared = TYPE_NAMES[body["@type"].toLowerCase()];
+  const specified = [body.resourceSpecification?.id, body.resourceSpecification?.name]
+    .map((name) => (name === undefined ? undefined : TYPE_NAMES[name.toLowerCase()]))
+    .find((type) => type !== undefined);
+  const type = declared ?? specified;
+  if (type === undefined) {
+    return declared === undefined && body.resourceSpecification === undefined
+      ? {
+          field: "@type",
+          reason: `must be ${RESOURCE_TYPES.join(" or ")}, or Resource with a resourceSpecification naming one`,
+        }
+      : { field: "resourceSpecification", reason: `must name ${RESOURCE_TYPES.join(" or ")}` };
+  }
+  const characteristic = (name: string) => body.resourceCharacteristic?.find((item) => item.name === name)?.value;
+  const { name, resourceSpecification: _spec, resourceCharacteristic: _chars, ...rest } = body;
+  const out: Record<string, unknown> = { ...rest, "@type": type };
+  if (type === "MSISDN") {
+    out.value = body.value ?? name;
+    const category = body.category ?? characteristic("category");
+    if (category !== undefined && !(NUMBER_CATEGORIES as readonly string[]).includes(category)) {
+      return { field: "resourceCharacteristic.category", reason: `must be ${NUMBER_CATEGORIES.join(" or ")}` };
+    }
+    if (category !== undefined) out.category = category;
+  } else {
+    for (const field of SIM_FIELDS) {
+      const value = body[field] ?? characteristic(field);
+      if (value !== undefined) out[field] = value;
+    }
+    out.iccid ??= name ?? body.value;
+    delete out.value;
+  }
+  return out as NativeResourceCreate;
+}
 
 export const ResourcePatchSchema = Type.Object({
   resourceStatus: Type.Enum([...new Set([...SIM_STATES, ...NUMBER_STATES])]),

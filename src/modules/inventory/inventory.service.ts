@@ -18,11 +18,11 @@ import {
 } from "../../shared/limits.js";
 import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
 import type {
+  NativeResourceCreate,
   NumberRange,
   Reservation,
   ReservationRequest,
   Resource,
-  ResourceCreate,
   SimRecord,
 } from "./inventory.schemas.js";
 import { type InventoryRow, inventoryResources } from "./inventory.tables.js";
@@ -364,7 +364,7 @@ export class InventoryService {
   }
 
   /** A single SIM or number (TMF639 POST). */
-  async create(actor: Actor, input: ResourceCreate): Promise<Resource> {
+  async create(actor: Actor, input: NativeResourceCreate): Promise<Resource> {
     if (input["@type"] === "MSISDN") {
       if (input.value === undefined || !isE164(input.value)) throw invalidField("value", "must be an E.164 number");
       const range = { from: input.value, to: input.value, ...(input.category ? { category: input.category } : {}) };
