@@ -136,8 +136,8 @@ export class ClockMover {
   /** Waits until every accepted CDR is rated or in suspense; answers what the window holds rated and in suspense. */
   private async drain(): Promise<{ rated: number; suspense: number }> {
     const { rating } = this.deps;
-    // A timeout, so the wall clock: business time may be anything here.
-    const started = Date.now();
+    // A timeout, so elapsed time on the monotonic clock: business time may be anything here.
+    const started = performance.now();
     const before = await rating.backlog();
     let now = before;
     while (now.pending > 0) {
@@ -148,7 +148,7 @@ export class ClockMover {
           `${now.pending} accepted CDRs wait to be rated and no rating worker is running to drain them; start one (npm run worker) and move the clock again`,
         );
       }
-      if (Date.now() - started > DRAIN_TIMEOUT_MS) {
+      if (performance.now() - started > DRAIN_TIMEOUT_MS) {
         throw new AppError(
           "unavailable",
           "drain_timeout",

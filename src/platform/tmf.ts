@@ -116,6 +116,7 @@ export interface ListRequest {
 }
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+const isIsoDate = (value: string) => ISO_DATE.test(value) && !Number.isNaN(Date.parse(value));
 const DECIMAL = /^-?\d{1,18}(\.\d{1,18})?$/;
 
 function refuse(name: string, reason: string): AppError {
@@ -137,8 +138,7 @@ export function parseListQuery(
         const raw = query[`${name}.${op}`];
         if (typeof raw !== "string") continue;
         const value = raw.trim();
-        const valid =
-          spec.range === "date" ? ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)) : DECIMAL.test(value);
+        const valid = spec.range === "date" ? isIsoDate(value) : DECIMAL.test(value);
         if (!valid) {
           throw refuse(
             `${name}.${op}`,
@@ -158,7 +158,7 @@ export function parseListQuery(
         throw refuse(name, `"${value}" is not one of ${spec.values.join(", ")}`);
       }
       if (spec.isId && !isUuid(value)) throw refuse(name, `"${value}" is not an id`);
-      if (spec.range === "date" && !(ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)))) {
+      if (spec.range === "date" && !isIsoDate(value)) {
         throw refuse(name, `"${value}" is not an ISO 8601 date or date-time`);
       }
     }

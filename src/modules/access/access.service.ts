@@ -62,6 +62,8 @@ interface CachedKey {
 export class AccessService {
   readonly #cache = new Map<string, CachedKey>();
   readonly #hooks: RevocationHooks[] = [];
+  /** Until the charging module is wired (checkSourcesWith), every named source counts as unknown. */
+  #unknownSources: (db: Db, ids: readonly string[]) => Promise<string[]> = async (_db, ids) => [...ids];
 
   constructor(private readonly deps: AccessDeps) {}
 
@@ -74,8 +76,6 @@ export class AccessService {
   checkSourcesWith(unknownSources: (db: Db, ids: readonly string[]) => Promise<string[]>): void {
     this.#unknownSources = unknownSources;
   }
-
-  #unknownSources: (db: Db, ids: readonly string[]) => Promise<string[]> = async (_db, ids) => [...ids];
 
   onRevoke(hooks: RevocationHooks): void {
     this.#hooks.push(hooks);

@@ -514,8 +514,19 @@ export class BalancesService {
     const scope = actor.role === "subscriber" ? [actor.billingAccountId ?? ""] : null;
     const wanted = scope === null ? named : named.length === 0 ? scope : named.filter((id) => scope.includes(id));
     const filters = named.length === 0 && scope === null ? {} : { id: wanted };
-    const page = await this.deps.customers.accountIds(this.deps.database.db, { ...request, filters, ranges: [] });
-    return { items: await Promise.all(page.ids.map((id) => this.accumulated(actor, id))), total: page.total };
+    const db = this.deps.database.db;
+    const page = await this.deps.customers.accountIds(db, { ...request, filters, ranges: [] });
+    // The page's profiles in one statement; each account's state from the charging store.
+    const profiles = await this.deps.customers.chargingProfiles(db, page.ids);
+    const items = await Promise.all(
+      page.ids.flatMap((id) => {
+        const profile = profiles.get(id);
+        return profile === undefined
+          ? []
+          : [this.deps.store.read(id).then((state) => this.presentAccumulated(id, profile, state))];
+      }),
+    );
+    return { items, total: page.total };
   }
 
   /** Spend to date (postpaid) or the sum of the lines' balances (prepaid), with the limits that apply. */
@@ -525,7 +536,10 @@ export class BalancesService {
     if (!profile || (actor.role === "subscriber" && actor.billingAccountId !== accountId)) {
       throw notFound("accumulatedBalance", accountId);
     }
-    const state = await this.deps.store.read(accountId);
+    return this.presentAccumulated(accountId, profile, await this.deps.store.read(accountId));
+  }
+
+  private presentAccumulated(accountId: string, profile: Profile, state: Awaited<ReturnType<ChargingStore["read"]>>) {
     const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
     const micro =
       profile.accountType === "prepaid"

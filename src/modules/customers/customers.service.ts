@@ -597,12 +597,9 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
     customers,
     billingAccounts,
     /**
-     * Where to reach a customer on a channel: its own contact media first, then its party's; a preferred
-     * medium wins. `exists` is false for an unknown customer.
-     */
-    /**
      * A customer's addresses on a channel (its own contact media, then its party's; preferred first): e-mail
-     * addresses, or mobile then phone numbers. `address` is the first, where messages go by default.
+     * addresses, or mobile then phone numbers. `address` is the first, where messages go by default; `exists` is
+     * false for an unknown customer.
      */
     async contactOf(
       customerId: string,
