@@ -133,6 +133,45 @@ for (const driver of drivers) {
     t.equal((await engine.request("GET", peeking)).json()[0].id, other.accountId, "staff narrow by partyAccount.id");
     const buckets = await engine.request("GET", `${BASE}/bucket`, { key: own });
     t.match(buckets.json(), [{ id: lineId, usageType: "monetary", remainingValue: { amount: 1.47, units: "EUR" } }]);
+
+    // Staff list every account's buckets without a filter (TMF654), paged over buckets, account by account. The
+    // other account's new prepaid line has neither rated nor been topped up: its balance is zero, not absent.
+    const otherLine = await activateLine(engine, other.accountId, "plan-prepaid-payg");
+    const ofAccount = async (id: string) =>
+      (await engine.request("GET", `${BASE}/bucket`, { query: { "partyAccount.id": id } })).json();
+    const expected = [...(await ofAccount(accountId)), ...(await ofAccount(other.accountId))].sort((a, b) =>
+      a.partyAccount.id.localeCompare(b.partyAccount.id),
+    );
+    t.ok(expected.length >= 2, "both accounts have buckets");
+    t.match(
+      expected.find((bucket: { id: string }) => bucket.id === otherLine.lineId),
+      { usageType: "monetary", remainingValue: { amount: 0, units: "EUR" } },
+    );
+    const every = await engine.request("GET", `${BASE}/bucket`);
+    t.equal(every.headers["x-total-count"], String(expected.length), "the total counts every account's buckets");
+    t.same(every.json(), expected, "in account order, each account's as its own list gives them");
+    for (let offset = 0; offset < expected.length; offset++) {
+      const one = await engine.request("GET", `${BASE}/bucket`, { query: { offset: String(offset), limit: "1" } });
+      t.same(one.json(), [expected[offset]], `offset ${offset}`);
+      t.equal(one.headers["x-total-count"], String(expected.length));
+    }
+    const byId = await engine.request("GET", `${BASE}/bucket`, { query: { id: `${otherLine.lineId},${lineId}` } });
+    t.same(
+      byId
+        .json()
+        .map((bucket: { id: string }) => bucket.id)
+        .sort(),
+      [lineId, otherLine.lineId].sort(),
+    );
+    const mineById = await engine.request("GET", `${BASE}/bucket`, {
+      key: own,
+      query: { id: `${otherLine.lineId},${lineId}` },
+    });
+    t.same(
+      mineById.json().map((bucket: { id: string }) => bucket.id),
+      [lineId],
+      "a subscriber: only its own",
+    );
   });
 
   t.test(

@@ -147,20 +147,15 @@ export function balancesRoutes(balances: BalancesService) {
         schema: {
           tags: ["balances"],
           summary:
-            "An account's buckets: prepaid balances and allowances with what is left (partyAccount.id; subscribers: their own)",
+            "Buckets: prepaid balances and allowances with what is left, every account's in account order, paged (partyAccount.id or id narrows it; subscribers: their own)",
           querystring: bucketQuery,
           response: { 200: Type.Array(Type.Partial(BucketSchema)), ...errorResponses() },
         },
       },
       async (request, reply) => {
-        const actor = actorOf(request);
         const list = parseListQuery(request.query, ACCOUNT_FILTER, Object.keys(BucketSchema.properties));
-        const accounts = list.filters["partyAccount.id"] ?? (actor.billingAccountId ? [actor.billingAccountId] : []);
-        const ids = list.filters.id;
-        const all = (await Promise.all(accounts.map((id) => balances.buckets(actor, id))))
-          .flat()
-          .filter((bucket) => ids === undefined || ids.includes(bucket.id));
-        return sendList(reply, all.slice(list.offset, list.offset + list.limit), all.length, list.fields);
+        const { items, total } = await balances.bucketList(actorOf(request), list);
+        return sendList(reply, items, total, list.fields);
       },
     );
     app.get(

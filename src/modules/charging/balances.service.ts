@@ -1,4 +1,4 @@
-import { and, asc, count, eq, type SQL } from "drizzle-orm";
+import { and, asc, count, eq, inArray, type SQL } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
 import type { Database } from "../../platform/database.js";
@@ -26,6 +26,8 @@ import { balanceThresholds, creditLimitThreshold, SERVICE_UNITS, type ThresholdT
 
 export const BALANCE_BASE = "/tmf-api/prepayBalanceManagement/v4";
 const UNITS = SERVICE_UNITS;
+/** Accounts counted per statement when staff page through every account's buckets. */
+const BUCKET_WALK = 500;
 const UNIT_SERVICES = new Map<string, keyof typeof UNITS>([
   ["second", "voice"],
   ["message", "sms"],
@@ -424,31 +426,36 @@ export class BalancesService {
     return this.presentOperation(row, null);
   }
 
-  /** An account's buckets: one monetary bucket per prepaid line, then its allowance buckets, newest periods first. */
+  /**
+   * An account's buckets: one monetary bucket per prepaid line that reached the network (its balance from the
+   * charging store; zero for a line that has neither rated nor been topped up), in line order, then its allowance
+   * buckets, newest periods first.
+   */
   async buckets(actor: Actor, accountId: string) {
     const db = this.deps.database.db;
     if (actor.role === "subscriber" && actor.billingAccountId !== accountId) return [];
     const profile = await this.deps.customers.chargingProfile(db, accountId);
     if (!profile) return [];
-    const state = await this.deps.store.read(accountId);
+    const [state, lineIds] = await Promise.all([
+      this.deps.store.read(accountId),
+      profile.accountType === "prepaid" ? this.deps.subscriptions.lineIdsOnNetwork(db, accountId) : [],
+    ]);
     const account = tmfRef(`${TMF_BASE.account}/billingAccount`, accountId, "BillingAccount");
-    const monetary = [...state.lines.values()]
-      .filter((line) => line.balance !== null)
-      .map((line) => ({
-        id: line.productId,
-        href: `${BALANCE_BASE}/bucket/${line.productId}`,
-        "@type": "Bucket" as const,
-        name: "prepaid balance",
-        usageType: "monetary",
-        isShared: false,
-        status: "active",
-        remainingValue: {
-          amount: amountToJsonNumber(fromMicro(line.balance as bigint)),
-          units: profile.currency,
-        },
-        product: tmfRef(`${TMF_BASE.productInventory}/product`, line.productId, "Product"),
-        partyAccount: account,
-      }));
+    const monetary = lineIds.map((productId) => ({
+      id: productId,
+      href: `${BALANCE_BASE}/bucket/${productId}`,
+      "@type": "Bucket" as const,
+      name: "prepaid balance",
+      usageType: "monetary",
+      isShared: false,
+      status: "active",
+      remainingValue: {
+        amount: amountToJsonNumber(fromMicro(state.lines.get(productId)?.balance ?? 0n)),
+        units: profile.currency,
+      },
+      product: tmfRef(`${TMF_BASE.productInventory}/product`, productId, "Product"),
+      partyAccount: account,
+    }));
     const allowances = (await this.allowances(accountId, state)).map(
       ({ bucket, name, unit, granted, used, status }) => ({
         id: bucket.id,
@@ -469,6 +476,75 @@ export class BalancesService {
       }),
     );
     return [...monetary, ...allowances];
+  }
+
+  /**
+   * Buckets a page at a time (TMF654 list), account by account in id order, each account's as `buckets` gives
+   * them: `id` names buckets, `partyAccount.id` accounts; a subscriber sees its own account's only. Without
+   * either, staff page through every account that has lines: each account's buckets are counted in SQL (its
+   * prepaid lines on the network and its allowance rows, a batch of accounts a statement), and only the accounts
+   * on the page are read from the charging store.
+   */
+  async bucketList(actor: Actor, request: ListRequest) {
+    const page = <T>(all: T[]) => ({
+      items: all.slice(request.offset, request.offset + request.limit),
+      total: all.length,
+    });
+    const named = request.filters["partyAccount.id"];
+    const scope = actor.role === "subscriber" ? [actor.billingAccountId ?? ""] : named;
+    const ids = request.filters.id;
+    if (ids !== undefined) {
+      const found = await Promise.all([...new Set(ids)].map((id) => (isId(id) ? this.bucket(actor, id) : undefined)));
+      return page(
+        found.flatMap((bucket) =>
+          bucket === undefined || (scope !== undefined && !scope.includes(bucket.partyAccount.id)) ? [] : [bucket],
+        ),
+      );
+    }
+    if (scope !== undefined) {
+      return page((await Promise.all([...new Set(scope)].map((id) => this.buckets(actor, id)))).flat());
+    }
+    const items: Awaited<ReturnType<BalancesService["buckets"]>> = [];
+    let total = 0;
+    let after = "00000000-0000-0000-0000-000000000000";
+    for (;;) {
+      const accounts = await this.deps.subscriptions.accountsWithLines(this.deps.database.db, after, BUCKET_WALK);
+      const counts = await this.bucketCounts(accounts);
+      for (const accountId of accounts) {
+        const held = counts.get(accountId) ?? 0;
+        if (held > 0 && total + held > request.offset && items.length < request.limit) {
+          const from = Math.max(0, request.offset - total);
+          const buckets = await this.buckets(actor, accountId);
+          items.push(...buckets.slice(from, from + request.limit - items.length));
+        }
+        total += held;
+      }
+      if (accounts.length < BUCKET_WALK) return { items, total };
+      after = accounts[accounts.length - 1] as string;
+    }
+  }
+
+  /** How many buckets each of these accounts has (as `buckets` lists them), in three statements. */
+  private async bucketCounts(accountIds: readonly string[]): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    if (accountIds.length === 0) return counts;
+    const db = this.deps.database.db;
+    const profiles = await this.deps.customers.chargingProfiles(db, accountIds);
+    const prepaid = [...profiles.values()].filter((profile) => profile.accountType === "prepaid");
+    const [lines, allowances] = await Promise.all([
+      this.deps.subscriptions.lineIdsOnNetworkOf(
+        db,
+        prepaid.map((profile) => profile.id),
+      ),
+      db
+        .select({ accountId: allowanceBuckets.billingAccountId, held: count() })
+        .from(allowanceBuckets)
+        .where(inArray(allowanceBuckets.billingAccountId, [...profiles.keys()]))
+        .groupBy(allowanceBuckets.billingAccountId),
+    ]);
+    for (const [accountId, ids] of lines) counts.set(accountId, ids.length);
+    for (const row of allowances) counts.set(row.accountId, (counts.get(row.accountId) ?? 0) + row.held);
+    return counts;
   }
 
   /**
