@@ -8,3 +8,13 @@ export function withoutEmpty<T extends Record<string, unknown>>(
   }
   return out as { [K in keyof T]?: Exclude<T[K], null | undefined> };
 }
+
+/** JSON with every object's keys in sorted order: the same value always gives the same text (for digests). */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, inner]) => `${JSON.stringify(key)}:${canonicalJson(inner)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

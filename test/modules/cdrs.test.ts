@@ -437,6 +437,49 @@ for (const driver of drivers) {
       "invalid_field",
     );
 
+    // TMF635 makes every attribute optional: a usage without characteristics names no (source, cdrId) and no
+    // number. It is kept as sent, in suspense, deduplicated on its body (keys in any order).
+    const bare = { usageType: "voice", usageDate: "2026-03-15T11:00:00+01:00", description: "from a standard client" };
+    const kept = await engine.request("POST", USAGE, { key: engine.keys.network, body: bare });
+    t.equal(kept.statusCode, 201, kept.body);
+    t.match(kept.json(), {
+      "@type": "Usage",
+      status: "recycled",
+      usageType: "voice",
+      usageDate: "2026-03-15T10:00:00.000Z",
+      description: "from a standard client",
+      suspense: { reason: "missing_characteristics" },
+    });
+    t.notOk(kept.json().usageSpecification, "no record type was read, so no specification is claimed");
+    const again = await engine.request("POST", USAGE, {
+      key: engine.keys.network,
+      body: { description: bare.description, usageDate: bare.usageDate, usageType: "voice", usageCharacteristic: [] },
+    });
+    t.equal(again.statusCode, 200, "the same body again (an empty characteristic list is none) answers the first");
+    t.equal(again.json().id, kept.json().id);
+    const empty = await engine.request("POST", USAGE, { key: engine.keys.network, body: {} });
+    t.equal(empty.statusCode, 201, "an empty body is a usage too (nothing in TMF635 is mandatory)");
+    t.not(empty.json().id, kept.json().id);
+    const suspended = await engine.request("GET", "/api/v1/suspense", {
+      query: { reason: "missing_characteristics" },
+    });
+    t.equal(suspended.statusCode, 200, suspended.body);
+    t.same(
+      suspended
+        .json()
+        .map((item: { id: string }) => item.id)
+        .sort(),
+      [kept.json().id, empty.json().id].sort(),
+    );
+    t.match(suspended.json()[0], { state: "open", usage: { source: "#tmf635" } });
+    expectError(t, await engine.request("POST", `/api/v1/suspense/${kept.json().id}/reguide`), 409, "not_guidable");
+    const bulk = await engine.request("POST", "/api/v1/suspense/reguide", { body: {} });
+    t.match(bulk.json(), { examined: 0 }, "a bulk re-guide passes them by");
+    const [stored] = await engine.sql<{ body: unknown }>("select body from usage_records where id = $1", [
+      kept.json().id,
+    ]);
+    t.same(stored?.body, bare, "the body is kept as sent");
+
     const own = await engine.subscriberKey(accountId);
     const listed = await engine.request("GET", USAGE, { key: own, query: { status: "guided" } });
     t.equal(listed.json().length, 1);

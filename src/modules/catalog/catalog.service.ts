@@ -5,6 +5,7 @@ import type { Broadcast } from "../../platform/broadcast.js";
 import type { Clock } from "../../platform/clock.js";
 import type { Database, Db } from "../../platform/database.js";
 import type { EventLog } from "../../platform/events.js";
+import { canonicalJson } from "../../shared/objects.js";
 import * as repository from "./catalog.repository.js";
 import {
   catalogResource,
@@ -72,15 +73,6 @@ export interface CatalogSnapshot {
   };
 }
 
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, inner]) => `${JSON.stringify(key)}:${canonical(inner)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
 function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
@@ -143,7 +135,7 @@ export class CatalogService {
     const definition = loadCatalog(directory);
     const entities = entitiesOf(definition).map((entity) => ({
       ...entity,
-      hash: sha256(canonical(entity.content)),
+      hash: sha256(canonicalJson(entity.content)),
     }));
     const contentHash = sha256(
       entities

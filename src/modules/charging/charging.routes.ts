@@ -321,6 +321,12 @@ function usageRoutes(deps: ChargingRouteDeps) {
 
 async function postUsage(deps: ChargingRouteDeps, request: FastifyRequest, body: UsageCreate, reply: FastifyReply) {
   const actor = actorOf(request);
+  if (body.usageCharacteristic === undefined || body.usageCharacteristic.length === 0) {
+    const { usageCharacteristic: _none, ...sent } = body;
+    const kept = await deps.ingest.keepUncharacterised(sent);
+    const usage = await deps.usage.get(actor, kept.usageId);
+    return kept.created ? sendCreated(reply, usage) : reply.code(200).send(usage);
+  }
   const record: Record<string, unknown> = {};
   body.usageCharacteristic.forEach((characteristic, index) => {
     const name = characteristic.name;

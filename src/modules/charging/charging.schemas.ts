@@ -46,11 +46,12 @@ export const UsageSchema = Type.Object({
   href: Text,
   "@type": Type.Literal("Usage"),
   date: Type.String({ format: "date-time", description: "when the engine received the record" }),
-  usageDate: Type.String({ format: "date-time" }),
-  usageType: Type.Enum(SERVICES),
+  // Absent only on a usage kept as sent because it named no CDR fields (in suspense, missing_characteristics).
+  usageDate: Type.Optional(Type.String({ format: "date-time" })),
+  usageType: Type.Optional(Type.Enum(SERVICES)),
   status: Type.Enum(USAGE_STATUSES),
   description: Type.Optional(Text),
-  usageSpecification: Type.Object({ ...Ref.properties, name: Text }),
+  usageSpecification: Type.Optional(Type.Object({ ...Ref.properties, name: Text })),
   usageCharacteristic: Type.Array(Characteristic),
   relatedParty: Type.Array(Type.Object({ ...Ref.properties, role: Text })),
   product: Type.Optional(Ref),
@@ -77,16 +78,20 @@ export const UsageCreateSchema = Type.Object(
     description: Type.Optional(multilineText(200, 0)),
     usageDate: Type.Optional(Type.String({ maxLength: 40 })),
     usageType: Type.Optional(Type.Enum(SERVICES)),
-    usageCharacteristic: Type.Array(
-      Type.Object(
-        {
-          name: Type.String({ minLength: 1, maxLength: 64 }),
-          valueType: Type.Optional(Type.String({ maxLength: 32 })),
-          value: Type.Unknown(),
-        },
-        { additionalProperties: true },
+    // Optional in TMF635: a usage without characteristics names no (source, cdrId) and no number, so it is
+    // kept in suspense as sent (missing_characteristics), deduplicated on a digest of its body.
+    usageCharacteristic: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 64 }),
+            valueType: Type.Optional(Type.String({ maxLength: 32 })),
+            value: Type.Unknown(),
+          },
+          { additionalProperties: true },
+        ),
+        { maxItems: 20 },
       ),
-      { minItems: 1, maxItems: 20 },
     ),
   },
   { additionalProperties: true },
@@ -127,8 +132,9 @@ export const SuspendedUsageSchema = Type.Object({
     ...Ref.properties,
     source: Text,
     cdrId: Text,
-    recordType: Text,
-    recordOpeningTime: Type.String({ format: "date-time" }),
+    // Absent for a usage kept as sent (missing_characteristics).
+    recordType: Type.Optional(Text),
+    recordOpeningTime: Type.Optional(Type.String({ format: "date-time" })),
     servedMSISDN: Type.Optional(Text),
     servedIMSI: Type.Optional(Text),
   }),

@@ -70,14 +70,15 @@ export const usageRecords = pgTable(
     source: text("source").notNull(),
     cdrId: text("cdr_id").notNull(),
     format: text("format").notNull(),
-    recordType: text("record_type").notNull(),
+    /** Null, with `direction` and `startedAt`, only for a record kept as `body` (a usage without characteristics). */
+    recordType: text("record_type"),
     servedMsisdn: text("served_msisdn"),
     servedImsi: text("served_imsi"),
     calledNumber: text("called_number"),
-    direction: text("direction").notNull(),
+    direction: text("direction"),
     visitedNetwork: text("visited_network"),
     ratingGroup: bigint("rating_group", { mode: "number" }),
-    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }),
     duration: integer("duration"),
     volumeUplink: bigint("volume_uplink", { mode: "number" }),
     volumeDownlink: bigint("volume_downlink", { mode: "number" }),
@@ -88,8 +89,17 @@ export const usageRecords = pgTable(
     billingAccountId: uuid("billing_account_id"),
     receivedAt: timestamp("received_at", { withTimezone: true, mode: "date" }).notNull(),
     guidedAt: timestamp("guided_at", { withTimezone: true, mode: "date" }),
+    /**
+     * A TMF635 usage sent without characteristics, as received: it names no CDR fields, so it is kept in suspense
+     * (`missing_characteristics`) with its body, deduplicated on the body's digest, and never guided.
+     */
+    body: jsonb("body"),
   },
   (table) => [
+    check(
+      "usage_records_readable_check",
+      sql`(${table.body} is null) = (${table.recordType} is not null and ${table.direction} is not null and ${table.startedAt} is not null)`,
+    ),
     check("usage_records_type_check", sql`${table.recordType} in ('voice', 'sms', 'data')`),
     check("usage_records_format_check", sql`${table.format} in ('native', 'tmf635', 'freeswitch', 'asterisk')`),
     check("usage_records_direction_check", sql`${table.direction} in ('outgoing', 'incoming')`),

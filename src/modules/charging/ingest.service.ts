@@ -1,8 +1,10 @@
+import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, queryRows } from "../../platform/database.js";
 import { newId } from "../../shared/ids.js";
+import { canonicalJson } from "../../shared/objects.js";
 import { type CdrFormat, type CdrRecord, type CheckContext, checkCdr, digestOf, type Rejection } from "./cdr-record.js";
 import type { Guided, LineIndex } from "./line-index.js";
 import type { SourceRegistry } from "./sources.service.js";
@@ -289,9 +291,50 @@ export class IngestService {
     return new Set(inserted.map((row) => row.usage_id));
   }
 
+  /**
+   * A TMF635 usage sent without characteristics names no `(source, cdrId)` and no number: it is kept as sent, in
+   * suspense as `missing_characteristics`, under the digest of its body (source `#tmf635`, which no registered
+   * source can be named, cdrId `sha256:…`), key, row and suspense in one statement like `insert`. The same body
+   * again is a duplicate of the first; nothing is queued, since nothing can guide it.
+   */
+  async keepUncharacterised(body: unknown): Promise<{ usageId: string; created: boolean }> {
+    const nowMs = this.deps.clock.now().getTime();
+    const at = new Date(nowMs).toISOString();
+    const digest = createHash("sha256").update(canonicalJson(body)).digest("hex");
+    const cdrId = `sha256:${digest}`;
+    const kept = await queryRows<{ usage_id: string }>(
+      this.deps.database.db,
+      sql`
+        with keys as (
+          insert into usage_keys (source, cdr_id, usage_id, digest)
+          values (${BODY_SOURCE}, ${cdrId}, ${newId(nowMs)}::uuid, ${digest})
+          on conflict do nothing
+          returning usage_id
+        ),
+        usage as (
+          insert into usage_records (id, source, cdr_id, format, chargeable, received_at, body)
+          select usage_id, ${BODY_SOURCE}, ${cdrId}, 'tmf635', true, ${at}::timestamptz, ${JSON.stringify(body)}::jsonb
+          from keys
+          returning id
+        ),
+        suspended as (
+          insert into usage_suspense (usage_id, reason, message, since, attempts, last_attempt_at)
+          select usage_id, 'missing_characteristics', ${MISSING_CHARACTERISTICS}, ${at}::timestamptz, 1, ${at}::timestamptz
+          from keys
+          returning usage_id
+        )
+        select usage_id from keys`,
+    );
+    if (kept[0] !== undefined) return { usageId: kept[0].usage_id, created: true };
+    const first = await this.existingKeys([{ record: { source: BODY_SOURCE, cdrId } }]);
+    const stored = first.get(`${BODY_SOURCE}\u0000${cdrId}`);
+    if (stored === undefined) throw new Error("a usage body's key was neither inserted nor found");
+    return { usageId: stored.usageId, created: false };
+  }
+
   /** The stored key of each record that was not inserted: the first acceptance of the same (source, cdrId). */
   private async existingKeys(
-    candidates: readonly Candidate[],
+    candidates: ReadonlyArray<{ record: Pick<CdrRecord, "source" | "cdrId"> }>,
   ): Promise<Map<string, { usageId: string; digest: string }>> {
     const found = new Map<string, { usageId: string; digest: string }>();
     if (candidates.length === 0) return found;
@@ -311,6 +354,11 @@ export class IngestService {
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** The source of usages kept as their body: `#` is outside every registered source's name. */
+const BODY_SOURCE = "#tmf635";
+const MISSING_CHARACTERISTICS =
+  "the usage names no CDR fields (it has no usageCharacteristic), so no line can be found for it; send it again with its characteristics (source, cdrId, servedMSISDN, …)";
 
 const CONFLICT_REASON = "this source already sent this cdrId with a different record; it is not charged";
 

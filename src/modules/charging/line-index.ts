@@ -1,7 +1,7 @@
 import type { Db } from "../../platform/database.js";
 import type { GuidingFilter, GuidingLine } from "../subscriptions/index.js";
 
-/** Why a record is in suspense: guiding gives the first four, rating the rest. */
+/** Why a record is in suspense: guiding gives the first four, rating the next eight, ingestion the last. */
 export const SUSPENSE_REASONS = [
   "unknown_number",
   "no_line_at_time",
@@ -15,6 +15,8 @@ export const SUSPENSE_REASONS = [
   "no_line",
   "no_account",
   "rating_failed",
+  // A TMF635 usage sent without characteristics: kept as sent, never guided (it names no number).
+  "missing_characteristics",
 ] as const;
 export type SuspenseReason = (typeof SUSPENSE_REASONS)[number];
 

@@ -8,6 +8,7 @@ import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId } from "../../shared/ids.js";
 import { SUSPENSE_REGUIDE_MAX, SWEEP_AFTER_SECONDS, SWEEP_BATCH, SWEEP_WINDOW_SECONDS } from "../../shared/limits.js";
 import { amountToJsonNumber } from "../../shared/money.js";
+import { SERVICES, type Service } from "../catalog/index.js";
 import { type CdrRecord, nativeFields } from "./cdr-record.js";
 import {
   type RatedRow,
@@ -34,7 +35,15 @@ export const USAGE_STATUSES = [
   "billed",
 ] as const satisfies readonly UsageStatus[];
 
+/** A stored record that carries CDR fields: every record but a usage kept as its body (`missing_characteristics`). */
+type ReadableRow = UsageRow & { recordType: string; direction: string; startedAt: Date };
+
+function isReadable(row: UsageRow): row is ReadableRow {
+  return row.recordType !== null && row.direction !== null && row.startedAt !== null;
+}
+
 export function recordOfRow(row: UsageRow): CdrRecord {
+  if (!isReadable(row)) throw new Error(`usage ${row.id} carries no CDR fields; it cannot be guided or rated`);
   return {
     format: row.format as CdrRecord["format"],
     source: row.source,
@@ -64,6 +73,34 @@ function statusOf(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedR
 }
 
 export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedRow | null) {
+  return isReadable(row) ? presentRecord(row, openSuspense, rated) : presentBody(row, openSuspense);
+}
+
+/**
+ * A usage kept as received because it named no CDR fields: its own description, date and type as sent (when they
+ * are the right type), no characteristics but the format, and the suspense that holds it.
+ */
+function presentBody(row: UsageRow, openSuspense: SuspenseRow | null) {
+  const body = (row.body ?? {}) as { description?: unknown; usageDate?: unknown; usageType?: unknown };
+  return {
+    id: row.id,
+    href: `${USAGE_PATH}/${row.id}`,
+    "@type": "Usage" as const,
+    date: row.receivedAt.toISOString(),
+    ...(typeof body.usageDate === "string" && !Number.isNaN(Date.parse(body.usageDate))
+      ? { usageDate: new Date(body.usageDate).toISOString() }
+      : {}),
+    ...(SERVICES.includes(body.usageType as Service) ? { usageType: body.usageType as Service } : {}),
+    status: openSuspense === null ? ("received" as const) : ("recycled" as const),
+    ...(typeof body.description === "string" ? { description: body.description } : {}),
+    usageCharacteristic: [{ name: "format", valueType: "string", value: row.format }],
+    relatedParty: [],
+    ...(openSuspense === null ? {} : { suspense: { reason: openSuspense.reason, message: openSuspense.message } }),
+    ratedProductUsage: [],
+  };
+}
+
+function presentRecord(row: ReadableRow, openSuspense: SuspenseRow | null, rated: RatedRow | null) {
   const fields = nativeFields(recordOfRow(row));
   return {
     id: row.id,
@@ -139,8 +176,8 @@ export function presentSuspense(suspense: SuspenseRow, row: UsageRow) {
       ...tmfRef(USAGE_PATH, row.id, "Usage"),
       source: row.source,
       cdrId: row.cdrId,
-      recordType: row.recordType,
-      recordOpeningTime: row.startedAt.toISOString(),
+      ...(row.recordType === null ? {} : { recordType: row.recordType }),
+      ...(row.startedAt === null ? {} : { recordOpeningTime: row.startedAt.toISOString() }),
       ...(row.servedMsisdn === null ? {} : { servedMSISDN: row.servedMsisdn }),
       ...(row.servedImsi === null ? {} : { servedIMSI: row.servedImsi }),
     },
@@ -384,6 +421,13 @@ export class UsageService {
         `suspended usage ${id} was resolved already (${current.resolution})`,
       );
     }
+    if (current.reason === "missing_characteristics") {
+      throw new AppError(
+        "conflict",
+        "not_guidable",
+        `suspended usage ${id} names no CDR fields, so nothing can guide it; send the record again with its usageCharacteristic`,
+      );
+    }
     await this.reguide(actor, eq(usageSuspense.usageId, id), 1, id);
     return this.getSuspense(id);
   }
@@ -404,7 +448,9 @@ export class UsageService {
   private async reguide(actor: Actor, where: SQL | undefined, limit: number, auditId: string): Promise<ReguideResult> {
     const now = this.deps.clock.now();
     const { result, queued } = await this.deps.database.transaction(async (tx) => {
-      const rows = await this.suspended(tx, and(isNull(usageSuspense.resolvedAt), where), limit, true);
+      // A usage kept as its body names no number to guide on; it stays in suspense until it is sent again whole.
+      const guidable = and(isNull(usageSuspense.resolvedAt), isNull(usageRecords.body));
+      const rows = await this.suspended(tx, and(guidable, where), limit, true);
       const records = rows.map((row) => recordOfRow(row.usage_records));
       const guided = await this.deps.lines.guideAll(tx, records);
       const moved: Array<{ id: string; product_id: string; billing_account_id: string }> = [];
