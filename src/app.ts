@@ -126,6 +126,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     genReqId: requestIdFor,
     // Errors the router raises before any hook (a path that does not decode) answer in the TMF shape too.
     frameworkErrors: (error, _request, reply: FastifyReply) => {
+      if (error.code === "FST_ERR_MAX_PARAM_LENGTH") {
+        // A path segment longer than any id the engine gives names nothing here (TMF clients send their own ids).
+        void reply
+          .code(404)
+          .send(errorBody("not_found", "not_found", "no resource has an id this long; the path names nothing here"));
+        return;
+      }
       const badUrl = error.code === "FST_ERR_BAD_URL";
       void reply
         .code(400)

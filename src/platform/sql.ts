@@ -10,6 +10,7 @@ const NUMBER = /^-?\d{1,15}(\.\d{1,15})?$/;
 function comparable(column: PgColumn, value: string): boolean {
   if (column.columnType === "PgUUID") return isUuid(value);
   if (column.dataType === "number") return NUMBER.test(value);
+  if (column.dataType === "date") return !Number.isNaN(Date.parse(value));
   return true;
 }
 
@@ -33,9 +34,12 @@ export function listFilters(
   };
   for (const [attribute, given] of Object.entries(request.filters)) {
     const column = columnOf(attribute);
-    const values = given.filter((value) => comparable(column, value));
+    // A date column compares with dates (the values were checked as ISO 8601 when the query was read).
+    const values = given
+      .filter((value) => comparable(column, value))
+      .map((value) => (column.dataType === "date" ? new Date(value) : value));
     if (values.length === 0) conditions.push(sql`false`);
-    else conditions.push(values.length === 1 ? eq(column, values[0]) : inArray(column, [...values]));
+    else conditions.push(values.length === 1 ? eq(column, values[0]) : inArray(column, values));
   }
   for (const range of request.ranges ?? []) {
     const column = columnOf(range.attribute);

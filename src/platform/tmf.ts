@@ -264,8 +264,11 @@ export const FieldsQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** A path id: anything up to 256 characters that is not one of ours is a 404 (TMF clients send their own shapes). */
-export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
+/**
+ * A path id: anything that is not one of ours is a 404, however long (TMF clients send their own shapes); the
+ * request line's own limit bounds it.
+ */
+export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1 }) });
 
 /**
  * The body schema of a merge-patch PATCH (RFC 7386): every field optional, and `null` allowed where the

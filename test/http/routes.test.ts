@@ -107,7 +107,7 @@ Object.assign(WRITE_SAMPLES, {
   [`PATCH ${INVENTORY}/:id`]: async (engine: Engine) => {
     const created = await engine.request("POST", INVENTORY, { body: { "@type": "SIMCard", ...simRecord(900) } });
     const id = created.json().id as string;
-    return { url: `${INVENTORY}/${id}`, body: { resourceStatus: "blocked" }, entityId: id };
+    return { url: `${INVENTORY}/${id}`, body: { lifecycleState: "blocked" }, entityId: id };
   },
   "POST /api/v1/inventory/sim-imports": async () => ({
     url: "/api/v1/inventory/sim-imports",

@@ -49,7 +49,8 @@ for (const driver of drivers) {
     t.equal(first.statusCode, 201, first.body);
     t.match(first.json(), {
       "@type": "TopupBalance",
-      status: "confirmed",
+      status: "completed",
+      product: [{ id: lineId }],
       amount: { amount: 5, units: "EUR" },
       remainingValue: { amount: 4.42, units: "EUR" },
       usageType: "monetary",
@@ -172,6 +173,17 @@ for (const driver of drivers) {
       [lineId],
       "a subscriber: only its own",
     );
+
+    // TMF654 sends the product as a one-item list; the engine's own clients send the object.
+    const listed = await topUp(0.01, "k9", { product: [{ id: lineId }], partyAccount: { id: accountId } });
+    t.equal(listed.statusCode, 201, listed.body);
+    expectError(
+      t,
+      await topUp(0.01, "k10", { partyAccount: { id: other.accountId } }),
+      400,
+      "invalid_field",
+      "partyAccount.id",
+    );
   });
 
   t.test(
@@ -233,8 +245,8 @@ for (const driver of drivers) {
         await engine.request("GET", `${BASE}/bucket`, { query: { "partyAccount.id": accountId } })
       ).json();
       const voice = buckets.find(
-        (bucket: { product: { id: string }; usageType: string }) =>
-          bucket.product.id === first.lineId && bucket.usageType === "voice",
+        (bucket: { product: Array<{ id: string }>; usageType: string }) =>
+          bucket.product[0]?.id === first.lineId && bucket.usageType === "voice",
       );
       // The line started on 15 March: 17 of March's 31 days, so 30,000 × 17 / 31 = 16,451 s (rounded down).
       t.match(voice, {
@@ -253,6 +265,11 @@ for (const driver of drivers) {
         "b2",
       );
       t.equal(more.statusCode, 201, more.body);
+      t.match(more.json(), { usageType: "voice", amount: { amount: 600, units: "second" }, status: "completed" });
+      t.match((await engine.request("GET", more.json().href)).json(), {
+        usageType: "voice",
+        amount: { units: "second" },
+      });
       const after = (await engine.request("GET", `${BASE}/bucket/${voice.id}`)).json();
       t.match(after, { remainingValue: { amount: 16_451 }, initialValue: { amount: 17_051 } });
       expectError(

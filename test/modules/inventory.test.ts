@@ -173,12 +173,17 @@ for (const driver of drivers) {
       "the old reservation cannot assign",
     );
     const assigned = await inventory.assign(SYSTEM_ACTOR, again.json().id, "product-1");
-    t.match(assigned, { resourceStatus: "assigned", assignedTo: "product-1" });
+    t.match(assigned, {
+      lifecycleState: "assigned",
+      resourceStatus: "reserved",
+      usageState: "active",
+      assignedTo: "product-1",
+    });
     expectError(t, await engine.request("DELETE", again.json().href), 404, "not_found");
 
     expectError(
       t,
-      await engine.request("PATCH", assigned.href, { body: { resourceStatus: "quarantine" } }),
+      await engine.request("PATCH", assigned.href, { body: { lifecycleState: "quarantine" } }),
       409,
       "illegal_transition",
     );
@@ -186,7 +191,7 @@ for (const driver of drivers) {
       inventory.releaseFromHolder(tx, SYSTEM_ACTOR, "MSISDN", "+4915100000001", "product-1"),
     );
     const released = await engine.request("GET", assigned.href);
-    t.equal(released.json().resourceStatus, "quarantine", "the holder's release sends it to quarantine");
+    t.equal(released.json().lifecycleState, "quarantine", "the holder's release sends it to quarantine");
     t.equal(released.json().quarantineUntil, "2026-04-14T10:10:01.000Z");
     expectError(
       t,
@@ -196,7 +201,7 @@ for (const driver of drivers) {
     );
     expectError(
       t,
-      await engine.request("PATCH", assigned.href, { body: { resourceStatus: "assigned" } }),
+      await engine.request("PATCH", assigned.href, { body: { lifecycleState: "assigned" } }),
       409,
       "illegal_transition",
     );
@@ -204,7 +209,7 @@ for (const driver of drivers) {
     engine.clock.advanceSeconds(30 * 86_400);
     t.same(await inventory.expire(SYSTEM_ACTOR), { reservations: 0, quarantines: 1 });
     t.equal(
-      (await engine.request("GET", assigned.href)).json().resourceStatus,
+      (await engine.request("GET", assigned.href)).json().lifecycleState,
       "available",
       "back in stock after quarantine",
     );
@@ -215,7 +220,7 @@ for (const driver of drivers) {
     engine.clock.advanceSeconds(61);
     t.same(await inventory.expire(SYSTEM_ACTOR), { reservations: 1, quarantines: 0 });
     t.equal(
-      (await engine.request("GET", `${RESOURCE}/${other.json().resource.id}`)).json().resourceStatus,
+      (await engine.request("GET", `${RESOURCE}/${other.json().resource.id}`)).json().lifecycleState,
       "available",
     );
 
@@ -236,26 +241,26 @@ for (const driver of drivers) {
     const sim = (await engine.request("POST", RESOURCE, { body: { "@type": "SIMCard", ...simRecord(7) } })).json();
     expectError(
       t,
-      await engine.request("PATCH", sim.href, { body: { resourceStatus: "quarantine" } }),
+      await engine.request("PATCH", sim.href, { body: { lifecycleState: "quarantine" } }),
       400,
       "invalid_field",
-      "resourceStatus",
+      "lifecycleState",
     );
     expectError(
       t,
-      await engine.request("PATCH", sim.href, { body: { resourceStatus: "assigned" } }),
+      await engine.request("PATCH", sim.href, { body: { lifecycleState: "assigned" } }),
       409,
       "illegal_transition",
     );
     t.equal(
-      (await engine.request("PATCH", sim.href, { body: { resourceStatus: "blocked" } })).json().resourceStatus,
+      (await engine.request("PATCH", sim.href, { body: { lifecycleState: "blocked" } })).json().lifecycleState,
       "blocked",
     );
     t.equal(
-      (await engine.request("PATCH", sim.href, { body: { resourceStatus: "retired" } })).json().resourceStatus,
+      (await engine.request("PATCH", sim.href, { body: { lifecycleState: "retired" } })).json().lifecycleState,
       "retired",
     );
-    const final = await engine.request("PATCH", sim.href, { body: { resourceStatus: "available" } });
+    const final = await engine.request("PATCH", sim.href, { body: { lifecycleState: "available" } });
     expectError(t, final, 409, "illegal_transition");
     t.match(final.json().message, /retired is final/);
     expectError(
@@ -264,6 +269,34 @@ for (const driver of drivers) {
       409,
       "not_available",
     );
+
+    // A standard client speaks TMF639's states: suspended blocks, available frees; the rest is not a change.
+    const other = (await engine.request("POST", RESOURCE, { body: { "@type": "SIMCard", ...simRecord(8) } })).json();
+    t.match(other, { resourceStatus: "available", usageState: "idle", administrativeState: "unlocked" });
+    const suspended = await engine.request("PATCH", other.href, { body: { resourceStatus: "suspended" } });
+    t.match(suspended.json(), {
+      lifecycleState: "blocked",
+      resourceStatus: "suspended",
+      administrativeState: "locked",
+    });
+    const listed = await engine.request("GET", RESOURCE, { query: { resourceStatus: "suspended" } });
+    t.same(
+      listed
+        .json()
+        .map((item: { id: string }) => item.id)
+        .sort(),
+      [sim.id, other.id].sort(),
+      "suspended lists the blocked and the retired",
+    );
+    const freed = await engine.request("PATCH", other.href, { body: { resourceStatus: "available" } });
+    t.match(freed.json(), { lifecycleState: "available", resourceStatus: "available" });
+    for (const body of [
+      { resourceStatus: "standby" },
+      {},
+      { resourceStatus: "available", lifecycleState: "blocked" },
+    ]) {
+      expectError(t, await engine.request("PATCH", other.href, { body }), 400, "invalid_field");
+    }
   });
 }
 

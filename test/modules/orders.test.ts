@@ -267,7 +267,7 @@ t.test("the HTTP network adapter: confirms, retries 5xx, gives up on timeouts an
   const placed = (await engine.request("POST", ORDERS, { body: lineOrder(accountId) })).json();
   await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.id);
   t.equal((await engine.request("GET", placed.href)).json().state, "failed", "retried, then failed and compensated");
-  t.equal((await engine.request("GET", RESOURCES, { query: { resourceStatus: "reserved" } })).json().length, 0);
+  t.equal((await engine.request("GET", RESOURCES, { query: { lifecycleState: "reserved" } })).json().length, 0);
 });
 
 t.test("more steps failing in turn: no number left, and the last step after the network said yes", async (t) => {

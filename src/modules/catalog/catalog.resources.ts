@@ -180,7 +180,12 @@ export function specificationResource(specification: Specification, info: Versio
     name: specification.name,
     ...(specification.description ? { description: specification.description } : {}),
     ...(specification.brand ? { brand: specification.brand } : {}),
-    resourceSpecification: (specification.resources ?? []).map((name) => ({ name })),
+    // The kinds of resource a line takes (SIMCard, MSISDN): named as TMF639 resources name their specification.
+    resourceSpecification: (specification.resources ?? []).map((name) => ({
+      id: name,
+      name,
+      "@referredType": "ResourceSpecification",
+    })),
   };
 }
 

@@ -222,7 +222,9 @@ export const ProductSpecificationSchema = Type.Object({
   name: Type.String(),
   description: Type.Optional(Type.String()),
   brand: Type.Optional(Type.String()),
-  resourceSpecification: Type.Array(Type.Object({ name: Type.String() })),
+  resourceSpecification: Type.Array(
+    Type.Object({ id: Type.String(), name: Type.String(), "@referredType": Type.String() }),
+  ),
 });
 
 export const CategorySchema = Type.Object({

@@ -31,12 +31,12 @@ const OperationSchema = Type.Object({
   id: Text,
   href: Text,
   "@type": Type.Enum(["TopupBalance", "AdjustBalance"]),
-  status: Type.Literal("confirmed"),
+  status: Type.Literal("completed"),
   confirmationDate: Type.String({ format: "date-time" }),
   amount: QuantitySchema,
   usageType: Text,
   bucket: Ref,
-  product: Ref,
+  product: Type.Array(Ref),
   partyAccount: Ref,
   reason: Type.Optional(Text),
   remainingValue: Type.Optional(QuantitySchema),
@@ -53,7 +53,7 @@ const BucketSchema = Type.Object({
   remainingValue: QuantitySchema,
   initialValue: Type.Optional(QuantitySchema),
   validFor: Type.Optional(Type.Object({ startDateTime: Text, endDateTime: Text })),
-  product: Ref,
+  product: Type.Optional(Type.Array(Ref)),
   partyAccount: Ref,
 });
 
@@ -67,7 +67,7 @@ const AccumulatedSchema = Type.Object({
   validFor: Type.Optional(Type.Object({ startDateTime: Text, endDateTime: Text })),
   creditLimit: Type.Optional(QuantitySchema),
   billLimit: Type.Optional(QuantitySchema),
-  bucket: Type.Array(Ref),
+  bucket: Type.Optional(Type.Array(Ref)),
 });
 
 /** TMF654 bodies: the attributes this engine reads, checked for type; others a standard client sends are ignored. */
@@ -78,7 +78,9 @@ const RequestBodySchema = Type.Object(
       { additionalProperties: true },
     ),
     bucket: Type.Optional(IdRef),
-    product: Type.Optional(IdRef),
+    // TMF654 sends the product as a list; one product (the line) is read, as an object or a one-item list.
+    product: Type.Optional(Type.Union([IdRef, Type.Array(IdRef, { minItems: 1, maxItems: 1 })])),
+    partyAccount: Type.Optional(IdRef),
     usageType: Type.Optional(Type.String({ maxLength: 32 })),
     // Optional in TMF654 for top-ups and adjustments alike; the audit row names who adjusted either way.
     reason: Type.Optional(Type.String({ maxLength: 200 })),
@@ -118,7 +120,11 @@ export function balancesRoutes(balances: BalancesService) {
         },
         async (request, reply) => {
           const key = idempotencyKeyOf(request);
-          const body = request.body;
+          const { product, ...rest } = request.body;
+          const body = {
+            ...rest,
+            ...(product === undefined ? {} : { product: [product].flat()[0] as { id: string } }),
+          };
           const done =
             kind === "topup"
               ? await balances.topUp(actorOf(request), body, key)

@@ -43,6 +43,8 @@ export interface BalanceRequest {
   amount: Quantity;
   bucket?: { id: string };
   product?: { id: string };
+  /** TMF654 names the account too; when sent, it must be the line's. */
+  partyAccount?: { id: string };
   reason?: string;
 }
 
@@ -87,6 +89,12 @@ export class BalancesService {
     }
     if (line?.kind !== "plan" || (actor.role === "subscriber" && actor.billingAccountId !== line.billingAccountId)) {
       throw notFound(request.bucket !== undefined ? "bucket" : "product", id);
+    }
+    if (request.partyAccount !== undefined && request.partyAccount.id !== line.billingAccountId) {
+      throw invalidField(
+        "partyAccount.id",
+        `is not the account of ${request.bucket !== undefined ? "bucket" : "line"} ${id}`,
+      );
     }
     if (line.status === "terminated" || line.status === "aborted") {
       throw new AppError("conflict", "line_ended", `line ${line.id} has ended (${line.status})`);
@@ -164,7 +172,7 @@ export class BalancesService {
     if (line.barred === "credit" && applied.balance !== null && applied.balance >= 0n) {
       await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: topped up");
     }
-    return { resource: this.presentOperation(row, applied.balance), created: applied.status === "applied" };
+    return { resource: this.presentOperation(row, applied.balance, null), created: applied.status === "applied" };
   }
 
   /**
@@ -177,7 +185,7 @@ export class BalancesService {
     const idempotencyKey = key ?? newId(this.deps.clock.now().getTime());
     await this.ensureLine(profile, line);
     const id = operationMark(profile.id, `adjust:${idempotencyKey}`);
-    let parts: { amount?: Money; units?: number; bucketId?: string };
+    let parts: { amount?: Money; units?: number; bucketId?: string; service?: string };
     let applied: Awaited<ReturnType<ChargingStore["adjust"]>>;
     const service = UNIT_SERVICES.get(request.amount.units);
     if (service !== undefined) {
@@ -196,7 +204,7 @@ export class BalancesService {
         balance: null,
         buckets: [{ id: bucket.id, granted: bucket.granted }],
       });
-      parts = { units: request.amount.amount, bucketId: bucket.id };
+      parts = { units: request.amount.amount, bucketId: bucket.id, service };
       applied = await this.deps.store.adjust({
         accountId: profile.id,
         id,
@@ -229,7 +237,8 @@ export class BalancesService {
       idempotencyKey,
     );
     await this.liftCreditBarring(actor, profile, line, applied);
-    return { resource: this.presentOperation(row, applied.balance), created: applied.status === "applied" };
+    const resource = this.presentOperation(row, applied.balance, service === undefined ? null : service);
+    return { resource, created: applied.status === "applied" };
   }
 
   /** A credit to spend to date; the credit-limit threshold re-arms once spend is back under the limit. */
@@ -313,7 +322,7 @@ export class BalancesService {
     kind: "topup" | "adjustment",
     profile: Profile,
     line: Product,
-    parts: { amount?: Money; units?: number; bucketId?: string; reason?: string | undefined },
+    parts: { amount?: Money; units?: number; bucketId?: string; service?: string; reason?: string | undefined },
     idempotencyKey: string,
   ): Promise<OperationRow> {
     return this.deps.database.transaction(async (tx) => {
@@ -339,7 +348,7 @@ export class BalancesService {
           action: kind,
           entityType: kind === "topup" ? "topupBalance" : "adjustBalance",
           entityId: inserted.id,
-          after: this.presentOperation(inserted, null),
+          after: this.presentOperation(inserted, null, parts.service ?? null),
         });
         return inserted;
       }
@@ -364,22 +373,27 @@ export class BalancesService {
     });
   }
 
-  presentOperation(row: OperationRow, balance: bigint | null) {
+  /**
+   * An operation as TMF654 shows it: applied at once, so `completed`; money in the account's currency, or units of
+   * an allowance bucket's service (`service`, the bucket's, for an operation on one).
+   */
+  presentOperation(row: OperationRow, balance: bigint | null, service: string | null) {
     const kind = row.kind === "topup" ? "topupBalance" : "adjustBalance";
     const line = tmfRef(`${TMF_BASE.productInventory}/product`, row.productId ?? "", "Product");
+    const units = service === null ? undefined : UNITS[service as keyof typeof UNITS];
     return {
       id: row.id,
       href: `${BALANCE_BASE}/${kind}/${row.id}`,
       "@type": row.kind === "topup" ? ("TopupBalance" as const) : ("AdjustBalance" as const),
-      status: "confirmed" as const,
+      status: "completed" as const,
       confirmationDate: row.createdAt.toISOString(),
       amount:
         row.amount !== null
           ? { amount: amountToJsonNumber(row.amount), units: row.currency }
-          : { amount: row.units ?? 0, units: "unit" },
-      usageType: row.bucketId === null ? "monetary" : "allowance",
+          : { amount: row.units ?? 0, units: units ?? "unit" },
+      usageType: row.bucketId === null ? "monetary" : (service ?? "other"),
       bucket: tmfRef(`${BALANCE_BASE}/bucket`, row.bucketId ?? row.productId ?? "", "Bucket"),
-      product: line,
+      product: [line],
       partyAccount: tmfRef(`${TMF_BASE.account}/billingAccount`, row.billingAccountId, "BillingAccount"),
       ...(row.reason === null ? {} : { reason: row.reason }),
       ...(balance === null
@@ -404,26 +418,32 @@ export class BalancesService {
       conditions,
     );
     const [rows, counted] = await Promise.all([
-      db
-        .select()
-        .from(balanceOperations)
-        .where(where)
-        .orderBy(asc(balanceOperations.id))
-        .offset(request.offset)
-        .limit(request.limit),
+      this.operationRows(where).orderBy(asc(balanceOperations.id)).offset(request.offset).limit(request.limit),
       db.select({ total: count() }).from(balanceOperations).where(where),
     ]);
-    return { items: rows.map((row) => this.presentOperation(row, null)), total: counted[0]?.total ?? 0 };
+    return {
+      items: rows.map((row) => this.presentOperation(row.operation, null, row.service)),
+      total: counted[0]?.total ?? 0,
+    };
+  }
+
+  /** Operations with the service of the bucket they moved units on (null for money). */
+  private operationRows(where: SQL | undefined) {
+    return this.deps.database.db
+      .select({ operation: balanceOperations, service: allowanceBuckets.service })
+      .from(balanceOperations)
+      .leftJoin(allowanceBuckets, eq(allowanceBuckets.id, balanceOperations.bucketId))
+      .where(where)
+      .$dynamic();
   }
 
   async getOperation(actor: Actor, kind: "topup" | "adjustment", id: string) {
-    const [row] = isId(id)
-      ? await this.deps.database.db.select().from(balanceOperations).where(eq(balanceOperations.id, id))
-      : [];
+    const [found] = isId(id) ? await this.operationRows(eq(balanceOperations.id, id)) : [];
+    const row = found?.operation;
     if (!row || row.kind !== kind || (actor.role === "subscriber" && actor.billingAccountId !== row.billingAccountId)) {
       throw notFound(kind === "topup" ? "topupBalance" : "adjustBalance", id);
     }
-    return this.presentOperation(row, null);
+    return this.presentOperation(row, null, found?.service ?? null);
   }
 
   /**
@@ -453,7 +473,7 @@ export class BalancesService {
         amount: amountToJsonNumber(fromMicro(state.lines.get(productId)?.balance ?? 0n)),
         units: profile.currency,
       },
-      product: tmfRef(`${TMF_BASE.productInventory}/product`, productId, "Product"),
+      product: [tmfRef(`${TMF_BASE.productInventory}/product`, productId, "Product")],
       partyAccount: account,
     }));
     const allowances = (await this.allowances(accountId, state)).map(
@@ -471,7 +491,7 @@ export class BalancesService {
         // A shared bucket belongs to the account, not to one line.
         ...(bucket.shared
           ? {}
-          : { product: tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product") }),
+          : { product: [tmfRef(`${TMF_BASE.productInventory}/product`, bucket.productId, "Product")] }),
         partyAccount: account,
       }),
     );
@@ -594,12 +614,20 @@ export class BalancesService {
     const page = await this.deps.customers.accountIds(db, { ...request, filters, ranges: [] });
     // The page's profiles in one statement; each account's state from the charging store.
     const profiles = await this.deps.customers.chargingProfiles(db, page.ids);
+    const prepaidLines = await this.deps.subscriptions.lineIdsOnNetworkOf(
+      db,
+      [...profiles.values()].filter((profile) => profile.accountType === "prepaid").map((profile) => profile.id),
+    );
     const items = await Promise.all(
       page.ids.flatMap((id) => {
         const profile = profiles.get(id);
         return profile === undefined
           ? []
-          : [this.deps.store.read(id).then((state) => this.presentAccumulated(id, profile, state))];
+          : [
+              this.deps.store
+                .read(id)
+                .then((state) => this.presentAccumulated(id, profile, state, prepaidLines.get(id) ?? [])),
+            ];
       }),
     );
     return { items, total: page.total };
@@ -612,10 +640,15 @@ export class BalancesService {
     if (!profile || (actor.role === "subscriber" && actor.billingAccountId !== accountId)) {
       throw notFound("accumulatedBalance", accountId);
     }
-    return this.presentAccumulated(accountId, profile, await this.deps.store.read(accountId));
+    const [state, lineIds] = await Promise.all([
+      this.deps.store.read(accountId),
+      profile.accountType === "prepaid" ? this.deps.subscriptions.lineIdsOnNetwork(db, accountId) : [],
+    ]);
+    return this.presentAccumulated(accountId, profile, state, lineIds);
   }
 
-  private presentAccumulated(accountId: string, profile: Profile, state: Awaited<ReturnType<ChargingStore["read"]>>) {
+  /** `lineIds`: a prepaid account's lines on the network, whose monetary buckets the balance sums. */
+  private presentAccumulated(accountId: string, profile: Profile, state: AccountState, lineIds: readonly string[]) {
     const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
     const micro =
       profile.accountType === "prepaid"
@@ -639,10 +672,20 @@ export class BalancesService {
             ...(profile.billLimit === null ? {} : { billLimit: value(profile.billLimit) }),
           }
         : {}),
-      bucket: [...state.lines.values()].flatMap((line) => [
-        ...(line.balance === null ? [] : [tmfRef(`${BALANCE_BASE}/bucket`, line.productId, "Bucket")]),
-        ...line.buckets.map((bucket) => tmfRef(`${BALANCE_BASE}/bucket`, bucket.id, "Bucket")),
-      ]),
+      // TMF654 asks for at least one bucket; an account with none (a postpaid account without allowances, whose
+      // accumulated balance is its spend to date) leaves the list out rather than send it empty.
+      ...bucketRefs(state, lineIds),
     };
   }
+}
+
+/** The buckets an accumulated balance aggregates: each prepaid line's monetary bucket, then the allowances held. */
+function bucketRefs(state: AccountState, lineIds: readonly string[]) {
+  const refs = [
+    ...lineIds.map((id) => tmfRef(`${BALANCE_BASE}/bucket`, id, "Bucket")),
+    ...[...state.lines.values()].flatMap((line) =>
+      line.buckets.map((bucket) => tmfRef(`${BALANCE_BASE}/bucket`, bucket.id, "Bucket")),
+    ),
+  ];
+  return refs.length === 0 ? {} : { bucket: refs };
 }

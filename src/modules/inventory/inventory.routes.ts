@@ -7,14 +7,17 @@ import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isId } from "../../shared/ids.js";
 import {
+  LIFECYCLE_STATES,
   NUMBER_CATEGORIES,
   NumberRangeSchema,
+  RESOURCE_STATUSES,
   RESOURCE_TYPES,
   ReservationRequestSchema,
   ReservationSchema,
   ResourceCreateSchema,
   ResourcePatchSchema,
   ResourceSchema,
+  STATUS_CHANGES,
   standardResource,
 } from "./inventory.schemas.js";
 import { type InventoryService, RESERVATION_PATH, RESOURCE_PATH } from "./inventory.service.js";
@@ -23,7 +26,8 @@ import { parseSimCsv } from "./sim-csv.js";
 const WRITERS: readonly Role[] = ["admin", "crm"];
 const FILTERS = {
   "@type": { values: RESOURCE_TYPES },
-  resourceStatus: { values: ["available", "reserved", "assigned", "blocked", "retired", "quarantine"] },
+  resourceStatus: { values: RESOURCE_STATUSES },
+  lifecycleState: { values: LIFECYCLE_STATES },
   value: {},
   name: { aliasOf: "value" },
   category: { values: NUMBER_CATEGORIES },
@@ -74,7 +78,8 @@ export function inventoryRoutes(inventory: InventoryService) {
         config: { roles: WRITERS },
         schema: {
           tags: ["inventory (TMF639)"],
-          summary: "Change a resource's status: block, unblock or retire a SIM, end a number's quarantine early",
+          summary:
+            "Change a resource's status (lifecycleState, or a standard resourceStatus: available, reserved, suspended): block, unblock or retire a SIM, end a number's quarantine early",
           params: IdParamsSchema,
           body: ResourcePatchSchema,
           response: { 200: ResourceSchema, ...errorResponses(404, 409, 413, 415) },
@@ -82,7 +87,9 @@ export function inventoryRoutes(inventory: InventoryService) {
       },
       async (request) => {
         const { id } = request.params;
-        return inventory.changeStatus(actorOf(request), id, request.body.resourceStatus);
+        const { lifecycleState, resourceStatus } = request.body;
+        const to = lifecycleState ?? STATUS_CHANGES[resourceStatus as keyof typeof STATUS_CHANGES];
+        return inventory.changeStatus(actorOf(request), id, to);
       },
     );
 

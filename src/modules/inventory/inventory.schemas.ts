@@ -28,7 +28,8 @@ export type SimRecord = Static<typeof SimRecordSchema>;
  * `value`, and the SIM's identifiers as `resourceCharacteristic`); `standardResource` reads the second as the first.
  */
 export const ResourceCreateSchema = Type.Object({
-  "@type": Type.String({ minLength: 1, maxLength: 40 }),
+  // Optional in TMF639 (only `name` is mandatory): a bare E.164 name is a number.
+  "@type": Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
   resourceSpecification: Type.Optional(
     Type.Object({
@@ -62,6 +63,7 @@ export type NativeResourceCreate = Omit<
   "@type": (typeof RESOURCE_TYPES)[number];
 };
 
+const E164 = /^\+[1-9]\d{6,14}$/;
 const SIM_FIELDS = ["iccid", "imsi", "pin1", "puk1", "pin2", "puk2", "ki", "opc"] as const;
 const TYPE_NAMES: Record<string, (typeof RESOURCE_TYPES)[number]> = {
   simcard: "SIMCard",
@@ -71,16 +73,19 @@ const TYPE_NAMES: Record<string, (typeof RESOURCE_TYPES)[number]> = {
 
 /** A create in either shape as the engine's own; an unknown kind of resource is a 400 naming the field. */
 export function standardResource(body: ResourceCreate): NativeResourceCreate | { field: string; reason: string } {
-  const declared = TYPE_NAMES[body["@type"].toLowerCase()];
+  const declared = body["@type"] === undefined ? undefined : TYPE_NAMES[body["@type"].toLowerCase()];
   const specified = [body.resourceSpecification?.id, body.resourceSpecification?.name]
     .map((name) => (name === undefined ? undefined : TYPE_NAMES[name.toLowerCase()]))
     .find((type) => type !== undefined);
-  const type = declared ?? specified;
+  // A standard client's minimal body is a name alone: an E.164 number names an MSISDN unambiguously (a SIM cannot
+  // be made from a name: it needs its IMSI and keys).
+  const bare = body["@type"] === undefined && body.resourceSpecification === undefined;
+  const type = declared ?? specified ?? (bare && E164.test(body.name ?? "") ? "MSISDN" : undefined);
   if (type === undefined) {
     return declared === undefined && body.resourceSpecification === undefined
       ? {
           field: "@type",
-          reason: `must be ${RESOURCE_TYPES.join(" or ")}, or Resource with a resourceSpecification naming one`,
+          reason: `must be ${RESOURCE_TYPES.join(" or ")}, or Resource with a resourceSpecification naming one (a name alone must be an E.164 number)`,
         }
       : { field: "resourceSpecification", reason: `must name ${RESOURCE_TYPES.join(" or ")}` };
   }
@@ -105,9 +110,52 @@ export function standardResource(body: ResourceCreate): NativeResourceCreate | {
   return out as NativeResourceCreate;
 }
 
-export const ResourcePatchSchema = Type.Object({
-  resourceStatus: Type.Enum([...new Set([...SIM_STATES, ...NUMBER_STATES])]),
-});
+/** Every lifecycle state a SIM or a number can be in (the engine's own, shown as the `lifecycleState` extension). */
+export const LIFECYCLE_STATES = [...new Set([...SIM_STATES, ...NUMBER_STATES])];
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+
+/**
+ * TMF639's standard states for each lifecycle state: `resourceStatus` (X.731: is it free, allocated, out of
+ * service), `usageState` (is it in use) and `administrativeState` (may it be used).
+ */
+export const STANDARD_STATES: Record<
+  LifecycleState,
+  {
+    resourceStatus: "available" | "reserved" | "suspended" | "standby";
+    usageState: "idle" | "active";
+    administrativeState: "unlocked" | "locked" | "shutdown";
+  }
+> = {
+  available: { resourceStatus: "available", usageState: "idle", administrativeState: "unlocked" },
+  reserved: { resourceStatus: "reserved", usageState: "idle", administrativeState: "unlocked" },
+  assigned: { resourceStatus: "reserved", usageState: "active", administrativeState: "unlocked" },
+  blocked: { resourceStatus: "suspended", usageState: "idle", administrativeState: "locked" },
+  retired: { resourceStatus: "suspended", usageState: "idle", administrativeState: "shutdown" },
+  quarantine: { resourceStatus: "standby", usageState: "idle", administrativeState: "locked" },
+};
+export const RESOURCE_STATUSES = ["available", "reserved", "suspended", "standby"] as const;
+
+/** The lifecycle states a standard `resourceStatus` stands for (a list filter on it). */
+export function statesOfStatus(status: string): LifecycleState[] {
+  return LIFECYCLE_STATES.filter((state) => STANDARD_STATES[state].resourceStatus === status);
+}
+
+/**
+ * A status change: the engine's `lifecycleState`, or a standard client's `resourceStatus` where it names one
+ * change (available: free it, reserved: hold it, suspended: block it); exactly one of them.
+ */
+export const ResourcePatchSchema = Type.Object(
+  {
+    lifecycleState: Type.Optional(Type.Enum(LIFECYCLE_STATES)),
+    resourceStatus: Type.Optional(Type.Enum(["available", "reserved", "suspended"])),
+  },
+  { minProperties: 1, maxProperties: 1 },
+);
+export const STATUS_CHANGES: Record<"available" | "reserved" | "suspended", LifecycleState> = {
+  available: "available",
+  reserved: "reserved",
+  suspended: "blocked",
+};
 
 export const NumberRangeSchema = Type.Object(
   {
@@ -143,7 +191,11 @@ export const ResourceSchema = Type.Object({
   /** TMF639 names every resource (mandatory when creating one): a number's E.164 value, a SIM's ICCID. */
   name: Type.String(),
   value: Type.String(),
-  resourceStatus: Type.String(),
+  resourceStatus: Type.Enum(RESOURCE_STATUSES),
+  usageState: Type.Enum(["idle", "active"]),
+  administrativeState: Type.Enum(["unlocked", "locked", "shutdown"]),
+  /** The engine's own lifecycle state (an extension of TMF639): what `resourceStatus` summarises. */
+  lifecycleState: Type.Enum(LIFECYCLE_STATES),
   category: Type.Optional(Type.String()),
   resourceCharacteristic: Type.Array(Characteristic),
   reservedUntil: Type.Optional(Type.String()),

@@ -25,6 +25,7 @@ import type {
   Resource,
   SimRecord,
 } from "./inventory.schemas.js";
+import { type LifecycleState, STANDARD_STATES, statesOfStatus } from "./inventory.schemas.js";
 import { type InventoryRow, inventoryResources } from "./inventory.tables.js";
 
 export const RESOURCE_PATH = `${TMF_BASE.inventory}/resource`;
@@ -68,7 +69,8 @@ export function presentResource(row: InventoryRow): Resource {
     "@type": row.type as Resource["@type"],
     name: row.value,
     value: row.value,
-    resourceStatus: row.state,
+    ...STANDARD_STATES[row.state as LifecycleState],
+    lifecycleState: row.state as LifecycleState,
     ...(row.category !== null ? { category: row.category } : {}),
     resourceCharacteristic: characteristics,
     ...(row.reservedUntil !== null ? { reservedUntil: row.reservedUntil.toISOString() } : {}),
@@ -151,16 +153,20 @@ export class InventoryService {
   async list(request: ListRequest, valuePattern?: string): Promise<{ items: Resource[]; total: number }> {
     const db = this.deps.database.db;
     const pattern = valuePattern === undefined ? undefined : like(inventoryResources.value, likePattern(valuePattern));
+    // The standard status stands for lifecycle states; the lifecycle state is the column.
+    const { resourceStatus: statuses, ...columnFilters } = request.filters;
+    const byStatus =
+      statuses === undefined ? undefined : inArray(inventoryResources.state, statuses.flatMap(statesOfStatus));
     const where = listFilters(
       {
         id: inventoryResources.id,
         "@type": inventoryResources.type,
-        resourceStatus: inventoryResources.state,
+        lifecycleState: inventoryResources.state,
         value: inventoryResources.value,
         category: inventoryResources.category,
       },
-      request,
-      [pattern],
+      { ...request, filters: columnFilters },
+      [pattern, byStatus],
     );
     const [rows, counted] = await Promise.all([
       db
@@ -404,7 +410,7 @@ export class InventoryService {
         : [];
       if (!row) throw notFound("resource", id);
       const machine = row.type === "SIMCard" ? SIM_LIFECYCLE : NUMBER_LIFECYCLE;
-      if (!(to in machine)) throw invalidField("resourceStatus", `is not a state of a ${row.type}`);
+      if (!(to in machine)) throw invalidField("lifecycleState", `is not a state of a ${row.type}`);
       if (!canTransition(machine, row.state, to)) {
         throw new AppError("conflict", "illegal_transition", transitionRefusal(machine, row.type, row.state, to));
       }

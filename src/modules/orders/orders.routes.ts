@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, type Role } from "../../platform/auth.js";
-import { AppError, notFound } from "../../platform/errors.js";
-import { errorResponses, type FilterSpecs, IdParamsSchema, idempotencyKeyOf, sendCreated } from "../../platform/tmf.js";
+import { AppError } from "../../platform/errors.js";
+import { errorResponses, type FilterSpecs, idempotencyKeyOf, sendCreated } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
 import { isId } from "../../shared/ids.js";
@@ -86,22 +86,15 @@ export function ordersRoutes(orders: OrdersService) {
         return sendCreated(reply, await orders.cancel(actorOf(request), body.productOrder.id, body.cancellationReason));
       },
     );
-    app.get(
-      `${CANCEL_PATH}/:id`,
-      {
-        config: { roles: READERS },
-        schema: {
-          tags: ["ordering (TMF622)"],
-          summary: "Retrieve a cancellation request",
-          params: IdParamsSchema,
-          response: { 200: CancelProductOrderSchema, ...errorResponses(404) },
-        },
-      },
-      async (request) => {
-        const { id } = request.params;
-        if (!isId(id)) throw notFound("cancelProductOrder", id);
-        return orders.getCancel(id);
-      },
-    );
+    registerReadRoutes(app, {
+      path: CANCEL_PATH,
+      name: "cancelProductOrder",
+      tag: "ordering (TMF622)",
+      resource: CancelProductOrderSchema,
+      filters: { "productOrder.id": {}, creationDate: { range: "date" } },
+      roles: READERS,
+      list: (_actor, request) => orders.listCancels(request),
+      get: (_actor, id) => orders.getCancel(id),
+    });
   };
 }

@@ -86,6 +86,7 @@ export const CancelProductOrderSchema = Type.Object({
   href: Type.String(),
   "@type": Type.Literal("CancelProductOrder"),
   state: Type.String(),
+  creationDate: Type.String({ format: "date-time" }),
   cancellationReason: Type.Optional(Type.String()),
   effectiveCancellationDate: Type.Optional(Type.String()),
   productOrder: Ref,

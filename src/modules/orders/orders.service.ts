@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, asc, count, eq, inArray, lte } from "drizzle-orm";
+import { and, asc, count, eq, inArray, lte, type SQL } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import type { Actor } from "../../platform/audit.js";
 import type { Db } from "../../platform/database.js";
@@ -809,29 +809,44 @@ export class OrdersService {
       });
       return cancel as typeof cancelProductOrders.$inferSelect;
     });
-    return this.presentCancel(result);
+    const [done] = await this.cancelRows(eq(cancelProductOrders.id, result.id));
+    return presentCancel(result, done?.order ?? null);
+  }
+
+  /** Cancellation requests, a page at a time (TMF622 list): `id`, `productOrder.id` and `creationDate` filter. */
+  async listCancels(request: ListRequest) {
+    const where = listFilters(
+      {
+        id: cancelProductOrders.id,
+        "productOrder.id": cancelProductOrders.orderId,
+        creationDate: cancelProductOrders.createdAt,
+      },
+      request,
+    );
+    const [rows, counted] = await Promise.all([
+      this.cancelRows(where).orderBy(asc(cancelProductOrders.id)).offset(request.offset).limit(request.limit),
+      this.deps.database.db.select({ total: count() }).from(cancelProductOrders).where(where),
+    ]);
+    return { items: rows.map((row) => presentCancel(row.cancel, row.order)), total: counted[0]?.total ?? 0 };
   }
 
   async getCancel(id: string) {
-    const [row] = isId(id)
-      ? await this.deps.database.db.select().from(cancelProductOrders).where(eq(cancelProductOrders.id, id))
-      : [];
+    const [row] = isId(id) ? await this.cancelRows(eq(cancelProductOrders.id, id)) : [];
     if (!row) throw notFound("cancelProductOrder", id);
-    return this.presentCancel(row);
+    return presentCancel(row.cancel, row.order);
   }
 
-  private async presentCancel(row: typeof cancelProductOrders.$inferSelect) {
-    const order = await this.find(this.deps.database.db, row.orderId);
-    const done = order?.state === "cancelled";
-    return {
-      id: row.id,
-      href: `${CANCEL_PATH}/${row.id}`,
-      "@type": "CancelProductOrder" as const,
-      state: done ? "done" : order?.state === "inProgress" ? "inProgress" : "terminatedWithError",
-      ...(row.reason ? { cancellationReason: row.reason } : {}),
-      ...(done && order?.completedAt ? { effectiveCancellationDate: order.completedAt.toISOString() } : {}),
-      productOrder: { id: row.orderId, href: `${ORDER_PATH}/${row.orderId}`, "@referredType": "ProductOrder" },
-    };
+  /** Cancellation rows with what their order is now (its state says whether the cancellation is done). */
+  private cancelRows(where: SQL | undefined) {
+    return this.deps.database.db
+      .select({
+        cancel: cancelProductOrders,
+        order: { state: productOrders.state, completedAt: productOrders.completedAt },
+      })
+      .from(cancelProductOrders)
+      .innerJoin(productOrders, eq(productOrders.id, cancelProductOrders.orderId))
+      .where(where)
+      .$dynamic();
   }
 
   /** Orders an earlier process left behind: acknowledged ones are fulfilled, stale in-progress ones undone. */
@@ -889,4 +904,21 @@ export class OrdersService {
         this.deps.log.warn({ err: error, orderId: order.id }, "order message not sent");
     }
   }
+}
+
+function presentCancel(
+  row: typeof cancelProductOrders.$inferSelect,
+  order: { state: string; completedAt: Date | null } | null,
+) {
+  const done = order?.state === "cancelled";
+  return {
+    id: row.id,
+    href: `${CANCEL_PATH}/${row.id}`,
+    "@type": "CancelProductOrder" as const,
+    state: done ? "done" : order?.state === "inProgress" ? "inProgress" : "terminatedWithError",
+    creationDate: row.createdAt.toISOString(),
+    ...(row.reason ? { cancellationReason: row.reason } : {}),
+    ...(done && order?.completedAt ? { effectiveCancellationDate: order.completedAt.toISOString() } : {}),
+    productOrder: { id: row.orderId, href: `${ORDER_PATH}/${row.orderId}`, "@referredType": "ProductOrder" },
+  };
 }
