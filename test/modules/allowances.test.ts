@@ -85,7 +85,7 @@ for (const driver of drivers) {
       initialValue: { amount: left },
       remainingValue: { amount: left },
       validFor: { startDateTime: "2026-03-31T22:00:00.000Z", endDateTime: "2026-04-30T22:00:00.000Z" },
-      product: { id: lineId },
+      product: [{ id: lineId }],
     });
     t.match(fresh, { initialValue: { amount: 10 * GiB }, remainingValue: { amount: 10 * GiB } }, "April in full");
     t.match(

@@ -952,10 +952,13 @@ async function observe(r: Real): Promise<Map<string, string>> {
     if (listed.status !== 200) throw new Error(`bucket list: ${listed.status} ${JSON.stringify(listed.body)}`);
     for (const bucket of listed.body as unknown as ApiBucket[]) {
       if (bucket.usageType === "monetary") {
-        out.set(`balance ${name(bucket.product?.id ?? "")}`, new D(String(bucket.remainingValue.amount)).toFixed());
+        out.set(
+          `balance ${name(bucket.product?.[0]?.id ?? "")}`,
+          new D(String(bucket.remainingValue.amount)).toFixed(),
+        );
         continue;
       }
-      const owner = bucket.isShared ? "account" : name(bucket.product?.id ?? "");
+      const owner = bucket.isShared ? "account" : name(bucket.product?.[0]?.id ?? "");
       // "<offering> <allowance>", and " rollover" for a rollover bucket.
       const [offering, allowance, kind] = bucket.name.split(" ");
       const startMs = Date.parse(bucket.validFor?.startDateTime ?? "");
@@ -1058,7 +1061,7 @@ interface ApiBucket {
   initialValue?: { amount: number };
   validFor?: { startDateTime: string; endDateTime: string };
   /** Absent on a shared bucket: it is the account's. */
-  product?: { id: string };
+  product?: Array<{ id: string }>;
 }
 
 /** The model and the engine agree on everything observable, or the run fails naming the differences. */
@@ -1605,7 +1608,9 @@ class AdjustBucketCommand implements Cmd {
     const found = (listed.body as unknown as ApiBucket[]).find(
       (candidate) =>
         candidate.usageType === this.service &&
-        (bucket.owner === "account" ? candidate.isShared : r.names.get(candidate.product?.id ?? "") === bucket.owner) &&
+        (bucket.owner === "account"
+          ? candidate.isShared
+          : r.names.get(candidate.product?.[0]?.id ?? "") === bucket.owner) &&
         candidate.name === `${bucket.offering} ${bucket.allowance}${bucket.rollover === null ? "" : " rollover"}` &&
         Date.parse(candidate.validFor?.startDateTime ?? "") === bucket.startMs,
     );

@@ -59,7 +59,12 @@ for (const driver of drivers)
     t.same(line.productPrice[0].price, { dutyFreeAmount: { unit: "EUR", value: 19.99 } }, "the price bought");
     t.equal(line.productTerm[0].duration.amount, 24);
     const number = (await engine.request("GET", RESOURCES, { query: { value: msisdn } })).json()[0];
-    t.match(number, { resourceStatus: "assigned", assignedTo: lineId });
+    t.match(number, {
+      lifecycleState: "assigned",
+      resourceStatus: "reserved",
+      usageState: "active",
+      assignedTo: lineId,
+    });
     const charges = await engine.sql<{ price_id: string; amount: string }>(
       "select price_id, amount::text from one_time_charges where order_id = $1 order by price_id",
       [order.id],
@@ -106,9 +111,9 @@ for (const driver of drivers)
     t.equal((await engine.request("GET", disconnect.json().href)).json().state, "completed");
     t.equal((await engine.request("GET", `${PRODUCTS}/${lineId}`)).json().status, "terminated");
     const released = (await engine.request("GET", RESOURCES, { query: { value: msisdn } })).json()[0];
-    t.equal(released.resourceStatus, "quarantine");
+    t.equal(released.lifecycleState, "quarantine");
     const sim = (
-      await engine.request("GET", RESOURCES, { query: { "@type": "SIMCard", resourceStatus: "retired" } })
+      await engine.request("GET", RESOURCES, { query: { "@type": "SIMCard", lifecycleState: "retired" } })
     ).json();
     t.equal(sim.length, 1, "the SIM is retired");
 
@@ -124,7 +129,7 @@ for (const driver of drivers)
     engine.clock.advanceSeconds(90 * 86_400);
     await engine.app.services.inventory.expire(SYSTEM_ACTOR);
     t.equal(
-      (await engine.request("GET", RESOURCES, { query: { value: msisdn } })).json()[0].resourceStatus,
+      (await engine.request("GET", RESOURCES, { query: { value: msisdn } })).json()[0].lifecycleState,
       "available",
     );
   });
