@@ -94,6 +94,15 @@ for (const driver of drivers) {
       "the low-balance alert fired, re-armed after the top-up, and fired again",
     );
     await balanceMatchesLedger(t, engine, accountId, lineId);
+    const prepaidSummaries = await engine.sql<{ prepaid: boolean }>(
+      "select prepaid from usage_summaries where billing_account_id = $1",
+      [accountId],
+    );
+    t.ok(prepaidSummaries.length > 0, "prepaid usage is summarised too (for revenue reports)");
+    t.ok(
+      prepaidSummaries.every((row) => row.prepaid),
+      "and flagged prepaid",
+    );
 
     const other = await orderReadyAccount(engine, {
       numbers: ["+4915100000200", "+4915100000201"],

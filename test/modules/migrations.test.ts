@@ -1,5 +1,8 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { drizzle } from "drizzle-orm/postgres-js";
+import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import t from "tap";
 import { MIGRATIONS_FOLDER, openDatabase } from "../../src/platform/database.js";
@@ -43,5 +46,68 @@ t.test(
     };
     t.equal(applied[0]?.total, journal.entries.length, "each migration applied exactly once");
     t.equal(tables[0]?.total, created.size, "every table the migrations create exists once");
+  },
+);
+
+/**
+ * Migration 0015 backfills usage summaries (issue 22): rated rows that exist before it get their summaries, numbered
+ * in acceptance order, with the totals of their rows; a row billed one by one before it sets its summary's mark.
+ */
+t.test(
+  "the summaries migration backfills the rated rows that exist",
+  { skip: hasServers ? false : "needs PostgreSQL (embedded run)" },
+  async (t) => {
+    const name = `bss_t_${services.runId}_backfill_${process.pid}`;
+    const admin = postgres(services.pgUrl as string, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}"`);
+    const url = new URL(services.pgUrl as string);
+    url.pathname = `/${name}`;
+    const client = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    const before = mkdtempSync(path.join(tmpdir(), "bss-migrations-"));
+    t.teardown(async () => {
+      await client.end();
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+      rmSync(before, { recursive: true, force: true });
+    });
+    // The migrations as they were before 0015: the same files, the journal cut there.
+    cpSync(MIGRATIONS_FOLDER, before, { recursive: true });
+    const journalFile = path.join(before, "meta", "_journal.json");
+    const journal = JSON.parse(readFileSync(journalFile, "utf8")) as { entries: Array<{ tag: string }> };
+    journal.entries = journal.entries.filter((entry) => entry.tag < "0015");
+    writeFileSync(journalFile, JSON.stringify(journal));
+    const db = drizzle(client);
+    await migrate(db, { migrationsFolder: before });
+
+    const account = "019cf000-0000-7000-8000-000000000001";
+    const line = "019cf000-0000-7000-8000-000000000002";
+    const row = (usage: string, destination: string | null, amount: string, billed: boolean) =>
+      client`insert into rated_usage (usage_id, billing_account_id, product_id, rated_at, started_at, tariff_id,
+          tariff_version, record_type, destination, roaming, quantity, allowance_units, charged_units, draws, amount,
+          currency, prepaid, spend_period, billed_at)
+        values (${usage}, ${account}, ${line}, now(), now(), 'tariff', 1, 'voice', ${destination}, 'home', 60, 0, 60,
+          '[]', ${amount}, 'EUR', false, '2026-03-01', ${billed ? new Date().toISOString() : null})`;
+    await row("019cf000-0000-7000-8000-000000000013", "national", "0.10", false);
+    await row("019cf000-0000-7000-8000-000000000011", "national", "0.25", true);
+    await row("019cf000-0000-7000-8000-000000000012", null, "1.00", false);
+
+    await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    const summaries = await client<
+      Array<{ zone: string; quantity: string; amount: string; last_seq: string; billed_seq: string }>
+    >`select zone, quantity::text, amount::text, last_seq::text, billed_seq::text from usage_summaries order by zone`;
+    t.same(summaries, [
+      { zone: "", quantity: "60", amount: "1.000000", last_seq: "1", billed_seq: "0" },
+      { zone: "national", quantity: "120", amount: "0.350000", last_seq: "2", billed_seq: "1" },
+    ]);
+    const numbered = await client<Array<{ usage_id: string; seq: string }>>`
+      select usage_id::text, seq::text from rated_usage where destination = 'national' order by seq`;
+    t.same(
+      numbered.map((item) => item.usage_id),
+      ["019cf000-0000-7000-8000-000000000011", "019cf000-0000-7000-8000-000000000013"],
+      "numbered in acceptance order",
+    );
+    const columns = await client`select 1 from information_schema.columns
+      where table_name = 'rated_usage' and column_name = 'billed_at'`;
+    t.equal(columns.length, 0, "rated rows are no longer marked billed one by one");
   },
 );

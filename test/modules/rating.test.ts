@@ -66,7 +66,7 @@ for (const driver of drivers) {
       allowance_units: string;
       destination: string | null;
     }>(
-      "select record_type, amount::text, allowance_units::text, destination from rated_usage where billing_account_id = $1 order by started_at, record_type",
+      "select record_type, amount::text, allowance_units::text, destination from rated_usage where billing_account_id = $1 order by started_at, record_type, usage_id",
       [accountId],
     );
     t.same(
@@ -253,8 +253,10 @@ for (const driver of drivers) {
     await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 16_401)]);
     const first = await queue.read(shard, "w", 10, 0);
     await rating.rate(first);
-    // The step applied, but the ledger commit is lost: the row is gone and the entry was never acknowledged.
+    // The step applied, but the ledger commit is lost: the row (and its summary, written in the same
+    // transaction) is gone and the entry was never acknowledged.
     await engine.sql("delete from rated_usage");
+    await engine.sql("delete from usage_summaries");
     await postCdrs(engine, [voiceCdr(msisdn, "+4930123456", 100)]);
     const second = await queue.read(shard, "w", 10, 0);
     await queue.ack(shard, await rating.rate([...first, ...second]));
@@ -325,4 +327,89 @@ for (const driver of drivers) {
     t.match(suspense.json(), { state: "open", reason: "no_tariff", message: /no tariff in USD/ });
     t.equal(await engine.count("rated_usage"), 0);
   });
+
+  t.test(
+    `[${driver}] usage summaries: what billing reads, numbered, billed by a mark, late CDRs after it`,
+    async (t) => {
+      const { engine, accountId } = await chargingEngine(t, driver, "postpaid");
+      const { msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
+      const { rating, summaries } = engine.app.services.charging;
+      // The allowance covers the first call; the 2nd and 3rd go to one summary (line, voice, international-eu).
+      const posted = await postCdrs(engine, [
+        voiceCdr(msisdn, "+4930123456", 60),
+        voiceCdr(msisdn, "+33612345678", 120, "2026-03-15T10:06:00Z"),
+        voiceCdr(msisdn, "+33612345678", 60, "2026-03-15T10:08:00Z"),
+      ]);
+      await rating.rateOnce("test");
+      const [{ period } = { period: "" }] = await engine.sql<{ period: string }>(
+        "select distinct spend_period as period from rated_usage",
+      );
+      const listed = await summaries.ofAccount(accountId, period);
+      t.same(
+        listed.map((summary) => [summary.service, summary.zone, summary.quantity, summary.lastSeq, summary.prepaid]),
+        [
+          ["voice", "international-eu", 180, 2, false],
+          ["voice", "national", 60, 1, false],
+        ].sort((a, b) => String(a[1]).localeCompare(String(b[1]))),
+      );
+      const eu = listed.find((summary) => summary.zone === "international-eu");
+      if (eu === undefined) throw new Error("no international-eu summary");
+      const [eurows] = await engine.sql<{ amount: string }>(
+        "select sum(amount)::text as amount from rated_usage where summary_id = $1",
+        [eu.id],
+      );
+      t.equal(eu.amount.toFixed(6), eurows?.amount, "the summary's amount is its rows' sum");
+      t.same(await summaries.ofAccount(accountId, "1999-01-01"), [], "another period: nothing");
+
+      // The rows behind a summary, a page at a time, in their numbers.
+      const first = await summaries.ratedRows(eu.id, { limit: 1 });
+      t.same(
+        first.rows.map((row) => [row.seq, row.usageId, row.billed]),
+        [[1, posted.records[1].usageId, false]],
+      );
+      t.equal(first.nextAfterSeq, 1);
+      const rest = await summaries.ratedRows(eu.id, { afterSeq: first.nextAfterSeq ?? 0, limit: 1 });
+      t.same(
+        rest.rows.map((row) => row.seq),
+        [2],
+      );
+      const end = await summaries.ratedRows(eu.id, { afterSeq: 2 });
+      t.same(end, { rows: [], nextAfterSeq: null });
+
+      // An invoice records the highest number it billed on each summary (the billing issues write this mark).
+      await engine.sql("update usage_summaries set billed_seq = last_seq where id = $1", [eu.id]);
+      const usage = (id: string) => engine.request("GET", `/tmf-api/usageManagement/v4/usage/${id}`);
+      t.match((await usage(posted.records[1].usageId)).json(), {
+        status: "billed",
+        ratedProductUsage: [{ isBilled: true }],
+      });
+      t.match((await usage(posted.records[0].usageId)).json(), { status: "rated" }, "another summary: not billed");
+
+      // A late CDR of the same period after the mark: the next number, unbilled, the difference for the next bill.
+      engine.clock.advanceSeconds(3600);
+      const late = await postCdrs(engine, [voiceCdr(msisdn, "+33612345678", 30, "2026-03-15T10:30:00Z")]);
+      await rating.rateOnce("test");
+      const after = (await summaries.ofAccount(accountId, period)).find((summary) => summary.id === eu.id);
+      t.match(after, { lastSeq: 3, billedSeq: 2, quantity: 210 });
+      const lateRows = await summaries.ratedRows(eu.id, { afterSeq: 2 });
+      t.same(
+        lateRows.rows.map((row) => [row.seq, row.usageId, row.billed]),
+        [[3, late.records[0].usageId, false]],
+      );
+      t.match((await usage(late.records[0].usageId)).json(), {
+        status: "rated",
+        ratedProductUsage: [{ isBilled: false }],
+      });
+      const billedList = await engine.request("GET", "/tmf-api/usageManagement/v4/usage", {
+        query: { status: "billed" },
+      });
+      t.same(
+        billedList
+          .json()
+          .map((item: { id: string }) => item.id)
+          .sort(),
+        [posted.records[1].usageId, posted.records[2].usageId].sort(),
+      );
+    },
+  );
 }

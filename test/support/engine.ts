@@ -11,7 +11,8 @@ import type { Provisioning } from "../../src/modules/provisioning/provisioning.j
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import type { Role } from "../../src/platform/auth.js";
 import { type Clock, ManualClock } from "../../src/platform/clock.js";
-import { healingClient } from "../../src/platform/database.js";
+import { healingClient, queryRows } from "../../src/platform/database.js";
+import { describeProblems, SUMMARY_CHECK, type SummaryProblems } from "./summaries.js";
 
 /**
  * Starts the engine for one test file: its own PostgreSQL database cloned from the run's migrated
@@ -92,6 +93,8 @@ export async function startEngine(
     servers?: { pgUrl?: string; redisUrl?: string };
     /** The engine's own test clock (BSS_TEST_CLOCK) instead of an injected one; `clock` is then not the engine's. */
     testClock?: boolean;
+    /** false: skip the closing check of usage summaries (a test that leaves the database unreachable). */
+    summaryCheck?: boolean;
   } = {},
 ): Promise<Engine> {
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
@@ -152,6 +155,16 @@ export async function startEngine(
   // The test's own reads go through the same healing pool as the engine's (they run right after server faults).
   let sqlClient: ReturnType<typeof healingClient> | null = null;
   t.teardown(async () => {
+    // Every test's rated usage ends summarised exactly (issue 22); tests that take the database away opt out.
+    if (options.summaryCheck !== false) {
+      const { sql: rawSql } = await import("drizzle-orm");
+      const [problems] = await queryRows<SummaryProblems>(app.database.db, rawSql.raw(SUMMARY_CHECK));
+      const problem = describeProblems(problems);
+      if (problem !== null) {
+        await app.close();
+        throw new Error(problem);
+      }
+    }
     await app.close();
     await sqlClient?.current().end({ timeout: 1 });
     await dropDatabase?.();

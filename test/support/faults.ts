@@ -9,6 +9,7 @@ import { isUnavailable } from "../../src/platform/error-handler.js";
 import { spawnWorker } from "./charging.js";
 import { type Engine, services, startEngine } from "./engine.js";
 import { activateLine, orderReadyAccount } from "./fixtures.js";
+import { describeProblems, SUMMARY_CHECK, type SummaryProblems } from "./summaries.js";
 
 /**
  * The fault tests' system (DESIGN.md §5): an engine in the test process (the API: ingestion, balances) on real
@@ -243,6 +244,8 @@ export async function checkInvariants(
   );
   t.equal(alerting?.alerts, alerting?.crossings, "one alert per crossing");
   t.equal(alerting?.twice, 0, "each threshold alerted once per period");
+  const [summaries] = await engine.sql<SummaryProblems>(SUMMARY_CHECK);
+  t.equal(describeProblems(summaries), null, "usage summaries = the sums of their rated rows, numbered without gaps");
   return { rated: counts?.rated ?? 0, suspended: counts?.suspended ?? 0 };
 }
 
@@ -287,6 +290,7 @@ export async function replayMatches(
   const before = await snapshot(engine);
   await engine.sql("delete from threshold_crossings");
   await engine.sql("delete from rated_usage");
+  await engine.sql("delete from usage_summaries");
   for (const node of nodes) {
     const redis = new Redis(node);
     const keys = await redis.keys(`${engine.config.redisKeyPrefix}*`);
@@ -304,6 +308,8 @@ export async function replayMatches(
   t.equal(after.rows.length, before.rows.length, "replay: as many rated rows");
   t.same(after.rows, before.rows, "replay: the same rated rows");
   t.same(after.states, before.states, "replay: the same balances, spend and buckets");
+  const [summaries] = await engine.sql<SummaryProblems>(SUMMARY_CHECK);
+  t.equal(describeProblems(summaries), null, "replay: usage summaries = the sums of their rated rows");
   return Date.now() - started;
 }
 

@@ -199,12 +199,56 @@ export const ratedUsage = pgTable(
     currency: text("currency").notNull(),
     prepaid: boolean("prepaid").notNull(),
     spendPeriod: text("spend_period").notNull(),
-    billedAt: timestamp("billed_at", { withTimezone: true, mode: "date" }),
+    /**
+     * The summary this row is counted in and its sequence number there (1, 2, …), set by the transaction that
+     * inserts the row; billed when `seq` is at most the summary's `billed_seq` (never updated row by row).
+     */
+    summaryId: uuid("summary_id"),
+    seq: bigint("seq", { mode: "number" }),
   },
   (table) => [
     check("rated_usage_amount_check", sql`${table.amount} >= 0`),
     index("rated_usage_account_idx").on(table.billingAccountId, table.spendPeriod),
     index("rated_usage_product_idx").on(table.productId, table.startedAt),
+    uniqueIndex("rated_usage_summary_seq_idx").on(table.summaryId, table.seq),
+  ],
+);
+
+/**
+ * What billing reads of rated usage (DESIGN.md §10): one row per (account, usage period, line, service,
+ * destination zone), upserted by the rating transaction with the totals of its rated rows, which it numbers
+ * 1…`last_seq`. An invoice records the highest number it billed (`billed_seq`); rows rated after it (late CDRs)
+ * have higher numbers and are the difference. Prepaid lines are summarised too (revenue reports), flagged.
+ */
+export const usageSummaries = pgTable(
+  "usage_summaries",
+  {
+    id: uuid("id").primaryKey(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    /** The bill period the usage counts in (its key, as rated rows' `spend_period`). */
+    usagePeriod: text("usage_period").notNull(),
+    productId: uuid("product_id").notNull(),
+    service: text("service").notNull(),
+    /** The destination zone the tariff rated to; empty when the tariff names none. */
+    zone: text("zone").notNull(),
+    prepaid: boolean("prepaid").notNull(),
+    currency: text("currency").notNull(),
+    quantity: bigint("quantity", { mode: "number" }).notNull(),
+    chargedUnits: bigint("charged_units", { mode: "number" }).notNull(),
+    amount: moneyColumn("amount").notNull(),
+    lastSeq: bigint("last_seq", { mode: "number" }).notNull(),
+    billedSeq: bigint("billed_seq", { mode: "number" }).notNull().default(0),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    uniqueIndex("usage_summaries_key_idx").on(
+      table.billingAccountId,
+      table.usagePeriod,
+      table.productId,
+      table.service,
+      table.zone,
+    ),
+    check("usage_summaries_billed_check", sql`${table.billedSeq} between 0 and ${table.lastSeq}`),
   ],
 );
 
@@ -287,6 +331,7 @@ export const thresholdCrossings = pgTable(
 
 export type BucketRow = typeof allowanceBuckets.$inferSelect;
 export type RatedRow = typeof ratedUsage.$inferSelect;
+export type SummaryRow = typeof usageSummaries.$inferSelect;
 export type CdrSourceRow = typeof cdrSources.$inferSelect;
 export type UsageRow = typeof usageRecords.$inferSelect;
 export type SuspenseRow = typeof usageSuspense.$inferSelect;

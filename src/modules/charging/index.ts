@@ -24,6 +24,7 @@ import { ReconcileService } from "./reconcile.service.js";
 import { SelfCareService, selfCareRoutes } from "./self-care.js";
 import { SourcesService } from "./sources.service.js";
 import type { ChargingStore } from "./store/charging-store.js";
+import { UsageSummaries } from "./summaries.js";
 import { ThresholdTable } from "./thresholds.js";
 import { UsageService } from "./usage.service.js";
 import type { UsageQueue } from "./usage-queue.js";
@@ -143,6 +144,8 @@ export async function createChargingModule(deps: ChargingDeps) {
       store: deps.store,
       leases: deps.leases,
       reconcile,
+      /** What billing reads of rated usage: summaries per account and period, and the rows behind one. */
+      summaries: new UsageSummaries(deps.database),
     },
     routes: async (app: FastifyInstance) => {
       await app.register(chargingRoutes({ ingest, usage, sources }));

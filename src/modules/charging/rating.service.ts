@@ -21,6 +21,7 @@ import type { BucketsService } from "./buckets.service.js";
 import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
 import type { AccountState, ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
+import { summarise } from "./summaries.js";
 import { balanceThresholds, creditLimitThreshold, crossingAlert, type ThresholdTable } from "./thresholds.js";
 import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
 
@@ -785,7 +786,7 @@ export class RatingService {
     const now = this.deps.clock.now().toISOString();
     await this.deps.database.transaction(async (tx) => {
       if (rated.length > 0) {
-        await queryRows(
+        const inserted = await queryRows<{ usage_id: string }>(
           tx,
           sql`insert into rated_usage (usage_id, billing_account_id, product_id, rated_at, started_at, tariff_id,
                 tariff_version, record_type, destination, roaming, quantity, allowance_units, charged_units, draws,
@@ -797,7 +798,14 @@ export class RatingService {
                 "productId" uuid, "startedAt" timestamptz, "tariffId" text, "tariffVersion" integer, "recordType" text,
                 destination text, roaming text, quantity bigint, "allowanceUnits" bigint, "chargedUnits" bigint,
                 draws jsonb, amount numeric, currency text, prepaid boolean, "spendPeriod" text)
-              on conflict (usage_id) do nothing`,
+              on conflict (usage_id) do nothing
+              returning usage_id`,
+        );
+        // Only the rows this transaction inserted are counted: a batch rated again adds nothing to a summary.
+        await summarise(
+          tx,
+          inserted.map((row) => row.usage_id),
+          now,
         );
       }
       if (crossings.length > 0) {

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, inArray, isNotNull, isNull, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, isNotNull, isNull, lte, or, type SQL, sql } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
@@ -13,9 +13,11 @@ import { type CdrRecord, nativeFields } from "./cdr-record.js";
 import {
   type RatedRow,
   ratedUsage,
+  type SummaryRow,
   type SuspenseRow,
   type UsageRow,
   usageRecords,
+  usageSummaries,
   usageSuspense,
 } from "./charging.tables.js";
 import { type IngestService, queuedUsage, type UsageStatus } from "./ingest.service.js";
@@ -66,14 +68,29 @@ export function recordOfRow(row: UsageRow): CdrRecord {
 }
 
 /** A record's status from the rows that exist (DESIGN.md §4, step 7), never a column updated in place. */
-function statusOf(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedRow | null): UsageStatus {
-  if (rated !== null) return rated.billedAt === null ? "rated" : "billed";
+/** A rated row is billed when its number in its summary is at most the summary's billed mark (DESIGN.md §10). */
+function isBilled(rated: RatedRow, summary: SummaryRow | null): boolean {
+  return summary !== null && rated.seq !== null && rated.seq <= summary.billedSeq;
+}
+
+function statusOf(
+  row: UsageRow,
+  openSuspense: SuspenseRow | null,
+  rated: RatedRow | null,
+  summary: SummaryRow | null,
+): UsageStatus {
+  if (rated !== null) return isBilled(rated, summary) ? "billed" : "rated";
   if (openSuspense !== null) return "recycled";
   return row.productId === null ? "received" : "guided";
 }
 
-export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, rated: RatedRow | null) {
-  return isReadable(row) ? presentRecord(row, openSuspense, rated) : presentBody(row, openSuspense);
+export function presentUsage(
+  row: UsageRow,
+  openSuspense: SuspenseRow | null,
+  rated: RatedRow | null,
+  summary: SummaryRow | null,
+) {
+  return isReadable(row) ? presentRecord(row, openSuspense, rated, summary) : presentBody(row, openSuspense);
 }
 
 /**
@@ -100,7 +117,12 @@ function presentBody(row: UsageRow, openSuspense: SuspenseRow | null) {
   };
 }
 
-function presentRecord(row: ReadableRow, openSuspense: SuspenseRow | null, rated: RatedRow | null) {
+function presentRecord(
+  row: ReadableRow,
+  openSuspense: SuspenseRow | null,
+  rated: RatedRow | null,
+  summary: SummaryRow | null,
+) {
   const fields = nativeFields(recordOfRow(row));
   return {
     id: row.id,
@@ -109,7 +131,7 @@ function presentRecord(row: ReadableRow, openSuspense: SuspenseRow | null, rated
     date: row.receivedAt.toISOString(),
     usageDate: row.startedAt.toISOString(),
     usageType: row.recordType,
-    status: statusOf(row, openSuspense, rated),
+    status: statusOf(row, openSuspense, rated, summary),
     ...(row.note === null ? {} : { description: row.note }),
     usageSpecification: {
       ...tmfRef(USAGE_SPECIFICATION_PATH, row.recordType, "UsageSpecification"),
@@ -143,7 +165,7 @@ function presentRecord(row: ReadableRow, openSuspense: SuspenseRow | null, rated
         : [
             {
               ratingDate: rated.ratedAt.toISOString(),
-              isBilled: rated.billedAt !== null,
+              isBilled: isBilled(rated, summary),
               usageRatingTag:
                 rated.allowanceUnits === 0
                   ? "usage"
@@ -243,8 +265,11 @@ export class UsageService {
     if (statuses) {
       const unrated = isNull(ratedUsage.usageId);
       const byStatus: Record<string, SQL | undefined> = {
-        billed: isNotNull(ratedUsage.billedAt),
-        rated: and(isNotNull(ratedUsage.usageId), isNull(ratedUsage.billedAt)),
+        billed: lte(ratedUsage.seq, usageSummaries.billedSeq),
+        rated: and(
+          isNotNull(ratedUsage.usageId),
+          or(isNull(usageSummaries.id), gt(ratedUsage.seq, usageSummaries.billedSeq)),
+        ),
         recycled: and(unrated, isNotNull(usageSuspense.usageId)),
         guided: and(unrated, isNull(usageSuspense.usageId), isNotNull(usageRecords.productId)),
         received: and(unrated, isNull(usageSuspense.usageId), isNull(usageRecords.productId)),
@@ -263,6 +288,7 @@ export class UsageService {
         .from(usageRecords)
         .leftJoin(usageSuspense, openJoin)
         .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
+        .leftJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
         .where(where)
         .orderBy(asc(usageRecords.id))
         .offset(request.offset)
@@ -272,10 +298,13 @@ export class UsageService {
         .from(usageRecords)
         .leftJoin(usageSuspense, openJoin)
         .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
+        .leftJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
         .where(where),
     ]);
     return {
-      items: rows.map((row) => presentUsage(row.usage_records, row.usage_suspense, row.rated_usage)),
+      items: rows.map((row) =>
+        presentUsage(row.usage_records, row.usage_suspense, row.rated_usage, row.usage_summaries),
+      ),
       total: counted[0]?.total ?? 0,
     };
   }
@@ -287,9 +316,10 @@ export class UsageService {
       .from(usageRecords)
       .leftJoin(usageSuspense, openJoin)
       .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
+      .leftJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
       .where(and(eq(usageRecords.id, id), this.scope(actor)));
     if (!row) throw notFound("usage", id);
-    return presentUsage(row.usage_records, row.usage_suspense, row.rated_usage);
+    return presentUsage(row.usage_records, row.usage_suspense, row.rated_usage, row.usage_summaries);
   }
 
   async listSuspense(request: ListRequest): Promise<{ items: SuspendedUsage[]; total: number }> {

@@ -1,0 +1,1 @@
+ALTER TABLE "rated_usage" DROP COLUMN "billed_at";
