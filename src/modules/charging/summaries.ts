@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, type SQL, sql } from "drizzle-orm";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { isId } from "../../shared/ids.js";
 import type { Money } from "../../shared/money.js";
@@ -52,47 +52,59 @@ export const SUMMARY_PAGE_MAX = 10_000;
  */
 export async function summarise(tx: Db, usageIds: readonly string[], at: string): Promise<void> {
   if (usageIds.length === 0) return;
-  await queryRows(
-    tx,
-    sql`
-      with fresh as (
-        select r.usage_id, r.billing_account_id, r.spend_period as usage_period, r.product_id,
-          r.record_type as service, coalesce(r.destination, '') as zone, r.prepaid, r.currency, r.quantity,
-          r.charged_units, r.amount
-        from rated_usage r
-        where r.usage_id in (select value::uuid from jsonb_array_elements_text(${JSON.stringify(usageIds)}::jsonb))
-      ),
-      totals as (
-        select billing_account_id, usage_period, product_id, service, zone, bool_or(prepaid) as prepaid,
-          min(currency) as currency, sum(quantity) as quantity, sum(charged_units) as charged_units,
-          sum(amount) as amount, count(*) as n
-        from fresh
-        group by billing_account_id, usage_period, product_id, service, zone
-      ),
-      upserted as (
-        insert into usage_summaries as s (id, billing_account_id, usage_period, product_id, service, zone, prepaid,
-          currency, quantity, charged_units, amount, last_seq, billed_seq, updated_at)
-        select gen_random_uuid(), billing_account_id, usage_period, product_id, service, zone, prepaid, currency,
-          quantity, charged_units, amount, n, 0, ${at}::timestamptz
-        from totals
-        on conflict (billing_account_id, usage_period, product_id, service, zone) do update set
-          quantity = s.quantity + excluded.quantity,
-          charged_units = s.charged_units + excluded.charged_units,
-          amount = s.amount + excluded.amount,
-          last_seq = s.last_seq + excluded.last_seq,
-          updated_at = excluded.updated_at
-        returning s.id, s.billing_account_id, s.usage_period, s.product_id, s.service, s.zone, s.last_seq
-      ),
-      numbered as (
-        select f.usage_id, u.id as summary_id,
-          u.last_seq - t.n + row_number() over (partition by u.id order by f.usage_id) as seq
-        from fresh f
-        join totals t using (billing_account_id, usage_period, product_id, service, zone)
-        join upserted u using (billing_account_id, usage_period, product_id, service, zone)
-      )
-      update rated_usage r set summary_id = n.summary_id, seq = n.seq
-      from numbered n
-      where r.usage_id = n.usage_id`,
+  await queryRows(tx, bind(SUMMARISE_SQL, [JSON.stringify(usageIds), at]));
+}
+
+/**
+ * The summary statement, with its two parameters ($1: the usage ids as a JSON array, $2: the rating time): the
+ * engine's rating transaction and bench/rating's bare worker send the same text.
+ */
+export const SUMMARISE_SQL = `
+  with fresh as (
+    select r.usage_id, r.billing_account_id, r.spend_period as usage_period, r.product_id,
+      r.record_type as service, coalesce(r.destination, '') as zone, r.prepaid, r.currency, r.quantity,
+      r.charged_units, r.amount
+    from rated_usage r
+    where r.usage_id in (select value::uuid from jsonb_array_elements_text($1::jsonb))
+  ),
+  totals as (
+    select billing_account_id, usage_period, product_id, service, zone, bool_or(prepaid) as prepaid,
+      min(currency) as currency, sum(quantity) as quantity, sum(charged_units) as charged_units,
+      sum(amount) as amount, count(*) as n
+    from fresh
+    group by billing_account_id, usage_period, product_id, service, zone
+  ),
+  upserted as (
+    insert into usage_summaries as s (id, billing_account_id, usage_period, product_id, service, zone, prepaid,
+      currency, quantity, charged_units, amount, last_seq, billed_seq, updated_at)
+    select gen_random_uuid(), billing_account_id, usage_period, product_id, service, zone, prepaid, currency,
+      quantity, charged_units, amount, n, 0, $2::timestamptz
+    from totals
+    on conflict (billing_account_id, usage_period, product_id, service, zone) do update set
+      quantity = s.quantity + excluded.quantity,
+      charged_units = s.charged_units + excluded.charged_units,
+      amount = s.amount + excluded.amount,
+      last_seq = s.last_seq + excluded.last_seq,
+      updated_at = excluded.updated_at
+    returning s.id, s.billing_account_id, s.usage_period, s.product_id, s.service, s.zone, s.last_seq
+  ),
+  numbered as (
+    select f.usage_id, u.id as summary_id,
+      u.last_seq - t.n + row_number() over (partition by u.id order by f.usage_id) as seq
+    from fresh f
+    join totals t using (billing_account_id, usage_period, product_id, service, zone)
+    join upserted u using (billing_account_id, usage_period, product_id, service, zone)
+  )
+  update rated_usage r set summary_id = n.summary_id, seq = n.seq
+  from numbered n
+  where r.usage_id = n.usage_id`;
+
+/** A statement written with `$n` placeholders, as drizzle SQL with those parameters bound. */
+function bind(text: string, params: readonly unknown[]): SQL {
+  const parts = text.split(/\$(\d+)/);
+  return sql.join(
+    parts.map((part, index) => (index % 2 === 0 ? sql.raw(part) : sql`${params[Number(part) - 1]}`)),
+    sql.raw(""),
   );
 }
 
