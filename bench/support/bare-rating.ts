@@ -148,7 +148,7 @@ async function pass(): Promise<number> {
         on conflict (usage_id) do nothing
         returning usage_id`;
       // The engine's summary statement, sent as it sends it (issue 22).
-      await tx.unsafe(SUMMARISE_SQL, [JSON.stringify(inserted.map((row) => row.usage_id)), now]);
+      await tx.unsafe(SUMMARISE_SQL, [tx.json(inserted.map((row) => row.usage_id)) as never, now]);
     });
     await redis
       .multi()
