@@ -11,12 +11,11 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
-import { createChargingModule } from "./modules/charging/index.js";
+import { createChargingModule, ratedView } from "./modules/charging/index.js";
 import { redisShardLeases, redisWorkersAlive, soleShardLeases } from "./modules/charging/leases.js";
 import { ratingLoopsRunning } from "./modules/charging/rating.service.js";
 import { memoryChargingStore } from "./modules/charging/store/memory-store.js";
 import { redisChargingStore } from "./modules/charging/store/redis-store.js";
-import { inProcessUsageQueue, redisUsageQueue } from "./modules/charging/usage-queue.js";
 import { createCustomersModule } from "./modules/customers/index.js";
 import { createInventoryModule } from "./modules/inventory/index.js";
 import { createNotificationsModule } from "./modules/notifications/index.js";
@@ -30,6 +29,8 @@ import { httpProvisioning, type Provisioning, SimulatedNetwork } from "./modules
 import { simulatorRoutes } from "./modules/provisioning/simulator.routes.js";
 import { createRatingModule } from "./modules/rating/index.js";
 import { createSubscriptionsModule } from "./modules/subscriptions/index.js";
+import { createUsageModule } from "./modules/usage/index.js";
+import { inProcessUsageQueue, redisUsageQueue } from "./modules/usage/usage-queue.js";
 import { type Actor, AuditLog } from "./platform/audit.js";
 import { registerAuth } from "./platform/auth.js";
 import { type Broadcast, inProcessBroadcast, redisBroadcast } from "./platform/broadcast.js";
@@ -102,6 +103,7 @@ type AppServices = {
   inventory: ReturnType<typeof createInventoryModule>["service"];
   subscriptions: ReturnType<typeof createSubscriptionsModule>["service"];
   orders: ReturnType<typeof createOrdersModule>["service"];
+  usage: Awaited<ReturnType<typeof createUsageModule>>["services"];
   charging: Awaited<ReturnType<typeof createChargingModule>>["services"];
 };
 
@@ -320,8 +322,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     stopping.push(() => queue.close());
     const store = redis === null ? memoryChargingStore() : redisChargingStore(redis);
     stopping.push(() => store.close());
+    const usage = await createUsageModule({
+      ...deps,
+      subscriptions: subscriptions.service,
+      broadcast,
+      queue,
+      // The charging module answers whether a record is rated or billed; usage never reads its tables.
+      rated: ratedView(),
+      log: app.log,
+    });
+    stopping.push(() => usage.stop());
     const charging = await createChargingModule({
       ...deps,
+      usage: usage.services.usage,
       subscriptions: subscriptions.service,
       catalog: catalog.service,
       customers: customers.services,
@@ -338,7 +351,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     });
     stopping.push(() => charging.stop());
     // A network key may name only registered CDR sources.
-    access.service.checkSourcesWith((db, ids) => charging.services.sources.unknown(db, ids));
+    access.service.checkSourcesWith((db, ids) => usage.services.sources.unknown(db, ids));
 
     const scheduler = new Scheduler({
       database,
@@ -363,7 +376,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
             database,
             scheduler,
             rating: {
-              backlog: () => charging.services.usage.backlog(),
+              backlog: () => usage.services.usage.backlog(),
               ratersAlive: async () => ratingLoopsRunning() > 0 || (redis !== null && (await redisWorkersAlive(redis))),
             },
           });
@@ -379,6 +392,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       inventory: inventory.service,
       subscriptions: subscriptions.service,
       orders: orders.service,
+      usage: usage.services,
       charging: charging.services,
     });
     app.decorate("database", database);
@@ -401,6 +415,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(inventory.routes);
     await app.register(subscriptions.routes);
     await app.register(orders.routes);
+    await app.register(usage.routes);
     await app.register(charging.routes);
     await app.register(adminRoutes(scheduler, mover, testClock ?? { now: () => clock.now(), offsetMs: () => 0 }));
     if (simulated !== null) {

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
           app.services.charging.rating,
           app.services.charging.leases("embedded"),
           app.log,
-          RatingService.jobs(app.services.charging, config),
+          RatingService.jobs({ ...app.services.charging, usage: app.services.usage.usage }, config),
         )
       : null;
 

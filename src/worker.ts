@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     app.services.charging.rating,
     app.services.charging.leases(consumer),
     app.log,
-    RatingService.jobs(app.services.charging, config),
+    RatingService.jobs({ ...app.services.charging, usage: app.services.usage.usage }, config),
   );
   const scheduling = startScheduling(app.scheduler, app.log);
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");

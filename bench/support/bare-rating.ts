@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import postgres from "postgres";
-import { SUMMARISE_SQL } from "../../src/modules/charging/summaries.js";
+import { RECORD_RATED_SQL } from "../../src/modules/charging/summaries.js";
 
 /**
  * The bare rating worker bench/rating compares the engine's workers with: the statements a rating pass runs,
@@ -9,9 +9,8 @@ import { SUMMARISE_SQL } from "../../src/modules/charging/summaries.js";
  *
  *   XREADGROUP COUNT 500 (non-blocking) → per account, one EVALSHA of a trivial script touching the same keys
  *   the engine's charging step touches (state, spend, dedupe marks, crossings, the line), storing a dedupe mark
- *   with the rated row per event → one multi-row INSERT into rated_usage (same columns, same jsonb_to_recordset
- *   form, ON CONFLICT DO NOTHING, in a transaction, with the engine's usage-summary statement for the rows it
- *   inserted) → MULTI XACK + XDEL.
+ *   with the rated row per event → the engine's own statement that inserts the rated rows with their usage
+ *   summaries (src/modules/charging/summaries.ts, in a transaction) → MULTI XACK + XDEL.
  *
  * A pass over its shards that found nothing sleeps 50 ms, like the engine's loop. Every record costs the same
  * fixed amount, so the spend moved is exact integer micro-units. It prints "ready" once its groups exist.
@@ -134,21 +133,8 @@ async function pass(): Promise<number> {
       );
     }
     await sql.begin(async (tx) => {
-      const inserted =
-        await tx`insert into rated_usage (usage_id, billing_account_id, product_id, rated_at, started_at, tariff_id,
-          tariff_version, record_type, destination, roaming, quantity, allowance_units, charged_units, draws,
-          amount, currency, prepaid, spend_period)
-        select x."usageId", x."billingAccountId", x."productId", ${now}::timestamptz, x."startedAt",
-          x."tariffId", x."tariffVersion", x."recordType", x.destination, x.roaming, x.quantity,
-          x."allowanceUnits", x."chargedUnits", x.draws, x.amount, x.currency, x.prepaid, x."spendPeriod"
-        from jsonb_to_recordset(${tx.json(rated as never)}) as x("usageId" uuid, "billingAccountId" uuid,
-          "productId" uuid, "startedAt" timestamptz, "tariffId" text, "tariffVersion" integer, "recordType" text,
-          destination text, roaming text, quantity bigint, "allowanceUnits" bigint, "chargedUnits" bigint,
-          draws jsonb, amount numeric, currency text, prepaid boolean, "spendPeriod" text)
-        on conflict (usage_id) do nothing
-        returning usage_id`;
-      // The engine's summary statement, sent as it sends it (issue 22).
-      await tx.unsafe(SUMMARISE_SQL, [tx.json(inserted.map((row) => row.usage_id)) as never, now]);
+      // The engine's statement: the rated rows inserted with their usage summaries (issue 22).
+      await tx.unsafe(RECORD_RATED_SQL, [tx.json(rated as never) as never, now]);
     });
     await redis
       .multi()

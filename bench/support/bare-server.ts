@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
 import postgres from "postgres";
-import { shardOf } from "../../src/modules/charging/usage-queue.js";
+import { shardOf } from "../../src/modules/usage/usage-queue.js";
 
 /**
  * The ceilings bench/http compares the engine with, on the same runtime and loader:

@@ -152,7 +152,7 @@ for (const driver of drivers) {
       charging.rating,
       charging.leases("test"),
       engine.app.log,
-      RatingService.jobs(charging),
+      RatingService.jobs({ ...charging, usage: engine.app.services.usage.usage }),
     );
     t.teardown(() => loop.stop());
     const moved = await engine.request("POST", CLOCK, { body: { advance: "P1D" } });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import t from "tap";
 import { buildApp } from "../../src/app.js";
-import type { QueueEntry } from "../../src/modules/charging/usage-queue.js";
+import type { QueueEntry } from "../../src/modules/usage/usage-queue.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import { CDR_BATCH_MAX } from "../../src/shared/limits.js";
 import { drivers, type Engine, expectError, hasServers, startEngine } from "../support/engine.js";
@@ -703,16 +703,16 @@ t.test(
     const other = await buildApp(engine.config, { clock: engine.clock, logger: false, orderFulfilment: "manual" });
     t.teardown(() => other.close());
     const query = { servedMsisdn: MSISDN, servedImsi: null, startedAtMs: engine.clock.now().getTime() + 60_000 };
-    t.match(other.services.charging.lines.guide(query), { ok: false, reason: "unknown_number" });
+    t.match(other.services.usage.lines.guide(query), { ok: false, reason: "unknown_number" });
 
     const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId) });
     await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
     // The other process hears of the activation through Redis pub/sub and answers from memory alone.
     const deadline = Date.now() + 5_000;
-    let guided = other.services.charging.lines.guide(query);
+    let guided = other.services.usage.lines.guide(query);
     while (!guided.ok && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
-      guided = other.services.charging.lines.guide(query);
+      guided = other.services.usage.lines.guide(query);
     }
     t.match(guided, { ok: true, billingAccountId: accountId });
   },

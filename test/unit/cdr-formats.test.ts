@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import t from "tap";
-import { localTimeToIso, mapAsteriskRow, parseAsteriskCsv } from "../../src/modules/charging/formats/asterisk.js";
-import { decodeFreeswitchBody, mapFreeswitchCdr } from "../../src/modules/charging/formats/freeswitch.js";
-import type { MappedCdr, MapResult, RecordRejection } from "../../src/modules/charging/formats/mapped.js";
+import { localTimeToIso, mapAsteriskRow, parseAsteriskCsv } from "../../src/modules/usage/formats/asterisk.js";
+import { decodeFreeswitchBody, mapFreeswitchCdr } from "../../src/modules/usage/formats/freeswitch.js";
+import type { MappedCdr, MapResult, RecordRejection } from "../../src/modules/usage/formats/mapped.js";
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/cdrs/${name}`, import.meta.url));
 const JSON_TYPE = "application/json";

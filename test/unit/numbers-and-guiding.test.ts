@@ -1,7 +1,7 @@
 import t from "tap";
-import { LineIndex } from "../../src/modules/charging/line-index.js";
-import { type NumberRules, normalizeNumber } from "../../src/modules/charging/numbers.js";
 import type { GuidingLine } from "../../src/modules/subscriptions/subscriptions.service.js";
+import { LineIndex } from "../../src/modules/usage/line-index.js";
+import { type NumberRules, normalizeNumber } from "../../src/modules/usage/numbers.js";
 
 const germany: NumberRules = {
   countryCode: "49",

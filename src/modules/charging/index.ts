@@ -1,33 +1,29 @@
 /**
- * charging: CDR ingestion and guiding (this module's first part), suspense, the rating queue, and, as the
- * loop grows, rating, balances and reconciliation (DESIGN.md §3, §4). Owns cdr_sources, usage_keys,
- * usage_records and usage_suspense. Reaches lines only through the subscriptions service.
+ * charging: the rating loop and what it moves (DESIGN.md §3, §4 steps 3–8): rating workers and their shard leases,
+ * the charging store, allowance buckets, thresholds and alerts, balances and top-ups (TMF654), reconciliation, and
+ * the usage summaries billing reads. Owns allowance_buckets, rated_usage, usage_summaries, balance_operations,
+ * charging_thresholds and threshold_crossings. Reads the rating queue and writes suspense through the usage
+ * module's service; reaches lines only through the subscriptions service.
  */
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { AlertSink } from "../../platform/alerts.js";
 import { SYSTEM_ACTOR } from "../../platform/audit.js";
 import type { Broadcast } from "../../platform/broadcast.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
-import { LINE_INDEX_RELOAD_MS } from "../../shared/limits.js";
 import type { CatalogService } from "../catalog/index.js";
 import type { CustomerServices } from "../customers/index.js";
 import type { SubscriptionsService } from "../subscriptions/index.js";
+import type { UsageQueue, UsageService } from "../usage/index.js";
 import { balancesRoutes } from "./balances.routes.js";
 import { BalancesService } from "./balances.service.js";
 import { BucketsService } from "./buckets.service.js";
-import { chargingRoutes } from "./charging.routes.js";
-import { IngestService } from "./ingest.service.js";
 import type { ShardLeases } from "./leases.js";
-import { LineIndex } from "./line-index.js";
 import { RatingService } from "./rating.service.js";
 import { ReconcileService } from "./reconcile.service.js";
 import { SelfCareService, selfCareRoutes } from "./self-care.js";
-import { SourcesService } from "./sources.service.js";
 import type { ChargingStore } from "./store/charging-store.js";
-import { UsageSummaries } from "./summaries.js";
+import { ratedView, UsageSummaries } from "./summaries.js";
 import { ThresholdTable } from "./thresholds.js";
-import { UsageService } from "./usage.service.js";
-import type { UsageQueue } from "./usage-queue.js";
 
 export interface ChargingDeps extends ServiceDeps {
   subscriptions: SubscriptionsService;
@@ -40,18 +36,14 @@ export interface ChargingDeps extends ServiceDeps {
   newEpoch: () => Promise<number>;
   broadcast: Broadcast;
   queue: UsageQueue;
+  /** The usage module's service: records that cannot be rated go to its suspense. */
+  usage: UsageService;
   /** Threshold crossings raise subscriber alerts (the notifications module). */
   alerts: AlertSink;
   log: FastifyBaseLogger;
 }
 
-const LINES_CHANNEL = "line-changed";
-
 export async function createChargingModule(deps: ChargingDeps) {
-  const lines = new LineIndex(deps.subscriptions);
-  const sources = new SourcesService(deps);
-  const ingest = new IngestService({ ...deps, sources, lines });
-  const usage = new UsageService({ ...deps, lines, ingest });
   const buckets = new BucketsService({
     clock: deps.clock,
     database: deps.database,
@@ -77,6 +69,7 @@ export async function createChargingModule(deps: ChargingDeps) {
   });
   const rating = new RatingService({
     ...deps,
+    suspense: deps.usage,
     buckets,
     thresholds,
     // Credit barring (DESIGN.md §5): the event that crossed is charged, then the line (for a postpaid credit
@@ -105,40 +98,20 @@ export async function createChargingModule(deps: ChargingDeps) {
 
   // The guiding index: loaded now, kept current by line events from this process and the others, and reloaded
   // on a timer in case a broadcast was lost (a miss is checked in PostgreSQL anyway).
-  const refresh = (productIds: string[]) =>
-    lines.refresh(deps.database.db, productIds).catch((error: unknown) => {
-      deps.log.error({ err: error }, "guiding index refresh failed; the next reload repairs it");
-    });
+  // A line that activates gets its allowance buckets at once (rating grants them later otherwise).
   deps.subscriptions.onLineChange((productIds) => {
-    void refresh(productIds);
-    // A line that went live gets its balance and this period's buckets at once.
     for (const productId of productIds) {
       rating.grantLine(productId).catch((error: unknown) => {
         deps.log.error({ err: error, productId }, "granting a line's buckets failed; rating grants them later");
       });
     }
-    deps.broadcast.publish(LINES_CHANNEL, productIds.join(",")).catch(() => {});
   });
-  await deps.broadcast.subscribe(LINES_CHANNEL, (message) => {
-    void refresh(message.split(",").filter((id) => id !== ""));
-  });
-  // Listeners first, then the load: a change made while it runs is applied on top of it.
-  await lines.loadAll(deps.database.db);
-  const reload = setInterval(() => {
-    lines.loadAll(deps.database.db).catch((error: unknown) => {
-      deps.log.error({ err: error }, "guiding index reload failed");
-    });
-  }, LINE_INDEX_RELOAD_MS);
-  reload.unref();
 
   return {
     services: {
-      ingest,
-      usage,
-      sources,
-      lines,
-      queue: deps.queue,
       rating,
+      /** The rating queue the loop reads (the usage module fills it). */
+      queue: deps.queue,
       buckets,
       balances,
       store: deps.store,
@@ -148,12 +121,12 @@ export async function createChargingModule(deps: ChargingDeps) {
       summaries: new UsageSummaries(deps.database),
     },
     routes: async (app: FastifyInstance) => {
-      await app.register(chargingRoutes({ ingest, usage, sources }));
       await app.register(balancesRoutes(balances));
       await app.register(selfCareRoutes(selfCare));
     },
-    stop() {
-      clearInterval(reload);
-    },
+    stop() {},
   };
 }
+
+export type { SummarisedRow, UsageSummaries, UsageSummary } from "./summaries.js";
+export { ratedView };

@@ -17,13 +17,13 @@ import type { CatalogService, CompiledTariff, Offering } from "../catalog/index.
 import type { CustomerServices } from "../customers/index.js";
 import { destinationOf, priceEvent, RatingError, type RatingEvent, roamingZoneOf } from "../rating/index.js";
 import type { LineForRating, Product, SubscriptionsService } from "../subscriptions/index.js";
+import type { QueuedUsage, QueueEntry, UsageQueue, UsageService } from "../usage/index.js";
 import type { BucketsService } from "./buckets.service.js";
 import type { BucketRow } from "./charging.tables.js";
 import type { ShardLeases } from "./leases.js";
 import type { AccountState, ChargeEvent, ChargingStore, Crossing, Draw, Threshold } from "./store/charging-store.js";
-import { summarise } from "./summaries.js";
+import { recordRated } from "./summaries.js";
 import { balanceThresholds, creditLimitThreshold, crossingAlert, type ThresholdTable } from "./thresholds.js";
-import type { QueuedUsage, QueueEntry, UsageQueue } from "./usage-queue.js";
 
 /** A record handed out this many times without being rated goes to suspense (a poison record). */
 export const POISON_DELIVERIES = 5;
@@ -71,6 +71,8 @@ export interface RatingDeps {
   clock: Clock;
   store: ChargingStore;
   queue: UsageQueue;
+  /** Records that cannot be rated go to the usage module's suspense, in the rating transaction. */
+  suspense: Pick<UsageService, "suspend">;
   catalog: CatalogService;
   customers: CustomerServices;
   subscriptions: SubscriptionsService;
@@ -785,29 +787,8 @@ export class RatingService {
     if (rated.length === 0 && crossings.length === 0 && suspended.length === 0) return;
     const now = this.deps.clock.now().toISOString();
     await this.deps.database.transaction(async (tx) => {
-      if (rated.length > 0) {
-        const inserted = await queryRows<{ usage_id: string }>(
-          tx,
-          sql`insert into rated_usage (usage_id, billing_account_id, product_id, rated_at, started_at, tariff_id,
-                tariff_version, record_type, destination, roaming, quantity, allowance_units, charged_units, draws,
-                amount, currency, prepaid, spend_period)
-              select x."usageId", x."billingAccountId", x."productId", ${now}::timestamptz, x."startedAt",
-                x."tariffId", x."tariffVersion", x."recordType", x.destination, x.roaming, x.quantity,
-                x."allowanceUnits", x."chargedUnits", x.draws, x.amount, x.currency, x.prepaid, x."spendPeriod"
-              from jsonb_to_recordset(${JSON.stringify(rated)}::jsonb) as x("usageId" uuid, "billingAccountId" uuid,
-                "productId" uuid, "startedAt" timestamptz, "tariffId" text, "tariffVersion" integer, "recordType" text,
-                destination text, roaming text, quantity bigint, "allowanceUnits" bigint, "chargedUnits" bigint,
-                draws jsonb, amount numeric, currency text, prepaid boolean, "spendPeriod" text)
-              on conflict (usage_id) do nothing
-              returning usage_id`,
-        );
-        // Only the rows this transaction inserted are counted: a batch rated again adds nothing to a summary.
-        await summarise(
-          tx,
-          inserted.map((row) => row.usage_id),
-          now,
-        );
-      }
+      // Rated rows with their usage summaries, in one statement; a row rated before adds nothing.
+      await recordRated(tx, rated, now);
       if (crossings.length > 0) {
         const rows = crossings.map((crossing) => ({
           key: crossing.key,
@@ -830,18 +811,7 @@ export class RatingService {
               on conflict do nothing`,
         );
       }
-      if (suspended.length > 0) {
-        await queryRows(
-          tx,
-          sql`insert into usage_suspense (usage_id, reason, message, since, attempts, last_attempt_at)
-              select x.usage, x.reason, x.message, ${now}::timestamptz, 1, ${now}::timestamptz
-              from jsonb_to_recordset(${JSON.stringify(suspended.map((item) => ({ usage: item.usageId, reason: item.reason, message: item.message })))}::jsonb)
-                as x(usage uuid, reason text, message text)
-              on conflict (usage_id) do update set reason = excluded.reason, message = excluded.message,
-                resolved_at = null, resolution = null, attempts = usage_suspense.attempts + 1,
-                last_attempt_at = excluded.last_attempt_at`,
-        );
-      }
+      await this.deps.suspense.suspend(tx, suspended, now);
     });
   }
 }

@@ -1,7 +1,8 @@
-import { and, asc, eq, gt, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { isId } from "../../shared/ids.js";
 import type { Money } from "../../shared/money.js";
+import type { RatedView, Rating } from "../usage/index.js";
 import { ratedUsage, type SummaryRow, usageSummaries } from "./charging.tables.js";
 
 /** One summary as billing reads it: the totals of its rated rows and how far an invoice has billed them. */
@@ -45,31 +46,50 @@ export interface SummarisedRow {
 export const SUMMARY_PAGE_MAX = 10_000;
 
 /**
- * Numbers the rated rows just inserted (`usageIds`) in their summaries and adds them to the summaries' totals,
- * in one statement of the rating transaction: each summary is upserted by (account, usage period, line, service,
- * zone) and its rows take the numbers after its last one, in acceptance order. Rows already summarised are
- * never passed (the insert that returned them is the only caller), so a retried batch adds nothing.
+ * Writes rated rows with their summaries, in one statement of the rating transaction (DESIGN.md §10): the rows
+ * not rated before are grouped by (account, usage period, line, service, zone), each summary is upserted with their
+ * totals and they take the numbers after its last one, in acceptance order, and are inserted with them. A row
+ * rated already (a batch rated again after a lost acknowledgement) adds nothing. Should another transaction insert
+ * one of these rows between the check and the insert, the summary would count it twice, so that answers
+ * `RatedRace` and the caller's transaction rolls back (the rating loop retries the batch).
+ * `rated`: the rows as the rating step made them (`RatedResult`).
  */
-export async function summarise(tx: Db, usageIds: readonly string[], at: string): Promise<void> {
-  if (usageIds.length === 0) return;
-  await queryRows(tx, bind(SUMMARISE_SQL, [JSON.stringify(usageIds), at]));
+export async function recordRated(tx: Db, rated: readonly object[], at: string): Promise<void> {
+  if (rated.length === 0) return;
+  const [counts] = await queryRows<{ fresh: number; inserted: number }>(
+    tx,
+    bind(RECORD_RATED_SQL, [JSON.stringify(rated), at]),
+  );
+  if (counts !== undefined && counts.fresh !== counts.inserted) throw new RatedRace(counts.fresh, counts.inserted);
+}
+
+export class RatedRace extends Error {
+  constructor(fresh: number, inserted: number) {
+    super(`${fresh - inserted} of ${fresh} rated rows were inserted by another transaction meanwhile; retry the batch`);
+    this.name = "RatedRace";
+  }
 }
 
 /**
- * The summary statement, with its two parameters ($1: the usage ids as a JSON array, $2: the rating time): the
- * engine's rating transaction and bench/rating's bare worker send the same text.
+ * The statement, with its two parameters ($1: the rated rows as a JSON array, $2: the rating time): the engine's
+ * rating transaction and bench/rating's bare worker send the same text.
  */
-export const SUMMARISE_SQL = `
-  with fresh as (
-    select r.usage_id, r.billing_account_id, r.spend_period as usage_period, r.product_id,
-      r.record_type as service, coalesce(r.destination, '') as zone, r.prepaid, r.currency, r.quantity,
-      r.charged_units, r.amount
-    from rated_usage r
-    where r.usage_id in (select value::uuid from jsonb_array_elements_text($1::jsonb))
+export const RECORD_RATED_SQL = `
+  with input as (
+    select * from jsonb_to_recordset($1::jsonb) as x("usageId" uuid, "billingAccountId" uuid, "productId" uuid,
+      "startedAt" timestamptz, "tariffId" text, "tariffVersion" integer, "recordType" text, destination text,
+      roaming text, quantity bigint, "allowanceUnits" bigint, "chargedUnits" bigint, draws jsonb, amount numeric,
+      currency text, prepaid boolean, "spendPeriod" text)
+  ),
+  fresh as (
+    select i.*, i."billingAccountId" as billing_account_id, i."spendPeriod" as usage_period,
+      i."productId" as product_id, i."recordType" as service, coalesce(i.destination, '') as zone
+    from input i
+    where not exists (select 1 from rated_usage r where r.usage_id = i."usageId")
   ),
   totals as (
     select billing_account_id, usage_period, product_id, service, zone, bool_or(prepaid) as prepaid,
-      min(currency) as currency, sum(quantity) as quantity, sum(charged_units) as charged_units,
+      min(currency) as currency, sum(quantity) as quantity, sum("chargedUnits") as charged_units,
       sum(amount) as amount, count(*) as n
     from fresh
     group by billing_account_id, usage_period, product_id, service, zone
@@ -88,16 +108,21 @@ export const SUMMARISE_SQL = `
       updated_at = excluded.updated_at
     returning s.id, s.billing_account_id, s.usage_period, s.product_id, s.service, s.zone, s.last_seq
   ),
-  numbered as (
-    select f.usage_id, u.id as summary_id,
-      u.last_seq - t.n + row_number() over (partition by u.id order by f.usage_id) as seq
+  inserted as (
+    insert into rated_usage (usage_id, billing_account_id, product_id, rated_at, started_at, tariff_id,
+      tariff_version, record_type, destination, roaming, quantity, allowance_units, charged_units, draws, amount,
+      currency, prepaid, spend_period, summary_id, seq)
+    select f."usageId", f."billingAccountId", f."productId", $2::timestamptz, f."startedAt", f."tariffId",
+      f."tariffVersion", f."recordType", f.destination, f.roaming, f.quantity, f."allowanceUnits", f."chargedUnits",
+      f.draws, f.amount, f.currency, f.prepaid, f."spendPeriod", u.id,
+      u.last_seq - t.n + row_number() over (partition by u.id order by f."usageId")
     from fresh f
     join totals t using (billing_account_id, usage_period, product_id, service, zone)
     join upserted u using (billing_account_id, usage_period, product_id, service, zone)
+    on conflict (usage_id) do nothing
+    returning usage_id
   )
-  update rated_usage r set summary_id = n.summary_id, seq = n.seq
-  from numbered n
-  where r.usage_id = n.usage_id`;
+  select (select count(*) from fresh)::int as fresh, (select count(*) from inserted)::int as inserted`;
 
 /** A statement written with `$n` placeholders, as drizzle SQL with those parameters bound. */
 function bind(text: string, params: readonly unknown[]): SQL {
@@ -147,8 +172,8 @@ export class UsageSummaries {
       .limit(limit);
     const out = rows.map((row) => ({
       usageId: row.usageId,
-      seq: row.seq as number,
-      billed: (row.seq as number) <= summary.billedSeq,
+      seq: row.seq,
+      billed: row.seq <= summary.billedSeq,
       productId: row.productId,
       startedAt: row.startedAt,
       ratedAt: row.ratedAt,
@@ -164,6 +189,42 @@ export class UsageSummaries {
     const last = out[out.length - 1];
     return { rows: out, nextAfterSeq: out.length === limit && last !== undefined ? last.seq : null };
   }
+}
+
+/**
+ * What the usage module may know of rating (its `RatedView`): whether a record is rated or billed, as conditions
+ * on its id, and how a page of records was rated. Billed: its number is at most its summary's billed mark.
+ */
+export function ratedView(): RatedView {
+  return {
+    rated: (usageId) => sql`exists (select 1 from ${ratedUsage} where ${ratedUsage.usageId} = ${usageId})`,
+    billed: (usageId) =>
+      sql`exists (select 1 from ${ratedUsage} join ${usageSummaries} on ${usageSummaries.id} = ${ratedUsage.summaryId}
+          where ${ratedUsage.usageId} = ${usageId} and ${ratedUsage.seq} <= ${usageSummaries.billedSeq})`,
+    async ratings(db, usageIds) {
+      const ids = usageIds.filter(isId);
+      const out = new Map<string, Rating>();
+      if (ids.length === 0) return out;
+      const rows = await db
+        .select({ rated: ratedUsage, billedSeq: usageSummaries.billedSeq })
+        .from(ratedUsage)
+        .leftJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
+        .where(inArray(ratedUsage.usageId, ids));
+      for (const { rated, billedSeq } of rows) {
+        out.set(rated.usageId, {
+          ratedAt: rated.ratedAt,
+          tariffId: rated.tariffId,
+          productId: rated.productId,
+          amount: rated.amount,
+          currency: rated.currency,
+          allowanceUnits: rated.allowanceUnits,
+          chargedUnits: rated.chargedUnits,
+          billed: billedSeq !== null && rated.seq <= billedSeq,
+        });
+      }
+      return out;
+    },
+  };
 }
 
 function presentSummary(row: SummaryRow): UsageSummary {

@@ -10,7 +10,7 @@ import { text } from "../../platform/tmf-schemas.js";
 import { canonicalTimeZone } from "../../shared/calendar.js";
 import { CDR_SOURCE_CACHE_TTL_MS, SHORT_TEXT_MAX_LENGTH } from "../../shared/limits.js";
 import type { SourceRules } from "./cdr-record.js";
-import { type CdrSourceRow, cdrSources } from "./charging.tables.js";
+import { type CdrSourceRow, cdrSources } from "./usage.tables.js";
 
 export const CDR_SOURCE_PATH = "/api/v1/cdr-sources";
 const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, inArray, isNotNull, isNull, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, eq, inArray, isNotNull, isNull, not, type SQL, sql } from "drizzle-orm";
 import type { Actor, AuditLog } from "../../platform/audit.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
@@ -7,21 +7,12 @@ import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId } from "../../shared/ids.js";
 import { SUSPENSE_REGUIDE_MAX, SWEEP_AFTER_SECONDS, SWEEP_BATCH, SWEEP_WINDOW_SECONDS } from "../../shared/limits.js";
-import { amountToJsonNumber } from "../../shared/money.js";
+import { amountToJsonNumber, type Money } from "../../shared/money.js";
 import { SERVICES, type Service } from "../catalog/index.js";
 import { type CdrRecord, nativeFields } from "./cdr-record.js";
-import {
-  type RatedRow,
-  ratedUsage,
-  type SummaryRow,
-  type SuspenseRow,
-  type UsageRow,
-  usageRecords,
-  usageSummaries,
-  usageSuspense,
-} from "./charging.tables.js";
 import { type IngestService, queuedUsage, type UsageStatus } from "./ingest.service.js";
 import type { Guided, LineIndex } from "./line-index.js";
+import { type SuspenseRow, type UsageRow, usageRecords, usageSuspense } from "./usage.tables.js";
 import type { QueuedUsage, UsageQueue } from "./usage-queue.js";
 
 export const USAGE_PATH = `${TMF_BASE.usage}/usage`;
@@ -68,29 +59,40 @@ export function recordOfRow(row: UsageRow): CdrRecord {
 }
 
 /** A record's status from the rows that exist (DESIGN.md §4, step 7), never a column updated in place. */
-/** A rated row is billed when its number in its summary is at most the summary's billed mark (DESIGN.md §10). */
-function isBilled(rated: RatedRow, summary: SummaryRow | null): boolean {
-  return summary !== null && rated.seq !== null && rated.seq <= summary.billedSeq;
+/**
+ * How a record was rated, as the charging module tells it (this module never reads rating's tables): billed when an
+ * invoice billed its summary up to it (DESIGN.md §10).
+ */
+export interface Rating {
+  ratedAt: Date;
+  tariffId: string;
+  productId: string;
+  amount: Money;
+  currency: string;
+  allowanceUnits: number;
+  chargedUnits: number;
+  billed: boolean;
 }
 
-function statusOf(
-  row: UsageRow,
-  openSuspense: SuspenseRow | null,
-  rated: RatedRow | null,
-  summary: SummaryRow | null,
-): UsageStatus {
-  if (rated !== null) return isBilled(rated, summary) ? "billed" : "rated";
+/**
+ * What this module needs to know of rating, answered by the charging module (wired in app.ts, so neither module
+ * imports the other's insides): whether a usage id is rated or billed, as SQL conditions for list filters and
+ * the sweeper, and how a page of records was rated.
+ */
+export interface RatedView {
+  rated(usageId: SQL): SQL;
+  billed(usageId: SQL): SQL;
+  ratings(db: Db, usageIds: readonly string[]): Promise<Map<string, Rating>>;
+}
+
+function statusOf(row: UsageRow, openSuspense: SuspenseRow | null, rated: Rating | null): UsageStatus {
+  if (rated !== null) return rated.billed ? "billed" : "rated";
   if (openSuspense !== null) return "recycled";
   return row.productId === null ? "received" : "guided";
 }
 
-export function presentUsage(
-  row: UsageRow,
-  openSuspense: SuspenseRow | null,
-  rated: RatedRow | null,
-  summary: SummaryRow | null,
-) {
-  return isReadable(row) ? presentRecord(row, openSuspense, rated, summary) : presentBody(row, openSuspense);
+export function presentUsage(row: UsageRow, openSuspense: SuspenseRow | null, rated: Rating | null) {
+  return isReadable(row) ? presentRecord(row, openSuspense, rated) : presentBody(row, openSuspense);
 }
 
 /**
@@ -117,12 +119,7 @@ function presentBody(row: UsageRow, openSuspense: SuspenseRow | null) {
   };
 }
 
-function presentRecord(
-  row: ReadableRow,
-  openSuspense: SuspenseRow | null,
-  rated: RatedRow | null,
-  summary: SummaryRow | null,
-) {
+function presentRecord(row: ReadableRow, openSuspense: SuspenseRow | null, rated: Rating | null) {
   const fields = nativeFields(recordOfRow(row));
   return {
     id: row.id,
@@ -131,7 +128,7 @@ function presentRecord(
     date: row.receivedAt.toISOString(),
     usageDate: row.startedAt.toISOString(),
     usageType: row.recordType,
-    status: statusOf(row, openSuspense, rated, summary),
+    status: statusOf(row, openSuspense, rated),
     ...(row.note === null ? {} : { description: row.note }),
     usageSpecification: {
       ...tmfRef(USAGE_SPECIFICATION_PATH, row.recordType, "UsageSpecification"),
@@ -165,7 +162,7 @@ function presentRecord(
         : [
             {
               ratingDate: rated.ratedAt.toISOString(),
-              isBilled: isBilled(rated, summary),
+              isBilled: rated.billed,
               usageRatingTag:
                 rated.allowanceUnits === 0
                   ? "usage"
@@ -226,6 +223,7 @@ export interface UsageDeps {
   audit: AuditLog;
   lines: LineIndex;
   ingest: IngestService;
+  rated: RatedView;
 }
 
 const openJoin = and(eq(usageSuspense.usageId, usageRecords.id), isNull(usageSuspense.resolvedAt));
@@ -263,13 +261,12 @@ export class UsageService {
     // `status` is computed from the rated and suspense rows; every other filter is a column.
     const { status: statuses, ...columnFilters } = request.filters;
     if (statuses) {
-      const unrated = isNull(ratedUsage.usageId);
+      const id = sql`${usageRecords.id}`;
+      const { rated, billed } = this.deps.rated;
+      const unrated = not(rated(id));
       const byStatus: Record<string, SQL | undefined> = {
-        billed: lte(ratedUsage.seq, usageSummaries.billedSeq),
-        rated: and(
-          isNotNull(ratedUsage.usageId),
-          or(isNull(usageSummaries.id), gt(ratedUsage.seq, usageSummaries.billedSeq)),
-        ),
+        billed: billed(id),
+        rated: and(rated(id), not(billed(id))),
         recycled: and(unrated, isNotNull(usageSuspense.usageId)),
         guided: and(unrated, isNull(usageSuspense.usageId), isNotNull(usageRecords.productId)),
         received: and(unrated, isNull(usageSuspense.usageId), isNull(usageRecords.productId)),
@@ -287,23 +284,19 @@ export class UsageService {
         .select()
         .from(usageRecords)
         .leftJoin(usageSuspense, openJoin)
-        .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
-        .leftJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
         .where(where)
         .orderBy(asc(usageRecords.id))
         .offset(request.offset)
         .limit(request.limit),
-      db
-        .select({ total: count() })
-        .from(usageRecords)
-        .leftJoin(usageSuspense, openJoin)
-        .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
-        .leftJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
-        .where(where),
+      db.select({ total: count() }).from(usageRecords).leftJoin(usageSuspense, openJoin).where(where),
     ]);
+    const ratings = await this.deps.rated.ratings(
+      db,
+      rows.map((row) => row.usage_records.id),
+    );
     return {
       items: rows.map((row) =>
-        presentUsage(row.usage_records, row.usage_suspense, row.rated_usage, row.usage_summaries),
+        presentUsage(row.usage_records, row.usage_suspense, ratings.get(row.usage_records.id) ?? null),
       ),
       total: counted[0]?.total ?? 0,
     };
@@ -311,15 +304,15 @@ export class UsageService {
 
   async get(actor: Actor, id: string): Promise<Usage> {
     if (!isId(id)) throw notFound("usage", id);
-    const [row] = await this.deps.database.db
+    const db = this.deps.database.db;
+    const [row] = await db
       .select()
       .from(usageRecords)
       .leftJoin(usageSuspense, openJoin)
-      .leftJoin(ratedUsage, eq(ratedUsage.usageId, usageRecords.id))
-      .leftJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
       .where(and(eq(usageRecords.id, id), this.scope(actor)));
     if (!row) throw notFound("usage", id);
-    return presentUsage(row.usage_records, row.usage_suspense, row.rated_usage, row.usage_summaries);
+    const ratings = await this.deps.rated.ratings(db, [id]);
+    return presentUsage(row.usage_records, row.usage_suspense, ratings.get(id) ?? null);
   }
 
   async listSuspense(request: ListRequest): Promise<{ items: SuspendedUsage[]; total: number }> {
@@ -384,14 +377,14 @@ export class UsageService {
    */
   async backlog(): Promise<{ pending: number; rated: number; suspense: number }> {
     const since = new Date(this.deps.clock.now().getTime() - SWEEP_WINDOW_SECONDS * 1000).toISOString();
+    const rated = this.deps.rated.rated(sql`u.id`);
     const [row] = await queryRows<{ pending: number; rated: number; suspense: number }>(
       this.deps.database.db,
       sql`select
-            count(*) filter (where r.usage_id is null and s.usage_id is null)::int as pending,
-            count(r.usage_id)::int as rated,
+            count(*) filter (where not ${rated} and s.usage_id is null)::int as pending,
+            count(*) filter (where ${rated})::int as rated,
             count(s.usage_id)::int as suspense
           from usage_records u
-          left join rated_usage r on r.usage_id = u.id
           left join lateral (select usage_id from usage_suspense
             where usage_id = u.id and resolved_at is null limit 1) s on true
           where u.product_id is not null and u.chargeable and u.received_at >= ${since}::timestamptz`,
@@ -407,7 +400,7 @@ export class UsageService {
           where u.product_id is not null and u.chargeable
             and u.received_at >= ${new Date(nowMs - SWEEP_WINDOW_SECONDS * 1000).toISOString()}::timestamptz
             and u.received_at < ${new Date(nowMs - afterSeconds * 1000).toISOString()}::timestamptz
-            and not exists (select 1 from rated_usage r where r.usage_id = u.id)
+            and not ${this.deps.rated.rated(sql`u.id`)}
             and not exists (select 1 from usage_suspense s where s.usage_id = u.id and s.resolved_at is null)
           order by u.id
           limit ${SWEEP_BATCH}`,
@@ -439,6 +432,28 @@ export class UsageService {
     }
     await queue.enqueue(lost);
     return lost.length;
+  }
+
+  /**
+   * Puts records the rating loop could not rate into suspense (or back, with the new reason), inside the rating
+   * transaction `tx` (the charging module calls this; suspense is this module's).
+   */
+  async suspend(
+    tx: Db,
+    items: ReadonlyArray<{ usageId: string; reason: string; message: string }>,
+    at: string,
+  ): Promise<void> {
+    if (items.length === 0) return;
+    await queryRows(
+      tx,
+      sql`insert into usage_suspense (usage_id, reason, message, since, attempts, last_attempt_at)
+          select x.usage, x.reason, x.message, ${at}::timestamptz, 1, ${at}::timestamptz
+          from jsonb_to_recordset(${JSON.stringify(items.map((item) => ({ usage: item.usageId, reason: item.reason, message: item.message })))}::jsonb)
+            as x(usage uuid, reason text, message text)
+          on conflict (usage_id) do update set reason = excluded.reason, message = excluded.message,
+            resolved_at = null, resolution = null, attempts = usage_suspense.attempts + 1,
+            last_attempt_at = excluded.last_attempt_at`,
+    );
   }
 
   /** Re-guides one suspended record; answers it as it is afterwards (resolved, or open with the new reason). */

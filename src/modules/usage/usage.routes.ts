@@ -16,17 +16,6 @@ import { CDR_BATCH_MAX, CDR_BODY_LIMIT_BYTES } from "../../shared/limits.js";
 import { SERVICES } from "../catalog/index.js";
 import { type BodyItem, splitJsonArray, splitNdjson, tooManyRecords } from "./cdr-body.js";
 import { CDR_FIELDS } from "./cdr-record.js";
-import {
-  IngestResultSchema,
-  ReguideRequestSchema,
-  ReguideResultSchema,
-  SuspendedUsageSchema,
-  SwitchQuerySchema,
-  type UsageCreate,
-  UsageCreateSchema,
-  UsageSchema,
-  UsageSpecificationSchema,
-} from "./charging.schemas.js";
 import { mapAsteriskRow, parseAsteriskCsv } from "./formats/asterisk.js";
 import { decodeFreeswitchBody, mapFreeswitchCdr } from "./formats/freeswitch.js";
 import type { IncomingRecord, IngestResult, IngestService } from "./ingest.service.js";
@@ -38,6 +27,17 @@ import {
   CdrSourceSchema,
   type SourcesService,
 } from "./sources.service.js";
+import {
+  IngestResultSchema,
+  ReguideRequestSchema,
+  ReguideResultSchema,
+  SuspendedUsageSchema,
+  SwitchQuerySchema,
+  type UsageCreate,
+  UsageCreateSchema,
+  UsageSchema,
+  UsageSpecificationSchema,
+} from "./usage.schemas.js";
 import {
   SUSPENSE_PATH,
   USAGE_PATH,
@@ -54,7 +54,7 @@ const SUSPENSE_WRITERS: readonly Role[] = ["admin", "crm"];
 const ADMIN: readonly Role[] = ["admin"];
 const SOURCE_READERS: readonly Role[] = ["admin", "crm", "network"];
 
-export interface ChargingRouteDeps {
+export interface UsageRouteDeps {
   ingest: IngestService;
   usage: UsageService;
   sources: SourcesService;
@@ -105,7 +105,7 @@ function rawBody(body: unknown): Buffer {
 }
 
 /** The bulk and switch doors for network elements, in their own scope so their bodies stay raw bytes. */
-function cdrRoutes(deps: ChargingRouteDeps) {
+function cdrRoutes(deps: UsageRouteDeps) {
   return async function routes(instance: FastifyInstance): Promise<void> {
     const app = instance.withTypeProvider<SchemaTypeProvider>();
     rawBodies(app, [
@@ -211,7 +211,7 @@ function cdrRoutes(deps: ChargingRouteDeps) {
   };
 }
 
-async function requireSource(deps: ChargingRouteDeps, source: string) {
+async function requireSource(deps: UsageRouteDeps, source: string) {
   const rules = (await deps.sources.resolve([source])).get(source);
   if (rules === undefined) {
     throw invalidField("source", `${source} is not a registered, active CDR source (see ${CDR_SOURCE_PATH})`);
@@ -267,7 +267,7 @@ function asteriskItems(raw: Buffer, source: string, timeZone: string): IncomingR
 }
 
 /** TMF635 usage: one CDR in as a Usage, stored usage out with its derived status. */
-function usageRoutes(deps: ChargingRouteDeps) {
+function tmfUsageRoutes(deps: UsageRouteDeps) {
   return async function routes(instance: FastifyInstance): Promise<void> {
     const app = instance.withTypeProvider<SchemaTypeProvider>();
     registerReadRoutes(app, {
@@ -319,7 +319,7 @@ function usageRoutes(deps: ChargingRouteDeps) {
   };
 }
 
-async function postUsage(deps: ChargingRouteDeps, request: FastifyRequest, body: UsageCreate, reply: FastifyReply) {
+async function postUsage(deps: UsageRouteDeps, request: FastifyRequest, body: UsageCreate, reply: FastifyReply) {
   const actor = actorOf(request);
   if (body.usageCharacteristic === undefined || body.usageCharacteristic.length === 0) {
     const { usageCharacteristic: _none, ...sent } = body;
@@ -375,7 +375,7 @@ async function postUsage(deps: ChargingRouteDeps, request: FastifyRequest, body:
 }
 
 /** Suspense: what could not be guided, with the reason; re-guided one by one or in bulk. */
-function suspenseRoutes(deps: ChargingRouteDeps) {
+function suspenseRoutes(deps: UsageRouteDeps) {
   return async function routes(instance: FastifyInstance): Promise<void> {
     const app = instance.withTypeProvider<SchemaTypeProvider>();
     registerReadRoutes(app, {
@@ -440,7 +440,7 @@ function suspenseRoutes(deps: ChargingRouteDeps) {
 }
 
 /** The registered network elements (admins write, staff and elements read). */
-function sourceRoutes(deps: ChargingRouteDeps) {
+function sourceRoutes(deps: UsageRouteDeps) {
   return async function routes(instance: FastifyInstance): Promise<void> {
     const app = instance.withTypeProvider<SchemaTypeProvider>();
     const filters = { status: { values: ["active", "disabled"] }, countryCode: {} };
@@ -505,11 +505,11 @@ function sourceRoutes(deps: ChargingRouteDeps) {
   };
 }
 
-export function chargingRoutes(deps: ChargingRouteDeps) {
+export function usageRoutes(deps: UsageRouteDeps) {
   return async function routes(instance: FastifyInstance): Promise<void> {
     const app = instance.withTypeProvider<SchemaTypeProvider>();
     await app.register(cdrRoutes(deps));
-    await app.register(usageRoutes(deps));
+    await app.register(tmfUsageRoutes(deps));
     await app.register(suspenseRoutes(deps));
     await app.register(sourceRoutes(deps));
   };
