@@ -220,7 +220,8 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const namesFiles = args.some((arg) => !arg.startsWith("-"));
   // Two files more than cores: a third of the suite's file time is waiting (servers restarting, workers polling,
-  // sockets), which other files fill. On this 2-core machine 4 jobs ran the suite in 426 s where 3 took about 540.
+  // sockets), which other files fill. On this 2-core machine 4 jobs ran the suite in 426 s; with 3, .ci/run took
+  // 573 s in all on 2026-12-07.
   const jobs = Number(process.env.BSS_TEST_JOBS ?? availableParallelism() + 2);
   // On a terminal tap's terse reporter draws progress; elsewhere (CI, a log file) it prints nothing useful, so the
   // run is silent and the runner prints the failures itself from the raw TAP output.
