@@ -52,6 +52,7 @@ import { openRedis, waitForRedis } from "./platform/redis.js";
 import { registerRequestGuard } from "./platform/request-guard.js";
 import { Scheduler } from "./platform/scheduler.js";
 import { resolveSecretsKey, SecretBox } from "./platform/secrets.js";
+import { cachedSerializerFactory } from "./platform/serialization.js";
 import { ErrorSchema } from "./platform/tmf.js";
 import { validatorCompiler } from "./platform/validation.js";
 import { registerScheduledJobs } from "./scheduled-jobs.js";
@@ -126,6 +127,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
             ...(options.logStream ? { stream: options.logStream } : {}),
           } as Exclude<FastifyServerOptions["logger"], undefined>),
     genReqId: requestIdFor,
+    // Response serializers built once per process per schema (platform/serialization.ts).
+    schemaController: { compilersFactory: { buildSerializer: cachedSerializerFactory() } },
     // Errors the router raises before any hook (a path that does not decode) answer in the TMF shape too.
     frameworkErrors: (error, _request, reply: FastifyReply) => {
       if (error.code === "FST_ERR_MAX_PARAM_LENGTH") {

@@ -24,9 +24,22 @@ function newAjv(coerceTypes: boolean | "array"): Ajv {
 const bodyAjv = newAjv(false);
 const parameterAjv = newAjv("array");
 
+/**
+ * Validators built so far in this process, by part and the schema's content: Ajv caches by the schema object, and
+ * every app instance builds many route schemas anew (list queries from their filters, error responses), so without
+ * this each instance compiled them again (the tests start hundreds). A validator is a pure function of its schema.
+ */
+const compiled = new Map<string, ValidateFunction>();
+
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
-  const ajv = httpPart === "body" ? bodyAjv : parameterAjv;
-  return ajv.compile(schema as object) as ValidateFunction;
+  const body = httpPart === "body";
+  const key = `${body ? "body" : "parameters"}\u0000${JSON.stringify(schema)}`;
+  let validate = compiled.get(key);
+  if (validate === undefined) {
+    validate = (body ? bodyAjv : parameterAjv).compile(schema as object) as ValidateFunction;
+    compiled.set(key, validate);
+  }
+  return validate;
 };
 
 /** A validator for code outside routes (merged PATCH results, catalog files): same rules as bodies. */
