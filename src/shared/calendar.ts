@@ -267,6 +267,46 @@ function computeBillPeriod(atMs: number, billCycleDay: number, timeZone: string)
   };
 }
 
+/**
+ * An account's bill cycle over time (DESIGN.md §10): the cycle day and zone in effect, and, after a change, the
+ * ones in effect before it until the instant the change took effect (a period boundary of the old cycle).
+ */
+export interface BillCycle {
+  billCycleDay: number;
+  timeZone: string;
+  previous?: { billCycleDay: number; timeZone: string; untilMs: number } | null;
+}
+
+/**
+ * The bill period holding an instant under an account's cycle. Before a change took effect the old cycle's periods
+ * hold; the period starting where the change took effect runs to the first boundary of the new cycle after it (the
+ * one prorated transition period), keyed by its start's date in the new zone; from there the new cycle's periods.
+ * A change whose first new boundary coincides with the old one has no transition period.
+ */
+export function cyclePeriod(atMs: number, cycle: BillCycle): Period {
+  const previous = cycle.previous;
+  if (previous === undefined || previous === null) return billPeriod(atMs, cycle.billCycleDay, cycle.timeZone);
+  if (atMs < previous.untilMs) return billPeriod(atMs, previous.billCycleDay, previous.timeZone);
+  const period = billPeriod(atMs, cycle.billCycleDay, cycle.timeZone);
+  if (period.startMs >= previous.untilMs) return period;
+  return {
+    key: formatLocalDate(localDate(new Date(previous.untilMs), cycle.timeZone)),
+    startMs: previous.untilMs,
+    endMs: period.endMs,
+  };
+}
+
+/**
+ * The period a transition period is prorated against: the new cycle's full period that ends where it ends (its
+ * days are the denominator of the transition period's charges). Any other period is its own basis.
+ */
+export function prorationBasis(period: Period, cycle: BillCycle): Period {
+  const previous = cycle.previous;
+  if (previous === undefined || previous === null || period.startMs !== previous.untilMs) return period;
+  const full = billPeriod(period.startMs, cycle.billCycleDay, cycle.timeZone);
+  return full.endMs === period.endMs ? full : period;
+}
+
 /** A rolling period of `days` days anchored at an instant (a prepaid plan's "30 days" from activation). */
 export function rollingPeriod(atMs: number, anchorMs: number, days: number): Period {
   const length = days * DAY_MS;
