@@ -128,5 +128,5 @@ export async function createChargingModule(deps: ChargingDeps) {
   };
 }
 
-export type { SummarisedRow, UsageSummaries, UsageSummary } from "./summaries.js";
+export type { SpendCredit, SummarisedRow, UnbilledUsage, UsageSummaries, UsageSummary } from "./summaries.js";
 export { ratedView };

@@ -1,9 +1,9 @@
-import { and, asc, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, isNotNull, lt, lte, type SQL, sql } from "drizzle-orm";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { isId } from "../../shared/ids.js";
-import type { Money } from "../../shared/money.js";
+import { Money } from "../../shared/money.js";
 import type { RatedView, Rating } from "../usage/index.js";
-import { ratedUsage, type SummaryRow, usageSummaries } from "./charging.tables.js";
+import { balanceOperations, ratedUsage, type SummaryRow, usageSummaries } from "./charging.tables.js";
 
 /** One summary as billing reads it: the totals of its rated rows and how far an invoice has billed them. */
 export interface UsageSummary {
@@ -41,6 +41,25 @@ export interface SummarisedRow {
   chargedUnits: number;
   amount: Money;
   currency: string;
+}
+
+/** A summary with what of it an invoice has not billed yet: rows fromSeq…toSeq and their totals. */
+export interface UnbilledUsage extends UsageSummary {
+  fromSeq: number;
+  toSeq: number;
+  unbilledQuantity: number;
+  unbilledChargedUnits: number;
+  unbilledAmount: Money;
+}
+
+/** A credit to a postpaid account's spend to date (adjustBalance). */
+export interface SpendCredit {
+  id: string;
+  productId: string;
+  amount: Money;
+  currency: string;
+  at: Date;
+  reason: string | null;
 }
 
 export const SUMMARY_PAGE_MAX = 10_000;
@@ -149,6 +168,108 @@ export class UsageSummaries {
       .where(and(eq(usageSummaries.billingAccountId, billingAccountId), eq(usageSummaries.usagePeriod, usagePeriod)))
       .orderBy(asc(usageSummaries.productId), asc(usageSummaries.service), asc(usageSummaries.zone));
     return rows.map(presentSummary);
+  }
+
+  /**
+   * What an invoice for a usage period would bill of an account's postpaid usage: every summary of that period or
+   * an earlier one with rated rows after its billed mark (earlier ones are late usage), with the quantities and the
+   * amount of just those rows. Prepaid usage is never invoiced (its money moved at rating).
+   */
+  async unbilled(billingAccountId: string, throughPeriod: string, db: Db = this.database.db): Promise<UnbilledUsage[]> {
+    if (!isId(billingAccountId)) return [];
+    const summaries = await db
+      .select()
+      .from(usageSummaries)
+      .where(
+        and(
+          eq(usageSummaries.billingAccountId, billingAccountId),
+          eq(usageSummaries.prepaid, false),
+          lte(usageSummaries.usagePeriod, throughPeriod),
+          sql`${usageSummaries.billedSeq} < ${usageSummaries.lastSeq}`,
+        ),
+      )
+      .orderBy(asc(usageSummaries.usagePeriod), asc(usageSummaries.productId), asc(usageSummaries.service));
+    // A summary billed in part: the totals of the rows after its mark, summed in the database.
+    const partial = summaries.filter((row) => row.billedSeq > 0);
+    const rests = new Map<string, { quantity: number; chargedUnits: number; amount: Money }>();
+    if (partial.length > 0) {
+      const rows = await db
+        .select({
+          summaryId: ratedUsage.summaryId,
+          quantity: sql<string>`sum(${ratedUsage.quantity})`,
+          chargedUnits: sql<string>`sum(${ratedUsage.chargedUnits})`,
+          amount: sql<string>`sum(${ratedUsage.amount})`,
+        })
+        .from(ratedUsage)
+        .innerJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
+        .where(
+          and(
+            inArray(
+              ratedUsage.summaryId,
+              partial.map((row) => row.id),
+            ),
+            sql`${ratedUsage.seq} > ${usageSummaries.billedSeq} and ${ratedUsage.seq} <= ${usageSummaries.lastSeq}`,
+          ),
+        )
+        .groupBy(ratedUsage.summaryId);
+      for (const row of rows) {
+        rests.set(row.summaryId, {
+          quantity: Number(row.quantity),
+          chargedUnits: Number(row.chargedUnits),
+          amount: new Money(row.amount),
+        });
+      }
+    }
+    return summaries.map((row) => {
+      const rest = rests.get(row.id);
+      return {
+        ...presentSummary(row),
+        fromSeq: row.billedSeq + 1,
+        toSeq: row.lastSeq,
+        unbilledQuantity: rest?.quantity ?? row.quantity,
+        unbilledChargedUnits: rest?.chargedUnits ?? row.chargedUnits,
+        unbilledAmount: rest?.amount ?? row.amount,
+      };
+    });
+  }
+
+  /**
+   * Credits to a postpaid account's spend (adjustBalance) made in a bill period: [startMs, endMs). Positive amounts
+   * credit the customer.
+   */
+  async spendCredits(
+    billingAccountId: string,
+    period: { startMs: number; endMs: number },
+    db: Db = this.database.db,
+  ): Promise<SpendCredit[]> {
+    if (!isId(billingAccountId)) return [];
+    const rows = await db
+      .select()
+      .from(balanceOperations)
+      .where(
+        and(
+          eq(balanceOperations.billingAccountId, billingAccountId),
+          eq(balanceOperations.kind, "adjustment"),
+          isNotNull(balanceOperations.amount),
+          gte(balanceOperations.createdAt, new Date(period.startMs)),
+          lt(balanceOperations.createdAt, new Date(period.endMs)),
+        ),
+      )
+      .orderBy(asc(balanceOperations.createdAt), asc(balanceOperations.id));
+    return rows.flatMap((row) =>
+      row.amount === null || row.productId === null
+        ? []
+        : [
+            {
+              id: row.id,
+              productId: row.productId,
+              amount: row.amount,
+              currency: row.currency,
+              at: row.createdAt,
+              reason: row.reason,
+            },
+          ],
+    );
   }
 
   /**

@@ -1,0 +1,276 @@
+import type { Actor } from "../../platform/audit.js";
+import type { Clock } from "../../platform/clock.js";
+import type { Database, Db } from "../../platform/database.js";
+import { AppError, notFound } from "../../platform/errors.js";
+import { type BillCycle, cyclePeriod, type Period } from "../../shared/calendar.js";
+import type { Money } from "../../shared/money.js";
+import type { SpendCredit, UnbilledUsage } from "../charging/index.js";
+import type { BoughtPrice, Product } from "../subscriptions/index.js";
+import {
+  ComposeError,
+  type ComposeInput,
+  composeInvoice,
+  type Draft,
+  type PriceTerms,
+  type ProductInput,
+  SUSPENSION_REASONS,
+  type SuspensionReason,
+  type TaxClassTerms,
+} from "./compose.js";
+
+/**
+ * Billing's reads and the preview (DESIGN.md §10): the repository side of `composeInvoice`. It loads what the pure
+ * composition needs through the owning modules' services (accounts, products and their history, one-time charges,
+ * usage summaries and spend credits, the catalog's tax terms and issuing entities) and never writes.
+ */
+
+/** What billing needs of a billing account. */
+export interface BillingAccountView {
+  id: string;
+  customerId: string;
+  accountType: "prepaid" | "postpaid";
+  currency: string;
+  cycle: BillCycle;
+  taxJurisdiction: string;
+  paymentTermsDays: number;
+  vatId: string | null;
+  isOrganization: boolean;
+}
+
+export interface ProductHistoryEntry {
+  at: Date;
+  fromStatus: string | null;
+  toStatus: string;
+  suspensionReason: string | null;
+}
+
+export interface UnbilledOneTimeCharge {
+  id: string;
+  productId: string;
+  priceId: string;
+  name: string;
+  amount: Money;
+  currency: string;
+  taxClass: string;
+  createdAt: Date;
+}
+
+export interface IssuingEntityView {
+  id: string;
+  name: string;
+  country: string;
+  vatId: string;
+}
+
+export interface BillingDeps {
+  database: Database;
+  clock: Clock;
+  account(db: Db, id: string): Promise<BillingAccountView | undefined>;
+  products(db: Db, billingAccountId: string): Promise<Product[]>;
+  history(db: Db, productIds: string[]): Promise<Map<string, ProductHistoryEntry[]>>;
+  oneTimeCharges(db: Db, billingAccountId: string): Promise<UnbilledOneTimeCharge[]>;
+  usage: {
+    unbilled(billingAccountId: string, throughPeriod: string, db?: Db): Promise<UnbilledUsage[]>;
+    spendCredits(billingAccountId: string, period: { startMs: number; endMs: number }, db?: Db): Promise<SpendCredit[]>;
+  };
+  catalog: {
+    taxClasses(): Promise<ReadonlyMap<string, TaxClassTerms>>;
+    /** How a plan's usage is taxed: its tariff's tax class, in the account's currency. */
+    usageTax(
+      offeringId: string,
+      version: number,
+      currency: string,
+    ): Promise<{ taxClass: string; taxIncluded: boolean } | undefined>;
+    issuingEntityFor(country: string): Promise<IssuingEntityView | undefined>;
+  };
+  /** Whether a VAT ID's country and the issuer's make an intra-EU B2B supply (reverse charge). */
+  reverseCharged(vatId: string, issuerCountry: string): boolean;
+}
+
+export type PreviewPeriod = "current" | "last";
+
+export interface Preview {
+  draft: Draft;
+  account: BillingAccountView;
+  issuer: IssuingEntityView;
+}
+
+export class BillingService {
+  constructor(private readonly deps: BillingDeps) {}
+
+  /**
+   * The bill an account would get, written nowhere: "current" is the invoice at the end of the period running
+   * now (its usage to date, the next period in advance), "last" the one at the start of it.
+   */
+  async preview(actor: Actor, billingAccountId: string, which: PreviewPeriod): Promise<Preview> {
+    const db = this.deps.database.db;
+    const account = await this.deps.account(db, billingAccountId);
+    if (account === undefined || (actor.role === "subscriber" && actor.billingAccountId !== account.id)) {
+      throw notFound("billingAccount", billingAccountId);
+    }
+    const now = this.deps.clock.now().getTime();
+    const current = cyclePeriod(now, account.cycle);
+    const [usagePeriod, advancePeriod] =
+      which === "current"
+        ? [current, cyclePeriod(current.endMs, account.cycle)]
+        : [cyclePeriod(current.startMs - 1, account.cycle), current];
+    const { input, issuer } = await this.inputs(db, account, {
+      kind: "cycle",
+      usagePeriod,
+      advancePeriod,
+      issueMs: advancePeriod.startMs,
+    });
+    try {
+      return { draft: composeInvoice(input), account, issuer };
+    } catch (error) {
+      if (error instanceof ComposeError) {
+        throw new AppError("unprocessable", error.problems[0]?.code ?? "cannot_compose", error.message);
+      }
+      throw error;
+    }
+  }
+
+  /** Everything `composeInvoice` needs for one account and one invoice, read in one pass. */
+  async inputs(
+    db: Db,
+    account: BillingAccountView,
+    invoice: { kind: "cycle" | "final"; usagePeriod: Period; advancePeriod: Period | null; issueMs: number },
+  ): Promise<{ input: ComposeInput; issuer: IssuingEntityView }> {
+    const country = account.taxJurisdiction.slice(0, 2);
+    const issuer = await this.deps.catalog.issuingEntityFor(country);
+    if (issuer === undefined) {
+      throw new AppError(
+        "unprocessable",
+        "no_issuing_entity",
+        `no issuing entity of the catalog bills ${country}, the country of the account's tax jurisdiction`,
+      );
+    }
+    const base = {
+      kind: invoice.kind,
+      account: {
+        id: account.id,
+        accountType: account.accountType,
+        currency: account.currency,
+        cycle: account.cycle,
+        taxJurisdiction: account.taxJurisdiction,
+        paymentTermsDays: account.paymentTermsDays,
+        reverseCharge:
+          account.isOrganization && account.vatId !== null && this.deps.reverseCharged(account.vatId, issuer.country),
+      },
+      usagePeriod: invoice.usagePeriod,
+      advancePeriod: invoice.advancePeriod,
+      issueMs: invoice.issueMs,
+      taxClasses: await this.deps.catalog.taxClasses(),
+    };
+    if (account.accountType === "prepaid") {
+      // Prepaid lines and their usage are never invoiced: nothing else to read.
+      return { input: { ...base, products: [], oneTimeCharges: [], usage: [], spendCredits: [] }, issuer };
+    }
+    const all = await this.deps.products(db, account.id);
+    // Products that ended before the usage period have nothing left to charge or credit.
+    const products = all.filter(
+      (product) =>
+        product.status !== "aborted" &&
+        (product.terminatedAt === null || product.terminatedAt.getTime() >= invoice.usagePeriod.startMs),
+    );
+    const [history, charges, usage, credits] = await Promise.all([
+      this.deps.history(
+        db,
+        products.map((product) => product.id),
+      ),
+      this.deps.oneTimeCharges(db, account.id),
+      this.deps.usage.unbilled(account.id, invoice.usagePeriod.key, db),
+      this.deps.usage.spendCredits(account.id, invoice.usagePeriod, db),
+    ]);
+    const productInputs: ProductInput[] = [];
+    for (const product of products) {
+      const usageTax =
+        product.kind === "plan"
+          ? ((await this.deps.catalog.usageTax(product.offeringId, product.offeringVersion, product.currency)) ?? null)
+          : null;
+      productInputs.push({
+        id: product.id,
+        name: product.name,
+        kind: product.kind === "plan" ? "plan" : "addon",
+        parentId: product.parentId,
+        currency: product.currency,
+        history: (history.get(product.id) ?? []).map((entry) => ({
+          atMs: entry.at.getTime(),
+          status: entry.toStatus,
+          suspensionReason: suspensionReason(entry.suspensionReason),
+        })),
+        prices: [
+          {
+            fromMs: product.createdAt.getTime(),
+            prices: product.prices.filter((price) => price.type === "recurring").map(priceTerms),
+          },
+        ],
+        // Orders record which promotion a line has in the next issue; until then no line has one.
+        promotions: [],
+        usageTax,
+      });
+    }
+    const pricesById = new Map(products.flatMap((product) => product.prices.map((price) => [price.priceId, price])));
+    return {
+      input: {
+        ...base,
+        products: productInputs,
+        oneTimeCharges: charges.map((charge) => ({
+          id: charge.id,
+          productId: charge.productId,
+          name: charge.name,
+          amount: charge.amount.toFixed(),
+          currency: charge.currency,
+          taxClass: charge.taxClass,
+          taxIncluded: pricesById.get(charge.priceId)?.taxIncluded ?? false,
+          atMs: charge.createdAt.getTime(),
+        })),
+        usage: usage.map((summary) => ({
+          summaryId: summary.id,
+          productId: summary.productId,
+          usagePeriod: summary.usagePeriod,
+          service: summary.service,
+          zone: summary.zone,
+          quantity: summary.unbilledQuantity,
+          chargedUnits: summary.unbilledChargedUnits,
+          amount: summary.unbilledAmount.toFixed(),
+          currency: summary.currency,
+          fromSeq: summary.fromSeq,
+          toSeq: summary.toSeq,
+        })),
+        spendCredits: credits.map((credit) => ({
+          id: credit.id,
+          productId: credit.productId,
+          amount: credit.amount.toFixed(),
+          currency: credit.currency,
+          atMs: credit.at.getTime(),
+          reason: credit.reason,
+        })),
+      },
+      issuer,
+    };
+  }
+}
+
+/** A bought price with the terms rows written before they existed default to: advance, tax-exclusive, [] charged. */
+export function priceTerms(price: BoughtPrice): PriceTerms {
+  return {
+    priceId: price.priceId,
+    name: price.name,
+    type: price.type,
+    amount: price.amount,
+    currency: price.currency,
+    taxClass: price.taxClass,
+    billing: price.billing ?? "advance",
+    taxIncluded: price.taxIncluded ?? false,
+    chargedWhenSuspended: (price.chargedWhenSuspended ?? []).filter(isSuspensionReason),
+  };
+}
+
+function isSuspensionReason(value: string): value is SuspensionReason {
+  return (SUSPENSION_REASONS as readonly string[]).includes(value);
+}
+
+function suspensionReason(value: string | null): SuspensionReason | null {
+  return value !== null && isSuspensionReason(value) ? value : null;
+}
