@@ -3,12 +3,17 @@ import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import type { TObject } from "typebox";
-import { isTaxJurisdiction } from "../../shared/contact.js";
+import { canonicalTimeZone, isCalendarDate } from "../../shared/calendar.js";
+import { isCountryCode, isTaxJurisdiction } from "../../shared/contact.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { Money } from "../../shared/money.js";
+import { vatIdCountry, vatIdProblem } from "../../shared/vat-id.js";
 import {
   type CatalogRoot,
   CatalogRootSchema,
+  EXEMPT_CATEGORIES,
+  type IssuingEntity,
+  IssuingEntitySchema,
   type Offering,
   OfferingSchema,
   type Promotion,
@@ -18,17 +23,21 @@ import {
   type TaxClass,
   TaxClassSchema,
 } from "./catalog.schemas.js";
+import { billedCountries, withPriceDefaults } from "./catalog-terms.js";
 import type { TariffDefinition } from "./tariff.schemas.js";
 import { type CompiledTariff, compileTariff, TariffError } from "./tariff-compile.js";
 
 /**
  * Reads and validates the catalog folder. Every problem is collected with its file and JSON path, and a
- * catalog with any problem is refused whole: nothing of it is published.
+ * catalog with any problem is refused whole: nothing of it is published. The definition it returns has every
+ * defaulted field written out (a price's billing, taxIncluded, chargedWhenSuspended; a tariff's and a term's
+ * taxIncluded), so what is published says what it means without the reader knowing the defaults.
  *
  *   catalog.json          the catalog, its currencies and categories
  *   tax-classes.json      [tax class]
  *   specifications.json   [product specification]
  *   promotions.json       [promotion]
+ *   issuing-entities.json [issuing entity]: the companies that issue the bills, by the countries they bill
  *   offerings/*.json      [product offering] per file
  *   tariffs/*.json        one tariff per file
  */
@@ -54,6 +63,7 @@ export interface CatalogDefinition {
   specifications: Specification[];
   offerings: Offering[];
   promotions: Promotion[];
+  issuingEntities: IssuingEntity[];
   tariffs: TariffDefinition[];
   compiledTariffs: Map<string, CompiledTariff>;
 }
@@ -150,17 +160,23 @@ export function loadCatalog(directory: string): CatalogDefinition {
   );
   const promotions = checkList<Promotion>("promotions.json", readJson("promotions.json"), PromotionSchema);
   const offerings = listFiles("offerings").flatMap((file) => checkList<Offering>(file, readJson(file), OfferingSchema));
+  const issuingEntities = checkList<IssuingEntity>(
+    "issuing-entities.json",
+    readJson("issuing-entities.json"),
+    IssuingEntitySchema,
+  );
 
   const compiledTariffs = new Map<string, CompiledTariff>();
-  const tariffs: TariffDefinition[] = [];
+  const tariffFiles: Array<{ file: string; tariff: CompiledTariff }> = [];
   for (const file of listFiles("tariffs")) {
     const definition = readJson(file);
     if (definition === undefined) continue;
     try {
       const compiled = compileTariff(definition);
       if (compiledTariffs.has(compiled.id)) problem(file, "id", `duplicates tariff ${compiled.id}`);
-      compiledTariffs.set(compiled.id, compiled);
-      tariffs.push(compiled.definition);
+      const tariff = { ...compiled, definition: { ...compiled.definition, taxIncluded: compiled.taxIncluded } };
+      compiledTariffs.set(compiled.id, tariff);
+      tariffFiles.push({ file, tariff });
     } catch (error) {
       if (!(error instanceof TariffError)) throw error;
       for (const tariffProblem of error.problems) problem(file, tariffProblem.path, tariffProblem.message);
@@ -197,20 +213,14 @@ export function loadCatalog(directory: string): CatalogDefinition {
     offerings.filter((entry) => entry.item.kind === "plan").map((entry) => [entry.item.id, entry.item]),
   );
 
-  for (const { item, at } of taxClasses) {
-    item.rates.forEach((rate, index) => {
-      if (!isTaxJurisdiction(rate.jurisdiction))
-        problem("tax-classes.json", `${at}.rates[${index}].jurisdiction`, "is not an ISO 3166 code");
-      const value = new Money(rate.rate);
-      if (value.isNegative() || value.gt(1) || decimals(rate.rate) > 6) {
-        problem(
-          "tax-classes.json",
-          `${at}.rates[${index}].rate`,
-          "must be a fraction from 0 to 1 with at most 6 decimals",
-        );
-      }
-    });
+  for (const { item, at } of taxClasses)
+    checkTaxClass(item, at, (where, message) => problem("tax-classes.json", where, message));
+  for (const { file, tariff } of tariffFiles) {
+    // Usage charges land on invoices, so every catalog tariff says how they are taxed.
+    if (tariff.taxClass === null) problem(file, "taxClass", "is required of a catalog tariff");
+    else if (!taxIds.has(tariff.taxClass)) problem(file, "taxClass", `unknown tax class ${tariff.taxClass}`);
   }
+  checkIssuingEntities(issuingEntities, (where, message) => problem("issuing-entities.json", where, message));
 
   /** Amounts in every catalog currency and no other, not negative, at most 6 decimals. */
   const checkAmounts = (file: string, at: string, amounts: Record<string, string>) => {
@@ -241,6 +251,15 @@ export function loadCatalog(directory: string): CatalogDefinition {
       if (!taxIds.has(price.taxClass)) problem(file, `${where}.taxClass`, `unknown tax class ${price.taxClass}`);
       if ((price.type === "recurring") !== (price.period !== undefined)) {
         problem(file, `${where}.period`, "recurring prices name a period; one-time prices do not");
+      }
+      if (price.type !== "recurring") {
+        if (price.billing !== undefined)
+          problem(file, `${where}.billing`, "only recurring prices are billed in advance or arrears");
+        if (price.chargedWhenSuspended !== undefined)
+          problem(file, `${where}.chargedWhenSuspended`, "only recurring prices are charged while suspended");
+      } else if (price.period === "30days" && price.billing === "arrears") {
+        // A 30-day period is prepaid: its price is taken from the balance when the period starts.
+        problem(file, `${where}.billing`, "30-day periods are paid when they start (advance), not in arrears");
       }
       checkAmounts(file, `${where}.amounts`, price.amounts);
     });
@@ -310,9 +329,21 @@ export function loadCatalog(directory: string): CatalogDefinition {
   }
 
   for (const { item, at } of promotions) {
-    const percent = new Money(item.percentOff);
-    if (percent.lte(0) || percent.gt(100) || decimals(item.percentOff) > 6) {
-      problem("promotions.json", `${at}.percentOff`, "must be more than 0 and at most 100");
+    if ((item.percentOff === undefined) === (item.amountOff === undefined)) {
+      problem("promotions.json", at, "names exactly one of percentOff and amountOff");
+    }
+    if (item.percentOff !== undefined) {
+      const percent = new Money(item.percentOff);
+      if (percent.lte(0) || percent.gt(100) || decimals(item.percentOff) > 6) {
+        problem("promotions.json", `${at}.percentOff`, "must be more than 0 and at most 100");
+      }
+    }
+    if (item.amountOff !== undefined) {
+      checkAmounts("promotions.json", `${at}.amountOff`, item.amountOff);
+      for (const [currency, amount] of Object.entries(item.amountOff)) {
+        if (new Money(amount).isZero())
+          problem("promotions.json", `${at}.amountOff.${currency}`, "must be more than 0");
+      }
     }
     item.prices.forEach((priceId, index) => {
       const price = priceIds.get(priceId);
@@ -328,9 +359,116 @@ export function loadCatalog(directory: string): CatalogDefinition {
     root,
     taxClasses: taxClasses.map((entry) => entry.item),
     specifications: specifications.map((entry) => entry.item),
-    offerings: offerings.map((entry) => entry.item),
+    offerings: offerings.map((entry) => withOfferingDefaults(entry.item)),
     promotions: promotions.map((entry) => entry.item),
-    tariffs,
+    issuingEntities: issuingEntities.map((entry) => entry.item),
+    tariffs: tariffFiles.map((entry) => entry.tariff.definition),
     compiledTariffs,
   };
+}
+
+function withOfferingDefaults(offering: Offering): Offering {
+  return {
+    ...offering,
+    prices: offering.prices.map(withPriceDefaults),
+    ...(offering.terms
+      ? { terms: offering.terms.map((term) => ({ ...term, taxIncluded: term.taxIncluded ?? false })) }
+      : {}),
+  };
+}
+
+type Report = (path: string, message: string) => void;
+
+const EXEMPT = new Set<string>(EXEMPT_CATEGORIES);
+
+/**
+ * A tax class's rates against EN 16931: a standard-rated (S) rate is more than 0 and every other category's is 0;
+ * E, O and AE say why (BR-E-10, BR-O-10, BR-AE-10) and S and Z do not (BR-S-10, BR-Z-10); one rate per
+ * jurisdiction and start date, so the rate of a day is never ambiguous.
+ */
+function checkTaxClass(taxClass: TaxClass, at: string, problem: Report): void {
+  const exemptionRule = (category: string) =>
+    `category ${category} carries no exemption reason (EN 16931 BR-${category}-10); only E, O and AE do`;
+  if (EXEMPT.has(taxClass.category) && taxClass.exemptionReason === undefined) {
+    problem(
+      `${at}.exemptionReason`,
+      `is required for category ${taxClass.category} (EN 16931 BR-${taxClass.category}-10)`,
+    );
+  }
+  if (!EXEMPT.has(taxClass.category) && taxClass.exemptionReason !== undefined) {
+    problem(`${at}.exemptionReason`, exemptionRule(taxClass.category));
+  }
+  const starts = new Set<string>();
+  taxClass.rates.forEach((rate, index) => {
+    const where = `${at}.rates[${index}]`;
+    if (!isTaxJurisdiction(rate.jurisdiction)) problem(`${where}.jurisdiction`, "is not an ISO 3166 code");
+    const value = new Money(rate.rate);
+    if (value.isNegative() || value.gt(1) || decimals(rate.rate) > 6) {
+      problem(`${where}.rate`, "must be a fraction from 0 to 1 with at most 6 decimals");
+    }
+    const category = rate.category ?? taxClass.category;
+    if (category === "S" && !value.gt(0)) problem(`${where}.rate`, "a rate of category S is more than 0");
+    if (category !== "S" && !value.isZero()) problem(`${where}.rate`, `a rate of category ${category} is 0`);
+    const reasoned =
+      rate.exemptionReason !== undefined || (category === taxClass.category && taxClass.exemptionReason !== undefined);
+    if (EXEMPT.has(category) && !reasoned) {
+      problem(`${where}.exemptionReason`, `is required for category ${category} (EN 16931 BR-${category}-10)`);
+    }
+    if (!EXEMPT.has(category) && rate.exemptionReason !== undefined) {
+      problem(`${where}.exemptionReason`, exemptionRule(category));
+    }
+    if (rate.validFrom !== undefined && !isCalendarDate(rate.validFrom)) {
+      problem(`${where}.validFrom`, "is not a calendar date");
+    }
+    const key = `${rate.jurisdiction}|${rate.validFrom ?? ""}`;
+    if (starts.has(key)) {
+      problem(
+        rate.validFrom === undefined ? `${where}.jurisdiction` : `${where}.validFrom`,
+        rate.validFrom === undefined
+          ? `${rate.jurisdiction} already has a rate without validFrom`
+          : `${rate.jurisdiction} already has a rate from ${rate.validFrom}`,
+      );
+    }
+    starts.add(key);
+  });
+}
+
+/**
+ * Issuing entities: unique ids, one entity per billed country, a VAT ID of the entity's own country in a valid
+ * format, a known time zone, and series prefixes no two series share (a number must name one document).
+ */
+function checkIssuingEntities(entities: Array<{ item: IssuingEntity; at: string }>, problem: Report): void {
+  const ids = new Map<string, string>();
+  const billers = new Map<string, string>();
+  const prefixes = new Map<string, string>();
+  for (const { item, at } of entities) {
+    if (ids.has(item.id)) problem(`${at}.id`, `duplicates issuing entity ${item.id}`);
+    ids.set(item.id, at);
+    if (!isCountryCode(item.country)) problem(`${at}.country`, "is not an ISO 3166-1 alpha-2 code");
+    if (!isCountryCode(item.address.country)) problem(`${at}.address.country`, "is not an ISO 3166-1 alpha-2 code");
+    const vatProblem = vatIdProblem(item.vatId);
+    if (vatProblem !== null) problem(`${at}.vatId`, vatProblem);
+    else if (vatIdCountry(item.vatId) !== item.country) {
+      problem(
+        `${at}.vatId`,
+        `is a VAT ID of ${vatIdCountry(item.vatId)}, the entity is established in ${item.country}`,
+      );
+    }
+    if (canonicalTimeZone(item.timeZone) === null) problem(`${at}.timeZone`, "is not an IANA time zone");
+    billedCountries(item).forEach((country, index) => {
+      const where = item.countries === undefined ? `${at}.country` : `${at}.countries[${index}]`;
+      if (item.countries !== undefined && !isCountryCode(country)) {
+        problem(where, "is not an ISO 3166-1 alpha-2 code");
+      }
+      const other = billers.get(country);
+      if (other !== undefined) problem(where, `${country} is already billed by issuing entity ${other}`);
+      else billers.set(country, item.id);
+    });
+    for (const kind of ["invoice", "creditNote"] as const) {
+      const prefix = item.series[kind];
+      const other = prefixes.get(prefix);
+      if (other !== undefined) problem(`${at}.series.${kind}`, `${prefix} is already the prefix of the ${other}`);
+      else prefixes.set(prefix, `${kind} series of ${item.id}`);
+    }
+  }
 }

@@ -1,6 +1,7 @@
 import { TMF_BASE } from "../../platform/tmf.js";
 import { amountToJsonNumber, Money } from "../../shared/money.js";
 import type { CatalogRoot, Offering, Promotion, Specification, TaxClass } from "./catalog.schemas.js";
+import { taxRatesOn } from "./catalog-terms.js";
 
 /** Catalog entities as TMF620 resources. Pure: content and version in, resource out. */
 
@@ -63,7 +64,11 @@ export function offeringResource(
   );
   const promotionRefs = promotions
     .filter((promotion) => promotion.prices.some((id) => offering.prices.some((price) => price.id === id)))
-    .map((promotion) => ref(PATHS.productOfferingPrice, promotion.id, promotion.name, "ProductOfferingPrice"));
+    .flatMap((promotion) =>
+      promotionPriceIds(promotion, currencies).map((id) =>
+        ref(PATHS.productOfferingPrice, id, promotion.name, "ProductOfferingPrice"),
+      ),
+    );
   return {
     ...versioned(PATHS.productOffering, offering.id, info, offering.lifecycleStatus),
     validFor: {
@@ -105,19 +110,30 @@ export function offeringResource(
   };
 }
 
-function taxesOf(taxClass: TaxClass | undefined) {
-  return (taxClass?.rates ?? []).map((rate) => ({
-    taxCategory: taxClass?.id ?? "",
-    jurisdiction: rate.jurisdiction,
+/**
+ * TMF620 TaxItems of a price: one per jurisdiction at its rate on `today` ("YYYY-MM-DD"). `taxCategory` is the
+ * EN 16931 VAT category code (S, Z, E, O, AE) of that rate; `jurisdiction` and `taxClass` are extensions.
+ */
+function taxesOf(taxClass: TaxClass | undefined, today: string) {
+  if (taxClass === undefined) return [];
+  return taxRatesOn(taxClass, today).map((rate) => ({
+    taxCategory: rate.category,
     taxRate: amountToJsonNumber(new Money(rate.rate)),
+    jurisdiction: rate.jurisdiction,
+    taxClass: taxClass.id,
   }));
 }
 
+/**
+ * One TMF price per catalog price and currency. `today` is the date ("YYYY-MM-DD") whose tax rates are shown:
+ * a price shows the rates in force, not the history.
+ */
 export function priceResources(
   offering: Offering,
   info: VersionInfo,
   currencies: readonly string[],
   taxClasses: ReadonlyMap<string, TaxClass>,
+  today: string,
 ) {
   const prices = offering.prices.flatMap((price) =>
     currencies.map((currency) => ({
@@ -131,7 +147,7 @@ export function priceResources(
           : { recurringChargePeriodType: "month", recurringChargePeriodLength: 1 }
         : {}),
       price: { unit: currency, value: amountToJsonNumber(new Money(price.amounts[currency] ?? "0")) },
-      tax: taxesOf(taxClasses.get(price.taxClass)),
+      tax: taxesOf(taxClasses.get(price.taxClass), today),
       productOffering: ref(PATHS.productOffering, offering.id, offering.name, "ProductOffering"),
     })),
   );
@@ -150,27 +166,62 @@ export function priceResources(
         unit: currency,
         value: amountToJsonNumber(new Money(term.earlyTerminationFeePerMonth[currency] ?? "0")),
       },
-      tax: taxesOf(taxClasses.get(term.taxClass)),
+      tax: taxesOf(taxClasses.get(term.taxClass), today),
       productOffering: ref(PATHS.productOffering, offering.id, offering.name, "ProductOffering"),
     })),
   );
   return [...prices, ...terms];
 }
 
-export function promotionResource(promotion: Promotion, info: VersionInfo) {
+/**
+ * The TMF ids of a promotion's prices: a percentage is one price; an amount off is one per currency, as TMF620
+ * prices carry a single Money.
+ */
+export function promotionPriceIds(promotion: Promotion, currencies: readonly string[]): string[] {
+  return promotion.amountOff === undefined
+    ? [promotion.id]
+    : currencies.map((currency) => priceId(promotion.id, currency));
+}
+
+type DiscountResource = ReturnType<typeof discountBase> & {
+  percentage?: number;
+  price?: { unit: string; value: number };
+};
+
+function discountBase(promotion: Promotion, id: string, name: string, info: VersionInfo) {
   return {
-    ...versioned(PATHS.productOfferingPrice, promotion.id, info, "active"),
+    ...versioned(PATHS.productOfferingPrice, id, info, "active"),
     validFor: {
       startDateTime: promotion.validFrom,
       ...(promotion.validTo ? { endDateTime: promotion.validTo } : {}),
     },
     "@type": "ProductOfferingPrice" as const,
-    name: promotion.name,
+    name,
     priceType: "discount",
-    percentage: amountToJsonNumber(new Money(promotion.percentOff)),
     applicationDuration: promotion.cycles,
-    tax: [],
+    tax: [] as never[],
   };
+}
+
+export function promotionResources(
+  promotion: Promotion,
+  info: VersionInfo,
+  currencies: readonly string[],
+): DiscountResource[] {
+  const common = (id: string, name: string) => discountBase(promotion, id, name, info);
+  const amountOff = promotion.amountOff;
+  if (amountOff === undefined) {
+    return [
+      {
+        ...common(promotion.id, promotion.name),
+        percentage: amountToJsonNumber(new Money(promotion.percentOff ?? "0")),
+      },
+    ];
+  }
+  return currencies.map((currency) => ({
+    ...common(priceId(promotion.id, currency), `${promotion.name} (${currency})`),
+    price: { unit: currency, value: amountToJsonNumber(new Money(amountOff[currency] ?? "0")) },
+  }));
 }
 
 export function specificationResource(specification: Specification, info: VersionInfo) {

@@ -34,18 +34,41 @@ export const CatalogRootSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The VAT category codes of EN 16931 (UNTDID 5305) a tax class or rate can carry. */
+export const VAT_CATEGORIES = ["S", "Z", "E", "O", "AE"] as const;
+/** Categories that tax at 0 and, per EN 16931 (BR-E-10, BR-O-10, BR-AE-10), say why on the invoice. */
+export const EXEMPT_CATEGORIES = ["E", "O", "AE"] as const;
+const VatCategory = Type.Enum(VAT_CATEGORIES);
+const ExemptionReason = Type.String({ minLength: 1, maxLength: 300 });
+
+export const TaxRateSchema = Type.Object(
+  {
+    jurisdiction: Type.String({ pattern: "^[A-Z]{2}(-[A-Z0-9]{1,3})?$" }),
+    /** A fraction: "0.19". */
+    rate: Amount,
+    /** The first day the rate applies (a calendar date, "YYYY-MM-DD"); omitted, since always. */
+    validFrom: Type.Optional(Type.String({ pattern: "^\\d{4}-\\d{2}-\\d{2}$" })),
+    /** The rate's own category where it differs from the class's (the Canary Islands are outside EU VAT: O). */
+    category: Type.Optional(VatCategory),
+    /** Why a rate of category E, O or AE is not taxed, where the class's reason does not fit it. */
+    exemptionReason: Type.Optional(ExemptionReason),
+  },
+  { additionalProperties: false },
+);
+
 export const TaxClassSchema = Type.Object(
   {
     id: Id,
     name: Text,
-    /** VAT (or sales tax) by jurisdiction, as a fraction: "0.19". */
-    rates: Type.Array(
-      Type.Object(
-        { jurisdiction: Type.String({ pattern: "^[A-Z]{2}(-[A-Z0-9]{1,3})?$" }), rate: Amount },
-        { additionalProperties: false },
-      ),
-      { minItems: 1 },
-    ),
+    /** The EN 16931 VAT category of the class's rates: S standard, Z zero, E exempt, O outside scope, AE reverse charge. */
+    category: VatCategory,
+    /** Required for categories E, O and AE (EN 16931 BR-E-10, BR-O-10, BR-AE-10): the text printed on the invoice. */
+    exemptionReason: Type.Optional(ExemptionReason),
+    /**
+     * VAT (or sales tax) by jurisdiction. A jurisdiction may list several rates with different `validFrom`: the one
+     * that applies on a day is the latest that started on or before it.
+     */
+    rates: Type.Array(TaxRateSchema, { minItems: 1 }),
   },
   { additionalProperties: false },
 );
@@ -81,6 +104,12 @@ export const AllowanceSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const PRICE_BILLING = ["advance", "arrears"] as const;
+/** Why a line is suspended; a recurring price names the reasons for which suspended days are still charged. */
+export const SUSPENSION_REASONS = ["customerRequest", "dunning", "nonRenewal", "fraud"] as const;
+export type PriceBilling = (typeof PRICE_BILLING)[number];
+export type SuspensionReason = (typeof SUSPENSION_REASONS)[number];
+
 export const PriceSchema = Type.Object(
   {
     id: Id,
@@ -90,6 +119,15 @@ export const PriceSchema = Type.Object(
     period: Type.Optional(Type.Enum(ALLOWANCE_PERIODS)),
     amounts: Amounts,
     taxClass: Id,
+    /** Recurring prices only: charged for the coming period (advance) or the one that ended (arrears). Default advance. */
+    billing: Type.Optional(Type.Enum(PRICE_BILLING)),
+    /** The amounts include the tax (gross, as consumer prices are shown in the EU). Default false: net. */
+    taxIncluded: Type.Optional(Type.Boolean()),
+    /**
+     * Recurring prices only: the suspension reasons for which suspended days are still charged. Default []: a
+     * suspended day is not charged, whatever the reason.
+     */
+    chargedWhenSuspended: Type.Optional(Type.Array(Type.Enum(SUSPENSION_REASONS), { uniqueItems: true })),
   },
   { additionalProperties: false },
 );
@@ -102,6 +140,8 @@ export const TermSchema = Type.Object(
     /** Charged when the contract ends early, per month still to run. */
     earlyTerminationFeePerMonth: Amounts,
     taxClass: Id,
+    /** The fee includes the tax. Default false: net. */
+    taxIncluded: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -138,12 +178,47 @@ export const PromotionSchema = Type.Object(
     id: Id,
     name: Text,
     description: Type.Optional(Text),
-    /** Percentage taken off the named recurring prices, for this many bill cycles. */
-    percentOff: Amount,
+    /** Percentage taken off the named recurring prices, for this many bill cycles; or else amountOff. */
+    percentOff: Type.Optional(Amount),
+    /** An amount per catalog currency taken off each named recurring price per cycle (never below 0); or else percentOff. */
+    amountOff: Type.Optional(Amounts),
     cycles: Type.Integer({ minimum: 1, maximum: 60 }),
     prices: Type.Array(Id, { minItems: 1, uniqueItems: true }),
     validFrom: Instant,
     validTo: Type.Optional(Instant),
+  },
+  { additionalProperties: false },
+);
+
+const CountryCode = Type.String({ pattern: "^[A-Z]{2}$" });
+const SeriesPrefix = Type.String({ pattern: "^[A-Z0-9-]{1,12}$" });
+
+/**
+ * A company that issues invoices: the seller on every bill of the accounts whose tax jurisdiction is in one of its
+ * countries. Its series prefixes start the numbers of its invoices and credit notes (one series per entity and kind).
+ */
+export const IssuingEntitySchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    address: Type.Object(
+      {
+        street: Text,
+        city: Type.String({ minLength: 1, maxLength: 100 }),
+        postalCode: Type.String({ minLength: 1, maxLength: 20 }),
+        country: CountryCode,
+      },
+      { additionalProperties: false },
+    ),
+    /** The seller's VAT ID (EN 16931 BT-31), prefix included: "DE123456789". */
+    vatId: Type.String({ minLength: 3, maxLength: 16 }),
+    /** Where the entity is established (ISO 3166-1 alpha-2). */
+    country: CountryCode,
+    /** The IANA zone of its books: an invoice's year and issue date are read in it. */
+    timeZone: Type.String({ minLength: 1, maxLength: 64 }),
+    /** The countries whose accounts it bills (ISO 3166-1 alpha-2); omitted, its own country only. */
+    countries: Type.Optional(Type.Array(CountryCode, { minItems: 1, uniqueItems: true })),
+    series: Type.Object({ invoice: SeriesPrefix, creditNote: SeriesPrefix }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
@@ -154,6 +229,10 @@ export type Specification = Static<typeof SpecificationSchema>;
 export type Offering = Static<typeof OfferingSchema>;
 export type Promotion = Static<typeof PromotionSchema>;
 export type Allowance = Static<typeof AllowanceSchema>;
+export type Price = Static<typeof PriceSchema>;
+export type TaxRate = Static<typeof TaxRateSchema>;
+export type VatCategory = (typeof VAT_CATEGORIES)[number];
+export type IssuingEntity = Static<typeof IssuingEntitySchema>;
 
 // --- TMF620 read shapes ---
 
@@ -212,7 +291,15 @@ export const ProductOfferingPriceSchema = Type.Object({
   price: Type.Optional(Type.Object({ unit: Type.String(), value: Type.Number() })),
   percentage: Type.Optional(Type.Number()),
   applicationDuration: Type.Optional(Type.Integer()),
-  tax: Type.Array(Type.Object({ taxCategory: Type.String(), jurisdiction: Type.String(), taxRate: Type.Number() })),
+  /** TaxItem: taxCategory is the EN 16931 VAT category code; jurisdiction and taxClass are extensions. */
+  tax: Type.Array(
+    Type.Object({
+      taxCategory: Type.String(),
+      taxRate: Type.Number(),
+      jurisdiction: Type.String(),
+      taxClass: Type.String(),
+    }),
+  ),
   productOffering: Type.Optional(RefSchema),
 });
 

@@ -12,13 +12,14 @@ import {
   categoryResource,
   offeringResource,
   priceResources,
-  promotionResource,
+  promotionResources,
   specificationResource,
   type VersionInfo,
 } from "./catalog.resources.js";
-import type { CatalogRoot, Offering, Promotion, Specification, TaxClass } from "./catalog.schemas.js";
+import type { CatalogRoot, IssuingEntity, Offering, Promotion, Specification, TaxClass } from "./catalog.schemas.js";
 import type { CatalogEntityRow } from "./catalog.tables.js";
 import { type CatalogDefinition, loadCatalog } from "./catalog-load.js";
+import { issuingEntityFor, nextRateChange } from "./catalog-terms.js";
 import type { TariffDefinition } from "./tariff.schemas.js";
 import { type CompiledTariff, compileTariff } from "./tariff-compile.js";
 
@@ -30,6 +31,7 @@ export const ENTITY_KINDS = [
   "offering",
   "promotion",
   "tariff",
+  "issuingEntity",
 ] as const;
 export type EntityKind = (typeof ENTITY_KINDS)[number];
 
@@ -58,12 +60,27 @@ interface Versioned<T> {
   info: VersionInfo;
 }
 
-/** The current catalog, built once per publication and shared by reads and rating until the next one. */
+/** How a plan's usage charges are taxed: the tax terms of the tariff that prices its usage in one currency. */
+export interface UsageTaxTerms {
+  tariffId: string;
+  taxClass: string;
+  taxIncluded: boolean;
+}
+
+/**
+ * The current catalog, built once per publication and shared by reads, rating and billing until the next one (or
+ * until a tax rate's validFrom day arrives: the TMF620 prices show the rates in force).
+ */
 export interface CatalogSnapshot {
   publicationId: number;
+  /** When the presentation's tax rates go stale (the first day a published rate starts), or null. */
+  staleAtMs: number | null;
   root: Versioned<CatalogRoot> | null;
   offerings: Map<string, Versioned<Offering>>;
   tariffs: Map<string, { compiled: CompiledTariff; info: VersionInfo }>;
+  taxClasses: Map<string, Versioned<TaxClass>>;
+  promotions: Map<string, Versioned<Promotion>>;
+  issuingEntities: Map<string, Versioned<IssuingEntity>>;
   resources: {
     productOffering: object[];
     productOfferingPrice: object[];
@@ -90,11 +107,17 @@ function entitiesOf(definition: CatalogDefinition): Array<{ kind: EntityKind; id
     ...definition.offerings.map((offering) => ({ kind: "offering" as const, id: offering.id, content: offering })),
     ...definition.promotions.map((promotion) => ({ kind: "promotion" as const, id: promotion.id, content: promotion })),
     ...definition.tariffs.map((tariff) => ({ kind: "tariff" as const, id: tariff.id, content: tariff })),
+    ...definition.issuingEntities.map((entity) => ({ kind: "issuingEntity" as const, id: entity.id, content: entity })),
   ];
 }
 
 function infoOf(row: CatalogEntityRow): VersionInfo {
   return { version: row.version, validFrom: row.validFrom, validTo: row.validTo };
+}
+
+/** The UTC calendar date of an instant, "YYYY-MM-DD": the day whose tax rates the TMF620 presentation shows. */
+function utcDate(instant: Date): string {
+  return instant.toISOString().slice(0, 10);
 }
 
 /**
@@ -212,58 +235,66 @@ export class CatalogService {
     now: Date,
   ): Promise<void> {
     const currencies = definition.root.currencies;
-    const present = (kind: string, content: unknown, info: VersionInfo): { resource: string; body: object } | null => {
+    type Presented = { resource: string; id: string; body: object };
+    const present = (kind: string, id: string, content: unknown, info: VersionInfo): Presented[] => {
       switch (kind) {
         case "offering":
-          return {
-            resource: "productOffering",
-            body: offeringResource(content as Offering, info, currencies, definition.promotions),
-          };
+          return [
+            {
+              resource: "productOffering",
+              id,
+              body: offeringResource(content as Offering, info, currencies, definition.promotions),
+            },
+          ];
         case "specification":
-          return { resource: "productSpecification", body: specificationResource(content as Specification, info) };
+          return [
+            { resource: "productSpecification", id, body: specificationResource(content as Specification, info) },
+          ];
         case "category":
-          return {
-            resource: "category",
-            body: categoryResource(content as CatalogRoot["categories"][number], info, definition.offerings),
-          };
+          return [
+            {
+              resource: "category",
+              id,
+              body: categoryResource(content as CatalogRoot["categories"][number], info, definition.offerings),
+            },
+          ];
         case "catalog":
-          return { resource: "catalog", body: catalogResource(content as CatalogRoot, info) };
+          return [{ resource: "catalog", id, body: catalogResource(content as CatalogRoot, info) }];
         case "promotion":
-          return { resource: "productOfferingPrice", body: promotionResource(content as Promotion, info) };
+          // An amount off is one TMF price per currency, each with its own id.
+          return promotionResources(content as Promotion, info, currencies).map((body) => ({
+            resource: "productOfferingPrice",
+            id: body.id,
+            body,
+          }));
         default:
-          // Tariffs and tax classes have no TMF620 resource of their own.
-          return null;
+          // Tariffs, tax classes and issuing entities have no TMF620 resource of their own.
+          return [];
       }
     };
     for (const entity of inserts) {
-      const presented = present(entity.kind, entity.content, {
-        version: entity.version,
-        validFrom: now,
-        validTo: null,
-      });
-      if (presented === null) continue;
-      await this.deps.events.record(tx, {
-        api: "productCatalogManagement",
-        resource: presented.resource,
-        change: entity.version === 1 ? "Create" : "AttributeValueChange",
-        resourceId: entity.id,
-        body: presented.body,
-      });
+      const info = { version: entity.version, validFrom: now, validTo: null };
+      for (const presented of present(entity.kind, entity.id, entity.content, info)) {
+        await this.deps.events.record(tx, {
+          api: "productCatalogManagement",
+          resource: presented.resource,
+          change: entity.version === 1 ? "Create" : "AttributeValueChange",
+          resourceId: presented.id,
+          body: presented.body,
+        });
+      }
     }
     for (const row of retired) {
-      const presented = present(row.kind, row.content, {
-        version: row.version,
-        validFrom: row.validFrom,
-        validTo: now,
-      });
-      if (presented === null) continue;
-      await this.deps.events.record(tx, {
-        api: "productCatalogManagement",
-        resource: presented.resource,
-        change: "Delete",
-        resourceId: row.id,
-        body: presented.body,
-      });
+      const info = { version: row.version, validFrom: row.validFrom, validTo: now };
+      for (const presented of present(row.kind, row.id, row.content, info)) {
+        await this.deps.events.record(tx, {
+          api: "productCatalogManagement",
+          resource: presented.resource,
+          change: "Delete",
+          resourceId: presented.id,
+          body: presented.body,
+        });
+      }
     }
   }
 
@@ -274,6 +305,8 @@ export class CatalogService {
   }
 
   async snapshot(): Promise<CatalogSnapshot> {
+    const staleAtMs = this.#snapshot?.staleAtMs ?? null;
+    if (staleAtMs !== null && this.deps.clock.now().getTime() >= staleAtMs) this.#snapshot = null;
     if (this.#snapshot !== null) return this.#snapshot;
     this.#loading ??= this.load(this.deps.database.db).finally(() => {
       this.#loading = null;
@@ -309,20 +342,26 @@ export class CatalogService {
       ).find((price) => price.id === id)?.productOffering?.id;
       const row = offeringId === undefined ? undefined : await this.entityVersion("offering", offeringId, version);
       if (row === undefined) return undefined;
-      const taxRows = (await repository.currentEntities(this.deps.database.db)).filter(
-        (entity) => entity.kind === "taxClass",
-      );
-      const taxClasses = new Map(taxRows.map((entity) => [entity.id, entity.content as TaxClass]));
-      return priceResources(row.content as Offering, infoOf(row), currencies, taxClasses).find(
-        (price) => price.id === id,
-      );
+      const taxClasses = new Map([...snapshot.taxClasses].map(([taxId, entry]) => [taxId, entry.content]));
+      return priceResources(
+        row.content as Offering,
+        infoOf(row),
+        currencies,
+        taxClasses,
+        utcDate(this.deps.clock.now()),
+      ).find((price) => price.id === id);
     }
     const row = await this.entityVersion(RESOURCE_KINDS[type], id, version);
     if (row === undefined) return undefined;
     const info = infoOf(row);
     switch (type) {
       case "productOffering":
-        return offeringResource(row.content as Offering, info, currencies, [...(await this.promotions())]);
+        return offeringResource(
+          row.content as Offering,
+          info,
+          currencies,
+          [...snapshot.promotions.values()].map((entry) => entry.content),
+        );
       case "productSpecification":
         return specificationResource(row.content as Specification, info);
       case "category":
@@ -336,9 +375,62 @@ export class CatalogService {
     }
   }
 
-  private async promotions(): Promise<Promotion[]> {
-    const rows = await repository.currentEntities(this.deps.database.db);
-    return rows.filter((row) => row.kind === "promotion").map((row) => row.content as Promotion);
+  // --- The current terms, for billing. Each reads the snapshot: no query per call. ---
+
+  /** Every tax class, current versions, by id (what invoice composition takes as its tax terms). */
+  async taxClasses(): Promise<ReadonlyMap<string, TaxClass>> {
+    const entries = (await this.snapshot()).taxClasses;
+    return new Map([...entries].map(([id, entry]) => [id, entry.content]));
+  }
+
+  /** The current version of a tax class. */
+  async taxClass(id: string): Promise<TaxClass | undefined> {
+    return (await this.snapshot()).taxClasses.get(id)?.content;
+  }
+
+  /** The current version of a tariff, as written in the catalog (defaults written out). */
+  async tariff(id: string): Promise<TariffDefinition | undefined> {
+    return (await this.snapshot()).tariffs.get(id)?.compiled.definition;
+  }
+
+  /** The current version of a promotion. */
+  async promotion(id: string): Promise<Promotion | undefined> {
+    return (await this.snapshot()).promotions.get(id)?.content;
+  }
+
+  /** The current version of an issuing entity, by its id (as an issued document names it). */
+  async issuingEntity(id: string): Promise<IssuingEntity | undefined> {
+    return (await this.snapshot()).issuingEntities.get(id)?.content;
+  }
+
+  /**
+   * The issuing entity that bills a country (ISO 3166-1 alpha-2; a jurisdiction such as "ES-CN" is taken as its
+   * country), or undefined when the catalog names none for it.
+   */
+  async issuingEntityFor(country: string): Promise<IssuingEntity | undefined> {
+    return issuingEntityFor(
+      [...(await this.snapshot()).issuingEntities.values()].map((entry) => entry.content),
+      country,
+    );
+  }
+
+  /**
+   * How the usage of a line that bought `offeringId` at `offeringVersion` is taxed in `currency`: the tax terms of
+   * the tariff that version names for the currency, as the tariff is now (rating prices with the current tariff
+   * too). Undefined when the version, its tariff for the currency, or that tariff's tax class is missing (a tariff
+   * published before tariffs named one): the caller reports it rather than taxing at nothing.
+   */
+  async usageTax(offeringId: string, offeringVersion: number, currency: string): Promise<UsageTaxTerms | undefined> {
+    const snapshot = await this.snapshot();
+    const current = snapshot.offerings.get(offeringId);
+    const offering =
+      current?.info.version === offeringVersion
+        ? current.content
+        : ((await this.entityVersion("offering", offeringId, offeringVersion))?.content as Offering | undefined);
+    const tariffId = offering?.tariffs?.[currency];
+    const tariff = tariffId === undefined ? undefined : snapshot.tariffs.get(tariffId)?.compiled;
+    if (tariffId === undefined || tariff?.taxClass == null) return undefined;
+    return { tariffId, taxClass: tariff.taxClass, taxIncluded: tariff.taxIncluded };
   }
 
   private async load(db: Db): Promise<CatalogSnapshot> {
@@ -356,7 +448,11 @@ export class CatalogService {
     const currencies = root?.content.currencies ?? [];
     const offerings = byKind<Offering>("offering");
     const promotions = byKind<Promotion>("promotion");
-    const taxClasses = new Map([...byKind<TaxClass>("taxClass")].map(([id, entry]) => [id, entry.content]));
+    const taxClassEntries = byKind<TaxClass>("taxClass");
+    const taxClasses = new Map([...taxClassEntries].map(([id, entry]) => [id, entry.content]));
+    // Prices show the tax rates in force today; the snapshot is rebuilt on the day the next rate starts.
+    const today = utcDate(this.deps.clock.now());
+    const nextChange = nextRateChange(taxClasses.values(), today);
     const tariffs = new Map(
       [...byKind<TariffDefinition>("tariff")].map(([id, entry]) => [
         id,
@@ -368,9 +464,13 @@ export class CatalogService {
     const categories = byKind<CatalogRoot["categories"][number]>("category");
     return {
       publicationId: latest?.id ?? 0,
+      staleAtMs: nextChange === null ? null : Date.parse(`${nextChange}T00:00:00Z`),
       root,
       offerings,
       tariffs,
+      taxClasses: taxClassEntries,
+      promotions,
+      issuingEntities: byKind<IssuingEntity>("issuingEntity"),
       resources: {
         productOffering: offeringList.map((entry) =>
           offeringResource(
@@ -381,8 +481,8 @@ export class CatalogService {
           ),
         ),
         productOfferingPrice: [
-          ...offeringList.flatMap((entry) => priceResources(entry.content, entry.info, currencies, taxClasses)),
-          ...promotionList.map((entry) => promotionResource(entry.content, entry.info)),
+          ...offeringList.flatMap((entry) => priceResources(entry.content, entry.info, currencies, taxClasses, today)),
+          ...promotionList.flatMap((entry) => promotionResources(entry.content, entry.info, currencies)),
         ],
         productSpecification: [...byKind<Specification>("specification").values()].map((entry) =>
           specificationResource(entry.content, entry.info),

@@ -77,6 +77,10 @@ export interface CompiledTariff {
   roamingNetworks: ReadonlyMap<string, string>;
   /** Rates by `service|direction|roaming|destination` ("*" for any destination). */
   rates: ReadonlyMap<string, readonly CompiledRate[]>;
+  /** The tax class of its usage charges (catalog tariffs always name one; inline quote tariffs may not). */
+  taxClass: string | null;
+  /** Its prices include the tax (default false). */
+  taxIncluded: boolean;
   definition: TariffDefinition;
 }
 
@@ -244,6 +248,8 @@ export function compileTariff(definition: unknown): CompiledTariff {
     longestPrefix: Math.max(0, ...[...prefixes.keys()].map((prefix) => prefix.length)),
     roamingNetworks,
     rates,
+    taxClass: tariff.taxClass ?? null,
+    taxIncluded: tariff.taxIncluded ?? false,
     definition: tariff,
   };
 }

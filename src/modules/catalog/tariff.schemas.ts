@@ -115,6 +115,13 @@ export const TariffSchema = Type.Object(
       ),
     ),
     rates: Type.Array(RateSchema, { minItems: 1, maxItems: 2000 }),
+    /**
+     * The catalog tax class of the usage charges this tariff prices. Optional here because the quote endpoint takes
+     * inline tariffs that are never invoiced; the catalog loader requires it of every catalog tariff.
+     */
+    taxClass: Type.Optional(Id),
+    /** The tariff's prices include the tax. Default false: net. */
+    taxIncluded: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
