@@ -2,6 +2,7 @@
  * `npm run bench [name…]`: runs the named benchmarks (all by default) and prints their tables. Each
  * benchmark measures its infrastructure ceiling in the same run and reports itself as a ratio of it.
  */
+import { benchBilling, printBilling } from "./billing.js";
 import { benchHttp, printHttp } from "./http.js";
 import { benchIngest, printIngest } from "./ingest.js";
 import { benchInventory, printInventory } from "./inventory.js";
@@ -16,6 +17,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   orders: async () => printOrders(await benchOrders()),
   ingest: async () => printIngest(await benchIngest()),
   rating: async () => printRating(await benchRating()),
+  billing: async () => printBilling(await benchBilling()),
 };
 
 const requested = process.argv.slice(2);

@@ -1,5 +1,4 @@
-import { currencyMinorUnits } from "../../shared/currency.js";
-import { type Money, roundMoney } from "../../shared/money.js";
+import { divideHalfUp, MinorAmount, parseScaled } from "../../shared/minor-units.js";
 import type { BillPreview } from "./billing.schemas.js";
 import type { Preview } from "./billing.service.js";
 import type { DraftLine } from "./compose.js";
@@ -9,15 +8,17 @@ const PRODUCT_PATH = "/tmf-api/productInventory/v4/product";
 
 /** A draft in the TMF678 shapes, money as decimal text (native API). */
 export function presentPreview({ draft, account, issuer }: Preview): BillPreview {
-  const money = (value: Money) => ({ unit: draft.currency, value: value.toFixed(currencyMinorUnits(draft.currency)) });
-  const decimals = currencyMinorUnits(draft.currency);
+  const money = (value: MinorAmount) => ({ unit: draft.currency, value: value.toFixed() });
   const iso = (ms: number) => new Date(ms).toISOString();
   const accountRef = { id: account.id, href: `${ACCOUNT_PATH}/${account.id}`, "@referredType": "BillingAccount" };
   const line = (entry: DraftLine) => {
     // A tax-exclusive line's tax is shown at its rate for information; the bill's tax is per rate (taxBreakdown).
     const tax = entry.taxIncluded
       ? entry.charge.minus(entry.net)
-      : roundMoney(entry.net.times(entry.taxRate), decimals, "halfUp");
+      : new MinorAmount(
+          divideHalfUp(entry.net.units * parseScaled(entry.taxRate.toFixed(), 6), 1_000_000n),
+          entry.net.decimals,
+        );
     const characteristic: Array<{ name: string; value: string | number | boolean }> = [];
     if (entry.days !== null && entry.basisDays !== null) {
       characteristic.push({ name: "days", value: entry.days }, { name: "periodDays", value: entry.basisDays });

@@ -1,15 +1,18 @@
 import {
   type BillCycle,
+  billingDayOfMonth,
   cyclePeriod,
   dateOfDayNumber,
   formatLocalDate,
+  localDate,
   localDayNumber,
   localMidnightUtc,
   type Period,
   prorationBasis,
 } from "../../shared/calendar.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
-import { Money, RoundingMode } from "../../shared/money.js";
+import { divideHalfUp, MinorAmount, parseScaled, powerOfTen } from "../../shared/minor-units.js";
+import { Money } from "../../shared/money.js";
 
 /**
  * The arithmetic of a bill (DESIGN.md §10 "Composition is pure"): `composeInvoice(input)` takes what a repository
@@ -38,6 +41,9 @@ import { Money, RoundingMode } from "../../shared/money.js";
  * - **Promotions** apply to the charges of the cycles they cover (cycle 1 is the period holding the promotion's
  *   start): percent-off ones first, then amount-off ones, each in id order, each on what is left of the line,
  *   rounded half-up; an amount off is per cycle and is never more than what is left, so no charge turns negative.
+ * - **Exact money.** Amounts arrive as decimal text (at most 6 decimals, like every catalog amount) and are
+ *   computed as whole micro-units and whole minor units of the account's currency (bigint, `shared/minor-units.ts`):
+ *   exact like decimal.js and fast enough for bill runs. Lines and totals are `MinorAmount`s.
  * - **Tax** (EN 16931): each line's rate is the one valid on the last day of its service period (the day the supply
  *   is complete) for the account's tax jurisdiction, else its country; reverse-charged accounts turn category S
  *   into AE at 0 %. Per category and rate: tax = round(Σ nets × rate) for tax-exclusive prices (BR-CO-17), and for
@@ -188,11 +194,11 @@ export interface DraftLine {
   days: number | null;
   basisDays: number | null;
   /** Prorated, before any promotion, as priced (including tax when `taxIncluded`). */
-  amount: Money;
-  discount: Money;
-  promotions: Array<{ id: string; name: string; amount: Money }>;
+  amount: MinorAmount;
+  discount: MinorAmount;
+  promotions: Array<{ id: string; name: string; amount: MinorAmount }>;
   /** `amount − discount`, as priced. */
-  charge: Money;
+  charge: MinorAmount;
   taxIncluded: boolean;
   taxClass: string;
   taxCategory: TaxCategory;
@@ -200,7 +206,7 @@ export interface DraftLine {
   /** Why a line carries no tax (EN 16931 BT-120), for categories other than S and Z. */
   exemptionReason: string | null;
   /** The line's net without tax (allocated for tax-inclusive prices). */
-  net: Money;
+  net: MinorAmount;
   /** Usage lines: from an earlier period than the invoice's. */
   late: boolean;
   usage: { service: string; zone: string | null; usagePeriod: string; quantity: number; chargedUnits: number } | null;
@@ -209,8 +215,8 @@ export interface DraftLine {
 export interface TaxSubtotal {
   category: TaxCategory;
   rate: Money;
-  taxable: Money;
-  tax: Money;
+  taxable: MinorAmount;
+  tax: MinorAmount;
   exemptionReason: string | null;
 }
 
@@ -224,13 +230,13 @@ export interface Draft {
   dueDate: string;
   lines: DraftLine[];
   taxes: TaxSubtotal[];
-  net: Money;
-  tax: Money;
-  gross: Money;
-  previousBalance: Money;
-  paymentsSince: Money;
-  creditsSince: Money;
-  totalDue: Money;
+  net: MinorAmount;
+  tax: MinorAmount;
+  gross: MinorAmount;
+  previousBalance: MinorAmount;
+  paymentsSince: MinorAmount;
+  creditsSince: MinorAmount;
+  totalDue: MinorAmount;
   reverseCharge: boolean;
   /** The highest sequence billed per usage summary (every summary read, lines or not). */
   usageMarks: Array<{ summaryId: string; toSeq: number }>;
@@ -250,8 +256,9 @@ export class ComposeError extends Error {
   }
 }
 
-const ZERO = new Money(0);
-const HALF_UP = RoundingMode.halfUp;
+/** Prices, rates and percentages are read as whole micro-units (10^-6). */
+const MICRO_SCALE = 6;
+const MICRO = powerOfTen(MICRO_SCALE);
 
 export const REVERSE_CHARGE_REASON = "Reverse charge";
 
@@ -259,10 +266,10 @@ export function composeInvoice(input: ComposeInput): Draft {
   const { account } = input;
   const decimals = currencyMinorUnits(account.currency);
   const problems: ComposeProblem[] = [];
-  const lines: DraftLine[] = [];
+  const lines: Line[] = [];
   const notes: string[] = [];
   const usageMarks: Array<{ summaryId: string; toSeq: number }> = [];
-  const round = (amount: Money) => amount.toDecimalPlaces(decimals, HALF_UP);
+  const minor = minorReader(decimals);
   const taxOf = taxResolver(input, problems);
   const issueDay = localDayNumber(input.issueMs, zoneAt(account.cycle, input.issueMs));
 
@@ -284,14 +291,14 @@ export function composeInvoice(input: ComposeInput): Draft {
           if (price.currency !== account.currency) currencyProblem(`price ${price.priceId}`, price.currency);
         }
       }
-      recurringLines(input, product, decimals, taxOf, lines);
+      recurringLines(input, product, minor, taxOf, lines);
     }
     for (const charge of input.oneTimeCharges) {
       if (charge.currency !== account.currency) {
         currencyProblem(`one-time charge ${charge.id}`, charge.currency);
         continue;
       }
-      const amount = round(new Money(charge.amount));
+      const amount = minor.of(charge.amount);
       const day = localDayNumber(charge.atMs, zoneAt(account.cycle, charge.atMs));
       lines.push(
         line({
@@ -308,14 +315,16 @@ export function composeInvoice(input: ComposeInput): Draft {
       );
     }
     const usageTax = new Map(input.products.map((product) => [product.id, product.usageTax]));
+    const currentEndDay = lastDay(input.usagePeriod, account.cycle);
+    const currentPeriod = { startMs: input.usagePeriod.startMs, endMs: input.usagePeriod.endMs };
     for (const usage of [...input.usage].sort(compareUsage)) {
       usageMarks.push({ summaryId: usage.summaryId, toSeq: usage.toSeq });
       if (usage.currency !== account.currency) {
         currencyProblem(`usage summary ${usage.summaryId}`, usage.currency);
         continue;
       }
-      const amount = round(new Money(usage.amount));
-      if (amount.isZero()) continue;
+      const amount = minor.of(usage.amount);
+      if (amount === 0n) continue;
       const terms = usageTax.get(usage.productId);
       if (terms === undefined || terms === null) {
         problems.push({
@@ -325,28 +334,27 @@ export function composeInvoice(input: ComposeInput): Draft {
         continue;
       }
       const late = usage.usagePeriod !== input.usagePeriod.key;
-      const endDay = late ? lastDayOfKey(usage.usagePeriod, account.cycle) : lastDay(input.usagePeriod, account.cycle);
-      lines.push({
-        ...line({
-          key: `usage:${usage.summaryId}:${usage.toSeq}`,
-          kind: "usage",
-          productId: usage.productId,
-          priceId: null,
-          name: usageName(usage, late),
-          period: late ? null : { startMs: input.usagePeriod.startMs, endMs: input.usagePeriod.endMs },
-          amount,
-          taxIncluded: terms.taxIncluded,
-          tax: taxOf(terms.taxClass, endDay),
-        }),
-        late,
-        usage: {
-          service: usage.service,
-          zone: usage.zone,
-          usagePeriod: usage.usagePeriod,
-          quantity: usage.quantity,
-          chargedUnits: usage.chargedUnits,
-        },
+      const endDay = late ? lastDayOfKey(usage.usagePeriod, account.cycle) : currentEndDay;
+      const entry = line({
+        key: `usage:${usage.summaryId}:${usage.toSeq}`,
+        kind: "usage",
+        productId: usage.productId,
+        priceId: null,
+        name: usageName(usage, late),
+        period: late ? null : currentPeriod,
+        amount,
+        taxIncluded: terms.taxIncluded,
+        tax: taxOf(terms.taxClass, endDay),
       });
+      entry.late = late;
+      entry.usage = {
+        service: usage.service,
+        zone: usage.zone,
+        usagePeriod: usage.usagePeriod,
+        quantity: usage.quantity,
+        chargedUnits: usage.chargedUnits,
+      };
+      lines.push(entry);
     }
     for (const credit of input.spendCredits) {
       if (credit.currency !== account.currency) {
@@ -367,7 +375,7 @@ export function composeInvoice(input: ComposeInput): Draft {
           priceId: null,
           name: credit.reason === null ? "Credit" : `Credit: ${credit.reason}`,
           period: null,
-          amount: round(new Money(credit.amount)).negated(),
+          amount: -minor.of(credit.amount),
           taxIncluded: terms.taxIncluded,
           tax: taxOf(terms.taxClass, day),
         }),
@@ -376,14 +384,17 @@ export function composeInvoice(input: ComposeInput): Draft {
   }
   if (problems.length > 0) throw new ComposeError(dedupe(problems));
 
-  const taxes = taxLines(lines, decimals);
-  const net = lines.reduce((sum, entry) => sum.plus(entry.net), ZERO);
-  const tax = taxes.reduce((sum, entry) => sum.plus(entry.tax), ZERO);
-  const gross = net.plus(tax);
+  const taxes = taxLines(lines);
+  let net = 0n;
+  for (const entry of lines) net += entry.net;
+  let tax = 0n;
+  for (const subtotal of taxes) tax += subtotal.tax;
+  const gross = net + tax;
   const receivables = input.receivables;
-  const previousBalance = new Money(receivables?.previousBalance ?? 0);
-  const paymentsSince = new Money(receivables?.paymentsSince ?? 0);
-  const creditsSince = new Money(receivables?.creditsSince ?? 0);
+  const previousBalance = parseScaled(receivables?.previousBalance ?? "0", decimals);
+  const paymentsSince = parseScaled(receivables?.paymentsSince ?? "0", decimals);
+  const creditsSince = parseScaled(receivables?.creditsSince ?? "0", decimals);
+  const amount = (units: bigint) => new MinorAmount(units, decimals);
   if (lines.length === 0 && account.accountType === "postpaid") notes.push("Nothing to bill for this period.");
   return {
     accountId: account.id,
@@ -393,15 +404,21 @@ export function composeInvoice(input: ComposeInput): Draft {
     advancePeriod: input.advancePeriod,
     issueDate: formatLocalDate(dateOfDayNumber(issueDay)),
     dueDate: formatLocalDate(dateOfDayNumber(issueDay + account.paymentTermsDays)),
-    lines,
-    taxes,
-    net,
-    tax,
-    gross,
-    previousBalance,
-    paymentsSince,
-    creditsSince,
-    totalDue: previousBalance.minus(paymentsSince).minus(creditsSince).plus(gross),
+    lines: lines.map((entry) => draftLine(entry, decimals)),
+    taxes: taxes.map((subtotal) => ({
+      category: subtotal.category,
+      rate: subtotal.rate,
+      taxable: amount(subtotal.taxable),
+      tax: amount(subtotal.tax),
+      exemptionReason: subtotal.exemptionReason,
+    })),
+    net: amount(net),
+    tax: amount(tax),
+    gross: amount(gross),
+    previousBalance: amount(previousBalance),
+    paymentsSince: amount(paymentsSince),
+    creditsSince: amount(creditsSince),
+    totalDue: amount(previousBalance - paymentsSince - creditsSince + gross),
     reverseCharge: account.reverseCharge,
     usageMarks,
     notes,
@@ -415,6 +432,8 @@ interface ResolvedTax {
   taxClass: string;
   category: TaxCategory;
   rate: Money;
+  /** The rate in micro-units (0.19 → 190,000). */
+  micro: bigint;
   exemptionReason: string | null;
 }
 
@@ -429,7 +448,7 @@ interface Piece {
   prices: readonly PriceTerms[];
 }
 
-function recurringLines(input: ComposeInput, product: ProductInput, decimals: number, taxOf: TaxOf, out: DraftLine[]) {
+function recurringLines(input: ComposeInput, product: ProductInput, minor: MinorReader, taxOf: TaxOf, out: Line[]) {
   const cycle = input.account.cycle;
   const period = input.usagePeriod;
   const pieces = piecesOf(product, period, cycle);
@@ -454,18 +473,18 @@ function recurringLines(input: ComposeInput, product: ProductInput, decimals: nu
     const tax = taxOf(sample.taxClass, endDay);
     if (chargedBillable && charged !== undefined) {
       // Charged whole at the period's start: credit what was charged for the days it was not billable at that price.
-      const advanced = advanceCharge(product, charged, period, cycle, decimals);
-      const shares = shareOf(advanced.amount.minus(advanced.discount.total), pieces, 0, periodDays, decimals);
-      let credit = ZERO;
+      const advanced = advanceCharge(product, charged, period, cycle, minor);
+      const shares = shareOf(advanced.amount - advanced.discount.total, 1n, pieces, 0, periodDays);
+      let credit = 0n;
       let creditDays = 0;
       pieces.forEach((piece, index) => {
         const same = terms[index];
         if (same === null || same === undefined || same.amount !== charged.amount || !billable(piece, same)) {
-          credit = credit.plus(shares[index] as Money);
+          credit += shares[index] as bigint;
           creditDays += piece.toDay - piece.fromDay;
         }
       });
-      if (creditDays > 0 && !credit.isZero()) {
+      if (creditDays > 0 && credit !== 0n) {
         out.push(
           line({
             key: `unused:${product.id}:${priceId}:${period.key}`,
@@ -476,7 +495,7 @@ function recurringLines(input: ComposeInput, product: ProductInput, decimals: nu
             period: { startMs: period.startMs, endMs: period.endMs },
             days: creditDays,
             basisDays,
-            amount: credit.negated(),
+            amount: -credit,
             taxIncluded: charged.taxIncluded,
             tax,
           }),
@@ -493,17 +512,17 @@ function recurringLines(input: ComposeInput, product: ProductInput, decimals: nu
       byAmount.set(entry.amount, entry);
     });
     for (const [amountText, price] of byAmount) {
-      const shares = shareOf(new Money(amountText), pieces, leadDays, basisDays, decimals);
-      let amount = ZERO;
+      const shares = shareOf(minor.micro(amountText), minor.microPerMinor, pieces, leadDays, basisDays);
+      let amount = 0n;
       let days = 0;
       pieces.forEach((piece, index) => {
         const entry = terms[index];
         if (entry === null || entry === undefined || entry.amount !== amountText || !billable(piece, entry)) return;
-        amount = amount.plus(shares[index] as Money);
+        amount += shares[index] as bigint;
         days += piece.toDay - piece.fromDay;
       });
       if (days === 0) continue;
-      const discount = promotionDiscount(product, price, amount, period, cycle, decimals);
+      const discount = promotionDiscount(product, price, amount, period, cycle, minor);
       out.push(
         line({
           key: `recurring:${product.id}:${priceId}:${period.key}:${amountText}`,
@@ -530,7 +549,7 @@ function recurringLines(input: ComposeInput, product: ProductInput, decimals: nu
   if (state === null) return;
   for (const price of state.prices) {
     if (price.type !== "recurring" || price.billing !== "advance" || !billable(state, price)) continue;
-    const charge = advanceCharge(product, price, next, cycle, decimals);
+    const charge = advanceCharge(product, price, next, cycle, minor);
     out.push(
       line({
         key: `recurring:${product.id}:${price.priceId}:${next.key}:${price.amount}`,
@@ -555,14 +574,17 @@ function recurringLines(input: ComposeInput, product: ProductInput, decimals: nu
  * What an advance price charges for a whole period at its start: the price (a transition period's share of it,
  * rounded once) less the promotions of that cycle.
  */
-function advanceCharge(product: ProductInput, price: PriceTerms, period: Period, cycle: BillCycle, decimals: number) {
+function advanceCharge(product: ProductInput, price: PriceTerms, period: Period, cycle: BillCycle, minor: MinorReader) {
   const basis = prorationBasis(period, cycle);
   const zone = zoneAt(cycle, period.startMs);
   const basisDays = localDayNumber(basis.endMs, zone) - localDayNumber(basis.startMs, zone);
   const days = localDayNumber(period.endMs, zone) - localDayNumber(period.startMs, zone);
-  const whole = new Money(price.amount);
-  const amount = days >= basisDays ? whole : whole.times(days).dividedBy(basisDays).toDecimalPlaces(decimals, HALF_UP);
-  return { amount, days, basisDays, discount: promotionDiscount(product, price, amount, period, cycle, decimals) };
+  const micro = minor.micro(price.amount);
+  const amount =
+    days >= basisDays
+      ? divideHalfUp(micro, minor.microPerMinor)
+      : divideHalfUp(micro * BigInt(days), BigInt(basisDays) * minor.microPerMinor);
+  return { amount, days, basisDays, discount: promotionDiscount(product, price, amount, period, cycle, minor) };
 }
 
 /** Whether a state is charged for a price: active, or suspended for a reason the price still charges. */
@@ -609,6 +631,22 @@ function piecesOf(product: ProductInput, period: Period, cycle: BillCycle): Piec
   const zone = zoneAt(cycle, period.startMs);
   const first = localDayNumber(period.startMs, zone);
   const last = localDayNumber(period.endMs, zone);
+  let changesInside = false;
+  for (const entry of product.history) if (entry.atMs >= period.startMs) changesInside = true;
+  for (const segment of product.prices) if (segment.fromMs >= period.startMs) changesInside = true;
+  if (!changesInside) {
+    // Nothing changed since the period began (most products): one piece in the state it began with.
+    const state = stateAt(product, period.startMs);
+    return [
+      {
+        fromDay: first,
+        toDay: last,
+        status: state?.status ?? "none",
+        suspensionReason: state?.suspensionReason ?? null,
+        prices: state?.prices ?? pricesAt(product, period.startMs),
+      },
+    ];
+  }
   const days = new Set<number>([first]);
   const add = (atMs: number) => {
     const day = localDayNumber(atMs, zone);
@@ -631,40 +669,43 @@ function piecesOf(product: ProductInput, period: Period, cycle: BillCycle): Piec
 }
 
 /**
- * An amount's pieces over a period's pieces with the remainder rule: `lead` days of the basis lie before the
- * period (a transition period's basis), every piece is `amount × days / basisDays` rounded half-up, and the last
- * piece of the basis takes the remainder. Only the period's pieces are returned.
+ * An amount's pieces over a period's pieces with the remainder rule, in minor units: the amount is `total / divisor`
+ * minor units (a price in micro-units over micro-units per minor unit, or minor units over 1); `leadDays` of the basis
+ * lie before the period (a transition period's basis); every piece is `amount × days / basisDays` rounded half-up
+ * and the last piece of the basis takes the remainder. Only the period's pieces are returned.
  */
 function shareOf(
-  amount: Money,
+  total: bigint,
+  divisor: bigint,
   pieces: ReadonlyArray<Pick<Piece, "fromDay" | "toDay">>,
   leadDays: number,
   basisDays: number,
-  decimals: number,
-): Money[] {
-  const shares: Money[] = [];
-  let assigned = leadDays > 0 ? amount.times(leadDays).dividedBy(basisDays).toDecimalPlaces(decimals, HALF_UP) : ZERO;
+): bigint[] {
+  const whole = divideHalfUp(total, divisor);
+  const denominator = BigInt(basisDays) * divisor;
+  const shares: bigint[] = [];
+  let assigned = leadDays > 0 ? divideHalfUp(total * BigInt(leadDays), denominator) : 0n;
   pieces.forEach((piece, index) => {
-    const days = piece.toDay - piece.fromDay;
     const share =
       index === pieces.length - 1
-        ? amount.minus(assigned)
-        : amount.times(days).dividedBy(basisDays).toDecimalPlaces(decimals, HALF_UP);
-    assigned = assigned.plus(share);
+        ? whole - assigned
+        : divideHalfUp(total * BigInt(piece.toDay - piece.fromDay), denominator);
+    assigned += share;
     shares.push(share);
   });
   return shares;
 }
 
-/** The discounts of the promotions covering a price in a period, in the documented order. */
+/** The discounts of the promotions covering a price in a period, in the documented order, in minor units. */
 function promotionDiscount(
   product: ProductInput,
   price: PriceTerms,
-  amount: Money,
+  amount: bigint,
   period: Period,
   cycle: BillCycle,
-  decimals: number,
-): { total: Money; applied: Array<{ id: string; name: string; amount: Money }> } {
+  minor: MinorReader,
+): Discount {
+  if (product.promotions.length === 0 || amount <= 0n) return NO_DISCOUNT;
   const applying = product.promotions
     .filter((promotion) => promotion.priceIds.includes(price.priceId) && covers(promotion, period, cycle))
     .sort(
@@ -673,24 +714,34 @@ function promotionDiscount(
         (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     );
   let left = amount;
-  const applied: Array<{ id: string; name: string; amount: Money }> = [];
+  const applied: Array<{ id: string; name: string; amount: bigint }> = [];
   for (const promotion of applying) {
-    if (!left.isPositive() || left.isZero()) break;
+    if (left <= 0n) break;
     const off =
       promotion.percentOff !== undefined
-        ? left.times(promotion.percentOff).dividedBy(100).toDecimalPlaces(decimals, HALF_UP)
-        : Money.min(new Money(promotion.amountOff ?? 0), left);
-    const capped = Money.min(off, left);
-    if (capped.isZero()) continue;
-    left = left.minus(capped);
-    applied.push({ id: promotion.id, name: promotion.name, amount: capped });
+        ? divideHalfUp(left * minor.micro(promotion.percentOff), 100n * MICRO)
+        : minor.of(promotion.amountOff ?? "0");
+    const taken = off < left ? off : left;
+    if (taken <= 0n) continue;
+    left -= taken;
+    applied.push({ id: promotion.id, name: promotion.name, amount: taken });
   }
-  return { total: amount.minus(left), applied };
+  return { total: amount - left, applied };
 }
 
 /** Whether a period is one of a promotion's cycles (cycle 1 holds its start). */
 function covers(promotion: PromotionTerms, period: Period, cycle: BillCycle): boolean {
   if (period.endMs <= promotion.startMs) return false;
+  if (cycle.previous === undefined || cycle.previous === null) {
+    // One cycle day and zone throughout: one period starts in each month, so cycles count in months of the keys.
+    const start = localDate(new Date(promotion.startMs), cycle.timeZone);
+    const firstMonth =
+      start.year * 12 +
+      start.month -
+      (start.day >= billingDayOfMonth(cycle.billCycleDay, start.year, start.month) ? 1 : 2);
+    const index = Number(period.key.slice(0, 4)) * 12 + Number(period.key.slice(5, 7)) - 1 - firstMonth + 1;
+    return index >= 1 && index <= promotion.cycles;
+  }
   let current = cyclePeriod(promotion.startMs, cycle);
   for (let index = 1; index <= promotion.cycles; index++) {
     if (current.startMs === period.startMs || (current.startMs < period.endMs && period.startMs < current.endMs)) {
@@ -705,6 +756,52 @@ function covers(promotion: PromotionTerms, period: Period, cycle: BillCycle): bo
 // ---------------------------------------------------------------------------------------------------------------
 // Lines and tax
 
+interface Discount {
+  total: bigint;
+  applied: ReadonlyArray<{ id: string; name: string; amount: bigint }>;
+}
+
+const NO_DISCOUNT: Discount = { total: 0n, applied: [] };
+
+/** A line while it is composed: amounts in minor units. */
+interface Line {
+  key: string;
+  kind: LineKind;
+  productId: string | null;
+  priceId: string | null;
+  name: string;
+  period: { startMs: number; endMs: number } | null;
+  days: number | null;
+  basisDays: number | null;
+  amount: bigint;
+  discount: Discount;
+  charge: bigint;
+  /** Set by the tax summary: the charge for tax-exclusive lines, the allocated net for tax-inclusive ones. */
+  net: bigint;
+  taxIncluded: boolean;
+  tax: ResolvedTax;
+  late: boolean;
+  usage: DraftLine["usage"];
+}
+
+/** Reads decimal text as micro-units and as the currency's minor units (rounded half-up once). */
+interface MinorReader {
+  decimals: number;
+  microPerMinor: bigint;
+  micro(text: string): bigint;
+  of(text: string): bigint;
+}
+
+function minorReader(decimals: number): MinorReader {
+  const microPerMinor = powerOfTen(MICRO_SCALE - decimals);
+  return {
+    decimals,
+    microPerMinor,
+    micro: (text) => parseScaled(text, MICRO_SCALE),
+    of: (text) => divideHalfUp(parseScaled(text, MICRO_SCALE), microPerMinor),
+  };
+}
+
 function line(fields: {
   key: string;
   kind: LineKind;
@@ -714,13 +811,12 @@ function line(fields: {
   period: { startMs: number; endMs: number } | null;
   days?: number;
   basisDays?: number;
-  amount: Money;
-  discount?: { total: Money; applied: Array<{ id: string; name: string; amount: Money }> };
+  amount: bigint;
+  discount?: Discount;
   taxIncluded: boolean;
   tax: ResolvedTax;
-}): DraftLine {
-  const discount = fields.discount?.total ?? ZERO;
-  const charge = fields.amount.minus(discount);
+}): Line {
+  const discount = fields.discount ?? NO_DISCOUNT;
   return {
     key: fields.key,
     kind: fields.kind,
@@ -732,18 +828,48 @@ function line(fields: {
     basisDays: fields.basisDays ?? null,
     amount: fields.amount,
     discount,
-    promotions: fields.discount?.applied ?? [],
-    charge,
+    charge: fields.amount - discount.total,
+    net: fields.amount - discount.total,
     taxIncluded: fields.taxIncluded,
-    taxClass: fields.tax.taxClass,
-    taxCategory: fields.tax.category,
-    taxRate: fields.tax.rate,
-    exemptionReason: fields.tax.exemptionReason,
-    net: charge,
+    tax: fields.tax,
     late: false,
     usage: null,
   };
 }
+
+function draftLine(entry: Line, decimals: number): DraftLine {
+  return {
+    key: entry.key,
+    kind: entry.kind,
+    productId: entry.productId,
+    priceId: entry.priceId,
+    name: entry.name,
+    period: entry.period,
+    days: entry.days,
+    basisDays: entry.basisDays,
+    amount: new MinorAmount(entry.amount, decimals),
+    discount: new MinorAmount(entry.discount.total, decimals),
+    promotions:
+      entry.discount.applied.length === 0
+        ? []
+        : entry.discount.applied.map((applied) => ({
+            id: applied.id,
+            name: applied.name,
+            amount: new MinorAmount(applied.amount, decimals),
+          })),
+    charge: new MinorAmount(entry.charge, decimals),
+    taxIncluded: entry.taxIncluded,
+    taxClass: entry.tax.taxClass,
+    taxCategory: entry.tax.category,
+    taxRate: entry.tax.rate,
+    exemptionReason: entry.tax.exemptionReason,
+    net: new MinorAmount(entry.net, decimals),
+    late: entry.late,
+    usage: entry.usage,
+  };
+}
+
+const ZERO_RATE = { rate: new Money(0), micro: 0n };
 
 function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
   const jurisdiction = input.account.taxJurisdiction;
@@ -758,7 +884,7 @@ function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
     let resolved: ResolvedTax;
     if (terms === undefined) {
       problems.push({ code: "unknown_tax_class", message: `tax class ${taxClass} is not in the catalog` });
-      resolved = { taxClass, category: "S", rate: ZERO, exemptionReason: null };
+      resolved = { taxClass, category: "S", ...ZERO_RATE, exemptionReason: null };
     } else {
       const rate = rateOn(terms, jurisdiction, date) ?? rateOn(terms, country, date);
       if (rate === undefined) {
@@ -766,16 +892,17 @@ function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
           code: "no_tax_rate",
           message: `tax class ${taxClass} has no rate for ${jurisdiction} on ${date}`,
         });
-        resolved = { taxClass, category: terms.category, rate: ZERO, exemptionReason: null };
+        resolved = { taxClass, category: terms.category, ...ZERO_RATE, exemptionReason: null };
       } else {
         const category = rate.category ?? terms.category;
         resolved =
           input.account.reverseCharge && category === "S"
-            ? { taxClass, category: "AE", rate: ZERO, exemptionReason: REVERSE_CHARGE_REASON }
+            ? { taxClass, category: "AE", ...ZERO_RATE, exemptionReason: REVERSE_CHARGE_REASON }
             : {
                 taxClass,
                 category,
                 rate: new Money(rate.rate),
+                micro: parseScaled(rate.rate, MICRO_SCALE),
                 exemptionReason: category === "S" || category === "Z" ? null : (terms.exemptionReason ?? null),
               };
       }
@@ -801,44 +928,60 @@ function rateOn(terms: TaxClassTerms, jurisdiction: string, date: string): TaxRa
  * The tax summary per category and rate, and every line's net: tax-exclusive lines are their own nets; the
  * tax-inclusive ones of a rate share the tax of their summed gross and their nets are allocated to add up.
  */
-function taxLines(lines: DraftLine[], decimals: number): TaxSubtotal[] {
-  const groups = new Map<string, { category: TaxCategory; rate: Money; lines: DraftLine[] }>();
+function taxLines(
+  lines: readonly Line[],
+): Array<{ category: TaxCategory; rate: Money; taxable: bigint; tax: bigint; exemptionReason: string | null }> {
+  const groups = new Map<string, { tax: ResolvedTax; lines: Line[] }>();
   for (const entry of lines) {
-    const key = `${entry.taxCategory}|${entry.taxRate.toFixed()}`;
+    const key = `${entry.tax.category}|${entry.tax.micro}`;
     let group = groups.get(key);
     if (group === undefined) {
-      group = { category: entry.taxCategory, rate: entry.taxRate, lines: [] };
+      group = { tax: entry.tax, lines: [] };
       groups.set(key, group);
     }
     group.lines.push(entry);
   }
-  const subtotals: TaxSubtotal[] = [];
-  for (const group of groups.values()) {
-    const exclusive = group.lines.filter((entry) => !entry.taxIncluded);
-    const inclusive = group.lines.filter((entry) => entry.taxIncluded);
-    const exclusiveNet = exclusive.reduce((sum, entry) => sum.plus(entry.charge), ZERO);
-    let tax = exclusiveNet.times(group.rate).toDecimalPlaces(decimals, HALF_UP);
-    let taxable = exclusiveNet;
-    if (inclusive.length > 0) {
-      const gross = inclusive.reduce((sum, entry) => sum.plus(entry.charge), ZERO);
-      const onePlus = group.rate.plus(1);
-      const inclusiveTax = gross.times(group.rate).dividedBy(onePlus).toDecimalPlaces(decimals, HALF_UP);
-      const nets = gross.minus(inclusiveTax);
-      let allocated = ZERO;
-      inclusive.forEach((entry, index) => {
-        entry.net =
-          index === inclusive.length - 1
-            ? nets.minus(allocated)
-            : entry.charge.dividedBy(onePlus).toDecimalPlaces(decimals, HALF_UP);
-        allocated = allocated.plus(entry.net);
-      });
-      tax = tax.plus(inclusiveTax);
-      taxable = taxable.plus(nets);
+  const taxes: Array<{
+    category: TaxCategory;
+    rate: Money;
+    taxable: bigint;
+    tax: bigint;
+    exemptionReason: string | null;
+  }> = [];
+  for (const { tax: terms, lines: members } of groups.values()) {
+    let exclusiveNet = 0n;
+    let gross = 0n;
+    let last: Line | undefined;
+    for (const entry of members) {
+      if (entry.taxIncluded) {
+        gross += entry.charge;
+        last = entry;
+      } else {
+        exclusiveNet += entry.charge;
+        entry.net = entry.charge;
+      }
     }
-    const reason = group.lines.find((entry) => entry.exemptionReason !== null)?.exemptionReason ?? null;
-    subtotals.push({ category: group.category, rate: group.rate, taxable, tax, exemptionReason: reason });
+    let tax = divideHalfUp(exclusiveNet * terms.micro, MICRO);
+    let taxable = exclusiveNet;
+    if (last !== undefined) {
+      const onePlus = MICRO + terms.micro;
+      const inclusiveTax = divideHalfUp(gross * terms.micro, onePlus);
+      const inclusiveNets = gross - inclusiveTax;
+      let allocated = 0n;
+      for (const entry of members) {
+        if (!entry.taxIncluded || entry === last) continue;
+        entry.net = divideHalfUp(entry.charge * MICRO, onePlus);
+        allocated += entry.net;
+      }
+      last.net = inclusiveNets - allocated;
+      tax += inclusiveTax;
+      taxable += inclusiveNets;
+    }
+    const reason = members.find((entry) => entry.tax.exemptionReason !== null)?.tax.exemptionReason ?? null;
+    taxes.push({ category: terms.category, rate: terms.rate, taxable, tax, exemptionReason: reason });
   }
-  return subtotals.sort((a, b) => (a.category < b.category ? -1 : a.category > b.category ? 1 : a.rate.cmp(b.rate)));
+  taxes.sort((a, b) => (a.category < b.category ? -1 : a.category > b.category ? 1 : a.rate.cmp(b.rate)));
+  return taxes;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
