@@ -11,7 +11,7 @@ import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { addMonthsUtc } from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
 import { ORDER_RECOVERY_AFTER_SECONDS } from "../../shared/limits.js";
-import type { CatalogService, Offering } from "../catalog/index.js";
+import { type CatalogService, type Offering, priceTerms } from "../catalog/index.js";
 import type { CustomerServices } from "../customers/index.js";
 import type { InventoryService } from "../inventory/index.js";
 import type { MessagesService } from "../notifications/index.js";
@@ -494,6 +494,7 @@ export class OrdersService {
 
     // Steps 1 and 2 in one transaction: reserve a number and a SIM per line and create its products, pending
     // activation. If anything is missing, nothing of it exists afterwards, so there is nothing to undo yet.
+    // The price's terms are kept with it (defaults written out), so a later catalog change never rebills a line.
     const prices = (offering: Offering): BoughtPrice[] =>
       offering.prices.map((price) => ({
         priceId: price.id,
@@ -503,6 +504,7 @@ export class OrdersService {
         amount: price.amounts[account.currency] ?? "0",
         currency: account.currency,
         taxClass: price.taxClass,
+        ...priceTerms(price),
       }));
     const term = (offering: Offering): BoughtTerm | null => {
       const first = offering.terms?.[0];

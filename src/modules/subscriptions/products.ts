@@ -4,7 +4,12 @@
  * checks that its row has this shape.
  */
 
-/** A price as the line bought it: the catalog's price in the account's currency at the time of the order. */
+/**
+ * A price as the line bought it: the catalog's price in the account's currency at the time of the order, with the
+ * terms its invoices follow. The terms are optional because rows written before they existed have none; such a
+ * row means the catalog's defaults: billing "advance", taxIncluded false, chargedWhenSuspended [] (no suspended day
+ * charged). Orders write all three for recurring prices and taxIncluded for one-time prices.
+ */
 export interface BoughtPrice {
   priceId: string;
   name: string;
@@ -13,6 +18,12 @@ export interface BoughtPrice {
   amount: string;
   currency: string;
   taxClass: string;
+  /** Recurring prices: "advance" (the coming period) or "arrears" (the period that ended). */
+  billing?: "advance" | "arrears";
+  /** The amount includes the tax. */
+  taxIncluded?: boolean;
+  /** Recurring prices: the suspension reasons (customerRequest, dunning, nonRenewal, fraud) still charged. */
+  chargedWhenSuspended?: string[];
 }
 
 /** A contract term as bought: its length and when it ends, and the early termination fee per month left. */
