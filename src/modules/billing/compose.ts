@@ -13,6 +13,13 @@ import {
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { divideHalfUp, MinorAmount, parseScaled, powerOfTen } from "../../shared/minor-units.js";
 import { Money } from "../../shared/money.js";
+import {
+  SUSPENSION_REASONS,
+  type SuspensionReason,
+  type TaxClass,
+  taxRateAt,
+  type VatCategory,
+} from "../catalog/index.js";
 
 /**
  * The arithmetic of a bill (DESIGN.md §10 "Composition is pure"): `composeInvoice(input)` takes what a repository
@@ -51,27 +58,12 @@ import { Money } from "../../shared/money.js";
  *   gross less that tax (the last line takes the remainder). A class with no rate there is a problem, never a zero.
  */
 
-export const SUSPENSION_REASONS = ["customerRequest", "dunning", "nonRenewal", "fraud"] as const;
-export type SuspensionReason = (typeof SUSPENSION_REASONS)[number];
-export const TAX_CATEGORIES = ["S", "Z", "E", "O", "AE"] as const;
-export type TaxCategory = (typeof TAX_CATEGORIES)[number];
-
-export interface TaxRateTerms {
-  jurisdiction: string;
-  /** A fraction: "0.19". */
-  rate: string;
-  /** "YYYY-MM-DD"; omitted, since always. */
-  validFrom?: string | undefined;
-  category?: TaxCategory | undefined;
-}
-
-export interface TaxClassTerms {
-  id: string;
-  name: string;
-  category: TaxCategory;
-  exemptionReason?: string | undefined;
-  rates: readonly TaxRateTerms[];
-}
+export type { SuspensionReason };
+export { SUSPENSION_REASONS };
+/** EN 16931 VAT category codes. */
+export type TaxCategory = VatCategory;
+/** A tax class as the catalog states it: its category, its dated rates per jurisdiction, its exemption reason. */
+export type TaxClassTerms = TaxClass;
 
 export interface PriceTerms {
   priceId: string;
@@ -873,7 +865,6 @@ const ZERO_RATE = { rate: new Money(0), micro: 0n };
 
 function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
   const jurisdiction = input.account.taxJurisdiction;
-  const country = jurisdiction.slice(0, 2);
   const cache = new Map<string, ResolvedTax>();
   return (taxClass, day) => {
     const cacheKey = `${taxClass}|${day}`;
@@ -886,7 +877,7 @@ function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
       problems.push({ code: "unknown_tax_class", message: `tax class ${taxClass} is not in the catalog` });
       resolved = { taxClass, category: "S", ...ZERO_RATE, exemptionReason: null };
     } else {
-      const rate = rateOn(terms, jurisdiction, date) ?? rateOn(terms, country, date);
+      const rate = taxRateAt(terms, jurisdiction, date);
       if (rate === undefined) {
         problems.push({
           code: "no_tax_rate",
@@ -894,7 +885,7 @@ function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
         });
         resolved = { taxClass, category: terms.category, ...ZERO_RATE, exemptionReason: null };
       } else {
-        const category = rate.category ?? terms.category;
+        const category = rate.category;
         resolved =
           input.account.reverseCharge && category === "S"
             ? { taxClass, category: "AE", ...ZERO_RATE, exemptionReason: REVERSE_CHARGE_REASON }
@@ -903,25 +894,13 @@ function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
                 category,
                 rate: new Money(rate.rate),
                 micro: parseScaled(rate.rate, MICRO_SCALE),
-                exemptionReason: category === "S" || category === "Z" ? null : (terms.exemptionReason ?? null),
+                exemptionReason: category === "S" || category === "Z" ? null : (rate.exemptionReason ?? null),
               };
       }
     }
     cache.set(cacheKey, resolved);
     return resolved;
   };
-}
-
-/** The rate of a jurisdiction valid on a date: the latest `validFrom` not after it. */
-function rateOn(terms: TaxClassTerms, jurisdiction: string, date: string): TaxRateTerms | undefined {
-  let found: TaxRateTerms | undefined;
-  for (const rate of terms.rates) {
-    if (rate.jurisdiction !== jurisdiction) continue;
-    const from = rate.validFrom ?? "";
-    if (from > date) continue;
-    if (found === undefined || (found.validFrom ?? "") < from) found = rate;
-  }
-  return found;
 }
 
 /**
