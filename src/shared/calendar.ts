@@ -297,6 +297,18 @@ export function cyclePeriod(atMs: number, cycle: BillCycle): Period {
 }
 
 /**
+ * The cycle day and zone in effect at an instant: the previous ones before the change took effect, else the current.
+ * A period's days are counted in the zone in effect at its start (a transition period's in the new zone).
+ */
+export function cycleAt(atMs: number, cycle: BillCycle): { billCycleDay: number; timeZone: string } {
+  const previous = cycle.previous;
+  if (previous !== undefined && previous !== null && atMs < previous.untilMs) {
+    return { billCycleDay: previous.billCycleDay, timeZone: previous.timeZone };
+  }
+  return { billCycleDay: cycle.billCycleDay, timeZone: cycle.timeZone };
+}
+
+/**
  * The period a transition period is prorated against: the new cycle's full period that ends where it ends (its
  * days are the denominator of the transition period's charges). Any other period is its own basis.
  */
