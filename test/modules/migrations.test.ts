@@ -111,3 +111,85 @@ t.test(
     t.equal(columns.length, 0, "rated rows are no longer marked billed one by one");
   },
 );
+
+/**
+ * Migration 0017 (issue 23): product history gains the suspension's reason. Before it a product could be suspended
+ * only on request, so every row that leaves one suspended (the suspension, and a suspended line's barring) gets
+ * customerRequest; other rows stay without one. Accounts gain their previous cycle and VAT ID, empty.
+ */
+t.test(
+  "the cycle and suspension migration backfills the suspensions that exist",
+  { skip: hasServers ? false : "needs PostgreSQL (embedded run)" },
+  async (t) => {
+    const name = `bss_t_${services.runId}_backfill17_${process.pid}`;
+    const admin = postgres(services.pgUrl as string, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}"`);
+    const url = new URL(services.pgUrl as string);
+    url.pathname = `/${name}`;
+    const client = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    const before = mkdtempSync(path.join(tmpdir(), "bss-migrations-"));
+    t.teardown(async () => {
+      await client.end();
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+      rmSync(before, { recursive: true, force: true });
+    });
+    cpSync(MIGRATIONS_FOLDER, before, { recursive: true });
+    const journalFile = path.join(before, "meta", "_journal.json");
+    const journal = JSON.parse(readFileSync(journalFile, "utf8")) as { entries: Array<{ tag: string }> };
+    journal.entries = journal.entries.filter((entry) => entry.tag < "0017");
+    writeFileSync(journalFile, JSON.stringify(journal));
+    const db = drizzle(client);
+    await migrate(db, { migrationsFolder: before });
+
+    const person = "019cf000-0000-7000-8000-000000000101";
+    const customer = "019cf000-0000-7000-8000-000000000102";
+    const account = "019cf000-0000-7000-8000-000000000103";
+    const line = "019cf000-0000-7000-8000-000000000104";
+    const order = "019cf000-0000-7000-8000-000000000105";
+    await client`insert into individuals (id, given_name, family_name, status, contact_medium, identifications,
+        created_at, updated_at) values (${person}, 'Ada', 'Lovelace', 'validated', '[]', '[]', now(), now())`;
+    await client`insert into customers (id, name, status, individual_id, contact_medium, created_at, updated_at)
+        values (${customer}, 'Ada', 'approved', ${person}, '[]', now(), now())`;
+    await client`insert into billing_accounts (id, customer_id, name, account_type, state, currency, bill_cycle_day,
+        payment_terms_days, time_zone, tax_jurisdiction, contacts, created_at, updated_at)
+        values (${account}, ${customer}, 'Main', 'postpaid', 'active', 'EUR', 1, 14, 'Europe/Berlin', 'DE', '[]',
+          now(), now())`;
+    await client`insert into products (id, billing_account_id, customer_id, offering_id, offering_version, name, kind,
+        status, msisdn, iccid, currency, prices, order_id, created_at, updated_at, activated_at)
+        values (${line}, ${account}, ${customer}, 'plan-postpaid-m', 1, 'Plan M', 'plan', 'suspended',
+          '+4915100000000', '89492000000000000011', 'EUR', '[]', ${order}, now(), now(), now())`;
+    const changes: Array<[string | null, string, string]> = [
+      [null, "active", "activated on the network"],
+      ["active", "suspended", "suspended on request"],
+      ["suspended", "suspended", "barred: the account reached its credit limit"],
+      ["suspended", "active", "resumed on request"],
+      ["active", "suspended", "suspended on request"],
+    ];
+    for (const [from, to, reason] of changes) {
+      await client`insert into product_history (product_id, at, from_status, to_status, reason)
+          values (${line}, now(), ${from}, ${to}, ${reason})`;
+    }
+
+    await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    const history = await client<Array<{ to_status: string; suspension_reason: string | null }>>`
+      select to_status, suspension_reason from product_history order by id`;
+    t.same(
+      history.map((row) => [row.to_status, row.suspension_reason]),
+      [
+        ["active", null],
+        ["suspended", "customerRequest"],
+        ["suspended", "customerRequest"],
+        ["active", null],
+        ["suspended", "customerRequest"],
+      ],
+    );
+    const [stored] = await client`select previous_bill_cycle_day, previous_time_zone, cycle_changed_at, vat_id
+        from billing_accounts`;
+    t.same(
+      { ...stored },
+      { previous_bill_cycle_day: null, previous_time_zone: null, cycle_changed_at: null, vat_id: null },
+      "accounts keep their cycle, with nothing before it",
+    );
+  },
+);

@@ -84,9 +84,20 @@ export const billingAccounts = pgTable(
     accountType: text("account_type").notNull(),
     state: text("state").notNull(),
     currency: text("currency").notNull(),
+    /**
+     * The bill cycle (DESIGN.md §10): the cycle day and zone in effect from `cycle_changed_at` on (always, when that
+     * is null), and the ones in effect before it. A change made while the account has lines takes effect at the
+     * old cycle's next period boundary, so until then these hold the pending cycle and `previous_*` the one in
+     * effect; one change back is remembered (customers.rules.ts, planCycleChange).
+     */
     billCycleDay: smallint("bill_cycle_day").notNull(),
     paymentTermsDays: smallint("payment_terms_days").notNull(),
     timeZone: text("time_zone").notNull(),
+    previousBillCycleDay: smallint("previous_bill_cycle_day"),
+    previousTimeZone: text("previous_time_zone"),
+    cycleChangedAt: timestamp("cycle_changed_at", { withTimezone: true, mode: "date" }),
+    /** A business account's VAT identification number, as written ("DE123456789"); format checked on write. */
+    vatId: text("vat_id"),
     taxJurisdiction: text("tax_jurisdiction").notNull(),
     creditLimit: moneyColumn("credit_limit"),
     billLimit: moneyColumn("bill_limit"),
@@ -98,6 +109,19 @@ export const billingAccounts = pgTable(
     check("billing_accounts_state_check", sql`${table.state} in ('active', 'suspended', 'closed')`),
     check("billing_accounts_currency_check", sql`${table.currency} ~ '^[A-Z]{3}$'`),
     check("billing_accounts_cycle_day_check", sql`${table.billCycleDay} between 1 and 31`),
+    check(
+      "billing_accounts_previous_cycle_day_check",
+      sql`${table.previousBillCycleDay} is null or ${table.previousBillCycleDay} between 1 and 31`,
+    ),
+    // The cycle before a change exists with the instant the change took (or takes) effect, or not at all.
+    check(
+      "billing_accounts_previous_cycle_check",
+      sql`(${table.previousBillCycleDay} is null) = (${table.previousTimeZone} is null) and (${table.previousBillCycleDay} is null) = (${table.cycleChangedAt} is null)`,
+    ),
+    check(
+      "billing_accounts_vat_id_check",
+      sql`${table.vatId} is null or ${table.vatId} ~ '^[A-Z]{2}[0-9A-Z+*]{2,14}$'`,
+    ),
     check("billing_accounts_terms_check", sql`${table.paymentTermsDays} between 0 and 365`),
     check("billing_accounts_credit_limit_check", sql`${table.creditLimit} is null or ${table.creditLimit} >= 0`),
     check("billing_accounts_bill_limit_check", sql`${table.billLimit} is null or ${table.billLimit} > 0`),

@@ -47,6 +47,8 @@ export const ProductSchema = Type.Object({
       status: Type.String(),
       at: Type.String(),
       reason: Type.String(),
+      /** Why the product is suspended from this change on (customerRequest, dunning, nonRenewal, fraud). */
+      suspensionReason: Type.Optional(Type.String()),
       orderId: Type.Optional(Type.String()),
     }),
   ),

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, inArray, notInArray, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, inArray, isNotNull, notInArray, or, type SQL, sql } from "drizzle-orm";
 import type { AlertSink } from "../../platform/alerts.js";
 import type { Actor } from "../../platform/audit.js";
 import { afterCommit, type Db } from "../../platform/database.js";
@@ -26,6 +26,23 @@ export const PRODUCT_LIFECYCLE: StateMachine<string> = {
   terminated: [],
   aborted: [],
 };
+
+/**
+ * Why a product is suspended (issue 23): at its customer's request (PATCH status), for dunning, because a term was not
+ * renewed, or for fraud. Billing charges a suspended product or not by its reason. product_history's check constraint
+ * lists the same values.
+ */
+export const SUSPENSION_REASONS = ["customerRequest", "dunning", "nonRenewal", "fraud"] as const;
+export type SuspensionReason = (typeof SUSPENSION_REASONS)[number];
+
+/** One status change of a product, as billing reads a product's dated history. */
+export interface ProductStatusChange {
+  at: Date;
+  fromStatus: string | null;
+  toStatus: string;
+  /** Why the product is suspended after this change; null unless toStatus is suspended. */
+  suspensionReason: SuspensionReason | null;
+}
 
 export interface SubscriptionsDeps extends ServiceDeps {
   provisioning: Provisioning;
@@ -128,6 +145,7 @@ export function presentProduct(
       status: entry.toStatus,
       at: entry.at.toISOString(),
       reason: entry.reason,
+      ...(entry.suspensionReason ? { suspensionReason: entry.suspensionReason } : {}),
       ...(entry.orderId ? { orderId: entry.orderId } : {}),
     })),
     orderId: row.orderId,
@@ -191,6 +209,41 @@ export class SubscriptionsService {
       .from(products)
       .where(and(eq(products.billingAccountId, billingAccountId), eq(products.offeringId, offeringId)))
       .orderBy(asc(products.id));
+  }
+
+  /**
+   * Every product of an account — lines and add-ons, in every status, terminated and aborted ones included — in id
+   * order: what billing composes an account's bill from.
+   */
+  async productsOfAccount(db: Db, billingAccountId: string): Promise<ProductRecord[]> {
+    if (!isId(billingAccountId)) return [];
+    return db.select().from(products).where(eq(products.billingAccountId, billingAccountId)).orderBy(asc(products.id));
+  }
+
+  /**
+   * The dated status changes of products, each product's in the order they happened (by history row id), with the
+   * reason of each suspension: the history billing prorates by. Every valid id asked for is a key (its list empty
+   * when the product has no history, so unknown products too).
+   */
+  async historyOf(db: Db, productIds: readonly string[]): Promise<Map<string, ProductStatusChange[]>> {
+    const wanted = [...new Set(productIds.filter(isId))];
+    const answer = new Map<string, ProductStatusChange[]>(wanted.map((id) => [id, []]));
+    if (wanted.length === 0) return answer;
+    const rows = await db
+      .select({
+        productId: productHistory.productId,
+        at: productHistory.at,
+        fromStatus: productHistory.fromStatus,
+        toStatus: productHistory.toStatus,
+        suspensionReason: productHistory.suspensionReason,
+      })
+      .from(productHistory)
+      .where(inArray(productHistory.productId, wanted))
+      .orderBy(asc(productHistory.id));
+    for (const { productId, suspensionReason, ...change } of rows) {
+      answer.get(productId)?.push({ ...change, suspensionReason: suspensionReason as SuspensionReason | null });
+    }
+    return answer;
   }
 
   /** Accounts that have lines (plan products, in any status), in id order after `afterId`: for paging through them. */
@@ -466,6 +519,7 @@ export class SubscriptionsService {
     to: string,
     reason: string,
     orderId: string | null,
+    suspensionReason: SuspensionReason | null = null,
   ): Promise<ProductRecord> {
     if (!canTransition(PRODUCT_LIFECYCLE, row.status, to)) {
       throw new AppError(
@@ -483,30 +537,46 @@ export class SubscriptionsService {
         ...(to === "active" && row.activatedAt === null ? { activatedAt: now } : {}),
         ...(to === "terminated" || to === "aborted" ? { terminatedAt: now } : {}),
       }),
-      { toStatus: to, reason, orderId },
+      { toStatus: to, reason, orderId, suspensionReason },
       { action: "update", change: "StateChange" },
     );
   }
 
   /**
    * One change of a product, recorded the one way every change is: the row, a dated history row, the line
-   * listeners after commit, an audit row and an event.
+   * listeners after commit, an audit row and an event. A change that leaves the product suspended records why: the
+   * reason given (a suspension), or the reason of the suspension it stays in (barring a suspended line).
    */
   private async change(
     tx: Db,
     actor: Actor,
     row: ProductRecord,
     values: (now: Date) => Partial<typeof products.$inferInsert>,
-    history: { toStatus: string; reason: string; orderId: string | null },
+    history: { toStatus: string; reason: string; orderId: string | null; suspensionReason?: SuspensionReason | null },
     record: { action: string; change: ChangeKind; before?: object },
   ): Promise<ProductRecord> {
+    const suspensionReason =
+      history.toStatus !== "suspended"
+        ? null
+        : (history.suspensionReason ?? (row.status === "suspended" ? await this.suspensionReasonOf(tx, row.id) : null));
+    if (history.toStatus === "suspended" && suspensionReason === null) {
+      throw new Error(`product ${row.id}: a suspension must say why (one of ${SUSPENSION_REASONS.join(", ")})`);
+    }
     const now = this.deps.clock.now();
     const [updated] = await tx
       .update(products)
       .set({ ...values(now), updatedAt: now })
       .where(eq(products.id, row.id))
       .returning();
-    await tx.insert(productHistory).values({ productId: row.id, at: now, fromStatus: row.status, ...history });
+    await tx.insert(productHistory).values({
+      productId: row.id,
+      at: now,
+      fromStatus: row.status,
+      toStatus: history.toStatus,
+      reason: history.reason,
+      orderId: history.orderId,
+      suspensionReason,
+    });
     if (row.kind === "plan") {
       afterCommit(tx, () => {
         for (const listener of this.lineListeners) listener([row.id]);
@@ -528,6 +598,17 @@ export class SubscriptionsService {
       body: presented,
     });
     return updated as ProductRecord;
+  }
+
+  /** Why a suspended product is suspended: the reason its latest suspension row recorded. */
+  private async suspensionReasonOf(tx: Db, productId: string): Promise<SuspensionReason | null> {
+    const [row] = await tx
+      .select({ reason: productHistory.suspensionReason })
+      .from(productHistory)
+      .where(and(eq(productHistory.productId, productId), isNotNull(productHistory.suspensionReason)))
+      .orderBy(desc(productHistory.id))
+      .limit(1);
+    return (row?.reason as SuspensionReason | undefined) ?? null;
   }
 
   /** A new line (plan and add-ons) created and moved to pendingActive, holding nothing on the network yet. */
@@ -633,9 +714,15 @@ export class SubscriptionsService {
 
   /**
    * Suspend or resume a line (PATCH status): the network first, then the product and its add-ons. If the
-   * network does not confirm, nothing changes and the caller hears why.
+   * network does not confirm, nothing changes and the caller hears why. A suspension records its reason: a
+   * customer's request unless the caller (collections, later) says otherwise.
    */
-  async changeStatus(actor: Actor, id: string, to: string): Promise<Product> {
+  async changeStatus(
+    actor: Actor,
+    id: string,
+    to: string,
+    suspensionReason: SuspensionReason = "customerRequest",
+  ): Promise<Product> {
     const db = this.deps.database.db;
     const current = await this.find(db, id);
     if (!current || (actor.role === "subscriber" && actor.billingAccountId !== current.billingAccountId))
@@ -661,13 +748,19 @@ export class SubscriptionsService {
       const row = await this.find(tx, id, true);
       if (!row || row.status !== current.status)
         throw new AppError("conflict", "concurrent_change", "the line changed meanwhile; retry");
-      const reason = to === "suspended" ? "suspended on request" : "resumed on request";
-      await this.move(tx, actor, row, to, reason, null);
+      const reason =
+        to !== "suspended"
+          ? "resumed on request"
+          : suspensionReason === "customerRequest"
+            ? "suspended on request"
+            : `suspended (${suspensionReason})`;
+      const why = to === "suspended" ? suspensionReason : null;
+      await this.move(tx, actor, row, to, reason, null, why);
       const children = await tx
         .select()
         .from(products)
         .where(and(eq(products.parentId, id), eq(products.status, row.status)));
-      for (const child of children) await this.move(tx, actor, child, to, reason, null);
+      for (const child of children) await this.move(tx, actor, child, to, reason, null, why);
     });
     return this.get(actor, id);
   }

@@ -82,8 +82,20 @@ export const productHistory = pgTable(
     toStatus: text("to_status").notNull(),
     reason: text("reason").notNull(),
     orderId: uuid("order_id"),
+    /**
+     * Why a suspended product is suspended (billing charges a suspended product or not by it): set on every row that
+     * leaves the product suspended — the suspension itself, and a later change of a suspended line (barring) that
+     * carries its reason on — and null on every other row. The values are SUSPENSION_REASONS of the service.
+     */
+    suspensionReason: text("suspension_reason"),
   },
-  (table) => [index("product_history_product_idx").on(table.productId)],
+  (table) => [
+    index("product_history_product_idx").on(table.productId),
+    check(
+      "product_history_suspension_reason_check",
+      sql`(${table.toStatus} = 'suspended') = (${table.suspensionReason} is not null) and (${table.suspensionReason} is null or ${table.suspensionReason} in ('customerRequest', 'dunning', 'nonRenewal', 'fraud'))`,
+    ),
+  ],
 );
 
 /** One-time charges waiting for the next invoice; the unique key makes each charge exist once per order. */
