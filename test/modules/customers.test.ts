@@ -1,6 +1,13 @@
 import t from "tap";
 import { drivers, expectError, startEngine } from "../support/engine.js";
-import { billingAccountBody, createBillingAccount, createCustomer, createIndividual } from "../support/fixtures.js";
+import {
+  activateLine,
+  billingAccountBody,
+  createBillingAccount,
+  createCustomer,
+  createIndividual,
+  orderReadyAccount,
+} from "../support/fixtures.js";
 
 /** Customer and account rules, run on every database driver the engine supports (DESIGN.md §6). */
 
@@ -274,9 +281,161 @@ for (const driver of drivers) {
     };
     t.equal(await nextBill("2027-02-10T00:00:00Z"), "2027-02-28", "February has 28 days in 2027");
     t.equal(await nextBill("2028-02-10T00:00:00Z"), "2028-02-29", "and 29 in 2028");
-    t.equal(await nextBill("2027-04-30T09:00:00Z"), "2027-04-30", "April's last day is its bill day");
-    // 30 April 13:00 UTC is already 1 May in Auckland: the next bill is May's.
-    t.equal(await nextBill("2027-04-30T13:00:00Z"), "2027-05-31", "the account's zone decides the date");
+    t.equal(await nextBill("2027-04-29T09:00:00Z"), "2027-04-30", "April's last day is its bill day");
+    // 29 April 13:00 UTC is already 30 April in Auckland: the period that ends on 30 April is over (its bill is cut
+    // that day), so the next bill date is the end of the period that began: 31 May.
+    t.equal(await nextBill("2027-04-29T13:00:00Z"), "2027-05-31", "the account's zone decides the date");
+  });
+
+  t.test(`[${driver}] an account without lines changes its bill cycle at once`, async (t) => {
+    const engine = await startEngine(t, { driver });
+    const account = await createBillingAccount(engine);
+    const patch = (body: object) => engine.request("PATCH", account.href, { body });
+    const changed = await patch({ billCycleDay: 15 });
+    t.equal(changed.statusCode, 200, changed.body);
+    t.match(changed.json(), { billCycleDay: 15, timeZone: "Europe/Berlin", nextBillDate: "2026-04-15" });
+    t.notOk("pendingBillCycle" in changed.json(), "nothing waits");
+    const zoned = (await patch({ timeZone: "America/New_York", billCycleDay: 31 })).json();
+    t.match(zoned, { billCycleDay: 31, timeZone: "America/New_York", nextBillDate: "2026-03-31" });
+    t.same(
+      await engine.sql("select previous_bill_cycle_day, previous_time_zone, cycle_changed_at from billing_accounts"),
+      [{ previous_bill_cycle_day: null, previous_time_zone: null, cycle_changed_at: null }],
+      "no transition period, no history",
+    );
+    expectError(t, await patch({ billCycleDay: 0 }), 400, "invalid_field", "billCycleDay");
+    expectError(t, await patch({ billCycleDay: null }), 400, "invalid_field", "billCycleDay");
+    expectError(t, await patch({ timeZone: "Mars/Olympus" }), 400, "invalid_field", "timeZone");
+    expectError(t, await patch({ timeZone: "+01:00" }), 400, "invalid_field", "timeZone");
+    t.equal((await engine.request("GET", account.href)).json().timeZone, "America/New_York", "refusals change nothing");
+  });
+
+  t.test(`[${driver}] with a live line a change of bill cycle waits for the period boundary`, async (t) => {
+    const engine = await startEngine(t, { driver });
+    const { accountId } = await orderReadyAccount(engine);
+    await activateLine(engine, accountId);
+    const href = `${BA}/${accountId}`;
+    const patch = (body: object) => engine.request("PATCH", href, { body });
+    const stored = async () =>
+      (
+        await engine.sql<Record<string, unknown>>(
+          `select bill_cycle_day, time_zone, previous_bill_cycle_day, previous_time_zone,
+             to_char(cycle_changed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"') as changed_at
+           from billing_accounts where id = $1`,
+          [accountId],
+        )
+      )[0];
+
+    // 15 March: day 1 → 15 takes effect when March's period ends, at midnight of 1 April in Berlin.
+    const pending = await patch({ billCycleDay: 15 });
+    t.equal(pending.statusCode, 200, pending.body);
+    t.match(pending.json(), {
+      billCycleDay: 1,
+      timeZone: "Europe/Berlin",
+      nextBillDate: "2026-04-01",
+      pendingBillCycle: { billCycleDay: 15, timeZone: "Europe/Berlin", effectiveDate: "2026-04-01" },
+    });
+    t.same(await stored(), {
+      bill_cycle_day: 15,
+      time_zone: "Europe/Berlin",
+      previous_bill_cycle_day: 1,
+      previous_time_zone: "Europe/Berlin",
+      changed_at: "2026-03-31T22:00Z",
+    });
+    const replaced = await patch({ billCycleDay: 20, timeZone: "Europe/Lisbon" });
+    t.match(replaced.json(), {
+      billCycleDay: 1,
+      pendingBillCycle: { billCycleDay: 20, timeZone: "Europe/Lisbon", effectiveDate: "2026-04-01" },
+    });
+    t.match(await stored(), { previous_bill_cycle_day: 1, changed_at: "2026-03-31T22:00Z" }, "the boundary stays");
+    const untouched = await patch({ name: "Renamed" });
+    t.match(untouched.json().pendingBillCycle, { billCycleDay: 20 }, "a patch of something else keeps the change");
+    const cancelled = await patch({ billCycleDay: 1, timeZone: "Europe/Berlin" });
+    t.notOk("pendingBillCycle" in cancelled.json(), "asking for the cycle in effect cancels the change");
+    t.match(await stored(), { bill_cycle_day: 1, previous_bill_cycle_day: null, changed_at: null });
+    t.match((await patch({ billCycleDay: 15 })).json().pendingBillCycle, { effectiveDate: "2026-04-01" });
+
+    // In the transition period (1–15 April) the new cycle is in effect; its bill is cut on the 15th.
+    engine.clock.set("2026-04-05T10:00:00Z");
+    const transition = (await engine.request("GET", href)).json();
+    t.match(transition, { billCycleDay: 15, timeZone: "Europe/Berlin", nextBillDate: "2026-04-15" });
+    t.notOk("pendingBillCycle" in transition);
+    // One change back is remembered: another waits until the transition period ended 90 days ago (14 July).
+    const refused = await patch({ billCycleDay: 20 });
+    expectError(t, refused, 409, "bill_cycle_change_too_soon", "billCycleDay");
+    t.match(refused.json().message, /2026-04-01.*2026-07-14/);
+    engine.clock.set("2026-04-20T10:00:00Z");
+    t.equal((await engine.request("GET", href)).json().nextBillDate, "2026-05-15");
+    engine.clock.set("2026-07-13T21:00:00Z");
+    expectError(t, await patch({ timeZone: "Europe/Paris" }), 409, "bill_cycle_change_too_soon", "timeZone");
+    engine.clock.set("2026-07-13T22:00:00Z"); // midnight of 14 July in Berlin
+    const later = await patch({ billCycleDay: 20 });
+    t.equal(later.statusCode, 200, later.body);
+    t.match(later.json(), {
+      billCycleDay: 15,
+      nextBillDate: "2026-07-15",
+      pendingBillCycle: { billCycleDay: 20, timeZone: "Europe/Berlin", effectiveDate: "2026-07-15" },
+    });
+    t.match(await stored(), { previous_bill_cycle_day: 15, changed_at: "2026-07-14T22:00Z" });
+  });
+
+  t.test(`[${driver}] a business account carries a VAT ID, checked by format`, async (t) => {
+    const engine = await startEngine(t, { driver });
+    const organization = await engine.request("POST", ORG, { body: { tradingName: "Acme GmbH" } });
+    const business = (overrides: object) =>
+      engine.request("POST", BA, {
+        body: {
+          name: "Acme",
+          relatedParty: [{ id: organization.json().id, "@referredType": "Organization" }],
+          ...overrides,
+        },
+      });
+    expectError(t, await business({ vatId: "DE12345678" }), 400, "invalid_field", "vatId");
+    expectError(t, await business({ vatId: "de123456789" }), 400, "invalid_field", "vatId");
+    expectError(t, await business({ vatId: "GR123456789" }), 400, "invalid_field", "vatId");
+    const created = await business({ vatId: "DE123456789" });
+    t.equal(created.statusCode, 201, created.body);
+    t.equal(created.json().vatId, "DE123456789");
+    const href = created.json().href;
+    t.same(await engine.app.services.customers.accountForBilling(engine.app.database.db, created.json().id), {
+      id: created.json().id,
+      customerId: created.json().relatedParty[0].id,
+      accountType: "postpaid",
+      currency: "EUR",
+      cycle: { billCycleDay: 1, timeZone: "UTC", previous: null },
+      taxJurisdiction: "DE",
+      paymentTermsDays: 14,
+      vatId: "DE123456789",
+      isOrganization: true,
+    });
+    const changed = await engine.request("PATCH", href, {
+      body: { vatId: "FRXX123456789" },
+      headers: { "content-type": "application/merge-patch+json" },
+    });
+    t.equal(changed.json().vatId, "FRXX123456789");
+    expectError(t, await engine.request("PATCH", href, { body: { vatId: "FR123" } }), 400, "invalid_field", "vatId");
+    const removed = await engine.request("PATCH", href, { body: { vatId: null } });
+    t.equal(removed.statusCode, 200, removed.body);
+    t.notOk("vatId" in removed.json(), "null removes it (merge patch)");
+    t.same(await engine.sql("select vat_id from billing_accounts where id = $1", [created.json().id]), [
+      { vat_id: null },
+    ]);
+
+    // An individual's account has no VAT ID.
+    const personal = await createBillingAccount(engine);
+    expectError(
+      t,
+      await engine.request("PATCH", personal.href, { body: { vatId: "DE123456789" } }),
+      422,
+      "vat_id_not_applicable",
+      "vatId",
+    );
+    expectError(
+      t,
+      await engine.request("POST", BA, { body: billingAccountBody(personal.customerId, { vatId: "DE123456789" }) }),
+      422,
+      "vat_id_not_applicable",
+      "vatId",
+    );
   });
 
   t.test(`[${driver}] closing: a customer with open accounts cannot close; accounts are never deleted`, async (t) => {

@@ -183,6 +183,8 @@ const billingAccountFields = {
   creditLimit: Type.Optional(MoneySchema),
   billLimit: Type.Optional(MoneySchema),
   contact: Type.Optional(boundedArray(AccountContactSchema)),
+  /** A business account's VAT identification number as written ("DE123456789"; an extension of TMF666). */
+  vatId: Type.Optional(text(SHORT_TEXT_MAX_LENGTH)),
 };
 
 export const BillingAccountCreateSchema = Type.Object(billingAccountFields);
@@ -202,6 +204,7 @@ export const BillingAccountPatchSchema = mergePatchSchema(BillingAccountCreateSc
   "creditLimit",
   "billLimit",
   "contact",
+  "vatId",
 ]);
 export type BillingAccountPatch = Partial<Record<keyof BillingAccountCreate, unknown>>;
 
@@ -213,11 +216,23 @@ export const BillingAccountSchema = Type.Object({
   relatedParty: Type.Array(RefSchema),
   accountType: enumOf(ACCOUNT_TYPES),
   state: enumOf(ACCOUNT_STATES),
+  /** The cycle day and zone in effect now (a change waits for the period boundary: pendingBillCycle). */
   billCycleDay: Type.Integer(),
   paymentTermsDays: Type.Integer(),
   timeZone: Type.String(),
   contact: Type.Array(AccountContactSchema),
-  /** The next date a bill is cut, in the account's time zone (the cycle day clamped to the month). */
+  /**
+   * A change of cycle day or zone that takes effect at `effectiveDate` (the current period's end, a local date in the
+   * zone in effect now); the period from there to the new cycle's first bill date is prorated. An extension.
+   */
+  pendingBillCycle: Type.Optional(
+    Type.Object({
+      billCycleDay: Type.Integer(),
+      timeZone: Type.String(),
+      effectiveDate: Type.String({ format: "date" }),
+    }),
+  ),
+  /** When the current bill period ends and its bill is cut: a local date in the zone in effect now. */
   nextBillDate: Type.String({ format: "date" }),
   lastModified: Type.String({ format: "date-time" }),
 });

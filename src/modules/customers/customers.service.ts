@@ -5,7 +5,7 @@ import { AppError, invalidField } from "../../platform/errors.js";
 import { mergePatcher } from "../../platform/merge-patch.js";
 import { type ResourceModel, ResourceStore, type ServiceDeps } from "../../platform/resource-service.js";
 import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
-import { canonicalTimeZone, formatLocalDate, type LocalDate, localDate, nextBillDate } from "../../shared/calendar.js";
+import { canonicalTimeZone, cycleAt, cyclePeriod, formatLocalDate, localDate } from "../../shared/calendar.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { isId } from "../../shared/ids.js";
 import { amountToJsonNumber, type Money } from "../../shared/money.js";
@@ -13,13 +13,17 @@ import { withoutEmpty } from "../../shared/objects.js";
 import * as repository from "./customers.repository.js";
 import {
   ACCOUNT_LIFECYCLE,
+  billCycleOf,
   CUSTOMER_LIFECYCLE,
   checkContactMedia,
   checkCountry,
   checkIdentifications,
+  checkVatId,
   INDIVIDUAL_LIFECYCLE,
   ORGANIZATION_LIFECYCLE,
   parseLimit,
+  planCycleChange,
+  type StoredCycle,
 } from "./customers.rules.js";
 import {
   type BillingAccount,
@@ -390,11 +394,24 @@ function billingAccountModel(
 > {
   const money = (amount: Money | null, unit: string) =>
     amount === null ? undefined : { unit, value: amountToJsonNumber(amount) };
+  /**
+   * The cycle columns a create or a change of cycle day or zone stores, worked out by validate (it has the row, the
+   * clock and the database) for columns() to write; keyed by the input object ResourceStore hands both.
+   */
+  const plannedCycles = new WeakMap<BillingAccountCreate, StoredCycle>();
+  /** An account nothing hangs on (no module refuses its close: no line that has not ended) changes cycle at once. */
+  const nothingHangsOn = async (db: Db, id: string) => {
+    for (const guard of closeGuards) if ((await guard(db, id)) !== null) return false;
+    return true;
+  };
+  // The merge base holds the stored cycle (a pending one while a change waits), so a patch that leaves the cycle
+  // alone changes nothing; the resource shows the cycle in effect instead.
   const toInput = (row: BillingAccountRow): BillingAccountCreate => ({
     ...withoutEmpty({
       description: row.description,
       creditLimit: money(row.creditLimit, row.currency),
       billLimit: money(row.billLimit, row.currency),
+      vatId: row.vatId,
     }),
     name: row.name,
     relatedParty: [{ id: row.customerId, role: "owner", "@referredType": "Customer" }],
@@ -407,6 +424,21 @@ function billingAccountModel(
     taxJurisdiction: row.taxJurisdiction,
     contact: row.contacts,
   });
+  /** A patch's cycle day and zone against the stored ones: the columns to store, or a refusal (409). */
+  const planCycle = async (db: Db, input: BillingAccountCreate, current: BillingAccountRow) => {
+    const requested = {
+      billCycleDay: input.billCycleDay ?? current.billCycleDay,
+      timeZone: canonicalTimeZone(input.timeZone ?? current.timeZone) ?? current.timeZone,
+    };
+    if (requested.billCycleDay === current.billCycleDay && requested.timeZone === current.timeZone) return;
+    const plan = planCycleChange(current, requested, deps.clock.now().getTime(), await nothingHangsOn(db, current.id));
+    if (plan === null) return;
+    if ("refusal" in plan) {
+      const field = requested.billCycleDay !== current.billCycleDay ? "billCycleDay" : "timeZone";
+      throw new AppError("conflict", "bill_cycle_change_too_soon", `${field}: ${plan.refusal}`, field);
+    }
+    plannedCycles.set(input, plan.columns);
+  };
   return {
     entity: "billingAccount",
     api: "accountManagement",
@@ -454,40 +486,48 @@ function billingAccountModel(
         db,
         rows.map((row) => row.customerId),
       );
-      const now = deps.clock.now();
-      // Accounts of a page mostly share a few zones; each zone's date is worked out once.
-      const todayByZone = new Map<string, LocalDate>();
-      const today = (zone: string) => {
-        let date = todayByZone.get(zone);
-        if (date === undefined) {
-          date = localDate(now, zone);
-          todayByZone.set(zone, date);
-        }
-        return date;
-      };
-      return rows.map((row) => ({
-        id: row.id,
-        href: `${BILLING_ACCOUNT_PATH}/${row.id}`,
-        "@type": "BillingAccount" as const,
-        ...toInput(row),
-        relatedParty: [
-          {
-            id: row.customerId,
-            href: `${CUSTOMER_PATH}/${row.customerId}`,
-            ...withoutEmpty({ name: names.get(row.customerId) }),
-            role: "owner",
-            "@referredType": "Customer",
-          },
-        ],
-        accountType: row.accountType as BillingAccount["accountType"],
-        state: row.state as AccountState,
-        billCycleDay: row.billCycleDay,
-        paymentTermsDays: row.paymentTermsDays,
-        timeZone: row.timeZone,
-        contact: row.contacts,
-        nextBillDate: formatLocalDate(nextBillDate(row.billCycleDay, today(row.timeZone))),
-        lastModified: row.updatedAt.toISOString(),
-      }));
+      const nowMs = deps.clock.now().getTime();
+      const dateIn = (ms: number, zone: string) => formatLocalDate(localDate(new Date(ms), zone));
+      return rows.map((row) => {
+        const cycle = billCycleOf(row);
+        const inEffect = cycleAt(nowMs, cycle);
+        const pendingUntilMs =
+          cycle.previous !== undefined && cycle.previous !== null && nowMs < cycle.previous.untilMs
+            ? cycle.previous.untilMs
+            : null;
+        return {
+          id: row.id,
+          href: `${BILLING_ACCOUNT_PATH}/${row.id}`,
+          "@type": "BillingAccount" as const,
+          ...toInput(row),
+          relatedParty: [
+            {
+              id: row.customerId,
+              href: `${CUSTOMER_PATH}/${row.customerId}`,
+              ...withoutEmpty({ name: names.get(row.customerId) }),
+              role: "owner",
+              "@referredType": "Customer",
+            },
+          ],
+          accountType: row.accountType as BillingAccount["accountType"],
+          state: row.state as AccountState,
+          billCycleDay: inEffect.billCycleDay,
+          paymentTermsDays: row.paymentTermsDays,
+          timeZone: inEffect.timeZone,
+          contact: row.contacts,
+          ...(pendingUntilMs === null
+            ? {}
+            : {
+                pendingBillCycle: {
+                  billCycleDay: row.billCycleDay,
+                  timeZone: row.timeZone,
+                  effectiveDate: dateIn(pendingUntilMs, inEffect.timeZone),
+                },
+              }),
+          nextBillDate: dateIn(cyclePeriod(nowMs, cycle).endMs, inEffect.timeZone),
+          lastModified: row.updatedAt.toISOString(),
+        };
+      });
     },
     async validate(db, input, current) {
       const owner = owningCustomer(input);
@@ -528,13 +568,28 @@ function billingAccountModel(
         );
       }
       if (limits.billLimit?.isZero()) throw invalidField("billLimit.value", "must be greater than zero");
-      if (current !== null) return;
+      if (current !== null) {
+        if (input.vatId !== undefined && input.vatId !== current.vatId) {
+          const customer = await repository.customerRows.find(db, current.customerId);
+          checkVatId(input.vatId, customer?.organizationId !== null && customer?.organizationId !== undefined);
+        }
+        await planCycle(db, input, current);
+        return;
+      }
       const field = `relatedParty[${owner.index}].id`;
       const customer = isId(owner.id) ? await repository.customerRows.find(db, owner.id) : undefined;
       if (!customer) throw unknownReference(field, "customer", owner.id);
       if (customer.status === "closed") {
         throw new AppError("unprocessable", "customer_closed", `${field}: customer ${owner.id} is closed`, field);
       }
+      if (input.vatId !== undefined) checkVatId(input.vatId, customer.organizationId !== null);
+      plannedCycles.set(input, {
+        billCycleDay: input.billCycleDay ?? 1,
+        timeZone: canonicalTimeZone(input.timeZone ?? "UTC") ?? "UTC",
+        previousBillCycleDay: null,
+        previousTimeZone: null,
+        cycleChangedAt: null,
+      });
     },
     columns: (input) => ({
       customerId: owningCustomer(input).id,
@@ -542,12 +597,14 @@ function billingAccountModel(
       description: input.description ?? null,
       accountType: input.accountType ?? "postpaid",
       currency: input.currency,
-      billCycleDay: input.billCycleDay ?? 1,
       paymentTermsDays: input.paymentTermsDays ?? 14,
-      timeZone: canonicalTimeZone(input.timeZone ?? "UTC") ?? "UTC",
+      // The cycle columns validate decided: a new account's cycle, or a change planCycleChange allowed. A patch that
+      // leaves the cycle alone has none, and the stored ones stay (a pending change is never written over).
+      ...(plannedCycles.get(input) as StoredCycle),
       taxJurisdiction: input.taxJurisdiction,
       ...limitsOf(input),
       contacts: input.contact ?? [],
+      vatId: input.vatId ?? null,
     }),
     scope: (actor: Actor) =>
       actor.role === "subscriber" ? eq(billingAccounts.id, actor.billingAccountId ?? "") : undefined,
@@ -637,6 +694,26 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
         isOrganization: customer?.organizationId !== null && customer?.organizationId !== undefined,
       };
     },
+    /**
+     * What billing needs of an account: its type, currency, bill cycle (a change included), tax jurisdiction, payment
+     * terms, VAT ID and whether its customer is an organization (a business).
+     */
+    async accountForBilling(db: Db, id: string) {
+      const account = isId(id) ? await repository.billingAccountRows.find(db, id) : undefined;
+      if (!account) return undefined;
+      const customer = await repository.customerRows.find(db, account.customerId);
+      return {
+        id: account.id,
+        customerId: account.customerId,
+        accountType: account.accountType as "prepaid" | "postpaid",
+        currency: account.currency,
+        cycle: billCycleOf(account),
+        taxJurisdiction: account.taxJurisdiction,
+        paymentTermsDays: account.paymentTermsDays,
+        vatId: account.vatId,
+        isOrganization: customer?.organizationId !== null && customer?.organizationId !== undefined,
+      };
+    },
     /** What charging needs of an account: its type, currency, bill cycle, zone and limits. */
     async chargingProfile(db: Db, id: string) {
       return (await this.chargingProfiles(db, [id])).get(id);
@@ -657,8 +734,11 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
             state: account.state,
             accountType: account.accountType as "prepaid" | "postpaid",
             currency: account.currency,
+            /** The stored (latest) cycle day and zone; periods come from `cycle`, which knows a change. */
             billCycleDay: account.billCycleDay,
             timeZone: account.timeZone,
+            /** The account's bill cycle: every bill period, spend period and allowance period comes from it. */
+            cycle: billCycleOf(account),
             creditLimit: account.creditLimit,
             billLimit: account.billLimit,
           },

@@ -14,5 +14,6 @@ export function createCustomersModule(deps: ServiceDeps & { accountDefaults: Acc
 
 export type CustomersModule = ReturnType<typeof createCustomersModule>;
 
-// What other modules may use: the service and the types it speaks in.
+// What other modules may use: the service and the types it speaks in, and an account's bill cycle from its columns.
+export { billCycleOf, type StoredCycle } from "./customers.rules.js";
 export type { CustomerServices } from "./customers.service.js";
