@@ -5,7 +5,7 @@ import type { Database } from "../../platform/database.js";
 import { AppError, invalidField, notFound } from "../../platform/errors.js";
 import { listFilters } from "../../platform/sql.js";
 import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
-import { billPeriod } from "../../shared/calendar.js";
+import { cyclePeriod } from "../../shared/calendar.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import { CHARGING_AMOUNT_MAX } from "../../shared/limits.js";
@@ -243,7 +243,7 @@ export class BalancesService {
 
   /** A credit to spend to date; the credit-limit threshold re-arms once spend is back under the limit. */
   private postpaidCredit(profile: Profile, line: Product, id: string, amount: Money) {
-    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone).key;
+    const period = cyclePeriod(this.deps.clock.now().getTime(), profile.cycle).key;
     return this.deps.store.adjust({
       accountId: profile.id,
       id,
@@ -278,7 +278,7 @@ export class BalancesService {
   async overCreditLimit(accountId: string, state: AccountState): Promise<boolean> {
     const profile = await this.deps.customers.chargingProfile(this.deps.database.db, accountId);
     if (profile?.accountType !== "postpaid" || profile.creditLimit === null) return false;
-    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
+    const period = cyclePeriod(this.deps.clock.now().getTime(), profile.cycle);
     return (state.spend.get(period.key) ?? 0n) >= toMicro(profile.creditLimit);
   }
 
@@ -291,7 +291,7 @@ export class BalancesService {
     const profile = await this.deps.customers.chargingProfile(db, accountId);
     if (profile?.accountType !== "postpaid") return;
     const state = await this.deps.store.read(accountId);
-    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
+    const period = cyclePeriod(this.deps.clock.now().getTime(), profile.cycle);
     const spend = state.spend.get(period.key) ?? 0n;
     const over = profile.creditLimit !== null && spend >= toMicro(profile.creditLimit);
     for (const line of await this.deps.subscriptions.liveLines(db, accountId)) {
@@ -649,7 +649,7 @@ export class BalancesService {
 
   /** `lineIds`: a prepaid account's lines on the network, whose monetary buckets the balance sums. */
   private presentAccumulated(accountId: string, profile: Profile, state: AccountState, lineIds: readonly string[]) {
-    const period = billPeriod(this.deps.clock.now().getTime(), profile.billCycleDay, profile.timeZone);
+    const period = cyclePeriod(this.deps.clock.now().getTime(), profile.cycle);
     const micro =
       profile.accountType === "prepaid"
         ? [...state.lines.values()].reduce((sum, line) => sum + (line.balance ?? 0n), 0n)

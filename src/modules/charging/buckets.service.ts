@@ -2,7 +2,17 @@ import { createHash } from "node:crypto";
 import { and, eq, like, sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
-import { billPeriod, daysLeft, type Period, periodDays, prorateUnits, rollingPeriod } from "../../shared/calendar.js";
+import {
+  type BillCycle,
+  cycleAt,
+  cyclePeriod,
+  daysLeft,
+  type Period,
+  periodDays,
+  prorateUnits,
+  prorationBasis,
+  rollingPeriod,
+} from "../../shared/calendar.js";
 import { newId } from "../../shared/ids.js";
 import { RENEW_CANDIDATE_PAGE } from "../../shared/limits.js";
 import type { Allowance, Offering } from "../catalog/index.js";
@@ -12,8 +22,8 @@ import { type AccountState, type ChargingStore, operationMark } from "./store/ch
 
 export interface AccountCycle {
   id: string;
-  billCycleDay: number;
-  timeZone: string;
+  /** The account's bill cycle (a change of cycle day or zone included): bill-cycle allowances follow its periods. */
+  cycle: BillCycle;
   currency: string;
   accountType: "prepaid" | "postpaid";
 }
@@ -22,21 +32,37 @@ export interface AccountCycle {
 export function allowancePeriod(
   period: "billCycle" | "30days",
   atMs: number,
-  account: Pick<AccountCycle, "billCycleDay" | "timeZone">,
+  account: Pick<AccountCycle, "cycle">,
   line: Product,
 ): Period {
   if (period === "30days") return rollingPeriod(atMs, (line.activatedAt ?? line.createdAt).getTime(), 30);
-  return billPeriod(atMs, account.billCycleDay, account.timeZone);
+  return cyclePeriod(atMs, account.cycle);
 }
 
 /**
  * What an allowance grants in a period for a product that started at `fromMs`: all of it, or — a bill-cycle
  * allowance whose product started during the period — the share of the period's local calendar days left from
  * the start day (inclusive), rounded down to whole units. Rolling periods start at activation, so never partly.
+ * The share is of `basis`'s days: a transition period after a change of cycle is prorated against the new cycle's
+ * full period that ends with it (prorationBasis), as billing prorates its charges; any other period is its own.
  */
-export function proratedUnits(allowance: Allowance, period: Period, fromMs: number, timeZone: string): number {
-  if (allowance.period !== "billCycle" || fromMs <= period.startMs) return allowance.units;
-  return prorateUnits(allowance.units, daysLeft(period, fromMs, timeZone), periodDays(period, timeZone));
+export function proratedUnits(
+  allowance: Allowance,
+  period: Period,
+  fromMs: number,
+  timeZone: string,
+  basis: Period = period,
+): number {
+  if (allowance.period !== "billCycle") return allowance.units;
+  const days = daysLeft(period, fromMs, timeZone);
+  const totalDays = periodDays(basis, timeZone);
+  return days >= totalDays ? allowance.units : prorateUnits(allowance.units, days, totalDays);
+}
+
+/** proratedUnits of a bill-cycle period of the account, counted in the zone in effect at its start. */
+function accountProratedUnits(allowance: Allowance, period: Period, fromMs: number, account: AccountCycle): number {
+  const timeZone = cycleAt(period.startMs, account.cycle).timeZone;
+  return proratedUnits(allowance, period, fromMs, timeZone, prorationBasis(period, account.cycle));
 }
 
 /** A bucket id derived from another (a rollover's), the same on every retry. */
@@ -233,7 +259,7 @@ export class BucketsService {
     const wanted: Wanted[] = [];
     const now = this.deps.clock.now();
     for (const { product, allowance, period } of periods) {
-      const granted = proratedUnits(allowance, period, (product.activatedAt as Date).getTime(), account.timeZone);
+      const granted = accountProratedUnits(allowance, period, (product.activatedAt as Date).getTime(), account);
       if (granted <= 0) continue;
       const shared = allowance.shared === true;
       wanted.push({
@@ -304,7 +330,7 @@ export class BucketsService {
       const from = product.activatedAt.getTime();
       if (from >= period.endMs || (product.terminatedAt !== null && product.terminatedAt.getTime() <= period.startMs))
         continue;
-      const units = proratedUnits(allowance, period, from, account.timeZone);
+      const units = accountProratedUnits(allowance, period, from, account);
       if (units <= 0) continue;
       await this.move(db, account, pool, `allowance:${pool.id}:${product.id}`, async (mark) => {
         const applied = await this.deps.store.adjust({

@@ -4,7 +4,7 @@ import type { AlertDraft, AlertSink } from "../../platform/alerts.js";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, type Db, queryRows } from "../../platform/database.js";
 import { crashPoint, poisoned } from "../../platform/faults.js";
-import { billPeriod } from "../../shared/calendar.js";
+import { cyclePeriod } from "../../shared/calendar.js";
 import {
   RATING_ACCOUNT_CONCURRENCY,
   RATING_SHARD_CONCURRENCY,
@@ -327,7 +327,7 @@ export class RatingService {
           tariff,
           event,
           covering,
-          spendPeriod: billPeriod(usage.startedAtMs, profile.billCycleDay, profile.timeZone).key,
+          spendPeriod: cyclePeriod(usage.startedAtMs, profile.cycle).key,
         });
       } catch (error) {
         if (!(error instanceof RatingError)) throw error;

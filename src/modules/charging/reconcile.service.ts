@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Clock } from "../../platform/clock.js";
 import { type Database, queryRows } from "../../platform/database.js";
-import { billPeriod } from "../../shared/calendar.js";
+import { cyclePeriod } from "../../shared/calendar.js";
 import { DEDUPE_REBUILD_DAYS, RECONCILE_PAGE } from "../../shared/limits.js";
 import { Money, toMicro } from "../../shared/money.js";
 import type { CustomerServices } from "../customers/index.js";
@@ -151,11 +151,7 @@ export class ReconcileService {
         if (prepaid)
           balanceBy.set(operation.product_id, (balanceBy.get(operation.product_id) ?? new Money(0)).plus(amount));
         else {
-          const period = billPeriod(
-            new Date(operation.created_at).getTime(),
-            profile.billCycleDay,
-            profile.timeZone,
-          ).key;
+          const period = cyclePeriod(new Date(operation.created_at).getTime(), profile.cycle).key;
           spendBy.set(period, (spendBy.get(period) ?? new Money(0)).minus(amount));
         }
       }

@@ -10,7 +10,7 @@ import { queryRows } from "../../platform/database.js";
 import { notFound } from "../../platform/errors.js";
 import { errorResponses, IdParamsSchema, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import type { SchemaTypeProvider } from "../../platform/type-provider.js";
-import { billPeriod } from "../../shared/calendar.js";
+import { cyclePeriod } from "../../shared/calendar.js";
 import { isId } from "../../shared/ids.js";
 import { SELF_CARE_RECENT } from "../../shared/limits.js";
 import { fromMicro, type Money } from "../../shared/money.js";
@@ -68,7 +68,7 @@ export class SelfCareService {
     ]);
     const allowances = await this.deps.balances.allowances(accountId, state);
     const currency = profile.currency;
-    const period = billPeriod(nowMs, profile.billCycleDay, profile.timeZone);
+    const period = cyclePeriod(nowMs, profile.cycle);
     const lines = [...state.lines.values()];
     const balance =
       profile.accountType === "prepaid"

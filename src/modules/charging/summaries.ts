@@ -9,7 +9,7 @@ import { balanceOperations, ratedUsage, type SummaryRow, usageSummaries } from "
 export interface UsageSummary {
   id: string;
   billingAccountId: string;
-  /** The bill period the usage counts in (the key `billPeriod` gives). */
+  /** The bill period the usage counts in (the key `cyclePeriod` gives on the account's cycle). */
   usagePeriod: string;
   productId: string;
   service: string;
