@@ -10,6 +10,7 @@ import Fastify, {
 import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
+import { createBillingModule } from "./modules/billing/index.js";
 import { createCatalogModule } from "./modules/catalog/index.js";
 import { createChargingModule, ratedView } from "./modules/charging/index.js";
 import { redisShardLeases, redisWorkersAlive, soleShardLeases } from "./modules/charging/leases.js";
@@ -57,6 +58,7 @@ import { ErrorSchema } from "./platform/tmf.js";
 import { validatorCompiler } from "./platform/validation.js";
 import { registerScheduledJobs } from "./scheduled-jobs.js";
 import { REDIS_CONNECT_TIMEOUT_MS, WS_MAX_FRAME_BYTES } from "./shared/limits.js";
+import { isReverseCharged } from "./shared/vat-id.js";
 
 export interface AppOptions {
   /** Business time; tests inject a ManualClock. */
@@ -106,6 +108,7 @@ type AppServices = {
   orders: ReturnType<typeof createOrdersModule>["service"];
   usage: Awaited<ReturnType<typeof createUsageModule>>["services"];
   charging: Awaited<ReturnType<typeof createChargingModule>>["services"];
+  billing: ReturnType<typeof createBillingModule>["service"];
 };
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -353,6 +356,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       log: app.log,
     });
     stopping.push(() => charging.stop());
+    const billing = createBillingModule({
+      database,
+      clock,
+      account: (db, id) => customers.services.accountForBilling(db, id),
+      products: (db, id) => subscriptions.service.productsOfAccount(db, id),
+      history: (db, ids) => subscriptions.service.historyOf(db, ids),
+      oneTimeCharges: (db, id) => subscriptions.service.unbilledCharges(db, id),
+      usage: charging.services.summaries,
+      catalog: catalog.service,
+      reverseCharged: isReverseCharged,
+    });
     // A network key may name only registered CDR sources.
     access.service.checkSourcesWith((db, ids) => usage.services.sources.unknown(db, ids));
 
@@ -397,6 +411,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       orders: orders.service,
       usage: usage.services,
       charging: charging.services,
+      billing: billing.service,
     });
     app.decorate("database", database);
 
@@ -420,6 +435,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(orders.routes);
     await app.register(usage.routes);
     await app.register(charging.routes);
+    await app.register(billing.routes);
     await app.register(adminRoutes(scheduler, mover, testClock ?? { now: () => clock.now(), offsetMs: () => 0 }));
     if (simulated !== null) {
       const recordFailure = (actor: Actor, change: object) =>

@@ -123,3 +123,13 @@ export function vatIdCountry(vatId: string): string | null {
 export function isEuVatCountry(country: string): boolean {
   return EU.has(country);
 }
+
+/**
+ * Whether a supply from an issuer in one EU member state to a business with this VAT ID is reverse-charged
+ * (Council Directive 2006/112/EC, Articles 44 and 196: the customer accounts for the VAT; EN 16931 category AE):
+ * the VAT ID is of another EU member state than the issuer's.
+ */
+export function isReverseCharged(vatId: string, issuerCountry: string): boolean {
+  const country = vatIdCountry(vatId);
+  return country !== null && country !== issuerCountry && isEuVatCountry(country) && isEuVatCountry(issuerCountry);
+}

@@ -33,9 +33,11 @@ import {
  *   bill cycle (`cyclePeriod`), a transition period after a change of cycle included.
  * - **Proration by days.** A period is cut into pieces at the local days (account zone) where a product's status or
  *   price changed; a piece's share is `price × days / days of the period` (a transition period's days count against
- *   the new cycle's full period that ends with it), rounded half-up to the currency's minor unit, and the last piece
- *   of the period takes the remainder, so the pieces of a whole period add up to its price exactly. A day belongs to
- *   the state the product is in at the end of it: activation counts its day, termination does not.
+ *   the new cycle's full period that ends with it), rounded half-up to the currency's minor unit and never more than
+ *   is left, and the last piece of the period takes the remainder, so the pieces of a whole period add up to its
+ *   price exactly (a transition period's: to its share of the price, rounded once, which is also what it is charged
+ *   in advance). A day belongs to the state the product is in at the end of it: activation counts its day,
+ *   termination does not.
  * - **Billable.** Active (and pending termination) products are charged; suspended ones only when the price's
  *   `chargedWhenSuspended` names the suspension's reason.
  * - **Advance prices.** The invoice at a period's start charged the whole period in advance when the product was
@@ -52,7 +54,7 @@ import {
  *   computed as whole micro-units and whole minor units of the account's currency (bigint, `shared/minor-units.ts`):
  *   exact like decimal.js and fast enough for bill runs. Lines and totals are `MinorAmount`s.
  * - **Tax** (EN 16931): each line's rate is the one valid on the last day of its service period (the day the supply
- *   is complete) for the account's tax jurisdiction, else its country; reverse-charged accounts turn category S
+ *   is complete) for the account's tax jurisdiction (its country's when the class names no rate for the subdivision); reverse-charged accounts turn category S
  *   into AE at 0 %. Per category and rate: tax = round(Σ nets × rate) for tax-exclusive prices (BR-CO-17), and for
  *   tax-inclusive prices tax = round(Σ gross × rate / (1 + rate)) with the nets allocated so that they add up to the
  *   gross less that tax (the last line takes the remainder). A class with no rate there is a problem, never a zero.
@@ -457,16 +459,19 @@ function recurringLines(input: ComposeInput, product: ProductInput, minor: Minor
   for (const priceId of priceIds) {
     // The price's amount in each piece where it is in effect (a plan change may change it within a period).
     const terms = pieces.map((piece) => piece.prices.find((price) => price.priceId === priceId) ?? null);
-    const sample = terms.find((entry) => entry !== null) ?? null;
+    // A price in effect at the period's start but replaced on its first day is in no piece, yet was charged.
+    const atStart = chargedAtStart?.prices.find((price) => price.priceId === priceId);
+    const sample = terms.find((entry) => entry !== null) ?? atStart ?? null;
     if (sample === null || sample.type !== "recurring") continue;
     const advance = sample.billing === "advance";
-    const charged = advance ? chargedAtStart?.prices.find((price) => price.priceId === priceId) : undefined;
+    const charged = advance ? atStart : undefined;
     const chargedBillable = charged !== undefined && chargedAtStart !== null && billable(chargedAtStart, charged);
     const tax = taxOf(sample.taxClass, endDay);
     if (chargedBillable && charged !== undefined) {
       // Charged whole at the period's start: credit what was charged for the days it was not billable at that price.
       const advanced = advanceCharge(product, charged, period, cycle, minor);
-      const shares = shareOf(advanced.amount - advanced.discount.total, 1n, pieces, 0, periodDays);
+      const net = advanced.amount - advanced.discount.total;
+      const shares = shareOf(net, 1n, pieces, periodDays, net);
       let credit = 0n;
       let creditDays = 0;
       pieces.forEach((piece, index) => {
@@ -504,7 +509,14 @@ function recurringLines(input: ComposeInput, product: ProductInput, minor: Minor
       byAmount.set(entry.amount, entry);
     });
     for (const [amountText, price] of byAmount) {
-      const shares = shareOf(minor.micro(amountText), minor.microPerMinor, pieces, leadDays, basisDays);
+      const micro = minor.micro(amountText);
+      const shares = shareOf(
+        micro,
+        minor.microPerMinor,
+        pieces,
+        basisDays,
+        periodShare(micro, periodDays, basisDays, minor),
+      );
       let amount = 0n;
       let days = 0;
       pieces.forEach((piece, index) => {
@@ -521,7 +533,7 @@ function recurringLines(input: ComposeInput, product: ProductInput, minor: Minor
           kind: "recurring",
           productId: product.id,
           priceId,
-          name: days === periodDays && leadDays === 0 ? price.name : `${price.name}: ${days} of ${basisDays} days`,
+          name: days === basisDays ? price.name : `${price.name}: ${days} of ${basisDays} days`,
           period: { startMs: period.startMs, endMs: period.endMs },
           days,
           basisDays,
@@ -571,11 +583,7 @@ function advanceCharge(product: ProductInput, price: PriceTerms, period: Period,
   const zone = zoneAt(cycle, period.startMs);
   const basisDays = localDayNumber(basis.endMs, zone) - localDayNumber(basis.startMs, zone);
   const days = localDayNumber(period.endMs, zone) - localDayNumber(period.startMs, zone);
-  const micro = minor.micro(price.amount);
-  const amount =
-    days >= basisDays
-      ? divideHalfUp(micro, minor.microPerMinor)
-      : divideHalfUp(micro * BigInt(days), BigInt(basisDays) * minor.microPerMinor);
+  const amount = periodShare(minor.micro(price.amount), days, basisDays, minor);
   return { amount, days, basisDays, discount: promotionDiscount(product, price, amount, period, cycle, minor) };
 }
 
@@ -661,31 +669,40 @@ function piecesOf(product: ProductInput, period: Period, cycle: BillCycle): Piec
 }
 
 /**
- * An amount's pieces over a period's pieces with the remainder rule, in minor units: the amount is `total / divisor`
- * minor units (a price in micro-units over micro-units per minor unit, or minor units over 1); `leadDays` of the basis
- * lie before the period (a transition period's basis); every piece is `amount × days / basisDays` rounded half-up
- * and the last piece of the basis takes the remainder. Only the period's pieces are returned.
+ * An amount's pieces over a period's pieces with the remainder rule, in minor units. `total / divisor` is the price
+ * (micro-units over micro-units per minor unit, or minor units over 1); a piece of `d` days is `price × d / basisDays`
+ * rounded half-up, never more than is left of `whole` (the period's share of the price, rounded once), and the last
+ * piece takes the remainder: the pieces add up to `whole` exactly and none is negative.
  */
 function shareOf(
   total: bigint,
   divisor: bigint,
   pieces: ReadonlyArray<Pick<Piece, "fromDay" | "toDay">>,
-  leadDays: number,
   basisDays: number,
+  whole: bigint,
 ): bigint[] {
-  const whole = divideHalfUp(total, divisor);
   const denominator = BigInt(basisDays) * divisor;
   const shares: bigint[] = [];
-  let assigned = leadDays > 0 ? divideHalfUp(total * BigInt(leadDays), denominator) : 0n;
-  pieces.forEach((piece, index) => {
-    const share =
-      index === pieces.length - 1
-        ? whole - assigned
-        : divideHalfUp(total * BigInt(piece.toDay - piece.fromDay), denominator);
+  let assigned = 0n;
+  const last = pieces.length - 1;
+  for (let index = 0; index <= last; index++) {
+    const piece = pieces[index] as Pick<Piece, "fromDay" | "toDay">;
+    let share = whole - assigned;
+    if (index < last) {
+      const rounded = divideHalfUp(total * BigInt(piece.toDay - piece.fromDay), denominator);
+      if (rounded < share) share = rounded;
+    }
     assigned += share;
     shares.push(share);
-  });
+  }
   return shares;
+}
+
+/** A period's share of a price in minor units: the whole price, or a transition period's days of its basis. */
+function periodShare(micro: bigint, days: number, basisDays: number, minor: MinorReader): bigint {
+  return days >= basisDays
+    ? divideHalfUp(micro, minor.microPerMinor)
+    : divideHalfUp(micro * BigInt(days), BigInt(basisDays) * minor.microPerMinor);
 }
 
 /** The discounts of the promotions covering a price in a period, in the documented order, in minor units. */

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, inArray, isNotNull, notInArray, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, inArray, isNotNull, isNull, notInArray, or, type SQL, sql } from "drizzle-orm";
 import type { AlertSink } from "../../platform/alerts.js";
 import type { Actor } from "../../platform/audit.js";
 import { afterCommit, type Db } from "../../platform/database.js";
@@ -244,6 +244,16 @@ export class SubscriptionsService {
       answer.get(productId)?.push({ ...change, suspensionReason: suspensionReason as SuspensionReason | null });
     }
     return answer;
+  }
+
+  /** An account's one-time charges no invoice has billed yet, in the order they were recorded. */
+  async unbilledCharges(db: Db, billingAccountId: string) {
+    if (!isId(billingAccountId)) return [];
+    return db
+      .select()
+      .from(oneTimeCharges)
+      .where(and(eq(oneTimeCharges.billingAccountId, billingAccountId), isNull(oneTimeCharges.billedAt)))
+      .orderBy(asc(oneTimeCharges.createdAt), asc(oneTimeCharges.id));
   }
 
   /** Accounts that have lines (plan products, in any status), in id order after `afterId`: for paging through them. */
