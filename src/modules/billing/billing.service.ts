@@ -52,6 +52,7 @@ export interface UnbilledOneTimeCharge {
   amount: Money;
   currency: string;
   taxClass: string;
+  taxIncluded: boolean;
   createdAt: Date;
 }
 
@@ -210,7 +211,6 @@ export class BillingService {
         usageTax,
       });
     }
-    const pricesById = new Map(products.flatMap((product) => product.prices.map((price) => [price.priceId, price])));
     return {
       input: {
         ...base,
@@ -222,7 +222,7 @@ export class BillingService {
           amount: charge.amount.toFixed(),
           currency: charge.currency,
           taxClass: charge.taxClass,
-          taxIncluded: pricesById.get(charge.priceId)?.taxIncluded ?? false,
+          taxIncluded: charge.taxIncluded,
           atMs: charge.createdAt.getTime(),
         })),
         usage: usage.map((summary) => ({

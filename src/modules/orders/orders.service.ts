@@ -617,6 +617,7 @@ export class OrdersService {
               amount: price.amounts[account.currency] ?? "0",
               currency: account.currency,
               taxClass: price.taxClass,
+              taxIncluded: priceTerms(price).taxIncluded,
               offeringVersion: snapshot.offerings.get(feeId)?.info.version ?? 1,
             });
           }
@@ -633,6 +634,7 @@ export class OrdersService {
               amount: price.amounts[account.currency] ?? "0",
               currency: account.currency,
               taxClass: price.taxClass,
+              taxIncluded: priceTerms(price).taxIncluded,
               offeringVersion: item.offeringVersion ?? 1,
             });
           }

@@ -78,6 +78,8 @@ export interface OneTimeCharge {
   amount: string;
   currency: string;
   taxClass: string;
+  /** Whether the amount includes tax (the price's term when ordered). */
+  taxIncluded: boolean;
   offeringVersion: number;
 }
 
@@ -710,6 +712,7 @@ export class SubscriptionsService {
           amount: new Money(charge.amount),
           currency: charge.currency,
           taxClass: charge.taxClass,
+          taxIncluded: charge.taxIncluded,
           offeringVersion: charge.offeringVersion,
           createdAt: now,
         })),

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   type AnyPgColumn,
   bigint,
+  boolean,
   check,
   index,
   integer,
@@ -113,6 +114,8 @@ export const oneTimeCharges = pgTable(
     amount: moneyColumn("amount").notNull(),
     currency: text("currency").notNull(),
     taxClass: text("tax_class").notNull(),
+    /** Whether `amount` includes tax; charges recorded before the term existed are tax-exclusive, the default then. */
+    taxIncluded: boolean("tax_included").notNull().default(false),
     offeringVersion: integer("offering_version").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
     billedAt: timestamp("billed_at", { withTimezone: true, mode: "date" }),

@@ -1,0 +1,1 @@
+ALTER TABLE "one_time_charges" ADD COLUMN "tax_included" boolean DEFAULT false NOT NULL;

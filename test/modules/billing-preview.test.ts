@@ -1,0 +1,195 @@
+import t from "tap";
+import { ManualClock } from "../../src/platform/clock.js";
+import { expectError, startEngine } from "../support/engine.js";
+import { activateLine, billingAccountBody, createCustomer, orderReadyAccount } from "../support/fixtures.js";
+
+/**
+ * The preview (issue 23): POST /api/v1/billing/preview answers the bill an account would get, computed by
+ * composeInvoice from what the engine holds, and writes nothing.
+ */
+
+const PREVIEW = "/api/v1/billing/preview";
+const BA = "/tmf-api/accountManagement/v4/billingAccount";
+
+type Line = { type: string; name: string; taxExcludedAmount: { value: string }; amount: { value: string } };
+
+t.test("a line ordered on the 17th, previewed on the 1st", async (t) => {
+  // 17 March 2027, 10:00 in Berlin: the account bills on the 1st, in Europe/Berlin, in Germany.
+  const clock = new ManualClock("2027-03-17T09:00:00Z");
+  const engine = await startEngine(t, { clock });
+  const { accountId } = await orderReadyAccount(engine);
+  const { lineId } = await activateLine(engine, accountId, "plan-postpaid-m");
+  const auditRows = await engine.count("audit_log");
+
+  clock.set("2027-04-01T08:00:00Z");
+  const last = await engine.request("POST", PREVIEW, { body: { billingAccountId: accountId, period: "last" } });
+  t.equal(last.statusCode, 200, last.body);
+  const bill = last.json();
+  t.notOk("id" in bill || "billNo" in bill, "nothing issued: no id, no number");
+  t.match(bill, {
+    "@type": "CustomerBill",
+    category: "normal",
+    runType: "onCycle",
+    billDate: "2027-04-01",
+    paymentDueDate: "2027-04-15",
+    usagePeriod: "2027-03-01",
+    billingPeriod: { startDateTime: "2027-02-28T23:00:00.000Z", endDateTime: "2027-03-31T22:00:00.000Z" },
+    billingAccount: { id: accountId, "@referredType": "BillingAccount" },
+    relatedParty: [{ id: "telco-de", role: "issuer" }],
+    reverseCharge: false,
+  });
+  const lines = bill.appliedCustomerBillingRate as Line[];
+  // Postpaid M is 19.99 a month with VAT, charged in advance. March: 17th to 31st, 15 of 31 days:
+  // 19.99 × 15 / 31 = 9.6726 → 9.67. April in advance: 19.99. The activation fee 9.99 and the SIM 4.99.
+  t.same(
+    lines.map((line) => [line.type, line.name, line.amount.value]),
+    [
+      ["recurring", "Postpaid M, monthly: 15 of 31 days", "9.67"],
+      ["recurring", "Postpaid M, monthly", "19.99"],
+      ["oneTime", "Activation", "9.99"],
+      ["oneTime", "SIM card", "4.99"],
+    ],
+  );
+  t.match(lines[0], { product: { id: lineId }, periodCoverage: { startDateTime: "2027-02-28T23:00:00.000Z" } });
+  // All prices include 19 % VAT: gross 44.64, tax round(44.64 × 0.19 / 1.19) = round(7.1274) = 7.13, net 37.51.
+  t.same(bill.taxIncludedAmount, { unit: "EUR", value: "44.64" });
+  t.same(bill.taxExcludedAmount, { unit: "EUR", value: "37.51" });
+  t.same(bill.taxItem, [{ taxCategory: "S", taxRate: 0.19, taxAmount: { unit: "EUR", value: "7.13" } }]);
+  t.same(bill.amountDue, { unit: "EUR", value: "44.64" }, "nothing owed before, nothing paid: the bill is due");
+  const nets = lines.reduce((sum, line) => sum + Math.round(Number(line.taxExcludedAmount.value) * 100), 0);
+  t.equal(nets, 3751, "the lines' nets add up to the bill's");
+
+  // "current": the bill at the end of April: April was charged in advance already, May is next.
+  const current = await engine.request("POST", PREVIEW, { body: { billingAccountId: accountId } });
+  t.equal(current.statusCode, 200, current.body);
+  t.same(
+    (current.json().appliedCustomerBillingRate as Line[]).map((line) => [line.type, line.amount.value]),
+    [
+      ["recurring", "19.99"],
+      ["oneTime", "9.99"],
+      ["oneTime", "4.99"],
+    ],
+    "May in advance; the one-time charges wait for an invoice",
+  );
+  t.equal(current.json().usagePeriod, "2027-04-01");
+
+  t.equal(await engine.count("audit_log"), auditRows, "a preview writes nothing");
+
+  // A subscriber sees its own account's bill, and no other's.
+  const own = await engine.subscriberKey(accountId);
+  const mine = await engine.request("POST", PREVIEW, { key: own, body: { billingAccountId: accountId } });
+  t.equal(mine.statusCode, 200, mine.body);
+  const other = await orderReadyAccount(engine, { numbers: ["+4915100000100", "+4915100000109"] });
+  expectError(
+    t,
+    await engine.request("POST", PREVIEW, { key: own, body: { billingAccountId: other.accountId } }),
+    404,
+    "not_found",
+  );
+});
+
+t.test("what cannot be previewed gets a clear answer", async (t) => {
+  const clock = new ManualClock("2027-03-17T09:00:00Z");
+  const engine = await startEngine(t, { clock });
+  const { accountId } = await orderReadyAccount(engine);
+
+  expectError(
+    t,
+    await engine.request("POST", PREVIEW, { body: { billingAccountId: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b" } }),
+    404,
+    "not_found",
+  );
+  expectError(t, await engine.request("POST", PREVIEW, { body: { billingAccountId: "nope" } }), 404, "not_found");
+  expectError(
+    t,
+    await engine.request("POST", PREVIEW, { body: { billingAccountId: accountId, period: "next" } }),
+    400,
+    "invalid_field",
+    "period",
+  );
+  expectError(
+    t,
+    await engine.request("POST", PREVIEW, { body: { billingAccountId: accountId, extra: 1 } }),
+    400,
+    "invalid_field",
+  );
+  expectError(
+    t,
+    await engine.request("POST", PREVIEW, { rawBody: "{", headers: { "content-type": "application/json" } }),
+    400,
+    "malformed_json",
+  );
+  expectError(
+    t,
+    await engine.request("POST", PREVIEW, { key: engine.keys.network, body: { billingAccountId: accountId } }),
+    403,
+    "role_not_allowed",
+  );
+
+  // A prepaid account: its lines and usage are paid from the balance; the bill is empty and says so.
+  const prepaid = await orderReadyAccount(engine, {
+    numbers: ["+4915100000100", "+4915100000109"],
+    accountType: "prepaid",
+  });
+  await activateLine(engine, prepaid.accountId, "plan-prepaid-s");
+  const empty = await engine.request("POST", PREVIEW, { body: { billingAccountId: prepaid.accountId } });
+  t.equal(empty.statusCode, 200, empty.body);
+  t.same(empty.json().appliedCustomerBillingRate, []);
+  t.same(empty.json().amountDue, { unit: "EUR", value: "0.00" });
+  t.match(empty.json().note, [/prepaid/]);
+
+  // No issuing entity bills France: a clear 422, not a 500.
+  const customer = await createCustomer(engine);
+  const french = await engine.request("POST", BA, { body: billingAccountBody(customer.id, { taxJurisdiction: "FR" }) });
+  t.equal(french.statusCode, 201, french.body);
+  expectError(
+    t,
+    await engine.request("POST", PREVIEW, { body: { billingAccountId: french.json().id } }),
+    422,
+    "no_issuing_entity",
+  );
+});
+
+t.test("a business in another EU country is reverse-charged", async (t) => {
+  const clock = new ManualClock("2027-03-01T09:00:00Z");
+  const engine = await startEngine(t, { clock });
+  await orderReadyAccount(engine);
+  const organization = await engine.request("POST", "/tmf-api/party/v4/organization", {
+    body: { tradingName: "Alpenfunk GmbH" },
+  });
+  const account = await engine.request("POST", BA, {
+    body: {
+      name: "Alpenfunk",
+      relatedParty: [{ id: organization.json().id, "@referredType": "Organization" }],
+      billCycleDay: 1,
+      timeZone: "Europe/Vienna",
+      taxJurisdiction: "AT",
+      vatId: "ATU12345678",
+    },
+  });
+  t.equal(account.statusCode, 201, account.body);
+  await activateLine(engine, account.json().id, "plan-business-pro");
+  clock.set("2027-04-01T08:00:00Z");
+  const preview = await engine.request("POST", PREVIEW, {
+    body: { billingAccountId: account.json().id, period: "last" },
+  });
+  t.equal(preview.statusCode, 200, preview.body);
+  const bill = preview.json();
+  t.equal(bill.reverseCharge, true, "Telco Deutschland bills an Austrian business with a VAT ID");
+  // Business Pro is 49.00 without VAT, in advance; activated on 1 March at 10:00, after the period began: March whole
+  // (31 of 31 days) and April in advance, plus the one-time charges, all at 0 % under category AE.
+  t.same(
+    bill.taxBreakdown.map((row: { taxCategory: string; taxRate: string; exemptionReason?: string }) => [
+      row.taxCategory,
+      row.taxRate,
+      row.exemptionReason,
+    ]),
+    [["AE", "0", "Reverse charge"]],
+  );
+  t.same(bill.taxItem[0].taxAmount, { unit: "EUR", value: "0.00" });
+  const recurring = (bill.appliedCustomerBillingRate as Line[]).filter((line) => line.type === "recurring");
+  t.same(
+    recurring.map((line) => line.taxExcludedAmount.value),
+    ["49.00", "49.00"],
+  );
+});
