@@ -290,18 +290,22 @@ t.test("a guarded route refuses no key (401) and a role it does not list (403)",
   }
 });
 
-t.test("a route marked read-only (a quote) writes nothing", async (t) => {
+t.test("a route marked read-only (a quote, a bill preview) writes nothing", async (t) => {
   const engine = await startEngine(t);
   const readOnly = engine.app.routeTable.filter((route) => route.config.readOnly === true);
-  t.same(
-    readOnly.map((route) => `${route.method} ${route.url}`),
-    ["POST /api/v1/rating/quote"],
-  );
+  t.same(readOnly.map((route) => `${route.method} ${route.url}`).sort(), [
+    "POST /api/v1/billing/preview",
+    "POST /api/v1/rating/quote",
+  ]);
+  await engine.app.services.catalog.publish(SYSTEM_ACTOR, "catalog");
+  const account = await createBillingAccount(engine, { taxJurisdiction: "DE" });
   const before = await engine.count("audit_log");
   const quote = await engine.request("POST", "/api/v1/rating/quote", {
     body: { tariff: "none", event: { recordType: "sms", recordOpeningTime: "2026-03-16T10:00:00Z" } },
   });
   t.equal(quote.statusCode, 422);
+  const preview = await engine.request("POST", "/api/v1/billing/preview", { body: { billingAccountId: account.id } });
+  t.equal(preview.statusCode, 200, preview.body);
   t.equal(await engine.count("audit_log"), before);
 });
 
