@@ -30,24 +30,32 @@ export function divideHalfUp(numerator: bigint, denominator: bigint): bigint {
  * rounds first): nothing is dropped silently.
  */
 export function parseScaled(text: string, scale: number): bigint {
-  const dot = text.indexOf(".");
-  const whole = dot < 0 ? text : text.slice(0, dot);
-  let fraction = dot < 0 ? "" : text.slice(dot + 1);
-  if (!WHOLE.test(whole) || !DIGITS.test(fraction) || (dot >= 0 && fraction.length === 0)) {
-    throw new RangeError(`${text} is not a decimal amount`);
+  // One pass over the characters (no regular expression, no intermediate strings but the digits): amounts are read
+  // for every line of every bill.
+  const length = text.length;
+  const negative = length > 0 && text.charCodeAt(0) === 45; // "-"
+  let digits = "";
+  let wholeDigits = 0;
+  let fractionDigits = 0;
+  let dot = -1;
+  for (let index = negative ? 1 : 0; index < length; index++) {
+    const code = text.charCodeAt(index);
+    if (code === 46 && dot < 0) {
+      dot = index;
+      continue;
+    }
+    if (code < 48 || code > 57) throw new RangeError(`${text} is not a decimal amount`);
+    if (dot < 0) wholeDigits++;
+    else if (fractionDigits >= scale) {
+      if (code !== 48) throw new RangeError(`${text} has more than ${scale} decimals`);
+    } else fractionDigits++;
   }
-  if (fraction.length > scale) {
-    if (!ZEROS.test(fraction.slice(scale))) throw new RangeError(`${text} has more than ${scale} decimals`);
-    fraction = fraction.slice(0, scale);
-  }
-  const negative = whole.startsWith("-");
-  const digits = BigInt((negative ? whole.slice(1) : whole) + fraction.padEnd(scale, "0"));
-  return negative ? -digits : digits;
+  if (wholeDigits === 0 || (dot >= 0 && dot === length - 1)) throw new RangeError(`${text} is not a decimal amount`);
+  const start = negative ? 1 : 0;
+  digits = dot < 0 ? text.slice(start) : text.slice(start, dot) + text.slice(dot + 1, dot + 1 + fractionDigits);
+  const units = BigInt(digits) * powerOfTen(scale - fractionDigits);
+  return negative ? -units : units;
 }
-
-const WHOLE = /^-?\d+$/;
-const DIGITS = /^\d*$/;
-const ZEROS = /^0*$/;
 
 /** A whole number of 10^-scale units as decimal text with exactly `scale` decimals. */
 export function formatScaled(units: bigint, scale: number): string {

@@ -454,7 +454,8 @@ function recurringLines(input: ComposeInput, product: ProductInput, minor: Minor
   const endDay = lastDay(period, cycle);
   // What the invoice at the period's start charged in advance (a final bill settles against it as a cycle one does).
   const chargedAtStart = stateAt(product, period.startMs);
-  const priceIds = new Set(product.prices.flatMap((segment) => segment.prices.map((price) => price.priceId)));
+  const priceIds = new Set<string>();
+  for (const segment of product.prices) for (const price of segment.prices) priceIds.add(price.priceId);
 
   for (const priceId of priceIds) {
     // The price's amount in each piece where it is in effect (a plan change may change it within a period).
