@@ -175,7 +175,8 @@ export interface ComposeInput {
 
 export type LineKind = "recurring" | "oneTime" | "usage" | "credit" | "unused";
 
-export interface DraftLine {
+/** What a line is, the same while it is composed and in the draft. */
+interface LineIdentity {
   /** Stable within an account's bill: what the line is and for which period. */
   key: string;
   kind: LineKind;
@@ -187,6 +188,9 @@ export interface DraftLine {
   /** Days charged of `basisDays` (recurring lines). */
   days: number | null;
   basisDays: number | null;
+}
+
+export interface DraftLine extends LineIdentity {
   /** Prorated, before any promotion, as priced (including tax when `taxIncluded`). */
   amount: MinorAmount;
   discount: MinorAmount;
@@ -774,15 +778,7 @@ interface Discount {
 const NO_DISCOUNT: Discount = { total: 0n, applied: [] };
 
 /** A line while it is composed: amounts in minor units. */
-interface Line {
-  key: string;
-  kind: LineKind;
-  productId: string | null;
-  priceId: string | null;
-  name: string;
-  period: { startMs: number; endMs: number } | null;
-  days: number | null;
-  basisDays: number | null;
+interface Line extends LineIdentity {
   amount: bigint;
   discount: Discount;
   charge: bigint;

@@ -636,6 +636,12 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
     } as CustomerCreate);
     return made.id;
   };
+  /** A billing account and its customer, or undefined for an unknown account. */
+  const accountWithCustomer = async (db: Db, id: string) => {
+    const account = isId(id) ? await repository.billingAccountRows.find(db, id) : undefined;
+    if (!account) return undefined;
+    return { account, customer: await repository.customerRows.find(db, account.customerId) };
+  };
   const billingAccounts = new ResourceStore(
     billingAccountModel(deps, accountListeners, closeGuards, defaults, customerForParty),
     deps,
@@ -681,9 +687,9 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
     },
     /** What ordering needs to know of an account: its state, type, currency, owner and the owner's kind. */
     async accountForOrder(db: Db, id: string) {
-      const account = isId(id) ? await repository.billingAccountRows.find(db, id) : undefined;
-      if (!account) return undefined;
-      const customer = await repository.customerRows.find(db, account.customerId);
+      const found = await accountWithCustomer(db, id);
+      if (!found) return undefined;
+      const { account, customer } = found;
       return {
         id: account.id,
         state: account.state,
@@ -699,9 +705,9 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
      * terms, VAT ID and whether its customer is an organization (a business).
      */
     async accountForBilling(db: Db, id: string) {
-      const account = isId(id) ? await repository.billingAccountRows.find(db, id) : undefined;
-      if (!account) return undefined;
-      const customer = await repository.customerRows.find(db, account.customerId);
+      const found = await accountWithCustomer(db, id);
+      if (!found) return undefined;
+      const { account, customer } = found;
       return {
         id: account.id,
         customerId: account.customerId,
