@@ -18,7 +18,10 @@ const noPause = async () => {};
 t.test("the HTTP gateway: success, 5xx retried, 4xx not retried, timeouts, unreachable", async (t) => {
   const gateway = await startReceiver();
   t.teardown(() => gateway.close());
-  const channel = httpGatewayChannel(gateway.url, { timeoutMs: 300, pause: noPause });
+  // A generous timeout where attempts are counted (a loaded machine must not turn a slow answer into a retry), a
+  // short one where the gateway hangs.
+  const channel = httpGatewayChannel(gateway.url, { timeoutMs: 5_000, pause: noPause });
+  const impatient = httpGatewayChannel(gateway.url, { timeoutMs: 300, pause: noPause });
 
   t.same(await channel.send(message), { status: "sent", attempts: 1 });
   const first = gateway.received[0];
@@ -36,7 +39,7 @@ t.test("the HTTP gateway: success, 5xx retried, 4xx not retried, timeouts, unrea
     "a refusal is final",
   );
   gateway.answers.push("hang", "hang", "hang");
-  t.same(await channel.send(message), { status: "failed", attempts: 3, error: "gateway timed out" });
+  t.same(await impatient.send(message), { status: "failed", attempts: 3, error: "gateway timed out" });
   const closed = httpGatewayChannel("http://127.0.0.1:9/none", { timeoutMs: 300, pause: noPause });
   t.same(await closed.send(message), { status: "failed", attempts: 3, error: "gateway unreachable" });
 });
