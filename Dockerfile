@@ -5,6 +5,8 @@
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci's postinstall guards the PostgreSQL driver's write scheduler (see the script).
+COPY src/cli/patch-postgres-driver.mjs ./src/cli/
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime

@@ -78,30 +78,31 @@ function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-/** Files in the order tap should start them: the longest first, the fault files spread evenly among the rest. */
+/** Each file's time in a recent full run (ms), kept in the repository: what the order below is computed from. */
+const TIMES_FILE = "test/support/file-times.json";
+
+/**
+ * Files in the order tap should start them: the longest first (longest processing time first keeps the last job
+ * from starting a long file when the others are done), by the times of a recent full run; a file not timed yet
+ * counts as a minute, so it starts early. `BSS_TEST_RECORD_TIMES=1` rewrites the times after a full run.
+ */
 function orderedTestFiles(): string[] {
   const all = (readdirSync("test", { recursive: true }) as string[])
     .filter((file) => file.endsWith(".test.ts"))
     .map((file) => path.join("test", file).replaceAll(path.sep, "/"))
     .sort();
-  // Folders by how long their files usually take (measured; the README's slowest-files table).
-  const weight = (file: string) => ["scenarios", "modules", "http", "unit"].indexOf(file.split("/")[1] ?? "");
-  const faults = all.filter((file) => file.startsWith("test/faults/"));
-  const others = all.filter((file) => !file.startsWith("test/faults/")).sort((a, b) => weight(a) - weight(b));
-  const ordered: string[] = [];
-  const every = Math.max(1, Math.floor(others.length / Math.max(1, faults.length)));
-  others.forEach((file, index) => {
-    if (index % every === 0 && faults.length > 0) ordered.push(faults.shift() as string);
-    ordered.push(file);
-  });
-  return [...ordered, ...faults];
+  let times: Record<string, number> = {};
+  try {
+    times = JSON.parse(readFileSync(TIMES_FILE, "utf8")) as Record<string, number>;
+  } catch {
+    // No times recorded: every file counts the same and the order is by name.
+  }
+  const weight = (file: string) => times[file] ?? 60_000;
+  return all.sort((a, b) => weight(b) - weight(a) || (a < b ? -1 : 1));
 }
 
-/**
- * The ten slowest files of a run, from tap's raw TAP output (its top-level lines carry each file's time), less
- * the time a fault file waited for the fault lock (test/support/faults.ts writes it to `waits`, one line per file).
- */
-function slowestFiles(rawTap: string, waits: string): string {
+/** Every file's time in a run (ms), from tap's raw output, less the time a fault file waited for the fault lock. */
+function fileTimes(rawTap: string, waits: string): Array<{ file: string; ms: number; ok: boolean }> {
   const waited = new Map<string, number>();
   for (const line of waits.split("\n")) {
     const [file, ms] = line.split(" ");
@@ -112,6 +113,14 @@ function slowestFiles(rawTap: string, waits: string): string {
     const file = match[2] as string;
     times.push({ file, ms: Number(match[3]) - (waited.get(file) ?? 0), ok: match[1] === undefined });
   }
+  return times;
+}
+
+/**
+ * The ten slowest files of a run, from tap's raw TAP output (its top-level lines carry each file's time), less
+ * the time a fault file waited for the fault lock (test/support/faults.ts writes it to `waits`, one line per file).
+ */
+function slowestFiles(times: Array<{ file: string; ms: number; ok: boolean }>): string {
   if (times.length === 0) return "";
   times.sort((a, b) => b.ms - a.ms);
   const total = times.reduce((sum, entry) => sum + entry.ms, 0);
@@ -249,7 +258,16 @@ async function main(): Promise<number> {
     // tap wrote no raw output (it failed before running a file): there is nothing to time or count.
   }
   if (!interactive) process.stdout.write(failuresOf(rawTap));
-  process.stdout.write(slowestFiles(rawTap, readFileSync(waitsFile, "utf8")));
+  const times = fileTimes(rawTap, readFileSync(waitsFile, "utf8"));
+  process.stdout.write(slowestFiles(times));
+  if (process.env.BSS_TEST_RECORD_TIMES === "1" && !namesFiles && times.length > 0) {
+    const sorted = [...times].sort((a, b) => (a.file < b.file ? -1 : 1));
+    writeFileSync(
+      TIMES_FILE,
+      `${JSON.stringify(Object.fromEntries(sorted.map((entry) => [entry.file, Math.round(entry.ms)])), null, 2)}\n`,
+    );
+    say(`file times written to ${TIMES_FILE}`);
+  }
   // tap's closing line in its raw output is "# { total: N, pass: N, … }"; restated in the plain form CI reads, last.
   const summary = /^# (\{ total: [^}]*\})/m.exec(rawTap)?.[1] ?? "";
   const count = (name: string) => Number(new RegExp(`${name}: (\\d+)`).exec(summary)?.[1] ?? 0);
