@@ -193,3 +193,85 @@ t.test("a business in another EU country is reverse-charged", async (t) => {
     ["49.00", "49.00"],
   );
 });
+
+t.test("orders give a line a promotion; the bill takes it off for its cycles", async (t) => {
+  // 17 October 2026, 10:00 in Berlin; promo-m-20-off-3 is on offer until the end of 2026.
+  const clock = new ManualClock("2026-10-17T08:00:00Z");
+  const engine = await startEngine(t, { clock });
+  const { accountId } = await orderReadyAccount(engine);
+  const ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder";
+  const promoted = (offering: string, promotion: string) => ({
+    billingAccount: { id: accountId },
+    productOrderItem: [
+      {
+        id: "1",
+        action: "add",
+        productOffering: { id: offering },
+        itemPrice: [{ priceAlteration: [{ productOfferingPrice: { id: promotion } }] }],
+      },
+    ],
+  });
+  const rejected = async (body: object, code: string) => {
+    const placed = await engine.request("POST", ORDERS, { body });
+    t.equal(placed.statusCode, 201, placed.body);
+    t.match(placed.json(), { state: "rejected", rejectionReason: [{ code }] }, code);
+  };
+  await rejected(promoted("plan-postpaid-m", "promo-nope"), "unknown_promotion");
+  await rejected(promoted("plan-postpaid-m", "promo-business-pro-10-off-6.eur"), "promotion_not_applicable");
+  t.equal(await engine.count("products"), 0, "a rejected order makes no product");
+
+  const placed = await engine.request("POST", ORDERS, { body: promoted("plan-postpaid-m", "promo-m-20-off-3") });
+  t.equal(placed.json().state, "acknowledged", placed.body);
+  const { SYSTEM_ACTOR } = await import("../../src/platform/audit.js");
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+  const lineId = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product.id;
+  const line = (await engine.request("GET", `/tmf-api/productInventory/v4/product/${lineId}`)).json();
+  t.match(line.productPrice[0].productPriceAlteration, [
+    {
+      priceType: "discount",
+      applicationDuration: 3,
+      price: { percentage: 20 },
+      productOfferingPrice: { id: "promo-m-20-off-3" },
+    },
+  ]);
+
+  clock.set("2026-11-01T09:00:00Z");
+  const november = (
+    await engine.request("POST", PREVIEW, { body: { billingAccountId: accountId, period: "last" } })
+  ).json();
+  // October 17–31, 15 of 31 days: 19.99 × 15 / 31 = 9.67, 20 % off: 1.93 → 7.74 (cycle 1).
+  // November in advance: 19.99, 20 % off: 4.00 → 15.99 (cycle 2). Fees 9.99 and 4.99.
+  t.same(
+    november.appliedCustomerBillingRate
+      .filter((rate: { type: string }) => rate.type === "recurring")
+      .map((rate: { amount: { value: string }; discount: { value: string }; promotion: Array<{ id: string }> }) => [
+        rate.amount.value,
+        rate.discount.value,
+        rate.promotion.map((promotion) => promotion.id),
+      ]),
+    [
+      ["9.67", "1.93", ["promo-m-20-off-3"]],
+      ["19.99", "4.00", ["promo-m-20-off-3"]],
+    ],
+  );
+  // Gross 7.74 + 15.99 + 9.99 + 4.99 = 38.71; tax round(38.71 × 0.19 / 1.19) = round(6.1806) = 6.18.
+  t.same(november.taxIncludedAmount.value, "38.71");
+  t.same(november.taxItem[0].taxAmount.value, "6.18");
+
+  // 1 January 2027: December was the third cycle; January in advance is the fourth, at the full price.
+  clock.set("2027-01-01T09:00:00Z");
+  const january = (
+    await engine.request("POST", PREVIEW, { body: { billingAccountId: accountId, period: "last" } })
+  ).json();
+  t.same(
+    january.appliedCustomerBillingRate
+      .filter((rate: { type: string }) => rate.type === "recurring")
+      .map((rate: { amount: { value: string }; discount: { value: string } }) => [
+        rate.amount.value,
+        rate.discount.value,
+      ]),
+    [["19.99", "0.00"]],
+  );
+  // The promotion ended with 2026: an order now is rejected with the reason.
+  await rejected(promoted("plan-postpaid-m", "promo-m-20-off-3"), "promotion_not_valid_now");
+});

@@ -206,8 +206,16 @@ export class BillingService {
             prices: product.prices.filter((price) => price.type === "recurring").map(priceTerms),
           },
         ],
-        // Orders record which promotion a line has in the next issue; until then no line has one.
-        promotions: [],
+        // The promotions the order gave the product, from the cycle holding its activation.
+        promotions: product.promotions.map((promotion) => ({
+          id: promotion.id,
+          name: promotion.name,
+          percentOff: promotion.percentOff,
+          amountOff: promotion.amountOff,
+          cycles: promotion.cycles,
+          priceIds: promotion.priceIds,
+          startMs: Date.parse(promotion.firstCycleFrom ?? (product.activatedAt ?? product.createdAt).toISOString()),
+        })),
         usageTax,
       });
     }

@@ -26,7 +26,7 @@ export type {
   VatCategory,
 } from "./catalog.schemas.js";
 export { SUSPENSION_REASONS, VAT_CATEGORIES } from "./catalog.schemas.js";
-export type { CatalogService, UsageTaxTerms } from "./catalog.service.js";
+export type { CatalogService, CatalogSnapshot, UsageTaxTerms } from "./catalog.service.js";
 export type { AppliedTaxRate, PriceTerms } from "./catalog-terms.js";
 export {
   billedCountries,

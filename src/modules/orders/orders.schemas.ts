@@ -21,6 +21,17 @@ export const ProductOrderCreateSchema = Type.Object({
           productCharacteristic: Type.Optional(Type.Array(Characteristic, { maxItems: 10 })),
         }),
       ),
+      // A promotion for the item: the TMF620 price of the promotion, named in a price alteration.
+      itemPrice: Type.Optional(
+        Type.Array(
+          Type.Object({
+            priceAlteration: Type.Optional(
+              Type.Array(Type.Object({ productOfferingPrice: Type.Optional(RefIn) }), { maxItems: 5 }),
+            ),
+          }),
+          { maxItems: 5 },
+        ),
+      ),
       productOrderItemRelationship: Type.Optional(
         Type.Array(
           Type.Object({ id: Type.String({ maxLength: 50 }), relationshipType: Type.String({ maxLength: 50 }) }),

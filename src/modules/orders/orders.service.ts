@@ -11,11 +11,17 @@ import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { addMonthsUtc } from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
 import { ORDER_RECOVERY_AFTER_SECONDS } from "../../shared/limits.js";
-import { type CatalogService, type Offering, priceTerms } from "../catalog/index.js";
+import {
+  type CatalogService,
+  type CatalogSnapshot,
+  type Offering,
+  type Promotion,
+  priceTerms,
+} from "../catalog/index.js";
 import type { CustomerServices } from "../customers/index.js";
 import type { InventoryService } from "../inventory/index.js";
 import type { MessagesService } from "../notifications/index.js";
-import type { BoughtPrice, BoughtTerm } from "../subscriptions/index.js";
+import type { BoughtPrice, BoughtPromotion, BoughtTerm } from "../subscriptions/index.js";
 import { type OneTimeCharge, PRODUCT_PATH, type SubscriptionsService } from "../subscriptions/index.js";
 import type { ProductOrder, ProductOrderCreate } from "./orders.schemas.js";
 import {
@@ -52,6 +58,19 @@ class Interrupted extends Error {
   ) {
     super(reason);
   }
+}
+
+/** A catalog promotion as a product keeps it: its terms in the account's currency, its first cycle set at activation. */
+function boughtPromotion(promotion: Promotion, offering: Offering, currency: string): BoughtPromotion {
+  return {
+    id: promotion.id,
+    name: promotion.name,
+    ...(promotion.percentOff !== undefined ? { percentOff: promotion.percentOff } : {}),
+    ...(promotion.amountOff !== undefined ? { amountOff: promotion.amountOff[currency] ?? "0" } : {}),
+    cycles: promotion.cycles,
+    priceIds: promotion.prices.filter((priceId) => offering.prices.some((price) => price.id === priceId)),
+    firstCycleFrom: null,
+  };
 }
 
 function characteristic(item: ProductOrderCreate["productOrderItem"][number], name: string): string | undefined {
@@ -338,6 +357,10 @@ export class OrdersService {
         }
         if (offering.kind === "fee")
           reject("fee_not_orderable", `${offering.id} is a fee; it is charged with the line`, item.id);
+        const promotionIds = this.orderedPromotions(item, offering, snapshot, account?.currency, now, (code, reason) =>
+          reject(code, reason, item.id),
+        );
+        if (promotionIds.length > 0) record.promotionIds = promotionIds;
         if (account) {
           if (offering.paymentTypes && !offering.paymentTypes.includes(account.accountType)) {
             reject("payment_type", `${offering.id} is not sold to ${account.accountType} accounts`, item.id);
@@ -406,6 +429,62 @@ export class OrdersService {
       }
     }
     return { items, rejection: reasons, customerId: account?.customerId ?? null };
+  }
+
+  /**
+   * The promotions an add item asks for (TMF622 `itemPrice[].priceAlteration[].productOfferingPrice.id`: a
+   * promotion's TMF620 price, `promo-…` or, for an amount off, `promo-….eur`): each must be in the catalog, on offer
+   * now, take something off one of the offering's prices, and have an amount in the account's currency. Problems
+   * are rejected with the reason; the promotion ids come back.
+   */
+  private orderedPromotions(
+    item: ProductOrderCreate["productOrderItem"][number],
+    offering: Offering,
+    snapshot: CatalogSnapshot,
+    currency: string | undefined,
+    now: Date,
+    reject: (code: string, reason: string) => void,
+  ): string[] {
+    const ids: string[] = [];
+    for (const price of item.itemPrice ?? []) {
+      for (const alteration of price.priceAlteration ?? []) {
+        const named = alteration.productOfferingPrice?.id;
+        if (named === undefined) {
+          reject("missing_promotion", "a priceAlteration names its productOfferingPrice");
+          continue;
+        }
+        // An amount off is one TMF620 price per currency: "promo-….eur" names the promotion in euros.
+        const suffix = currency === undefined ? null : `.${currency.toLowerCase()}`;
+        const id = suffix !== null && named.endsWith(suffix) ? named.slice(0, -suffix.length) : named;
+        const promotion = snapshot.promotions.get(id)?.content;
+        if (promotion === undefined) {
+          reject("unknown_promotion", `promotion ${named} is not in the catalog`);
+          continue;
+        }
+        if (
+          Date.parse(promotion.validFrom) > now.getTime() ||
+          (promotion.validTo !== undefined && Date.parse(promotion.validTo) <= now.getTime())
+        ) {
+          reject("promotion_not_valid_now", `promotion ${id} is not on offer at this date`);
+          continue;
+        }
+        if (!promotion.prices.some((priceId) => offering.prices.some((own) => own.id === priceId))) {
+          reject("promotion_not_applicable", `promotion ${id} takes nothing off ${offering.id}`);
+          continue;
+        }
+        if (
+          promotion.amountOff !== undefined &&
+          currency !== undefined &&
+          promotion.amountOff[currency] === undefined
+        ) {
+          reject("promotion_not_applicable", `promotion ${id} has no amount in ${currency}`);
+          continue;
+        }
+        if (ids.includes(id)) reject("duplicate_promotion", `promotion ${id} is named twice`);
+        else ids.push(id);
+      }
+    }
+    return ids;
   }
 
   private async save(
@@ -527,6 +606,11 @@ export class OrdersService {
         offeringVersion: item.offeringVersion ?? entry.info.version,
         name: entry.content.name,
         offering: entry.content,
+        promotions: (item.promotionIds ?? []).map((id) => {
+          const promotion = snapshot.promotions.get(id)?.content;
+          if (!promotion) throw new Interrupted("failed", `promotion ${id} left the catalog`);
+          return boughtPromotion(promotion, entry.content, account.currency);
+        }),
       };
     };
     await this.deps.database.transaction(async (tx) => {

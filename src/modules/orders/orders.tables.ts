@@ -10,6 +10,8 @@ export interface OrderItemRecord {
   offeringName?: string;
   /** Add-ons: the plan item of the same line. */
   reliesOn?: string;
+  /** The catalog promotions the item gets (TMF622 itemPrice[].priceAlteration[].productOfferingPrice). */
+  promotionIds?: string[];
   /** Chosen or given number and SIM of a new line; the line's product once created, or the product to end. */
   msisdn?: string;
   iccid?: string;

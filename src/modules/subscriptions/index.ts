@@ -13,7 +13,7 @@ export function createSubscriptionsModule(deps: SubscriptionsDeps) {
   return { service, routes: subscriptionsRoutes(service) };
 }
 
-export type { BoughtPrice, BoughtTerm, Product } from "./products.js";
+export type { BoughtPrice, BoughtPromotion, BoughtTerm, Product } from "./products.js";
 export type {
   GuidingFilter,
   GuidingLine,

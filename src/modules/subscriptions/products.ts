@@ -35,6 +35,22 @@ export interface BoughtTerm {
   feePerMonth: string;
 }
 
+/**
+ * A promotion as the order gave it to a product (TMF622 priceAlteration): the catalog's terms in the account's
+ * currency, for `cycles` bill periods from the one holding `firstCycleFrom` (the activation; null until then).
+ */
+export interface BoughtPromotion {
+  id: string;
+  name: string;
+  percentOff?: string;
+  /** Per cycle, in the product's currency. */
+  amountOff?: string;
+  cycles: number;
+  /** The bought prices it takes off. */
+  priceIds: string[];
+  firstCycleFrom: string | null;
+}
+
 /** A plan (one per line) or an add-on under it. */
 export interface Product {
   id: string;
@@ -53,6 +69,7 @@ export interface Product {
   currency: string;
   prices: BoughtPrice[];
   term: BoughtTerm | null;
+  promotions: BoughtPromotion[];
   orderId: string;
   createdAt: Date;
   updatedAt: Date;

@@ -32,6 +32,21 @@ export const ProductSchema = Type.Object({
       recurringChargePeriod: Type.Optional(Type.String()),
       price: Type.Object({ dutyFreeAmount: Type.Object({ unit: Type.String(), value: Type.Number() }) }),
       productOfferingPrice: Ref,
+      /** The promotions the order gave this price (TMF622 priceAlteration), for `applicationDuration` cycles. */
+      productPriceAlteration: Type.Optional(
+        Type.Array(
+          Type.Object({
+            name: Type.String(),
+            priceType: Type.String(),
+            applicationDuration: Type.Integer(),
+            price: Type.Object({
+              percentage: Type.Optional(Type.Number()),
+              dutyFreeAmount: Type.Optional(Type.Object({ unit: Type.String(), value: Type.Number() })),
+            }),
+            productOfferingPrice: Ref,
+          }),
+        ),
+      ),
     }),
   ),
   productTerm: Type.Array(

@@ -12,7 +12,7 @@ import { amountToJsonNumber, Money } from "../../shared/money.js";
 import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
 import type { InventoryService } from "../inventory/index.js";
 import type { LineOnNetwork, NetworkOperation, Provisioning } from "../provisioning/index.js";
-import type { BoughtPrice, BoughtTerm, Product as ProductRecord } from "./products.js";
+import type { BoughtPrice, BoughtPromotion, BoughtTerm, Product as ProductRecord } from "./products.js";
 import { oneTimeCharges, productHistory, products } from "./subscriptions.tables.js";
 
 export const PRODUCT_PATH = `${TMF_BASE.productInventory}/product`;
@@ -58,6 +58,7 @@ export interface NewProduct {
   kind: "plan" | "addon";
   prices: BoughtPrice[];
   term: BoughtTerm | null;
+  promotions?: BoughtPromotion[];
 }
 
 export interface NewLine {
@@ -81,6 +82,30 @@ export interface OneTimeCharge {
   /** Whether the amount includes tax (the price's term when ordered). */
   taxIncluded: boolean;
   offeringVersion: number;
+}
+
+/** The promotions a product got on one of its prices, as TMF637 price alterations (none: the field is left out). */
+function promotionsOn(row: ProductRecord, priceId: string) {
+  const alterations = row.promotions
+    .filter((promotion) => promotion.priceIds.includes(priceId))
+    .map((promotion) => ({
+      name: promotion.name,
+      priceType: "discount",
+      applicationDuration: promotion.cycles,
+      price:
+        promotion.percentOff !== undefined
+          ? { percentage: amountToJsonNumber(new Money(promotion.percentOff)) }
+          : {
+              dutyFreeAmount: { unit: row.currency, value: amountToJsonNumber(new Money(promotion.amountOff ?? "0")) },
+            },
+      productOfferingPrice: ref(
+        `${TMF_BASE.catalog}/productOfferingPrice`,
+        promotion.amountOff !== undefined ? `${promotion.id}.${row.currency.toLowerCase()}` : promotion.id,
+        promotion.name,
+        "ProductOfferingPrice",
+      ),
+    }));
+  return alterations.length === 0 ? {} : { productPriceAlteration: alterations };
 }
 
 const ref = (path: string, id: string, name: string | undefined, referredType: string) =>
@@ -124,6 +149,7 @@ export function presentProduct(
         undefined,
         "ProductOfferingPrice",
       ),
+      ...promotionsOn(row, price.priceId),
     })),
     productTerm: row.term
       ? [
@@ -546,7 +572,15 @@ export class SubscriptionsService {
       row,
       (now) => ({
         status: to,
-        ...(to === "active" && row.activatedAt === null ? { activatedAt: now } : {}),
+        // Activation starts the first cycle of the promotions the order gave the product.
+        ...(to === "active" && row.activatedAt === null
+          ? {
+              activatedAt: now,
+              promotions: row.promotions.map((promotion) =>
+                promotion.firstCycleFrom === null ? { ...promotion, firstCycleFrom: now.toISOString() } : promotion,
+              ),
+            }
+          : {}),
         ...(to === "terminated" || to === "aborted" ? { terminatedAt: now } : {}),
       }),
       { toStatus: to, reason, orderId, suspensionReason },
@@ -644,6 +678,7 @@ export class SubscriptionsService {
           currency: line.currency,
           prices: product.prices,
           term: product.term,
+          promotions: product.promotions ?? [],
           orderId: line.orderId,
           createdAt: now,
           updatedAt: now,

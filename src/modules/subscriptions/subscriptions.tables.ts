@@ -15,7 +15,7 @@ import {
 } from "drizzle-orm/pg-core";
 import { moneyColumn } from "../../platform/columns.js";
 import { billingAccounts } from "../customers/customers.tables.js";
-import type { BoughtPrice, BoughtTerm, Product } from "./products.js";
+import type { BoughtPrice, BoughtPromotion, BoughtTerm, Product } from "./products.js";
 
 /**
  * Installed products (TMF637): one plan product per line, add-ons under it. A live line holds its number and
@@ -40,6 +40,8 @@ export const products = pgTable(
     currency: text("currency").notNull(),
     prices: jsonb("prices").$type<BoughtPrice[]>().notNull(),
     term: jsonb("term").$type<BoughtTerm | null>(),
+    /** The promotions the order gave it (TMF622 priceAlteration), with their first cycle once it is active. */
+    promotions: jsonb("promotions").$type<BoughtPromotion[]>().notNull().default([]),
     orderId: uuid("order_id").notNull(),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),

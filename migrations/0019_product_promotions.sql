@@ -1,0 +1,1 @@
+ALTER TABLE "products" ADD COLUMN "promotions" jsonb DEFAULT '[]'::jsonb NOT NULL;
