@@ -186,6 +186,9 @@ export function localMidnightUtc(timeZone: string, date: LocalDate): number {
     if (next === guess) break;
     guess = next;
   }
+  // Where summer time starts at midnight (Cairo, Beirut, Gaza…) the day has no 00:00: the iteration alternates
+  // between an instant of the day before and the clock change itself, which is the day's first instant.
+  if (localDayNumber(guess, timeZone) < local / 86_400_000) guess = local - offsetMs(timeZone, guess);
   return guess;
 }
 

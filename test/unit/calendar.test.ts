@@ -138,3 +138,23 @@ t.test("prorated pieces of a whole period always add up to its price (property)"
     ),
   );
 });
+
+t.test("a day whose midnight does not exist (summer time at 00:00) starts at the clock change", async (t) => {
+  // Cairo, 25 April 2025: 00:00 (UTC+2) jumps to 01:00 (UTC+3) at 22:00Z on the 24th, the first instant of the 25th.
+  const { cyclePeriod, localMidnightUtc } = await import("../../src/shared/calendar.js");
+  t.equal(
+    new Date(localMidnightUtc("Africa/Cairo", { year: 2025, month: 4, day: 25 })).toISOString(),
+    "2025-04-24T22:00:00.000Z",
+  );
+  const cycle = { billCycleDay: 25, timeZone: "Africa/Cairo" };
+  const current = cyclePeriod(Date.parse("2025-04-10T10:00:00Z"), cycle);
+  const next = cyclePeriod(current.endMs, cycle);
+  t.equal(current.key, "2025-03-25");
+  t.equal(next.key, "2025-04-25", "the period after it starts on the 25th, not the same period again");
+  t.equal(next.startMs, current.endMs);
+  // São Paulo, 4 November 2018: the same at 03:00Z.
+  t.equal(
+    new Date(localMidnightUtc("America/Sao_Paulo", { year: 2018, month: 11, day: 4 })).toISOString(),
+    "2018-11-04T03:00:00.000Z",
+  );
+});

@@ -451,7 +451,8 @@ t.test("tax-exclusive and tax-inclusive prices (EN 16931)", async (t) => {
   );
 
   // Inclusive: gross 9.99 + 4.99 = 14.98; tax round(14.98 × 0.19 / 1.19 = 2.3917…) = 2.39; nets 14.98 − 2.39 =
-  // 12.59, allocated: 9.99 / 1.19 = 8.3949… → 8.39 and the last line the remainder 12.59 − 8.39 = 4.20.
+  // 12.59, allocated by largest remainder: 9.99 / 1.19 = 8.3949… and 4.99 / 1.19 = 4.1932… round down to 8.39 and
+  // 4.19 (12.58); the missing cent goes to the larger remainder (.49 > .32): 8.40 and 4.19.
   const inclusive = composeInvoice(
     cycleInvoice(issue, {
       oneTimeCharges: [
@@ -464,8 +465,8 @@ t.test("tax-exclusive and tax-inclusive prices (EN 16931)", async (t) => {
   t.same(
     inclusive.lines.map((entry) => [entry.charge.toFixed(2), entry.net.toFixed(2)]),
     [
-      ["9.99", "8.39"],
-      ["4.99", "4.20"],
+      ["9.99", "8.40"],
+      ["4.99", "4.19"],
     ],
   );
 
@@ -982,4 +983,21 @@ t.test("zones far from UTC: days are counted on the account's wall clock", async
     // net 64.52; tax round(64.52 × 0.0725 = 4.6777) = 4.68; gross 69.20.
     t.same(totals(draft), ["64.52", "4.68", "69.20"]);
   });
+});
+
+t.test("many small tax-inclusive lines: every net within a cent of its share, none of the wrong sign", async (t) => {
+  const issue = at("2027-04-01T00:00:00+02:00");
+  const day = at("2027-03-10T12:00:00+01:00");
+  // Ten charges of 0.01 with 19 % included: gross 0.10, tax round(0.10 × 0.19 / 1.19 = 0.01597) = 0.02, nets 0.08.
+  // Each exact share is 0.01 / 1.19 = 0.0084: rounded down 0.00, and the 8 missing cents go to 8 of the lines.
+  const draft = composeInvoice(
+    cycleInvoice(issue, {
+      oneTimeCharges: Array.from({ length: 10 }, (_, index) =>
+        oneTime({ id: `c${index}`, amount: "0.01", atMs: day, taxIncluded: true }),
+      ),
+    }),
+  );
+  t.same(totals(draft), ["0.08", "0.02", "0.10"]);
+  const nets = draft.lines.map((entry) => entry.net.toFixed(2)).sort();
+  t.same(nets, ["0.00", "0.00", "0.01", "0.01", "0.01", "0.01", "0.01", "0.01", "0.01", "0.01"]);
 });

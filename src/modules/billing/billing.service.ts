@@ -168,27 +168,37 @@ export class BillingService {
       return { input: { ...base, products: [], oneTimeCharges: [], usage: [], spendCredits: [] }, issuer };
     }
     const all = await this.deps.products(db, account.id);
-    // Products that ended before the usage period have nothing left to charge or credit.
-    const products = all.filter(
-      (product) =>
-        product.status !== "aborted" &&
-        (product.terminatedAt === null || product.terminatedAt.getTime() >= invoice.usagePeriod.startMs),
-    );
-    const [history, charges, usage, credits] = await Promise.all([
-      this.deps.history(
-        db,
-        products.map((product) => product.id),
-      ),
+    const [allCharges, usage, credits] = await Promise.all([
       this.deps.oneTimeCharges(db, account.id),
       this.deps.usage.unbilled(account.id, invoice.usagePeriod.key, db),
       this.deps.usage.spendCredits(account.id, invoice.usagePeriod, db),
     ]);
-    const productInputs: ProductInput[] = [];
-    for (const product of products) {
-      const usageTax =
+    // One-time charges recorded by the end of the usage period (a preview of an earlier invoice leaves out later ones).
+    const charges = allCharges.filter((charge) => charge.createdAt.getTime() < invoice.usagePeriod.endMs);
+    // Products that ended before the usage period have nothing left to charge or credit, unless late usage or a
+    // credit on them is billed now (their tariff taxes it).
+    const referenced = new Set([...usage.map((row) => row.productId), ...credits.map((row) => row.productId)]);
+    const products = all.filter(
+      (product) =>
+        product.status !== "aborted" &&
+        (product.terminatedAt === null ||
+          product.terminatedAt.getTime() >= invoice.usagePeriod.startMs ||
+          referenced.has(product.id)),
+    );
+    const history = await this.deps.history(
+      db,
+      products.map((product) => product.id),
+    );
+    const usageTaxes = await Promise.all(
+      products.map((product) =>
         product.kind === "plan"
-          ? ((await this.deps.catalog.usageTax(product.offeringId, product.offeringVersion, product.currency)) ?? null)
-          : null;
+          ? this.deps.catalog.usageTax(product.offeringId, product.offeringVersion, product.currency)
+          : Promise.resolve(undefined),
+      ),
+    );
+    const productInputs: ProductInput[] = [];
+    for (const [index, product] of products.entries()) {
+      const usageTax = usageTaxes[index] ?? null;
       productInputs.push({
         id: product.id,
         name: product.name,

@@ -57,7 +57,8 @@ import {
  *   is complete) for the account's tax jurisdiction (its country's when the class names no rate for the subdivision); reverse-charged accounts turn category S
  *   into AE at 0 %. Per category and rate: tax = round(Σ nets × rate) for tax-exclusive prices (BR-CO-17), and for
  *   tax-inclusive prices tax = round(Σ gross × rate / (1 + rate)) with the nets allocated so that they add up to the
- *   gross less that tax (the last line takes the remainder). A class with no rate there is a problem, never a zero.
+ *   gross less that tax (largest remainder: each line within a cent of its exact share). A class with no rate
+ *   there is a problem, never a zero.
  */
 
 export type { SuspensionReason };
@@ -944,11 +945,11 @@ function taxLines(
   for (const { tax: terms, lines: members } of groups.values()) {
     let exclusiveNet = 0n;
     let gross = 0n;
-    let last: Line | undefined;
+    const inclusive: Line[] = [];
     for (const entry of members) {
       if (entry.taxIncluded) {
         gross += entry.charge;
-        last = entry;
+        inclusive.push(entry);
       } else {
         exclusiveNet += entry.charge;
         entry.net = entry.charge;
@@ -956,17 +957,31 @@ function taxLines(
     }
     let tax = divideHalfUp(exclusiveNet * terms.micro, MICRO);
     let taxable = exclusiveNet;
-    if (last !== undefined) {
+    if (inclusive.length > 0) {
       const onePlus = MICRO + terms.micro;
       const inclusiveTax = divideHalfUp(gross * terms.micro, onePlus);
       const inclusiveNets = gross - inclusiveTax;
+      // Largest remainder: each line's net is its exact share gross / (1 + rate) rounded down, and the cents still
+      // missing to reach the rate's nets go one each to the lines with the largest remainders, so every line's net
+      // is within a cent of its exact share and the nets add up.
+      const remainders: Array<{ entry: Line; remainder: bigint }> = [];
       let allocated = 0n;
-      for (const entry of members) {
-        if (!entry.taxIncluded || entry === last) continue;
-        entry.net = divideHalfUp(entry.charge * MICRO, onePlus);
-        allocated += entry.net;
+      for (const entry of inclusive) {
+        const scaled = entry.charge * MICRO;
+        let floor = scaled / onePlus;
+        if (scaled < 0n && floor * onePlus !== scaled) floor -= 1n;
+        entry.net = floor;
+        allocated += floor;
+        remainders.push({ entry, remainder: scaled - floor * onePlus });
       }
-      last.net = inclusiveNets - allocated;
+      remainders.sort((a, b) => (b.remainder > a.remainder ? 1 : b.remainder < a.remainder ? -1 : 0));
+      const missing = inclusiveNets - allocated;
+      const step = missing >= 0n ? 1n : -1n;
+      // Cents to add go to the largest remainders; cents to take back (never expected) come from the smallest.
+      const order = missing >= 0n ? remainders : [...remainders].reverse();
+      for (let left = missing, index = 0; left !== 0n; left -= step, index++) {
+        (order[index % order.length] as { entry: Line }).entry.net += step;
+      }
       tax += inclusiveTax;
       taxable += inclusiveNets;
     }
