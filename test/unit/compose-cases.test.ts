@@ -1001,3 +1001,20 @@ t.test("many small tax-inclusive lines: every net within a cent of its share, no
   const nets = draft.lines.map((entry) => entry.net.toFixed(2)).sort();
   t.same(nets, ["0.00", "0.00", "0.01", "0.01", "0.01", "0.01", "0.01", "0.01", "0.01", "0.01"]);
 });
+
+t.test("reverse charge on a tax-inclusive price: charged without the domestic VAT it includes", async (t) => {
+  const issue = at("2027-04-01T00:00:00+02:00");
+  const day = at("2027-03-10T12:00:00+01:00");
+  // 11.90 with 19 % included is 10.00 without: 11.90 / 1.19 = 10.00; the business accounts for its own VAT (AE 0 %).
+  const draft = composeInvoice(
+    cycleInvoice(issue, {
+      oneTimeCharges: [oneTime({ id: "a", amount: "11.90", atMs: day, taxIncluded: true })],
+      reverseCharge: true,
+    }),
+  );
+  t.same(totals(draft), ["10.00", "0.00", "10.00"]);
+  t.same(
+    draft.lines.map((entry) => [entry.amount.toFixed(2), entry.taxCategory, entry.taxIncluded]),
+    [["10.00", "AE", false]],
+  );
+});

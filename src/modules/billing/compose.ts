@@ -54,8 +54,9 @@ import {
  *   computed as whole micro-units and whole minor units of the account's currency (bigint, `shared/minor-units.ts`):
  *   exact like decimal.js and fast enough for bill runs. Lines and totals are `MinorAmount`s.
  * - **Tax** (EN 16931): each line's rate is the one valid on the last day of its service period (the day the supply
- *   is complete) for the account's tax jurisdiction (its country's when the class names no rate for the subdivision); reverse-charged accounts turn category S
- *   into AE at 0 %. Per category and rate: tax = round(Σ nets × rate) for tax-exclusive prices (BR-CO-17), and for
+ *   is complete) for the account's tax jurisdiction (its country's when the class names no rate for the
+ *   subdivision); reverse-charged accounts turn category S into AE at 0 %, and a tax-inclusive price is charged
+ *   without the domestic VAT it includes. Per category and rate: tax = round(Σ nets × rate) for tax-exclusive prices (BR-CO-17), and for
  *   tax-inclusive prices tax = round(Σ gross × rate / (1 + rate)) with the nets allocated so that they add up to the
  *   gross less that tax (largest remainder: each line within a cent of its exact share). A class with no rate
  *   there is a problem, never a zero.
@@ -434,6 +435,8 @@ interface ResolvedTax {
   /** The rate in micro-units (0.19 → 190,000). */
   micro: bigint;
   exemptionReason: string | null;
+  /** Reverse charge: the domestic rate a tax-inclusive price includes, taken out of it (micro-units), else 0. */
+  domesticMicro: bigint;
 }
 
 type TaxOf = (taxClass: string, day: number) => ResolvedTax;
@@ -823,7 +826,21 @@ function line(fields: {
   taxIncluded: boolean;
   tax: ResolvedTax;
 }): Line {
-  const discount = fields.discount ?? NO_DISCOUNT;
+  let discount = fields.discount ?? NO_DISCOUNT;
+  let amount = fields.amount;
+  let taxIncluded = fields.taxIncluded;
+  if (taxIncluded && fields.tax.domesticMicro > 0n) {
+    // Reverse charge: the buyer accounts for the VAT, so a price that includes the domestic VAT is charged without
+    // it (amount and discount each divided by 1 + rate, rounded half-up), as a tax-exclusive line.
+    const onePlus = MICRO + fields.tax.domesticMicro;
+    const net = (value: bigint) => divideHalfUp(value * MICRO, onePlus);
+    amount = net(amount);
+    discount = {
+      total: net(discount.total),
+      applied: discount.applied.map((applied) => ({ ...applied, amount: net(applied.amount) })),
+    };
+    taxIncluded = false;
+  }
   return {
     key: fields.key,
     kind: fields.kind,
@@ -833,11 +850,11 @@ function line(fields: {
     period: fields.period,
     days: fields.days ?? null,
     basisDays: fields.basisDays ?? null,
-    amount: fields.amount,
+    amount,
     discount,
-    charge: fields.amount - discount.total,
-    net: fields.amount - discount.total,
-    taxIncluded: fields.taxIncluded,
+    charge: amount - discount.total,
+    net: amount - discount.total,
+    taxIncluded,
     tax: fields.tax,
     late: false,
     usage: null,
@@ -890,7 +907,7 @@ function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
     let resolved: ResolvedTax;
     if (terms === undefined) {
       problems.push({ code: "unknown_tax_class", message: `tax class ${taxClass} is not in the catalog` });
-      resolved = { taxClass, category: "S", ...ZERO_RATE, exemptionReason: null };
+      resolved = { taxClass, category: "S", ...ZERO_RATE, exemptionReason: null, domesticMicro: 0n };
     } else {
       const rate = taxRateAt(terms, jurisdiction, date);
       if (rate === undefined) {
@@ -898,18 +915,25 @@ function taxResolver(input: ComposeInput, problems: ComposeProblem[]): TaxOf {
           code: "no_tax_rate",
           message: `tax class ${taxClass} has no rate for ${jurisdiction} on ${date}`,
         });
-        resolved = { taxClass, category: terms.category, ...ZERO_RATE, exemptionReason: null };
+        resolved = { taxClass, category: terms.category, ...ZERO_RATE, exemptionReason: null, domesticMicro: 0n };
       } else {
         const category = rate.category;
         resolved =
           input.account.reverseCharge && category === "S"
-            ? { taxClass, category: "AE", ...ZERO_RATE, exemptionReason: REVERSE_CHARGE_REASON }
+            ? {
+                taxClass,
+                category: "AE",
+                ...ZERO_RATE,
+                exemptionReason: REVERSE_CHARGE_REASON,
+                domesticMicro: parseScaled(rate.rate, MICRO_SCALE),
+              }
             : {
                 taxClass,
                 category,
                 rate: new Money(rate.rate),
                 micro: parseScaled(rate.rate, MICRO_SCALE),
                 exemptionReason: category === "S" || category === "Z" ? null : (rate.exemptionReason ?? null),
+                domesticMicro: 0n,
               };
       }
     }
