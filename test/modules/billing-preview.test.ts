@@ -138,13 +138,15 @@ t.test("what cannot be previewed gets a clear answer", async (t) => {
   t.same(empty.json().amountDue, { unit: "EUR", value: "0.00" });
   t.match(empty.json().note, [/prepaid/]);
 
-  // No issuing entity bills France: a clear 422, not a 500.
+  // No issuing entity bills California: a clear 422, not a 500.
   const customer = await createCustomer(engine);
-  const french = await engine.request("POST", BA, { body: billingAccountBody(customer.id, { taxJurisdiction: "FR" }) });
-  t.equal(french.statusCode, 201, french.body);
+  const californian = await engine.request("POST", BA, {
+    body: billingAccountBody(customer.id, { taxJurisdiction: "US-CA", currency: "EUR" }),
+  });
+  t.equal(californian.statusCode, 201, californian.body);
   expectError(
     t,
-    await engine.request("POST", PREVIEW, { body: { billingAccountId: french.json().id } }),
+    await engine.request("POST", PREVIEW, { body: { billingAccountId: californian.json().id } }),
     422,
     "no_issuing_entity",
   );
