@@ -1,6 +1,6 @@
 import t from "tap";
 import { ManualClock } from "../../src/platform/clock.js";
-import { expectError, startEngine } from "../support/engine.js";
+import { drivers, expectError, startEngine } from "../support/engine.js";
 import { activateLine, billingAccountBody, createCustomer, orderReadyAccount } from "../support/fixtures.js";
 
 /**
@@ -276,4 +276,39 @@ t.test("orders give a line a promotion; the bill takes it off for its cycles", a
   );
   // The promotion ended with 2026: an order now is rejected with the reason.
   await rejected(promoted("plan-postpaid-m", "promo-m-20-off-3"), "promotion_not_valid_now");
+});
+
+t.test("usage of a line that ended in an earlier period is billed late, not refused", async (t) => {
+  const { chargingEngine, postCdrs, voiceCdr } = await import("../support/charging.js");
+  const { SYSTEM_ACTOR } = await import("../../src/platform/audit.js");
+  // 15 March 2026: a postpaid line, a call abroad (outside the allowance), then the line is disconnected.
+  const { engine, accountId } = await chargingEngine(t, drivers[0] ?? "pglite");
+  const { lineId, msisdn } = await activateLine(engine, accountId, "plan-postpaid-m");
+  await postCdrs(engine, [voiceCdr(msisdn, "+33123456789", 120, "2026-03-15T10:05:00Z")]);
+  t.equal(await engine.app.services.charging.rating.rateOnce("test"), 1);
+  engine.clock.set("2026-03-15T12:00:00Z");
+  const disconnect = await engine.request("POST", "/tmf-api/productOrderingManagement/v4/productOrder", {
+    body: {
+      billingAccount: { id: accountId },
+      productOrderItem: [{ id: "1", action: "delete", product: { id: lineId } }],
+    },
+  });
+  t.equal(disconnect.statusCode, 201, disconnect.body);
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, disconnect.json().id);
+  t.equal((await engine.request("GET", `/tmf-api/productInventory/v4/product/${lineId}`)).json().status, "terminated");
+
+  // 2 April: a late CDR of 15 March, 11:00 (the line was live until 12:00), is rated onto the line as it was then.
+  engine.clock.set("2026-04-02T10:00:00Z");
+  await postCdrs(engine, [voiceCdr(msisdn, "+33123456789", 60, "2026-03-15T11:00:00Z")]);
+  t.equal(await engine.app.services.charging.rating.rateOnce("test"), 1);
+  const preview = await engine.request("POST", PREVIEW, { body: { billingAccountId: accountId } });
+  t.equal(preview.statusCode, 200, preview.body);
+  const usage = (
+    preview.json().appliedCustomerBillingRate as Array<Line & { late: boolean; product: { id: string } }>
+  ).filter((line) => line.type === "usage");
+  t.ok(usage.length > 0, "the March calls are on April's bill");
+  t.ok(
+    usage.every((line) => line.late && line.product.id === lineId && line.name.includes("late")),
+    "labelled late, on the ended line",
+  );
 });
