@@ -17,6 +17,7 @@ export function registerScheduledJobs(
     charging: {
       rating: { renew(): Promise<number> };
       reconcile: Parameters<typeof RatingService.reconcileJob>[0];
+      reviewCreditBarring(): Promise<{ accounts: number }>;
     };
     log: FastifyBaseLogger;
   },
@@ -40,6 +41,13 @@ export function registerScheduledJobs(
     catchUp: "latest",
     // Lines whose allowance period ended get the new period's buckets before their first event.
     run: async () => ({ renewed: await services.charging.rating.renew() }),
+  });
+  scheduler.register({
+    name: "credit-barring-review",
+    every: "hour",
+    catchUp: "latest",
+    // Postpaid lines barred for credit get their service back once a new bill period restarts the spend.
+    run: async () => services.charging.reviewCreditBarring(),
   });
   scheduler.register({
     name: "reconcile",

@@ -43,7 +43,7 @@ for (const driver of drivers) {
     });
     // Barring a suspended line is no new suspension: its row carries the suspension's reason on.
     engine.clock.set("2026-03-21T10:00:00Z");
-    t.equal(await subscriptions.setBarring(SYSTEM_ACTOR, lineId, "credit", "barred: test"), true);
+    t.equal(await subscriptions.setBarring(SYSTEM_ACTOR, lineId, "credit", true, "barred: test"), true);
     engine.clock.set("2026-03-25T10:00:00Z");
     const resumed = await engine.request("PATCH", `${PRODUCTS}/${lineId}`, { body: { status: "active" } });
     t.equal(resumed.statusCode, 200, resumed.body);

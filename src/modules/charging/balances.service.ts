@@ -169,8 +169,8 @@ export class BalancesService {
     });
     if (applied.status === "refused") throw new AppError("unprocessable", "refused", applied.reason);
     const row = await this.record(actor, "topup", profile, line, { amount, reason: request.reason }, idempotencyKey);
-    if (line.barred === "credit" && applied.balance !== null && applied.balance >= 0n) {
-      await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: topped up");
+    if (line.barringReasons.includes("credit") && applied.balance !== null && applied.balance >= 0n) {
+      await this.deps.subscriptions.setBarring(actor, line.id, "credit", false, "unbarred: topped up");
     }
     return { resource: this.presentOperation(row, applied.balance, null), created: applied.status === "applied" };
   }
@@ -261,15 +261,21 @@ export class BalancesService {
     applied: Extract<Awaited<ReturnType<ChargingStore["adjust"]>>, { status: "applied" | "duplicate" }>,
   ): Promise<void> {
     if (profile.accountType === "prepaid") {
-      if (line.barred === "credit" && applied.balance !== null && applied.balance >= 0n) {
-        await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: balance adjusted");
+      if (line.barringReasons.includes("credit") && applied.balance !== null && applied.balance >= 0n) {
+        await this.deps.subscriptions.setBarring(actor, line.id, "credit", false, "unbarred: balance adjusted");
       }
       return;
     }
     if (applied.spend === null || profile.creditLimit === null || applied.spend >= toMicro(profile.creditLimit)) return;
     for (const barred of await this.deps.subscriptions.liveLines(this.deps.database.db, profile.id)) {
-      if (barred.barred === "credit") {
-        await this.deps.subscriptions.setBarring(actor, barred.id, null, "unbarred: spend back under the credit limit");
+      if (barred.barringReasons.includes("credit")) {
+        await this.deps.subscriptions.setBarring(
+          actor,
+          barred.id,
+          "credit",
+          false,
+          "unbarred: spend back under the credit limit",
+        );
       }
     }
   }
@@ -283,10 +289,15 @@ export class BalancesService {
   }
 
   /**
-   * After an account's credit limit changed: a postpaid account whose spend to date is now under it gets its
-   * credit-barred lines back; one whose spend is now at or over it is barred.
+   * A postpaid account's credit barring against its spend in the current period: under the limit, its credit-barred
+   * lines get their service back; at or over it, its lines are barred. Called after the limit changed, and by the
+   * hourly review when a new period has begun (its spend restarts at zero).
    */
-  async reviewCreditBarring(actor: Actor, accountId: string): Promise<void> {
+  async reviewCreditBarring(
+    actor: Actor,
+    accountId: string,
+    why = "unbarred: the credit limit was raised",
+  ): Promise<void> {
     const db = this.deps.database.db;
     const profile = await this.deps.customers.chargingProfile(db, accountId);
     if (profile?.accountType !== "postpaid") return;
@@ -295,15 +306,17 @@ export class BalancesService {
     const spend = state.spend.get(period.key) ?? 0n;
     const over = profile.creditLimit !== null && spend >= toMicro(profile.creditLimit);
     for (const line of await this.deps.subscriptions.liveLines(db, accountId)) {
-      if (over && line.barred === null) {
+      const barred = line.barringReasons.includes("credit");
+      if (over && !barred) {
         await this.deps.subscriptions.setBarring(
           actor,
           line.id,
           "credit",
+          true,
           "barred: the credit limit is below the spend to date",
         );
-      } else if (!over && line.barred === "credit") {
-        await this.deps.subscriptions.setBarring(actor, line.id, null, "unbarred: the credit limit was raised");
+      } else if (!over && barred) {
+        await this.deps.subscriptions.setBarring(actor, line.id, "credit", false, why);
       }
     }
   }

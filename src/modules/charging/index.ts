@@ -91,7 +91,8 @@ export async function createChargingModule(deps: ChargingDeps) {
         const reason = creditLimit
           ? "barred: the account reached its credit limit"
           : "barred: the prepaid balance is used up";
-        for (const productId of targets) await deps.subscriptions.setBarring(SYSTEM_ACTOR, productId, "credit", reason);
+        for (const productId of targets)
+          await deps.subscriptions.setBarring(SYSTEM_ACTOR, productId, "credit", true, reason);
       }
     },
   });
@@ -119,6 +120,17 @@ export async function createChargingModule(deps: ChargingDeps) {
       reconcile,
       /** What billing reads of rated usage: summaries per account and period, and the rows behind one. */
       summaries: new UsageSummaries(deps.database),
+      /**
+       * Credit barring of postpaid lines is for a bill period: once the next period has begun, its spend restarts
+       * and the accounts barred for credit are reviewed (the hourly job; a period begins at a local midnight).
+       */
+      async reviewCreditBarring(): Promise<{ accounts: number }> {
+        const accounts = await deps.subscriptions.accountsWithBarring(deps.database.db, "credit");
+        for (const accountId of accounts) {
+          await balances.reviewCreditBarring(SYSTEM_ACTOR, accountId, "unbarred: a new bill period began");
+        }
+        return { accounts: accounts.length };
+      },
     },
     routes: async (app: FastifyInstance) => {
       await app.register(balancesRoutes(balances));

@@ -75,6 +75,6 @@ export interface Product {
   updatedAt: Date;
   activatedAt: Date | null;
   terminatedAt: Date | null;
-  /** Why the line is barred on the network (credit), or null; barring does not change the status. */
-  barred: string | null;
+  /** Why the line is barred on the network (credit, dunning, fraud, customerRequest); empty: not barred. */
+  barringReasons: string[];
 }

@@ -51,6 +51,10 @@ export interface SubscriptionsDeps extends ServiceDeps {
   alerts: AlertSink;
 }
 
+/** Why a line may be barred on the network; each is set and lifted on its own. */
+export const BARRING_REASONS = ["credit", "dunning", "fraud", "customerRequest"] as const;
+export type BarringReason = (typeof BARRING_REASONS)[number];
+
 export interface NewProduct {
   offeringId: string;
   offeringVersion: number;
@@ -136,7 +140,7 @@ export function presentProduct(
     productCharacteristic: [
       ...(row.msisdn ? [{ name: "msisdn", value: row.msisdn }] : []),
       ...(row.iccid ? [{ name: "iccid", value: row.iccid }] : []),
-      ...(row.barred ? [{ name: "barred", value: row.barred }] : []),
+      ...(row.barringReasons.length > 0 ? [{ name: "barred", value: row.barringReasons.join(",") }] : []),
     ],
     productPrice: row.prices.map((price) => ({
       name: price.name,
@@ -379,40 +383,71 @@ export class SubscriptionsService {
   }
 
   /**
-   * Bars a live line on the network for credit (charging decided it: a prepaid balance or a postpaid credit
-   * limit was crossed), or lifts that barring. The network first; the line records it with a dated history row.
-   * Answers whether anything changed.
+   * Sets or lifts one reason a live line is barred for (DESIGN.md §10 "Barring has reasons": credit, dunning, fraud,
+   * customer request). The network is barred when the first reason is set and unbarred only when the last is
+   * lifted, first, before the line records the change with a dated history row; lifting one reason never lifts
+   * another. Answers whether anything changed.
    */
-  async setBarring(actor: Actor, productId: string, barred: "credit" | null, reason: string): Promise<boolean> {
+  async setBarring(actor: Actor, productId: string, reason: BarringReason, on: boolean, why: string): Promise<boolean> {
     const db = this.deps.database.db;
     const current = await this.find(db, productId);
-    if (current?.kind !== "plan" || current.barred === barred) return false;
+    if (current?.kind !== "plan" || current.barringReasons.includes(reason) === on) return false;
     if (current.status !== "active" && current.status !== "suspended") return false;
-    await this.push(barred === null ? "unbar" : "bar", await this.lineOnNetwork(db, current));
+    const network = (before: readonly string[]) => {
+      const after = on ? [...before, reason] : before.filter((entry) => entry !== reason);
+      return before.length === 0 && after.length > 0 ? "bar" : before.length > 0 && after.length === 0 ? "unbar" : null;
+    };
+    const operation = network(current.barringReasons);
+    if (operation !== null) await this.push(operation, await this.lineOnNetwork(db, current));
     return this.deps.database.transaction(async (tx) => {
       const row = await this.find(tx, productId, true);
-      if (!row || row.barred === barred) return false;
+      if (!row || row.barringReasons.includes(reason) === on) return false;
+      const reasons = on
+        ? [...row.barringReasons, reason].sort()
+        : row.barringReasons.filter((entry) => entry !== reason);
       await this.change(
         tx,
         actor,
         row,
-        () => ({ barred }),
-        { toStatus: row.status, reason, orderId: null },
-        { action: barred === null ? "unbar" : "bar", change: "AttributeValueChange", before: { barred: row.barred } },
-      );
-      // Once per change: the row is locked and the change happens only when barring actually moves.
-      await this.deps.alerts.record(tx, [
+        () => ({ barringReasons: reasons }),
+        { toStatus: row.status, reason: why, orderId: null },
         {
-          dedupeKey: `${barred === null ? "line-unbarred" : "line-barred"}:${row.id}:${newId(this.deps.clock.now().getTime())}`,
-          kind: barred === null ? "lineUnbarred" : "lineBarred",
-          billingAccountId: row.billingAccountId,
-          productId: row.id,
-          message:
-            barred === null ? `Your line ${row.name} works again (${reason}).` : `Your line ${row.name} is ${reason}.`,
+          action: on ? "bar" : "unbar",
+          change: "AttributeValueChange",
+          before: { barringReasons: row.barringReasons },
         },
-      ]);
+      );
+      // The subscriber hears when the line stops or starts working, once per change (the row is locked).
+      if (operation !== null) {
+        const barred = operation === "bar";
+        await this.deps.alerts.record(tx, [
+          {
+            dedupeKey: `${barred ? "line-barred" : "line-unbarred"}:${row.id}:${newId(this.deps.clock.now().getTime())}`,
+            kind: barred ? "lineBarred" : "lineUnbarred",
+            billingAccountId: row.billingAccountId,
+            productId: row.id,
+            message: barred ? `Your line ${row.name} is ${why}.` : `Your line ${row.name} works again (${why}).`,
+          },
+        ]);
+      }
       return true;
     });
+  }
+
+  /** Accounts with a live line barred for a reason, in id order (the credit barring review pages through them). */
+  async accountsWithBarring(db: Db, reason: BarringReason): Promise<string[]> {
+    const rows = await db
+      .selectDistinct({ id: products.billingAccountId })
+      .from(products)
+      .where(
+        and(
+          eq(products.kind, "plan"),
+          inArray(products.status, ["active", "suspended"]),
+          sql`${reason} = any(${products.barringReasons})`,
+        ),
+      )
+      .orderBy(asc(products.billingAccountId));
+    return rows.map((row) => row.id);
   }
 
   /** A line as rating needs it (see LineForRating). */

@@ -47,8 +47,11 @@ export const products = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
     activatedAt: timestamp("activated_at", { withTimezone: true, mode: "date" }),
     terminatedAt: timestamp("terminated_at", { withTimezone: true, mode: "date" }),
-    /** Why the line is barred on the network (credit), or null; barring does not change the status. */
-    barred: text("barred"),
+    /**
+     * Why the line is barred on the network (DESIGN.md §10 "Barring has reasons"): each reason is set and lifted on
+     * its own, and the network is unbarred only when none is left. Barring does not change the status.
+     */
+    barringReasons: text("barring_reasons").array().notNull().default(sql`'{}'::text[]`),
   },
   (table) => [
     check(
@@ -56,7 +59,10 @@ export const products = pgTable(
       sql`${table.status} in ('created', 'pendingActive', 'active', 'suspended', 'pendingTerminate', 'terminated', 'aborted')`,
     ),
     check("products_kind_check", sql`${table.kind} in ('plan', 'addon')`),
-    check("products_barred_check", sql`${table.barred} is null or ${table.barred} in ('credit')`),
+    check(
+      "products_barring_reasons_check",
+      sql`${table.barringReasons} <@ array['credit', 'dunning', 'fraud', 'customerRequest']::text[]`,
+    ),
     check(
       "products_line_check",
       sql`(${table.kind} = 'plan') = (${table.msisdn} is not null and ${table.iccid} is not null)`,
