@@ -156,9 +156,9 @@ t.test(
         values (${account}, ${customer}, 'Main', 'postpaid', 'active', 'EUR', 1, 14, 'Europe/Berlin', 'DE', '[]',
           now(), now())`;
     await client`insert into products (id, billing_account_id, customer_id, offering_id, offering_version, name, kind,
-        status, msisdn, iccid, currency, prices, order_id, created_at, updated_at, activated_at)
+        status, msisdn, iccid, currency, prices, order_id, created_at, updated_at, activated_at, barred)
         values (${line}, ${account}, ${customer}, 'plan-postpaid-m', 1, 'Plan M', 'plan', 'suspended',
-          '+4915100000000', '89492000000000000011', 'EUR', '[]', ${order}, now(), now(), now())`;
+          '+4915100000000', '89492000000000000011', 'EUR', '[]', ${order}, now(), now(), now(), 'credit')`;
     const changes: Array<[string | null, string, string]> = [
       [null, "active", "activated on the network"],
       ["active", "suspended", "suspended on request"],
@@ -191,5 +191,8 @@ t.test(
       { previous_bill_cycle_day: null, previous_time_zone: null, cycle_changed_at: null, vat_id: null },
       "accounts keep their cycle, with nothing before it",
     );
+    // Migrations 0020–0021: the one barring reason moves into the set.
+    const [barring] = await client<Array<{ barring_reasons: string[] }>>`select barring_reasons from products`;
+    t.same(barring?.barring_reasons, ["credit"], "a line barred for credit keeps that reason");
   },
 );
