@@ -166,6 +166,10 @@ t.test(
       ["suspended", "active", "resumed on request"],
       ["active", "suspended", "suspended on request"],
     ];
+    await client`insert into one_time_charges (id, product_id, billing_account_id, order_id, price_id, name, amount,
+        currency, tax_class, offering_version, created_at)
+        values ('019cf000-0000-7000-8000-000000000106', ${line}, ${account}, ${order}, 'price-sim', 'SIM card', 4.99,
+          'EUR', 'vat-standard', 1, now())`;
     for (const [from, to, reason] of changes) {
       await client`insert into product_history (product_id, at, from_status, to_status, reason)
           values (${line}, now(), ${from}, ${to}, ${reason})`;
@@ -194,5 +198,11 @@ t.test(
     // Migrations 0020–0021: the one barring reason moves into the set.
     const [barring] = await client<Array<{ barring_reasons: string[] }>>`select barring_reasons from products`;
     t.same(barring?.barring_reasons, ["credit"], "a line barred for credit keeps that reason");
+    // Migration 0022: the one-time charges so far came from orders.
+    t.same(
+      [...(await client`select source, source_id from one_time_charges`)],
+      [{ source: "order", source_id: order }],
+      "an order's charge has the order as its source",
+    );
   },
 );

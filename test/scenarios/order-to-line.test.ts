@@ -65,13 +65,13 @@ for (const driver of drivers)
       usageState: "active",
       assignedTo: lineId,
     });
-    const charges = await engine.sql<{ price_id: string; amount: string }>(
-      "select price_id, amount::text from one_time_charges where order_id = $1 order by price_id",
+    const charges = await engine.sql<{ price_id: string; amount: string; source: string; source_id: string }>(
+      "select price_id, amount::text, source, source_id from one_time_charges where order_id = $1 order by price_id",
       [order.id],
     );
     t.same(charges, [
-      { price_id: "price-activation", amount: "9.990000" },
-      { price_id: "price-sim", amount: "4.990000" },
+      { price_id: "price-activation", amount: "9.990000", source: "order", source_id: order.id },
+      { price_id: "price-sim", amount: "4.990000", source: "order", source_id: order.id },
     ]);
     const messages = (await engine.request("GET", `/api/v1/customers/${customerId}/messages`)).json();
     t.same(

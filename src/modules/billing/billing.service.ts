@@ -46,7 +46,8 @@ export interface ProductHistoryEntry {
 
 export interface UnbilledOneTimeCharge {
   id: string;
-  productId: string;
+  /** The product it belongs to, or null for a fee of the account's. */
+  productId: string | null;
   priceId: string;
   name: string;
   amount: Money;

@@ -110,7 +110,8 @@ export interface ProductInput {
 
 export interface OneTimeChargeInput {
   id: string;
-  productId: string;
+  /** Null for a fee of the account's (a reversal fee). */
+  productId: string | null;
   name: string;
   amount: string;
   currency: string;

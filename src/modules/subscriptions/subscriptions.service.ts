@@ -774,6 +774,8 @@ export class SubscriptionsService {
       .values(
         charges.map((charge) => ({
           id: newId(now.getTime()),
+          source: "order",
+          sourceId: orderId,
           productId: charge.productId,
           billingAccountId,
           orderId,

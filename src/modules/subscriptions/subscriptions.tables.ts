@@ -10,6 +10,7 @@ import {
   pgTable,
   text,
   timestamp,
+  unique,
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
@@ -112,11 +113,14 @@ export const oneTimeCharges = pgTable(
   "one_time_charges",
   {
     id: uuid("id").primaryKey(),
-    productId: uuid("product_id")
-      .notNull()
-      .references(() => products.id),
+    /** What the charge is for: an order's fees, or a fee for a service (reconnection, reversal, termination…). */
+    source: text("source").notNull().default("order"),
+    /** The id of the source (the order, the payment reversed, the line reconnected…). */
+    sourceId: text("source_id").notNull(),
+    /** The product it belongs to, when one (a reversal fee belongs to the account). */
+    productId: uuid("product_id").references(() => products.id),
     billingAccountId: uuid("billing_account_id").notNull(),
-    orderId: uuid("order_id").notNull(),
+    orderId: uuid("order_id"),
     priceId: text("price_id").notNull(),
     name: text("name").notNull(),
     amount: moneyColumn("amount").notNull(),
@@ -124,12 +128,19 @@ export const oneTimeCharges = pgTable(
     taxClass: text("tax_class").notNull(),
     /** Whether `amount` includes tax; charges recorded before the term existed are tax-exclusive, the default then. */
     taxIncluded: boolean("tax_included").notNull().default(false),
-    offeringVersion: integer("offering_version").notNull(),
+    offeringVersion: integer("offering_version"),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
     billedAt: timestamp("billed_at", { withTimezone: true, mode: "date" }),
   },
   (table) => [
-    uniqueIndex("one_time_charges_once_idx").on(table.orderId, table.productId, table.priceId),
+    // Each charge exists once per source, product and price (a retried order or fee records nothing twice).
+    unique("one_time_charges_source_key")
+      .on(table.source, table.sourceId, table.productId, table.priceId)
+      .nullsNotDistinct(),
+    check(
+      "one_time_charges_source_check",
+      sql`${table.source} in ('order', 'fee', 'adjustment', 'reconnection', 'reversal', 'termination')`,
+    ),
     index("one_time_charges_account_idx").on(table.billingAccountId),
   ],
 );
