@@ -1,4 +1,5 @@
-import { divideHalfUp, MinorAmount, parseScaled } from "../../shared/minor-units.js";
+import type { MinorAmount } from "../../shared/minor-units.js";
+import { amountToJsonNumber } from "../../shared/money.js";
 import type { BillPreview } from "./billing.schemas.js";
 import type { Preview } from "./billing.service.js";
 import type { DraftLine } from "./compose.js";
@@ -12,13 +13,6 @@ export function presentPreview({ draft, account, issuer }: Preview): BillPreview
   const iso = (ms: number) => new Date(ms).toISOString();
   const accountRef = { id: account.id, href: `${ACCOUNT_PATH}/${account.id}`, "@referredType": "BillingAccount" };
   const line = (entry: DraftLine) => {
-    // A tax-exclusive line's tax is shown at its rate for information; the bill's tax is per rate (taxBreakdown).
-    const tax = entry.taxIncluded
-      ? entry.charge.minus(entry.net)
-      : new MinorAmount(
-          divideHalfUp(entry.net.units * parseScaled(entry.taxRate.toFixed(), 6), 1_000_000n),
-          entry.net.decimals,
-        );
     const characteristic: Array<{ name: string; value: string | number | boolean }> = [];
     if (entry.days !== null && entry.basisDays !== null) {
       characteristic.push({ name: "days", value: entry.days }, { name: "periodDays", value: entry.basisDays });
@@ -47,8 +41,10 @@ export function presentPreview({ draft, account, issuer }: Preview): BillPreview
         : { product: { id: entry.productId, href: `${PRODUCT_PATH}/${entry.productId}`, "@referredType": "Product" } }),
       billingAccount: accountRef,
       taxExcludedAmount: money(entry.net),
-      taxIncludedAmount: money(entry.net.plus(tax)),
-      appliedTax: [{ taxCategory: entry.taxCategory, taxRate: Number(entry.taxRate.toFixed()), taxAmount: money(tax) }],
+      taxIncludedAmount: money(entry.net.plus(entry.lineTax)),
+      appliedTax: [
+        { taxCategory: entry.taxCategory, taxRate: amountToJsonNumber(entry.taxRate), taxAmount: money(entry.lineTax) },
+      ],
       characteristic,
       amount: money(entry.amount),
       discount: money(entry.discount),
@@ -78,7 +74,7 @@ export function presentPreview({ draft, account, issuer }: Preview): BillPreview
     taxIncludedAmount: money(draft.gross),
     taxItem: draft.taxes.map((tax) => ({
       taxCategory: tax.category,
-      taxRate: Number(tax.rate.toFixed()),
+      taxRate: amountToJsonNumber(tax.rate),
       taxAmount: money(tax.tax),
     })),
     taxBreakdown: draft.taxes.map((tax) => ({

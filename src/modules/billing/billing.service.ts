@@ -4,6 +4,7 @@ import type { Database, Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import { type BillCycle, cyclePeriod, type Period } from "../../shared/calendar.js";
 import type { Money } from "../../shared/money.js";
+import { PRICE_DEFAULTS } from "../catalog/index.js";
 import type { SpendCredit, UnbilledUsage } from "../charging/index.js";
 import type { BoughtPrice, Product } from "../subscriptions/index.js";
 import {
@@ -13,7 +14,6 @@ import {
   type Draft,
   type PriceTerms,
   type ProductInput,
-  SUSPENSION_REASONS,
   type SuspensionReason,
   type TaxClassTerms,
 } from "./compose.js";
@@ -41,7 +41,7 @@ export interface ProductHistoryEntry {
   at: Date;
   fromStatus: string | null;
   toStatus: string;
-  suspensionReason: string | null;
+  suspensionReason: SuspensionReason | null;
 }
 
 export interface UnbilledOneTimeCharge {
@@ -209,7 +209,7 @@ export class BillingService {
         history: (history.get(product.id) ?? []).map((entry) => ({
           atMs: entry.at.getTime(),
           status: entry.toStatus,
-          suspensionReason: suspensionReason(entry.suspensionReason),
+          suspensionReason: entry.suspensionReason,
         })),
         prices: [
           {
@@ -271,7 +271,7 @@ export class BillingService {
   }
 }
 
-/** A bought price with the terms rows written before they existed default to: advance, tax-exclusive, [] charged. */
+/** A bought price with its terms; rows written before the terms existed read as the catalog's defaults. */
 export function priceTerms(price: BoughtPrice): PriceTerms {
   return {
     priceId: price.priceId,
@@ -280,16 +280,8 @@ export function priceTerms(price: BoughtPrice): PriceTerms {
     amount: price.amount,
     currency: price.currency,
     taxClass: price.taxClass,
-    billing: price.billing ?? "advance",
-    taxIncluded: price.taxIncluded ?? false,
-    chargedWhenSuspended: (price.chargedWhenSuspended ?? []).filter(isSuspensionReason),
+    billing: price.billing ?? PRICE_DEFAULTS.billing,
+    taxIncluded: price.taxIncluded ?? PRICE_DEFAULTS.taxIncluded,
+    chargedWhenSuspended: price.chargedWhenSuspended ?? PRICE_DEFAULTS.chargedWhenSuspended,
   };
-}
-
-function isSuspensionReason(value: string): value is SuspensionReason {
-  return (SUSPENSION_REASONS as readonly string[]).includes(value);
-}
-
-function suspensionReason(value: string | null): SuspensionReason | null {
-  return value !== null && isSuspensionReason(value) ? value : null;
 }

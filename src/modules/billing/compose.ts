@@ -208,6 +208,11 @@ export interface DraftLine extends LineIdentity {
   exemptionReason: string | null;
   /** The line's net without tax (allocated for tax-inclusive prices). */
   net: MinorAmount;
+  /**
+   * The line's tax, for showing it per line (TMF678 appliedTax): what a tax-inclusive charge holds beyond its net, or
+   * a tax-exclusive net at its rate rounded half-up. The bill's tax is computed per rate (`taxes`), not summed from these.
+   */
+  lineTax: MinorAmount;
   /** Usage lines: from an earlier period than the invoice's. */
   late: boolean;
   usage: { service: string; zone: string | null; usagePeriod: string; quantity: number; chargedUnits: number } | null;
@@ -455,11 +460,7 @@ function recurringLines(input: ComposeInput, product: ProductInput, minor: Minor
   const cycle = input.account.cycle;
   const period = input.usagePeriod;
   const pieces = piecesOf(product, period, cycle);
-  const basis = prorationBasis(period, cycle);
-  const zone = zoneAt(cycle, period.startMs);
-  const basisDays = localDayNumber(basis.endMs, zone) - localDayNumber(basis.startMs, zone);
-  const leadDays = localDayNumber(period.startMs, zone) - localDayNumber(basis.startMs, zone);
-  const periodDays = basisDays - leadDays;
+  const { days: periodDays, basisDays } = daysOf(period, cycle);
   const endDay = lastDay(period, cycle);
   // What the invoice at the period's start charged in advance (a final bill settles against it as a cycle one does).
   const chargedAtStart = stateAt(product, period.startMs);
@@ -589,12 +590,19 @@ function recurringLines(input: ComposeInput, product: ProductInput, minor: Minor
  * rounded once) less the promotions of that cycle.
  */
 function advanceCharge(product: ProductInput, price: PriceTerms, period: Period, cycle: BillCycle, minor: MinorReader) {
-  const basis = prorationBasis(period, cycle);
-  const zone = zoneAt(cycle, period.startMs);
-  const basisDays = localDayNumber(basis.endMs, zone) - localDayNumber(basis.startMs, zone);
-  const days = localDayNumber(period.endMs, zone) - localDayNumber(period.startMs, zone);
+  const { days, basisDays } = daysOf(period, cycle);
   const amount = periodShare(minor.micro(price.amount), days, basisDays, minor);
   return { amount, days, basisDays, discount: promotionDiscount(product, price, amount, period, cycle, minor) };
+}
+
+/** A period's local days, and those of the period its charges are prorated against (a transition period's basis). */
+function daysOf(period: Period, cycle: BillCycle): { days: number; basisDays: number } {
+  const basis = prorationBasis(period, cycle);
+  const zone = zoneAt(cycle, period.startMs);
+  return {
+    days: localDayNumber(period.endMs, zone) - localDayNumber(period.startMs, zone),
+    basisDays: localDayNumber(basis.endMs, zone) - localDayNumber(basis.startMs, zone),
+  };
 }
 
 /** Whether a state is charged for a price: active, or suspended for a reason the price still charges. */
@@ -889,6 +897,10 @@ function draftLine(entry: Line, decimals: number): DraftLine {
     taxRate: entry.tax.rate,
     exemptionReason: entry.tax.exemptionReason,
     net: new MinorAmount(entry.net, decimals),
+    lineTax: new MinorAmount(
+      entry.taxIncluded ? entry.charge - entry.net : divideHalfUp(entry.net * entry.tax.micro, MICRO),
+      decimals,
+    ),
     late: entry.late,
     usage: entry.usage,
   };

@@ -1,3 +1,5 @@
+import type { SuspensionReason } from "../catalog/index.js";
+
 /**
  * The installed product as subscriptions hands it to other modules (charging, orders, and billing to come): its
  * own type, not the table's row type, so the table can change without other modules seeing it. The tables file
@@ -23,7 +25,7 @@ export interface BoughtPrice {
   /** The amount includes the tax. */
   taxIncluded?: boolean;
   /** Recurring prices: the suspension reasons (customerRequest, dunning, nonRenewal, fraud) still charged. */
-  chargedWhenSuspended?: string[];
+  chargedWhenSuspended?: SuspensionReason[];
 }
 
 /** A contract term as bought: its length and when it ends, and the early termination fee per month left. */

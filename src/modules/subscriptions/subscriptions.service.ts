@@ -10,6 +10,7 @@ import { type ListRequest, TMF_BASE, tmfRef } from "../../platform/tmf.js";
 import { isId, newId } from "../../shared/ids.js";
 import { amountToJsonNumber, Money } from "../../shared/money.js";
 import { canTransition, type StateMachine, transitionRefusal } from "../../shared/state-machine.js";
+import { SUSPENSION_REASONS, type SuspensionReason } from "../catalog/index.js";
 import type { InventoryService } from "../inventory/index.js";
 import type { LineOnNetwork, NetworkOperation, Provisioning } from "../provisioning/index.js";
 import type { BoughtPrice, BoughtPromotion, BoughtTerm, Product as ProductRecord } from "./products.js";
@@ -26,14 +27,6 @@ export const PRODUCT_LIFECYCLE: StateMachine<string> = {
   terminated: [],
   aborted: [],
 };
-
-/**
- * Why a product is suspended (issue 23): at its customer's request (PATCH status), for dunning, because a term was not
- * renewed, or for fraud. Billing charges a suspended product or not by its reason. product_history's check constraint
- * lists the same values.
- */
-export const SUSPENSION_REASONS = ["customerRequest", "dunning", "nonRenewal", "fraud"] as const;
-export type SuspensionReason = (typeof SUSPENSION_REASONS)[number];
 
 /** One status change of a product, as billing reads a product's dated history. */
 export interface ProductStatusChange {

@@ -95,7 +95,8 @@ export const productHistory = pgTable(
     /**
      * Why a suspended product is suspended (billing charges a suspended product or not by it): set on every row that
      * leaves the product suspended — the suspension itself, and a later change of a suspended line (barring) that
-     * carries its reason on — and null on every other row. The values are SUSPENSION_REASONS of the service.
+     * carries its reason on — and null on every other row. The values are the catalog's SUSPENSION_REASONS (why a
+     * product is suspended: a price says which reasons it still charges).
      */
     suspensionReason: text("suspension_reason"),
   },
