@@ -357,8 +357,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     });
     stopping.push(() => charging.stop());
     const billing = createBillingModule({
-      database,
-      clock,
+      ...deps,
       account: (db, id) => customers.services.accountForBilling(db, id),
       products: (db, id) => subscriptions.service.productsOfAccount(db, id),
       history: (db, ids) => subscriptions.service.historyOf(db, ids),
@@ -366,7 +365,23 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       usage: charging.services.summaries,
       catalog: catalog.service,
       reverseCharged: isReverseCharged,
+      markUsageBilled: (db, marks) => charging.services.summaries.markBilled(db, marks),
+      markChargesBilled: (db, ids, at) => subscriptions.service.markChargesBilled(db, ids, at),
+      ratedRows: (summaryId, page) => charging.services.summaries.ratedRows(summaryId, page),
+      // Bills go to the customer by e-mail, else by SMS, else nowhere (the bill stays "validated").
+      contactFor: async (customerId) => {
+        for (const channel of ["email", "sms"] as const) {
+          const contact = await customers.services.contactOf(customerId, channel);
+          if (contact.address !== null) return { channel, address: contact.address };
+        }
+        return null;
+      },
+      queueMessage: (tx, actor, message) => notifications.messages.queue(tx, actor, message),
+      deliverMessage: (id) => notifications.messages.deliver(id),
     });
+    notifications.messages.onSent((message) => billing.invoices.messageSent(message));
+    // An account that owes money cannot close (the receivables ledger's balance).
+    customers.services.guardAccountClose((db, id) => billing.invoices.refuseAccountClose(db, id));
     // A network key may name only registered CDR sources.
     access.service.checkSourcesWith((db, ids) => usage.services.sources.unknown(db, ids));
 
@@ -412,6 +427,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       usage: usage.services,
       charging: charging.services,
       billing: billing.service,
+      invoices: billing.invoices,
     });
     app.decorate("database", database);
 

@@ -16,6 +16,8 @@ export const EVENT_APIS = {
   productOrderingManagement: "/tmf-api/productOrderingManagement/v4",
   /** Subscriber alerts (AlertCreateEvent): threshold crossings and barring, as TMF654 balance notifications. */
   prepayBalanceManagement: "/tmf-api/prepayBalanceManagement/v4",
+  /** Bills (TMF678): customerBill created and state changes, customerBillOnDemand created. */
+  customerBillManagement: "/tmf-api/customerBillManagement/v4",
 } as const;
 export type EventApi = keyof typeof EVENT_APIS;
 

@@ -23,6 +23,7 @@ export const TMF_BASE = {
   productInventory: "/tmf-api/productInventory/v4",
   ordering: "/tmf-api/productOrderingManagement/v4",
   usage: "/tmf-api/usageManagement/v4",
+  bill: "/tmf-api/customerBillManagement/v4",
 } as const;
 
 export const ErrorSchema = Type.Object(

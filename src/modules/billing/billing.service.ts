@@ -12,6 +12,7 @@ import {
   type ComposeInput,
   composeInvoice,
   type Draft,
+  type InvoiceKind,
   type PriceTerms,
   type ProductInput,
   type SuspensionReason,
@@ -62,6 +63,10 @@ export interface IssuingEntityView {
   name: string;
   country: string;
   vatId: string;
+  /** The zone of its books: a document's year is its issue date's there. */
+  timeZone: string;
+  /** The prefixes of its number series. */
+  series: { invoice: string; creditNote: string };
 }
 
 export interface BillingDeps {
@@ -136,7 +141,7 @@ export class BillingService {
   async inputs(
     db: Db,
     account: BillingAccountView,
-    invoice: { kind: "cycle" | "final"; usagePeriod: Period; advancePeriod: Period | null; issueMs: number },
+    invoice: { kind: InvoiceKind; usagePeriod: Period; advancePeriod: Period | null; issueMs: number },
   ): Promise<{ input: ComposeInput; issuer: IssuingEntityView }> {
     const country = account.taxJurisdiction.slice(0, 2);
     const issuer = await this.deps.catalog.issuingEntityFor(country);
@@ -172,7 +177,8 @@ export class BillingService {
     const [allCharges, usage, credits] = await Promise.all([
       this.deps.oneTimeCharges(db, account.id),
       this.deps.usage.unbilled(account.id, invoice.usagePeriod.key, db),
-      this.deps.usage.spendCredits(account.id, invoice.usagePeriod, db),
+      // Credits to a period's spend are billed with that period's cycle invoice.
+      invoice.kind === "interim" ? Promise.resolve([]) : this.deps.usage.spendCredits(account.id, invoice.usagePeriod, db),
     ]);
     // One-time charges recorded by the end of the usage period (a preview of an earlier invoice leaves out later ones).
     const charges = allCharges.filter((charge) => charge.createdAt.getTime() < invoice.usagePeriod.endMs);

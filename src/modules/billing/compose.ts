@@ -153,8 +153,15 @@ export interface ReceivablesInput {
   creditsSince: string;
 }
 
+/**
+ * cycle: the usage period's usage and arrears charges and the next period in advance; final: the last bill of an
+ * account (no advance period); interim: usage and one-time charges to date, on demand (recurring charges stay with
+ * the cycle invoice).
+ */
+export type InvoiceKind = "cycle" | "final" | "interim";
+
 export interface ComposeInput {
-  kind: "cycle" | "final";
+  kind: InvoiceKind;
   account: {
     id: string;
     accountType: "prepaid" | "postpaid";
@@ -191,6 +198,10 @@ interface LineIdentity {
   /** Days charged of `basisDays` (recurring lines). */
   days: number | null;
   basisDays: number | null;
+  /** The one-time charge a line bills (each is billed once). */
+  oneTimeChargeId: string | null;
+  /** The usage summary a usage line bills: its rated rows fromSeq…toSeq. */
+  summary: { id: string; fromSeq: number; toSeq: number } | null;
 }
 
 export interface DraftLine extends LineIdentity {
@@ -228,7 +239,7 @@ export interface TaxSubtotal {
 
 export interface Draft {
   accountId: string;
-  kind: "cycle" | "final";
+  kind: InvoiceKind;
   currency: string;
   usagePeriod: Period;
   advancePeriod: Period | null;
@@ -297,7 +308,7 @@ export function composeInvoice(input: ComposeInput): Draft {
           if (price.currency !== account.currency) currencyProblem(`price ${price.priceId}`, price.currency);
         }
       }
-      recurringLines(input, product, minor, taxOf, lines);
+      if (input.kind !== "interim") recurringLines(input, product, minor, taxOf, lines);
     }
     for (const charge of input.oneTimeCharges) {
       if (charge.currency !== account.currency) {
@@ -306,19 +317,19 @@ export function composeInvoice(input: ComposeInput): Draft {
       }
       const amount = minor.of(charge.amount);
       const day = localDayNumber(charge.atMs, zoneAt(account.cycle, charge.atMs));
-      lines.push(
-        line({
-          key: `otc:${charge.id}`,
-          kind: "oneTime",
-          productId: charge.productId,
-          priceId: null,
-          name: charge.name,
-          period: null,
-          amount,
-          taxIncluded: charge.taxIncluded,
-          tax: taxOf(charge.taxClass, day),
-        }),
-      );
+      const entry = line({
+        key: `otc:${charge.id}`,
+        kind: "oneTime",
+        productId: charge.productId,
+        priceId: null,
+        name: charge.name,
+        period: null,
+        amount,
+        taxIncluded: charge.taxIncluded,
+        tax: taxOf(charge.taxClass, day),
+      });
+      entry.oneTimeChargeId = charge.id;
+      lines.push(entry);
     }
     const usageTax = new Map(input.products.map((product) => [product.id, product.usageTax]));
     const currentEndDay = lastDay(input.usagePeriod, account.cycle);
@@ -353,6 +364,7 @@ export function composeInvoice(input: ComposeInput): Draft {
         tax: taxOf(terms.taxClass, endDay),
       });
       entry.late = late;
+      entry.summary = { id: usage.summaryId, fromSeq: usage.fromSeq, toSeq: usage.toSeq };
       entry.usage = {
         service: usage.service,
         zone: usage.zone,
@@ -859,6 +871,8 @@ function line(fields: {
     period: fields.period,
     days: fields.days ?? null,
     basisDays: fields.basisDays ?? null,
+    oneTimeChargeId: null,
+    summary: null,
     amount,
     discount,
     charge: amount - discount.total,
@@ -873,6 +887,8 @@ function line(fields: {
 function draftLine(entry: Line, decimals: number): DraftLine {
   return {
     key: entry.key,
+    oneTimeChargeId: entry.oneTimeChargeId,
+    summary: entry.summary,
     kind: entry.kind,
     productId: entry.productId,
     priceId: entry.priceId,

@@ -189,33 +189,27 @@ export class UsageSummaries {
         ),
       )
       .orderBy(asc(usageSummaries.usagePeriod), asc(usageSummaries.productId), asc(usageSummaries.service));
-    // A summary billed in part: the totals of the rows after its mark, summed in the database.
+    // A summary billed in part: the totals of its rows after the mark, up to the last number read above (rows
+    // rated since are left for the next invoice, whose mark starts where this one ends).
     const partial = summaries.filter((row) => row.billedSeq > 0);
     const rests = new Map<string, { quantity: number; chargedUnits: number; amount: Money }>();
     if (partial.length > 0) {
-      const rows = await db
-        .select({
-          summaryId: ratedUsage.summaryId,
-          quantity: sql<string>`sum(${ratedUsage.quantity})`,
-          chargedUnits: sql<string>`sum(${ratedUsage.chargedUnits})`,
-          amount: sql<string>`sum(${ratedUsage.amount})`,
-        })
-        .from(ratedUsage)
-        .innerJoin(usageSummaries, eq(usageSummaries.id, ratedUsage.summaryId))
-        .where(
-          and(
-            inArray(
-              ratedUsage.summaryId,
-              partial.map((row) => row.id),
-            ),
-            sql`${ratedUsage.seq} > ${usageSummaries.billedSeq} and ${ratedUsage.seq} <= ${usageSummaries.lastSeq}`,
-          ),
-        )
-        .groupBy(ratedUsage.summaryId);
+      const ranges = sql.join(
+        partial.map((row) => sql`(${row.id}::uuid, ${row.billedSeq}::bigint, ${row.lastSeq}::bigint)`),
+        sql`, `,
+      );
+      const rows = await queryRows<{ summary_id: string; quantity: string; charged_units: string; amount: string }>(
+        db,
+        sql`select r.summary_id, sum(r.quantity) as quantity, sum(r.charged_units) as charged_units,
+              sum(r.amount) as amount
+            from (values ${ranges}) as ranges(id, from_seq, to_seq)
+            join ${ratedUsage} r on r.summary_id = ranges.id and r.seq > ranges.from_seq and r.seq <= ranges.to_seq
+            group by r.summary_id`,
+      );
       for (const row of rows) {
-        rests.set(row.summaryId, {
+        rests.set(row.summary_id, {
           quantity: Number(row.quantity),
-          chargedUnits: Number(row.chargedUnits),
+          chargedUnits: Number(row.charged_units),
           amount: new Money(row.amount),
         });
       }
@@ -231,6 +225,20 @@ export class UsageSummaries {
         unbilledAmount: rest?.amount ?? row.amount,
       };
     });
+  }
+
+  /**
+   * Records what an invoice billed (with the caller's transaction): each summary's rows up to `toSeq`. A mark only
+   * moves forward; rows rated after it stay unbilled for the next invoice.
+   */
+  async markBilled(db: Db, marks: ReadonlyArray<{ summaryId: string; toSeq: number }>): Promise<void> {
+    if (marks.length === 0) return;
+    const values = sql.join(
+      marks.map((mark) => sql`(${mark.summaryId}::uuid, ${mark.toSeq}::bigint)`),
+      sql`, `,
+    );
+    await db.execute(sql`update ${usageSummaries} set billed_seq = greatest(${usageSummaries.billedSeq}, marks.to_seq)
+      from (values ${values}) as marks(id, to_seq) where ${usageSummaries.id} = marks.id`);
   }
 
   /**

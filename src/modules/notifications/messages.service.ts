@@ -48,7 +48,14 @@ function present(row: typeof customerMessages.$inferSelect) {
 
 /** Customer messages: stored first, then sent through the channel, the outcome recorded on the stored row. */
 export class MessagesService {
+  private readonly sentListeners: Array<(message: { id: string; reason: string; sentAt: Date }) => Promise<void>> = [];
+
   constructor(private readonly deps: MessagesDeps) {}
+
+  /** Called once a message reached the channel (the bill that told a subscriber becomes "sent"). */
+  onSent(listener: (message: { id: string; reason: string; sentAt: Date }) => Promise<void>): void {
+    this.sentListeners.push(listener);
+  }
 
   async send(actor: Actor, request: MessageRequest) {
     const contact = await this.deps.contactOf(request.customerId, request.channel);
@@ -128,6 +135,9 @@ export class MessagesService {
       })
       .where(and(eq(customerMessages.id, id), eq(customerMessages.status, "pending")))
       .returning();
+    if (row?.status === "sent" && row.sentAt !== null) {
+      for (const listener of this.sentListeners) await listener({ id: row.id, reason: row.reason, sentAt: row.sentAt });
+    }
     return row ?? stored;
   }
 

@@ -281,6 +281,20 @@ export class SubscriptionsService {
       .orderBy(asc(oneTimeCharges.createdAt), asc(oneTimeCharges.id));
   }
 
+  /**
+   * Marks one-time charges billed by an invoice issued at `at` (with the caller's transaction); answers how many were
+   * still unbilled. The invoice line that bills each is the link; this mark keeps them out of the next one.
+   */
+  async markChargesBilled(db: Db, ids: readonly string[], at: Date): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows = await db
+      .update(oneTimeCharges)
+      .set({ billedAt: at })
+      .where(and(inArray(oneTimeCharges.id, [...ids]), isNull(oneTimeCharges.billedAt)))
+      .returning({ id: oneTimeCharges.id });
+    return rows.length;
+  }
+
   /** Accounts that have lines (plan products, in any status), in id order after `afterId`: for paging through them. */
   async accountsWithLines(db: Db, afterId: string, limit: number): Promise<string[]> {
     const rows = await db

@@ -1,0 +1,268 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  date,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+import { moneyColumn } from "../../platform/columns.js";
+
+/**
+ * Issued documents and what the customer owes (DESIGN.md §10 "What an invoice is", "Drafts in parallel, numbers in
+ * sequence", "Receivables are a ledger"). An issued invoice or credit note never changes: a trigger refuses any
+ * change to its number, dates, amounts and lines (migration 0023); only its state and the fields that follow it
+ * (sent, the message that told the subscriber) move, beside them. Its lines are exactly `line_count` (a composite key
+ * and a position check) and add up to it (checked at commit).
+ */
+
+/** Gapless numbers: one row per issuing entity, document kind and year; `last_number` moves under the row's lock. */
+export const documentSeries = pgTable(
+  "document_series",
+  {
+    issuerId: text("issuer_id").notNull(),
+    /** invoice | creditNote */
+    kind: text("kind").notNull(),
+    /** The year of the issue date in the issuing entity's zone. */
+    year: integer("year").notNull(),
+    lastNumber: bigint("last_number", { mode: "number" }).notNull().default(0),
+  },
+  (table) => [
+    primaryKey({ columns: [table.issuerId, table.kind, table.year] }),
+    check("document_series_kind_check", sql`${table.kind} in ('invoice', 'creditNote')`),
+    check("document_series_last_check", sql`${table.lastNumber} >= 0`),
+  ],
+);
+
+export interface TaxSubtotalRow {
+  category: string;
+  rate: string;
+  taxable: string;
+  tax: string;
+  exemptionReason: string | null;
+}
+
+/** An issued invoice (cycle, interim, final) or credit note. */
+export const invoices = pgTable(
+  "invoices",
+  {
+    id: uuid("id").primaryKey(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    /** cycle | interim | final | creditNote */
+    kind: text("kind").notNull(),
+    issuerId: text("issuer_id").notNull(),
+    /** The seller's name as it was when the document was issued (EN 16931 BT-27). */
+    issuerName: text("issuer_name").notNull(),
+    year: integer("year").notNull(),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    /** The series prefix, year and number: "DE-INV-2027-000042". */
+    number: text("number").notNull(),
+    /** ISO 11649 structured creditor reference for the payment ("RF…"), what cash application matches. */
+    paymentReference: text("payment_reference").notNull(),
+    /** A credit note's invoice. */
+    creditedInvoiceId: uuid("credited_invoice_id"),
+    currency: text("currency").notNull(),
+    /** The usage period billed (its key, as rated usage's); null for a credit note. */
+    usagePeriod: text("usage_period"),
+    periodStart: timestamp("period_start", { withTimezone: true, mode: "date" }),
+    periodEnd: timestamp("period_end", { withTimezone: true, mode: "date" }),
+    advanceStart: timestamp("advance_start", { withTimezone: true, mode: "date" }),
+    advanceEnd: timestamp("advance_end", { withTimezone: true, mode: "date" }),
+    issueDate: date("issue_date", { mode: "string" }).notNull(),
+    dueDate: date("due_date", { mode: "string" }).notNull(),
+    issuedAt: timestamp("issued_at", { withTimezone: true, mode: "date" }).notNull(),
+    /** Signed: a credit note's amounts are negative. */
+    net: moneyColumn("net").notNull(),
+    tax: moneyColumn("tax").notNull(),
+    gross: moneyColumn("gross").notNull(),
+    /** The account summary printed on it (the ledger before it, payments and credits since the last invoice). */
+    previousBalance: moneyColumn("previous_balance").notNull(),
+    paymentsSince: moneyColumn("payments_since").notNull(),
+    creditsSince: moneyColumn("credits_since").notNull(),
+    totalDue: moneyColumn("total_due").notNull(),
+    reverseCharge: boolean("reverse_charge").notNull(),
+    taxes: jsonb("taxes").$type<TaxSubtotalRow[]>().notNull(),
+    notes: jsonb("notes").$type<string[]>().notNull(),
+    /** Why it was made: a reason for an on-demand bill or a credit note. */
+    reason: text("reason"),
+    /** validated | sent | partiallyPaid | settled | onHold: kept beside the document, not part of it. */
+    state: text("state").notNull(),
+    stateChangedAt: timestamp("state_changed_at", { withTimezone: true, mode: "date" }).notNull(),
+    sentAt: timestamp("sent_at", { withTimezone: true, mode: "date" }),
+    /** The message that tells the subscriber the bill is ready. */
+    messageId: uuid("message_id"),
+    /** How many lines it has: each line names it with this count, and the lines are checked at commit. */
+    lineCount: integer("line_count").notNull(),
+  },
+  (table) => [
+    uniqueIndex("invoices_id_line_count_idx").on(table.id, table.lineCount),
+    uniqueIndex("invoices_number_idx").on(table.number),
+    // One cycle invoice per account and usage period; interim and final bills are kinds of their own.
+    uniqueIndex("invoices_cycle_idx")
+      .on(table.billingAccountId, table.usagePeriod)
+      .where(sql`${table.kind} = 'cycle'`),
+    index("invoices_account_idx").on(table.billingAccountId, table.issuedAt),
+    index("invoices_credited_idx").on(table.creditedInvoiceId),
+    check("invoices_kind_check", sql`${table.kind} in ('cycle', 'interim', 'final', 'creditNote')`),
+    check(
+      "invoices_state_check",
+      sql`${table.state} in ('validated', 'sent', 'partiallyPaid', 'settled', 'onHold')`,
+    ),
+    check(
+      "invoices_credit_note_check",
+      sql`(${table.kind} = 'creditNote') = (${table.creditedInvoiceId} is not null)`,
+    ),
+    check("invoices_total_check", sql`${table.gross} = ${table.net} + ${table.tax}`),
+  ],
+);
+
+/** A document's lines, in order; a credit note's lines name the lines they credit. */
+export const invoiceLines = pgTable(
+  "invoice_lines",
+  {
+    id: uuid("id").primaryKey(),
+    invoiceId: uuid("invoice_id").notNull(),
+    /** The invoice's line count: (invoice_id, line_count) references the invoice, and position < line_count. */
+    lineCount: integer("line_count").notNull(),
+    position: integer("position").notNull(),
+    /** What the line is within the account's bills (`recurring:…`, `usage:…`). */
+    key: text("key").notNull(),
+    /** recurring | oneTime | usage | credit | unused */
+    kind: text("kind").notNull(),
+    productId: uuid("product_id"),
+    priceId: text("price_id"),
+    /** The one-time charge it bills: each is billed once. */
+    oneTimeChargeId: uuid("one_time_charge_id"),
+    /** The usage summary it bills, rows fromSeq…toSeq of it. */
+    usageSummaryId: uuid("usage_summary_id"),
+    fromSeq: bigint("from_seq", { mode: "number" }),
+    toSeq: bigint("to_seq", { mode: "number" }),
+    name: text("name").notNull(),
+    periodStart: timestamp("period_start", { withTimezone: true, mode: "date" }),
+    periodEnd: timestamp("period_end", { withTimezone: true, mode: "date" }),
+    days: integer("days"),
+    basisDays: integer("basis_days"),
+    /** As priced (with tax when tax_included), before promotions; signed. */
+    amount: moneyColumn("amount").notNull(),
+    discount: moneyColumn("discount").notNull(),
+    charge: moneyColumn("charge").notNull(),
+    net: moneyColumn("net").notNull(),
+    lineTax: moneyColumn("line_tax").notNull(),
+    taxIncluded: boolean("tax_included").notNull(),
+    taxClass: text("tax_class").notNull(),
+    taxCategory: text("tax_category").notNull(),
+    taxRate: numeric("tax_rate", { precision: 9, scale: 6 }).notNull(),
+    exemptionReason: text("exemption_reason"),
+    late: boolean("late").notNull(),
+    usage: jsonb("usage").$type<{
+      service: string;
+      zone: string | null;
+      usagePeriod: string;
+      quantity: number;
+      chargedUnits: number;
+    } | null>(),
+    promotions: jsonb("promotions").$type<Array<{ id: string; name: string; amount: string }>>().notNull(),
+    /** A credit note's line: the invoice line it credits. */
+    creditedLineId: uuid("credited_line_id"),
+  },
+  (table) => [
+    // A document has exactly line_count lines, at positions 0…line_count−1: none can be added after it is issued.
+    foreignKey({ columns: [table.invoiceId, table.lineCount], foreignColumns: [invoices.id, invoices.lineCount] }),
+    uniqueIndex("invoice_lines_position_idx").on(table.invoiceId, table.position),
+    check("invoice_lines_position_check", sql`${table.position} >= 0 and ${table.position} < ${table.lineCount}`),
+    uniqueIndex("invoice_lines_one_time_charge_idx").on(table.oneTimeChargeId),
+    index("invoice_lines_credited_idx").on(table.creditedLineId),
+    index("invoice_lines_product_idx").on(table.productId),
+  ],
+);
+
+/**
+ * The receivables ledger: every invoice, credit note, payment, refund, reversal, write-off and fee is a signed entry
+ * of a billing account (positive: the customer owes more); the account's balance is their sum. Entries never change.
+ */
+export const receivableEntries = pgTable(
+  "receivable_entries",
+  {
+    id: uuid("id").primaryKey(),
+    /** The order entries were written in (the account summary reads "since the last invoice" by it). */
+    seq: bigserial("seq", { mode: "number" }).notNull(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    kind: text("kind").notNull(),
+    amount: moneyColumn("amount").notNull(),
+    currency: text("currency").notNull(),
+    /** The invoice or credit note the entry is. */
+    invoiceId: uuid("invoice_id").references(() => invoices.id),
+    at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
+    description: text("description").notNull(),
+  },
+  (table) => [
+    uniqueIndex("receivable_entries_seq_idx").on(table.seq),
+    uniqueIndex("receivable_entries_document_idx").on(table.invoiceId).where(sql`${table.invoiceId} is not null`),
+    index("receivable_entries_account_idx").on(table.billingAccountId, table.seq),
+    check(
+      "receivable_entries_kind_check",
+      sql`${table.kind} in ('invoice', 'creditNote', 'payment', 'refund', 'reversal', 'writeOff', 'fee')`,
+    ),
+  ],
+);
+
+/**
+ * What settles an invoice: an amount of a crediting entry (a credit note's, a payment's) applied to it. Never more
+ * than either side has (a trigger checks both under their rows' locks, migration 0023).
+ */
+export const allocations = pgTable(
+  "allocations",
+  {
+    id: uuid("id").primaryKey(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    invoiceId: uuid("invoice_id")
+      .notNull()
+      .references(() => invoices.id),
+    entryId: uuid("entry_id")
+      .notNull()
+      .references(() => receivableEntries.id),
+    amount: moneyColumn("amount").notNull(),
+    at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    check("allocations_amount_check", sql`${table.amount} > 0`),
+    index("allocations_invoice_idx").on(table.invoiceId),
+    index("allocations_entry_idx").on(table.entryId),
+  ],
+);
+
+/** TMF678 customerBillOnDemand: a request for an interim bill and what came of it. */
+export const billRequests = pgTable(
+  "bill_requests",
+  {
+    id: uuid("id").primaryKey(),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    name: text("name"),
+    description: text("description"),
+    /** done | rejected (the request is answered in the same call). */
+    state: text("state").notNull(),
+    invoiceId: uuid("invoice_id").references(() => invoices.id),
+    /** Why no bill was made (nothing to bill). */
+    reason: text("reason"),
+    idempotencyKey: text("idempotency_key"),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    index("bill_requests_account_idx").on(table.billingAccountId),
+    uniqueIndex("bill_requests_key_idx")
+      .on(table.billingAccountId, table.idempotencyKey)
+      .where(sql`${table.idempotencyKey} is not null`),
+    check("bill_requests_state_check", sql`${table.state} in ('done', 'rejected')`),
+  ],
+);

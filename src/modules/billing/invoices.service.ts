@@ -1,0 +1,1142 @@
+import { and, asc, count, eq, inArray, type SQL, sql } from "drizzle-orm";
+import type { Actor } from "../../platform/audit.js";
+import { type Db, queryRows } from "../../platform/database.js";
+import { AppError, notFound } from "../../platform/errors.js";
+import type { ServiceDeps } from "../../platform/resource-service.js";
+import { listFilters } from "../../platform/sql.js";
+import type { ListRequest } from "../../platform/tmf.js";
+import {
+  cycleAt,
+  cyclePeriod,
+  formatLocalDate,
+  isCalendarDate,
+  localDate,
+  localMidnightUtc,
+  type Period,
+} from "../../shared/calendar.js";
+import { creditorReference } from "../../shared/creditor-reference.js";
+import { currencyMinorUnits } from "../../shared/currency.js";
+import { isId, newId } from "../../shared/ids.js";
+import { divideHalfUp, MinorAmount, parseScaled } from "../../shared/minor-units.js";
+import {
+  type BillDocument,
+  type BillLine,
+  type BillTax,
+  documentOfDraft,
+  documentOfRow,
+  type IssuedFacts,
+  lineOfRow,
+  presentBill,
+  presentLine,
+} from "./bill-document.js";
+import type { SummarisedRow } from "../charging/index.js";
+import type { BillingAccountView, BillingService, IssuingEntityView } from "./billing.service.js";
+import { allocations, billRequests, invoiceLines, invoices, receivableEntries } from "./billing.tables.js";
+import { ComposeError, composeInvoice, type Draft, type InvoiceKind } from "./compose.js";
+import { accountSummary, balancesOf, nextNumber } from "./ledger.js";
+
+/**
+ * Issuing (DESIGN.md §10): a composed draft becomes a numbered, immutable document with its lines, an entry in the
+ * receivables ledger, the usage summaries and one-time charges it billed marked, an event and a message to the
+ * subscriber, all in one transaction under the account's lock. Credit notes reverse lines of an invoice, never more
+ * than is left, tax in the same proportion. TMF678 reads and the only client change, holding a bill.
+ */
+
+export interface InvoicesDeps extends ServiceDeps {
+  billing: BillingService;
+  account(db: Db, id: string): Promise<BillingAccountView | undefined>;
+  issuerFor(country: string): Promise<IssuingEntityView | undefined>;
+  markUsageBilled(db: Db, marks: ReadonlyArray<{ summaryId: string; toSeq: number }>): Promise<void>;
+  markChargesBilled(db: Db, ids: readonly string[], at: Date): Promise<number>;
+  ratedRows(summaryId: string, page: { afterSeq?: number; limit?: number }): Promise<{ rows: SummarisedRow[] }>;
+  /** The subscriber's address for bill messages (e-mail first), or null when it has none. */
+  contactFor(customerId: string): Promise<{ channel: "sms" | "email"; address: string } | null>;
+  queueMessage(
+    tx: Db,
+    actor: Actor,
+    message: { customerId: string; channel: "sms" | "email"; to: string; subject: string; body: string; reason: string },
+  ): Promise<string>;
+  deliverMessage(id: string): Promise<unknown>;
+}
+
+type InvoiceRow = typeof invoices.$inferSelect;
+type LineRow = typeof invoiceLines.$inferSelect;
+
+export const BILL_READY_REASON = "bill.ready";
+
+export type IssueOutcome =
+  | { status: "issued" | "existing"; bill: CustomerBill }
+  | { status: "nothing"; reason: string; usagePeriod: string };
+
+export type CustomerBill = ReturnType<typeof presentBill>;
+export type BillingRate = ReturnType<typeof presentLine>;
+
+export interface CreditRequest {
+  reason: string;
+  /** Omitted: every line, all that is left of each. */
+  lines?: ReadonlyArray<{ id: string; amount?: { unit: string; value: string } }>;
+}
+
+export class InvoicesService {
+  constructor(private readonly deps: InvoicesDeps) {}
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Issuing
+
+  /**
+   * The cycle invoice of the account's last ended usage period (or of the period ending on `periodEnd`, a local
+   * date): issued once; asked again, the same invoice.
+   */
+  async issueCycle(actor: Actor, billingAccountId: string, request: { periodEnd?: string }): Promise<IssueOutcome> {
+    const account = await this.billableAccount(billingAccountId);
+    const now = this.deps.clock.now().getTime();
+    const usagePeriod = this.endedPeriod(account, now, request.periodEnd);
+    const advancePeriod = cyclePeriod(usagePeriod.endMs, account.cycle);
+    const contact = await this.deps.contactFor(account.customerId);
+    const outcome = await this.deps.database.transaction(async (tx) => {
+      await lockAccount(tx, account.id);
+      const [existing] = await tx
+        .select()
+        .from(invoices)
+        .where(
+          and(
+            eq(invoices.billingAccountId, account.id),
+            eq(invoices.kind, "cycle"),
+            eq(invoices.usagePeriod, usagePeriod.key),
+          ),
+        );
+      if (existing !== undefined) return { status: "existing" as const, row: existing };
+      const [later] = await tx
+        .select({ number: invoices.number, usagePeriod: invoices.usagePeriod })
+        .from(invoices)
+        .where(
+          and(
+            eq(invoices.billingAccountId, account.id),
+            eq(invoices.kind, "cycle"),
+            sql`${invoices.periodStart} >= ${new Date(usagePeriod.endMs)}`,
+          ),
+        )
+        .limit(1);
+      if (later !== undefined) {
+        throw new AppError(
+          "conflict",
+          "later_period_invoiced",
+          `periodEnd: the period ${usagePeriod.key} precedes ${later.usagePeriod}, already invoiced by ${later.number}; a missed period's charges are billed by corrections, not by an earlier invoice`,
+          "periodEnd",
+        );
+      }
+      return this.composeAndWrite(tx, actor, account, contact, {
+        kind: "cycle",
+        usagePeriod,
+        advancePeriod,
+        issueMs: now,
+      });
+    });
+    return this.finish(outcome);
+  }
+
+  /** TMF678 customerBillOnDemand: an interim bill of the usage and one-time charges to date. */
+  async requestOnDemand(
+    actor: Actor,
+    request: { billingAccountId: string; name?: string; description?: string; idempotencyKey?: string },
+  ) {
+    const account = await this.billableAccount(request.billingAccountId);
+    if (request.idempotencyKey !== undefined) {
+      const [earlier] = await this.deps.database.db
+        .select()
+        .from(billRequests)
+        .where(
+          and(eq(billRequests.billingAccountId, account.id), eq(billRequests.idempotencyKey, request.idempotencyKey)),
+        );
+      if (earlier !== undefined) return { created: false, request: await this.presentRequest(earlier) };
+    }
+    const now = this.deps.clock.now().getTime();
+    const current = cyclePeriod(now, account.cycle);
+    const contact = await this.deps.contactFor(account.customerId);
+    const { outcome, row } = await this.deps.database.transaction(async (tx) => {
+      await lockAccount(tx, account.id);
+      const outcome = await this.composeAndWrite(tx, actor, account, contact, {
+        kind: "interim",
+        usagePeriod: current,
+        advancePeriod: null,
+        issueMs: now,
+      });
+      const id = newId(now);
+      const [row] = await tx
+        .insert(billRequests)
+        .values({
+          id,
+          billingAccountId: account.id,
+          name: request.name ?? null,
+          description: request.description ?? null,
+          state: outcome.status === "nothing" ? "rejected" : "done",
+          invoiceId: outcome.status === "nothing" ? null : outcome.row.id,
+          reason: outcome.status === "nothing" ? outcome.reason : null,
+          idempotencyKey: request.idempotencyKey ?? null,
+          createdAt: new Date(now),
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (row === undefined) {
+        // The same key raced this request: its answer stands, and this one writes nothing.
+        throw new AppError("conflict", "duplicate_request", "a request with this Idempotency-Key is being answered");
+      }
+      const presented = await this.presentRequest(row, tx);
+      await this.deps.events.record(tx, {
+        api: "customerBillManagement",
+        resource: "customerBillOnDemand",
+        change: "Create",
+        resourceId: id,
+        body: presented,
+      });
+      return { outcome, row };
+    });
+    await this.finish(outcome);
+    return { created: true, request: await this.presentRequest(row) };
+  }
+
+  private async billableAccount(billingAccountId: string): Promise<BillingAccountView> {
+    const account = await this.deps.account(this.deps.database.db, billingAccountId);
+    if (account === undefined) throw notFound("billingAccount", billingAccountId);
+    if (account.accountType === "prepaid") {
+      throw new AppError(
+        "unprocessable",
+        "prepaid_account",
+        `billing account ${account.id} is prepaid: its lines and usage are paid from its balance and never invoiced`,
+      );
+    }
+    return account;
+  }
+
+  /** The usage period to invoice: the one ending on `periodEnd` (which must have ended), else the last ended. */
+  private endedPeriod(account: BillingAccountView, nowMs: number, periodEnd: string | undefined): Period {
+    if (periodEnd === undefined) return cyclePeriod(cyclePeriod(nowMs, account.cycle).startMs - 1, account.cycle);
+    if (!isCalendarDate(periodEnd)) {
+      throw new AppError("bad_request", "invalid_field", "periodEnd: a local date, YYYY-MM-DD", "periodEnd");
+    }
+    const [year, month, day] = periodEnd.split("-").map(Number) as [number, number, number];
+    const zone = cycleAt(Date.parse(`${periodEnd}T12:00:00Z`), account.cycle).timeZone;
+    const endMs = localMidnightUtc(zone, { year, month, day });
+    const period = cyclePeriod(endMs - 1, account.cycle);
+    if (period.endMs !== endMs) {
+      const ends = formatLocalDate(localDate(new Date(period.endMs), zone));
+      throw new AppError(
+        "unprocessable",
+        "not_a_period_end",
+        `periodEnd: no bill period of account ${account.id} ends on ${periodEnd} (the one holding that day ends on ${ends})`,
+        "periodEnd",
+      );
+    }
+    if (endMs > nowMs) {
+      throw new AppError(
+        "unprocessable",
+        "period_not_ended",
+        `periodEnd: the period ${period.key} ends on ${periodEnd}, which is still to come; it is invoiced once it ends`,
+        "periodEnd",
+      );
+    }
+    return period;
+  }
+
+  /** Composes the account's bill inside the caller's transaction (under the account's lock) and issues it. */
+  private async composeAndWrite(
+    tx: Db,
+    actor: Actor,
+    account: BillingAccountView,
+    contact: { channel: "sms" | "email"; address: string } | null,
+    invoice: { kind: InvoiceKind; usagePeriod: Period; advancePeriod: Period | null; issueMs: number },
+  ): Promise<
+    | { status: "issued"; row: InvoiceRow; messageId: string | null }
+    | { status: "nothing"; reason: string; usagePeriod: string }
+  > {
+    const { input, issuer } = await this.deps.billing.inputs(tx, account, invoice);
+    input.receivables = await accountSummary(tx, account.id, currencyMinorUnits(account.currency));
+    let draft: Draft;
+    try {
+      draft = composeInvoice(input);
+    } catch (error) {
+      if (error instanceof ComposeError) {
+        throw new AppError("unprocessable", error.problems[0]?.code ?? "cannot_compose", error.message);
+      }
+      throw error;
+    }
+    if (draft.lines.length === 0) {
+      return { status: "nothing", reason: draft.notes.join(" ") || "Nothing to bill.", usagePeriod: draft.usagePeriod.key };
+    }
+    const { document, lines } = documentOfDraft(draft);
+    const row = await this.write(tx, actor, issuer, document, lines, null);
+    await this.deps.markUsageBilled(tx, draft.usageMarks);
+    const charges = lines.flatMap((line) => (line.oneTimeChargeId === null ? [] : [line.oneTimeChargeId]));
+    const marked = await this.deps.markChargesBilled(tx, charges, row.issuedAt);
+    if (marked !== charges.length) {
+      throw new AppError("conflict", "charges_billed_meanwhile", "one-time charges were billed by another invoice");
+    }
+    const messageId = await this.tellSubscriber(tx, actor, account, contact, row);
+    return { status: "issued", row, messageId };
+  }
+
+  /** Numbers and writes a document, its lines and its ledger entry; records the audit row and the event. */
+  private async write(
+    tx: Db,
+    actor: Actor,
+    issuer: IssuingEntityView,
+    document: BillDocument,
+    lines: readonly BillLine[],
+    credited: { id: string; number: string } | null,
+  ): Promise<InvoiceRow> {
+    const now = this.deps.clock.now();
+    const series = document.kind === "creditNote" ? "creditNote" : "invoice";
+    const year = localDate(now, issuer.timeZone).year;
+    const seq = await nextNumber(tx, issuer.id, series, year);
+    const number = `${issuer.series[series]}-${year}-${String(seq).padStart(6, "0")}`;
+    const id = newId(now.getTime());
+    const money = (value: MinorAmount) => value.toMoney();
+    const [row] = await tx
+      .insert(invoices)
+      .values({
+        id,
+        billingAccountId: document.billingAccountId,
+        kind: document.kind,
+        issuerId: issuer.id,
+        issuerName: issuer.name,
+        year,
+        seq,
+        number,
+        paymentReference: creditorReference(number),
+        creditedInvoiceId: credited?.id ?? null,
+        currency: document.currency,
+        usagePeriod: document.usagePeriod?.key ?? null,
+        periodStart: document.usagePeriod === null ? null : new Date(document.usagePeriod.startMs),
+        periodEnd: document.usagePeriod === null ? null : new Date(document.usagePeriod.endMs),
+        advanceStart: document.advancePeriod === null ? null : new Date(document.advancePeriod.startMs),
+        advanceEnd: document.advancePeriod === null ? null : new Date(document.advancePeriod.endMs),
+        issueDate: document.issueDate,
+        dueDate: document.dueDate,
+        issuedAt: now,
+        net: money(document.net),
+        tax: money(document.tax),
+        gross: money(document.gross),
+        previousBalance: money(document.previousBalance),
+        paymentsSince: money(document.paymentsSince),
+        creditsSince: money(document.creditsSince),
+        totalDue: money(document.totalDue),
+        reverseCharge: document.reverseCharge,
+        taxes: document.taxes.map((tax) => ({
+          category: tax.category,
+          rate: tax.rate.toFixed(),
+          taxable: tax.taxable.toFixed(),
+          tax: tax.tax.toFixed(),
+          exemptionReason: tax.exemptionReason,
+        })),
+        notes: document.notes,
+        reason: document.reason,
+        state: "validated",
+        stateChangedAt: now,
+        lineCount: lines.length,
+      })
+      .returning();
+    const issued = row as InvoiceRow;
+    await tx.insert(invoiceLines).values(
+      lines.map((line, position) => ({
+        id: newId(now.getTime()),
+        invoiceId: id,
+        lineCount: lines.length,
+        position,
+        key: line.key,
+        kind: line.kind,
+        productId: line.productId,
+        priceId: line.priceId,
+        oneTimeChargeId: line.oneTimeChargeId,
+        usageSummaryId: line.usageSummaryId,
+        fromSeq: line.fromSeq,
+        toSeq: line.toSeq,
+        name: line.name,
+        periodStart: line.period === null ? null : new Date(line.period.startMs),
+        periodEnd: line.period === null ? null : new Date(line.period.endMs),
+        days: line.days,
+        basisDays: line.basisDays,
+        amount: money(line.amount),
+        discount: money(line.discount),
+        charge: money(line.charge),
+        net: money(line.net),
+        lineTax: money(line.lineTax),
+        taxIncluded: line.taxIncluded,
+        taxClass: line.taxClass,
+        taxCategory: line.taxCategory,
+        taxRate: line.taxRate.toFixed(),
+        exemptionReason: line.exemptionReason,
+        late: line.late,
+        usage: line.usage,
+        promotions: line.promotions.map((promotion) => ({
+          id: promotion.id,
+          name: promotion.name,
+          amount: promotion.amount.toFixed(),
+        })),
+        creditedLineId: line.creditedLineId,
+      })),
+    );
+    await tx.insert(receivableEntries).values({
+      id: newId(now.getTime()),
+      billingAccountId: document.billingAccountId,
+      kind: document.kind === "creditNote" ? "creditNote" : "invoice",
+      amount: money(document.gross),
+      currency: document.currency,
+      invoiceId: id,
+      at: now,
+      description: `${document.kind === "creditNote" ? "Credit note" : "Invoice"} ${number}`,
+    });
+    await this.deps.audit.record(tx, actor, {
+      action: "issue",
+      entityType: "customerBill",
+      entityId: id,
+      after: {
+        number,
+        kind: document.kind,
+        billingAccountId: document.billingAccountId,
+        gross: document.gross.toFixed(),
+        currency: document.currency,
+        ...(credited === null ? {} : { credits: credited.number }),
+      },
+    });
+    await this.recordEvent(tx, issued, "Create");
+    return issued;
+  }
+
+  /** Queues "your bill is ready" with the issuing transaction; delivered after commit. */
+  private async tellSubscriber(
+    tx: Db,
+    actor: Actor,
+    account: BillingAccountView,
+    contact: { channel: "sms" | "email"; address: string } | null,
+    row: InvoiceRow,
+  ): Promise<string | null> {
+    if (contact === null) return null;
+    const amount = `${row.gross.toFixed(currencyMinorUnits(row.currency))} ${row.currency}`;
+    const what = row.kind === "creditNote" ? "credit note" : "bill";
+    const body =
+      row.kind === "creditNote"
+        ? `Your credit note ${row.number} of ${amount.replace("-", "")} is ready.`
+        : `Your bill ${row.number} of ${amount} is ready. Please pay by ${row.dueDate} quoting ${row.paymentReference}.`;
+    const messageId = await this.deps.queueMessage(tx, actor, {
+      customerId: account.customerId,
+      channel: contact.channel,
+      to: contact.address,
+      subject: `Your ${what} ${row.number}`,
+      body,
+      reason: BILL_READY_REASON,
+    });
+    await tx.update(invoices).set({ messageId }).where(eq(invoices.id, row.id));
+    return messageId;
+  }
+
+  /** After commit: the subscriber's message goes out (the bill becomes "sent" when it does), and the answer. */
+  private async finish(
+    outcome:
+      | { status: "existing"; row: InvoiceRow }
+      | { status: "issued"; row: InvoiceRow; messageId: string | null }
+      | { status: "nothing"; reason: string; usagePeriod: string },
+  ): Promise<IssueOutcome> {
+    if (outcome.status === "nothing") return outcome;
+    if (outcome.status === "issued" && outcome.messageId !== null) await this.deps.deliverMessage(outcome.messageId);
+    return { status: outcome.status, bill: await this.present(this.deps.database.db, outcome.row.id) };
+  }
+
+  /** A bill message reached the subscriber: its bill is "sent" (unless allocations or a hold moved it on). */
+  async messageSent(message: { id: string; reason: string; sentAt: Date }): Promise<void> {
+    if (message.reason !== BILL_READY_REASON) return;
+    await this.deps.database.transaction(async (tx) => {
+      const [row] = await tx.select().from(invoices).where(eq(invoices.messageId, message.id)).for("update");
+      if (row === undefined || row.sentAt !== null) return;
+      const state = row.state === "validated" ? "sent" : row.state;
+      const [updated] = await tx
+        .update(invoices)
+        .set({ sentAt: message.sentAt, state, stateChangedAt: state === row.state ? row.stateChangedAt : message.sentAt })
+        .where(eq(invoices.id, row.id))
+        .returning();
+      if (updated !== undefined && state !== row.state) await this.recordEvent(tx, updated, "StateChange");
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Credit notes
+
+  /**
+   * A credit note against an invoice: every line (all that is left of each), or the lines named, each whole or for
+   * a net amount; never more than is left to credit; the tax of each rate reversed in the proportion of its nets
+   * credited (the rest of a rate's tax when its nets are credited in full). Applied to the invoice's open amount.
+   */
+  async creditNote(actor: Actor, invoiceId: string, request: CreditRequest): Promise<CustomerBill> {
+    const db = this.deps.database.db;
+    const [target] = isId(invoiceId) ? await db.select().from(invoices).where(eq(invoices.id, invoiceId)) : [];
+    if (target === undefined) throw notFound("customerBill", invoiceId);
+    if (target.kind === "creditNote") {
+      throw new AppError("unprocessable", "credit_of_credit_note", `${target.number} is a credit note; credit invoices only`);
+    }
+    const account = await this.deps.account(db, target.billingAccountId);
+    if (account === undefined) throw notFound("billingAccount", target.billingAccountId);
+    const contact = await this.deps.contactFor(account.customerId);
+    const outcome = await this.deps.database.transaction(async (tx) => {
+      await lockAccount(tx, target.billingAccountId);
+      const lines = await tx
+        .select()
+        .from(invoiceLines)
+        .where(eq(invoiceLines.invoiceId, target.id))
+        .orderBy(asc(invoiceLines.position));
+      const credits = await creditedSoFar(tx, target.id);
+      const document = documentOfRow(target);
+      const plan = planCredit(document, lines.map((line) => lineOfRow(line, target.currency)), credits, request);
+      const issuer = { id: target.issuerId, name: target.issuerName, ...(await this.issuerOf(target, account)) };
+      const now = this.deps.clock.now();
+      const issueDate = formatLocalDate(localDate(now, account.cycle.timeZone));
+      const zero = MinorAmount.zero(document.gross.decimals);
+      const creditDocument: BillDocument = {
+        kind: "creditNote",
+        billingAccountId: target.billingAccountId,
+        currency: target.currency,
+        usagePeriod: document.usagePeriod,
+        advancePeriod: null,
+        issueDate,
+        dueDate: issueDate,
+        net: plan.net,
+        tax: plan.tax,
+        gross: plan.net.plus(plan.tax),
+        previousBalance: zero,
+        paymentsSince: zero,
+        creditsSince: zero,
+        totalDue: zero,
+        reverseCharge: target.reverseCharge,
+        taxes: plan.taxes,
+        notes: [`Credits ${target.number} of ${target.issueDate}.`],
+        reason: request.reason,
+      };
+      const before = (await balancesOf(tx, [target.billingAccountId])).get(target.billingAccountId)?.amount ?? zero;
+      creditDocument.previousBalance = before;
+      creditDocument.totalDue = before.plus(creditDocument.gross);
+      const row = await this.write(tx, actor, issuer, creditDocument, plan.lines, {
+        id: target.id,
+        number: target.number,
+      });
+      await this.applyCredit(tx, target, row);
+      const messageId = await this.tellSubscriber(tx, actor, account, contact, row);
+      return { status: "issued" as const, row, messageId };
+    });
+    const finished = await this.finish(outcome);
+    return (finished as { bill: CustomerBill }).bill;
+  }
+
+  private async issuerOf(target: InvoiceRow, account: BillingAccountView) {
+    const issuer = await this.deps.issuerFor(account.taxJurisdiction.slice(0, 2));
+    if (issuer === undefined || issuer.id !== target.issuerId) {
+      throw new AppError(
+        "unprocessable",
+        "no_issuing_entity",
+        `issuing entity ${target.issuerId}, which issued ${target.number}, no longer bills the account's country`,
+      );
+    }
+    return { country: issuer.country, vatId: issuer.vatId, timeZone: issuer.timeZone, series: issuer.series };
+  }
+
+  /** A credit note's entry applied to what its invoice has open; the rest stays as the account's credit. */
+  private async applyCredit(tx: Db, target: InvoiceRow, credit: InvoiceRow): Promise<void> {
+    const [entry] = await tx.select().from(receivableEntries).where(eq(receivableEntries.invoiceId, credit.id));
+    if (entry === undefined) return;
+    const applied = await appliedTo(tx, target.id);
+    const decimals = currencyMinorUnits(target.currency);
+    const gross = MinorAmount.parse(target.gross.toFixed(), decimals);
+    const open = gross.minus(applied);
+    const available = MinorAmount.parse(credit.gross.toFixed(), decimals).negated();
+    const amount = open.lt(available) ? open : available;
+    if (!amount.isPositive()) return;
+    const now = this.deps.clock.now();
+    await tx.insert(allocations).values({
+      id: newId(now.getTime()),
+      billingAccountId: target.billingAccountId,
+      invoiceId: target.id,
+      entryId: entry.id,
+      amount: amount.toMoney(),
+      at: now,
+    });
+    await this.settle(tx, target.id);
+  }
+
+  /** An invoice's state after allocations: settled when nothing is open, partiallyPaid when some is (a hold stays). */
+  async settle(tx: Db, invoiceId: string): Promise<void> {
+    const [row] = await tx.select().from(invoices).where(eq(invoices.id, invoiceId)).for("update");
+    if (row === undefined || row.state === "onHold") return;
+    const state = await stateFromAllocations(tx, row);
+    if (state === row.state) return;
+    const [updated] = await tx
+      .update(invoices)
+      .set({ state, stateChangedAt: this.deps.clock.now() })
+      .where(eq(invoices.id, row.id))
+      .returning();
+    if (updated !== undefined) await this.recordEvent(tx, updated, "StateChange");
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Holding a bill (the only change a client makes)
+
+  async changeState(actor: Actor, id: string, to: string): Promise<CustomerBill> {
+    const db = this.deps.database.db;
+    const [found] = isId(id) ? await db.select().from(invoices).where(eq(invoices.id, id)) : [];
+    if (found === undefined) throw notFound("customerBill", id);
+    await this.deps.database.transaction(async (tx) => {
+      const [row] = await tx.select().from(invoices).where(eq(invoices.id, id)).for("update");
+      if (row === undefined) throw notFound("customerBill", id);
+      if (to === row.state) return;
+      let next: string;
+      if (to === "onHold") {
+        if (row.kind === "creditNote" || row.state === "settled") {
+          throw new AppError(
+            "conflict",
+            "illegal_transition",
+            `state: ${row.number} is ${row.kind === "creditNote" ? "a credit note" : "settled"}; only open bills are put on hold`,
+            "state",
+          );
+        }
+        next = "onHold";
+      } else {
+        if (row.state !== "onHold") {
+          throw new AppError(
+            "conflict",
+            "illegal_transition",
+            `state: a client only puts a bill on hold and releases it; ${row.number} is ${row.state}, and its state follows its delivery and payments`,
+            "state",
+          );
+        }
+        next = await stateFromAllocations(tx, row);
+        if (to !== next) {
+          throw new AppError(
+            "conflict",
+            "illegal_transition",
+            `state: released from hold, ${row.number} is ${next} (from its delivery and what was applied to it), not ${to}`,
+            "state",
+          );
+        }
+      }
+      const [updated] = await tx
+        .update(invoices)
+        .set({ state: next, stateChangedAt: this.deps.clock.now() })
+        .where(eq(invoices.id, row.id))
+        .returning();
+      await this.deps.audit.record(tx, actor, {
+        action: "update",
+        entityType: "customerBill",
+        entityId: row.id,
+        before: { state: row.state },
+        after: { state: next },
+      });
+      if (updated !== undefined) await this.recordEvent(tx, updated, "StateChange");
+    });
+    return this.present(db, id);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Reads
+
+  async list(actor: Actor, request: ListRequest): Promise<{ items: CustomerBill[]; total: number }> {
+    const db = this.deps.database.db;
+    const scope = subscriberScope(actor, invoices.billingAccountId);
+    const category = request.filters.category;
+    const where = listFilters(
+      {
+        id: invoices.id,
+        billNo: invoices.number,
+        state: invoices.state,
+        "billingAccount.id": invoices.billingAccountId,
+        usagePeriod: invoices.usagePeriod,
+      },
+      { ...request, filters: { ...request.filters, category: [] } },
+      [
+        scope,
+        category === undefined || category.length === 0
+          ? undefined
+          : inArray(
+              invoices.kind,
+              category.map((value) => KIND_OF_CATEGORY[value] ?? value),
+            ),
+      ],
+    );
+    const [rows, counted] = await Promise.all([
+      db
+        .select({ id: invoices.id })
+        .from(invoices)
+        .where(where)
+        .orderBy(asc(invoices.issuedAt), asc(invoices.id))
+        .offset(request.offset)
+        .limit(request.limit),
+      db.select({ total: count() }).from(invoices).where(where),
+    ]);
+    const items = await this.presentMany(
+      db,
+      rows.map((row) => row.id),
+    );
+    return { items, total: counted[0]?.total ?? 0 };
+  }
+
+  async get(actor: Actor, id: string): Promise<CustomerBill> {
+    const db = this.deps.database.db;
+    const [row] = isId(id) ? await db.select().from(invoices).where(eq(invoices.id, id)) : [];
+    if (row === undefined || !mayRead(actor, row.billingAccountId)) throw notFound("customerBill", id);
+    return this.present(db, id);
+  }
+
+  async listLines(actor: Actor, request: ListRequest): Promise<{ items: BillingRate[]; total: number }> {
+    const db = this.deps.database.db;
+    const scope = subscriberScope(actor, invoices.billingAccountId);
+    const where = listFilters(
+      {
+        id: invoiceLines.id,
+        type: invoiceLines.kind,
+        name: invoiceLines.name,
+        "bill.id": invoiceLines.invoiceId,
+        "billingAccount.id": invoices.billingAccountId,
+        "product.id": invoiceLines.productId,
+      },
+      request,
+      [scope],
+    );
+    const [rows, counted] = await Promise.all([
+      db
+        .select({ line: invoiceLines, invoice: invoices })
+        .from(invoiceLines)
+        .innerJoin(invoices, eq(invoices.id, invoiceLines.invoiceId))
+        .where(where)
+        .orderBy(asc(invoices.issuedAt), asc(invoiceLines.invoiceId), asc(invoiceLines.position))
+        .offset(request.offset)
+        .limit(request.limit),
+      db
+        .select({ total: count() })
+        .from(invoiceLines)
+        .innerJoin(invoices, eq(invoices.id, invoiceLines.invoiceId))
+        .where(where),
+    ]);
+    return {
+      items: rows.map(({ line, invoice }) =>
+        presentLine(lineOfRow(line, invoice.currency), documentOfRow(invoice), "tmf", invoice),
+      ),
+      total: counted[0]?.total ?? 0,
+    };
+  }
+
+  async getLine(actor: Actor, id: string): Promise<BillingRate> {
+    const { line, invoice } = await this.findLine(actor, id);
+    return presentLine(lineOfRow(line, invoice.currency), documentOfRow(invoice), "tmf", invoice);
+  }
+
+  /** The rated usage a usage line billed, in sequence, a page at a time (`afterSeq` continues). */
+  async lineUsage(actor: Actor, id: string, page: { afterSeq?: number; limit?: number }) {
+    const { line } = await this.findLine(actor, id);
+    if (line.usageSummaryId === null || line.fromSeq === null || line.toSeq === null) {
+      return { items: [], nextAfterSeq: null };
+    }
+    const from = Math.max(page.afterSeq ?? line.fromSeq - 1, line.fromSeq - 1);
+    const limit = Math.min(page.limit ?? 1000, line.toSeq - from);
+    if (limit <= 0) return { items: [], nextAfterSeq: null };
+    const { rows } = await this.deps.ratedRows(line.usageSummaryId, { afterSeq: from, limit });
+    const items = rows.filter((row) => row.seq <= (line.toSeq as number));
+    const last = items.at(-1)?.seq ?? null;
+    return {
+      items: items.map((row) => ({
+        usageId: row.usageId,
+        href: `/tmf-api/usageManagement/v4/usage/${row.usageId}`,
+        seq: row.seq,
+        startedAt: row.startedAt.toISOString(),
+        ratedAt: row.ratedAt.toISOString(),
+        quantity: row.quantity,
+        chargedUnits: row.chargedUnits,
+        amount: row.amount.toFixed(),
+        currency: row.currency,
+        destination: row.destination,
+      })),
+      nextAfterSeq: last !== null && last < line.toSeq ? last : null,
+    };
+  }
+
+  private async findLine(actor: Actor, id: string): Promise<{ line: LineRow; invoice: InvoiceRow }> {
+    const [found] = isId(id)
+      ? await this.deps.database.db
+          .select({ line: invoiceLines, invoice: invoices })
+          .from(invoiceLines)
+          .innerJoin(invoices, eq(invoices.id, invoiceLines.invoiceId))
+          .where(eq(invoiceLines.id, id))
+      : [];
+    if (found === undefined || !mayRead(actor, found.invoice.billingAccountId)) {
+      throw notFound("appliedCustomerBillingRate", id);
+    }
+    return found;
+  }
+
+  async getRequest(actor: Actor, id: string) {
+    const [row] = isId(id)
+      ? await this.deps.database.db.select().from(billRequests).where(eq(billRequests.id, id))
+      : [];
+    if (row === undefined || !mayRead(actor, row.billingAccountId)) throw notFound("customerBillOnDemand", id);
+    return this.presentRequest(row);
+  }
+
+  async listRequests(actor: Actor, request: ListRequest) {
+    const db = this.deps.database.db;
+    const where = listFilters(
+      { id: billRequests.id, state: billRequests.state, "billingAccount.id": billRequests.billingAccountId },
+      request,
+      [subscriberScope(actor, billRequests.billingAccountId)],
+    );
+    const [rows, counted] = await Promise.all([
+      db
+        .select()
+        .from(billRequests)
+        .where(where)
+        .orderBy(asc(billRequests.createdAt), asc(billRequests.id))
+        .offset(request.offset)
+        .limit(request.limit),
+      db.select({ total: count() }).from(billRequests).where(where),
+    ]);
+    return {
+      items: await Promise.all(rows.map((row) => this.presentRequest(row))),
+      total: counted[0]?.total ?? 0,
+    };
+  }
+
+  /** Why an account cannot close: the amount it owes, by the receivables ledger (null: nothing owed). */
+  async refuseAccountClose(db: Db, billingAccountId: string): Promise<string | null> {
+    const balance = (await balancesOf(db, [billingAccountId])).get(billingAccountId);
+    if (balance === undefined || !balance.amount.isPositive()) return null;
+    return `it owes ${balance.amount.toFixed()} ${balance.currency} (the receivables ledger's balance); settle it first`;
+  }
+
+  /** The receivables balances of accounts (absent: no entries), for TMF666 accountBalance. */
+  async balances(db: Db, billingAccountIds: readonly string[]) {
+    return balancesOf(db, billingAccountIds);
+  }
+
+  private async present(db: Db, id: string): Promise<CustomerBill> {
+    const [bill] = await this.presentMany(db, [id]);
+    if (bill === undefined) throw notFound("customerBill", id);
+    return bill;
+  }
+
+  private async presentMany(db: Db, ids: readonly string[]): Promise<CustomerBill[]> {
+    if (ids.length === 0) return [];
+    const rows = await db
+      .select()
+      .from(invoices)
+      .where(inArray(invoices.id, [...ids]));
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const applied = await queryRows<{
+      invoice_id: string;
+      entry_id: string;
+      amount: string;
+      kind: string;
+      document_id: string | null;
+      at: Date | string;
+    }>(
+      db,
+      sql`select a.invoice_id, a.entry_id, a.amount::text as amount, e.kind, e.invoice_id as document_id, a.at
+          from ${allocations} a join ${receivableEntries} e on e.id = a.entry_id
+          where a.invoice_id in (${sql.join(
+            ids.map((id) => sql`${id}::uuid`),
+            sql`, `,
+          )})
+          order by a.at, a.id`,
+    );
+    const credited = rows.flatMap((row) => (row.creditedInvoiceId === null ? [] : [row.creditedInvoiceId]));
+    const creditedNumbers = new Map(
+      credited.length === 0
+        ? []
+        : (
+            await db
+              .select({ id: invoices.id, number: invoices.number })
+              .from(invoices)
+              .where(inArray(invoices.id, credited))
+          ).map((row) => [row.id, row.number]),
+    );
+    return ids.flatMap((id) => {
+      const row = byId.get(id);
+      if (row === undefined) return [];
+      const decimals = currencyMinorUnits(row.currency);
+      const facts: IssuedFacts = {
+        id: row.id,
+        number: row.number,
+        paymentReference: row.paymentReference,
+        issuerId: row.issuerId,
+        issuedAt: row.issuedAt,
+        state: row.state,
+        stateChangedAt: row.stateChangedAt,
+        creditedInvoice:
+          row.creditedInvoiceId === null
+            ? null
+            : { id: row.creditedInvoiceId, number: creditedNumbers.get(row.creditedInvoiceId) ?? "" },
+        applied: applied
+          .filter((entry) => entry.invoice_id === id)
+          .map((entry) => ({
+            entryId: entry.entry_id,
+            amount: MinorAmount.parse(entry.amount, decimals),
+            kind: entry.kind,
+            documentId: entry.document_id,
+            at: new Date(entry.at),
+          })),
+      };
+      return [presentBill(documentOfRow(row), { id: row.issuerId, name: row.issuerName }, "tmf", facts)];
+    });
+  }
+
+  private async presentRequest(row: typeof billRequests.$inferSelect, db: Db = this.deps.database.db) {
+    const bill =
+      row.invoiceId === null
+        ? undefined
+        : (await db.select({ number: invoices.number }).from(invoices).where(eq(invoices.id, row.invoiceId)))[0];
+    return {
+      id: row.id,
+      href: `/tmf-api/customerBillManagement/v4/customerBillOnDemand/${row.id}`,
+      "@type": "CustomerBillOnDemand" as const,
+      ...(row.name === null ? {} : { name: row.name }),
+      ...(row.description === null ? {} : { description: row.description }),
+      state: row.state,
+      lastUpdate: row.createdAt.toISOString(),
+      billingAccount: {
+        id: row.billingAccountId,
+        href: `/tmf-api/accountManagement/v4/billingAccount/${row.billingAccountId}`,
+        "@referredType": "BillingAccount",
+      },
+      ...(row.invoiceId === null
+        ? {}
+        : {
+            customerBill: {
+              id: row.invoiceId,
+              href: `/tmf-api/customerBillManagement/v4/customerBill/${row.invoiceId}`,
+              ...(bill === undefined ? {} : { name: bill.number }),
+              "@referredType": "CustomerBill",
+            },
+          }),
+      ...(row.reason === null ? {} : { reason: row.reason }),
+    };
+  }
+
+  private async recordEvent(tx: Db, row: InvoiceRow, change: "Create" | "StateChange"): Promise<void> {
+    const [body] = await this.presentMany(tx, [row.id]);
+    await this.deps.events.record(tx, {
+      api: "customerBillManagement",
+      resource: "customerBill",
+      change,
+      resourceId: row.id,
+      body,
+    });
+  }
+}
+
+const KIND_OF_CATEGORY: Record<string, string> = {
+  normal: "cycle",
+  interim: "interim",
+  last: "final",
+  creditNote: "creditNote",
+};
+
+function mayRead(actor: Actor, billingAccountId: string): boolean {
+  return actor.role !== "subscriber" || actor.billingAccountId === billingAccountId;
+}
+
+function subscriberScope(actor: Actor, column: typeof invoices.billingAccountId | typeof billRequests.billingAccountId) {
+  return actor.role === "subscriber" ? eq(column, actor.billingAccountId ?? "") : undefined;
+}
+
+/** One issuer at a time per account: issuing, crediting and allocating take this transaction-level lock. */
+export async function lockAccount(tx: Db, billingAccountId: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`bill:${billingAccountId}`}, 0))`);
+}
+
+async function appliedTo(tx: Db, invoiceId: string): Promise<MinorAmount> {
+  const [row] = await queryRows<{ applied: string; currency: string }>(
+    tx,
+    sql`select coalesce(sum(a.amount), 0)::text as applied, i.currency from ${invoices} i
+        left join ${allocations} a on a.invoice_id = i.id where i.id = ${invoiceId} group by i.currency`,
+  );
+  return MinorAmount.parse(row?.applied ?? "0", currencyMinorUnits(row?.currency ?? "EUR"));
+}
+
+async function stateFromAllocations(tx: Db, row: InvoiceRow): Promise<string> {
+  if (row.kind === "creditNote") return row.sentAt === null ? "validated" : "sent";
+  const applied = await appliedTo(tx, row.id);
+  const gross = MinorAmount.parse(row.gross.toFixed(), currencyMinorUnits(row.currency));
+  if (applied.isPositive() && applied.gte(gross)) return "settled";
+  if (applied.isPositive()) return "partiallyPaid";
+  return row.sentAt === null ? "validated" : "sent";
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The arithmetic of a credit note
+
+interface CreditedSoFar {
+  /** Per invoice line: the nets already credited (positive). */
+  byLine: Map<string, bigint>;
+  /** Per category and rate: the tax already credited (positive). */
+  taxByRate: Map<string, bigint>;
+}
+
+async function creditedSoFar(tx: Db, invoiceId: string): Promise<CreditedSoFar> {
+  const notes = await tx
+    .select({ id: invoices.id, taxes: invoices.taxes, currency: invoices.currency })
+    .from(invoices)
+    .where(eq(invoices.creditedInvoiceId, invoiceId));
+  const byLine = new Map<string, bigint>();
+  const taxByRate = new Map<string, bigint>();
+  if (notes.length === 0) return { byLine, taxByRate };
+  const decimals = currencyMinorUnits(notes[0]?.currency ?? "EUR");
+  for (const note of notes) {
+    for (const tax of note.taxes) {
+      const key = rateKey(tax.category, tax.rate);
+      taxByRate.set(key, (taxByRate.get(key) ?? 0n) - parseScaled(tax.tax, decimals));
+    }
+  }
+  const lines = await tx
+    .select({ credited: invoiceLines.creditedLineId, net: invoiceLines.net })
+    .from(invoiceLines)
+    .where(
+      inArray(
+        invoiceLines.invoiceId,
+        notes.map((note) => note.id),
+      ),
+    );
+  for (const line of lines) {
+    if (line.credited === null) continue;
+    byLine.set(line.credited, (byLine.get(line.credited) ?? 0n) - parseScaled(line.net.toFixed(), decimals));
+  }
+  return { byLine, taxByRate };
+}
+
+const rateKey = (category: string, rate: string) => `${category}:${Number(rate)}`;
+
+/** What a credit note holds: its lines (negative), its tax per rate and totals. Refuses more than is left. */
+export function planCredit(
+  invoice: BillDocument,
+  lines: readonly BillLine[],
+  credited: CreditedSoFar,
+  request: CreditRequest,
+): { lines: BillLine[]; taxes: BillTax[]; net: MinorAmount; tax: MinorAmount } {
+  const decimals = invoice.gross.decimals;
+  const amount = (units: bigint) => new MinorAmount(units, decimals);
+  const byId = new Map(lines.map((line) => [line.id, line]));
+  const wanted: Array<{ line: BillLine; net: bigint; field: string }> = [];
+  const asked: ReadonlyArray<{ id: string; amount?: { unit: string; value: string } }> =
+    request.lines ?? lines.map((line) => ({ id: line.id }));
+  const seen = new Set<string>();
+  for (const [index, entry] of asked.entries()) {
+    const field = request.lines === undefined ? "lines" : `lines[${index}]`;
+    const line = byId.get(entry.id);
+    if (line === undefined) {
+      throw new AppError(
+        "unprocessable",
+        "line_not_on_invoice",
+        `${field}.id: ${entry.id} is no line of this invoice`,
+        `${field}.id`,
+      );
+    }
+    if (seen.has(line.id)) {
+      throw new AppError("unprocessable", "duplicate_line", `${field}.id: line ${line.id} is named twice`, `${field}.id`);
+    }
+    seen.add(line.id);
+    const left = line.net.units - (credited.byLine.get(line.id) ?? 0n);
+    if (line.net.units <= 0n) {
+      if (request.lines === undefined) continue;
+      throw new AppError(
+        "unprocessable",
+        "nothing_to_credit",
+        `${field}.id: line ${line.id} (${line.name}) is itself a credit; nothing to credit on it`,
+        `${field}.id`,
+      );
+    }
+    let net = left;
+    if (entry.amount !== undefined) {
+      if (entry.amount.unit !== invoice.currency) {
+        throw new AppError(
+          "unprocessable",
+          "currency_mismatch",
+          `${field}.amount.unit: the invoice is in ${invoice.currency}`,
+          `${field}.amount.unit`,
+        );
+      }
+      let units: bigint;
+      try {
+        units = parseScaled(entry.amount.value, decimals);
+      } catch {
+        throw new AppError(
+          "bad_request",
+          "invalid_field",
+          `${field}.amount.value: a positive amount with at most ${decimals} decimals`,
+          `${field}.amount.value`,
+        );
+      }
+      if (units <= 0n) {
+        throw new AppError("bad_request", "invalid_field", `${field}.amount.value: must be positive`, `${field}.amount.value`);
+      }
+      net = units;
+    }
+    if (net > left) {
+      throw new AppError(
+        "unprocessable",
+        "credit_exceeds_line",
+        `${field}: ${amount(net).toFixed()} ${invoice.currency} is more than is left to credit on line ${line.id} (${line.name}): ${amount(left > 0n ? left : 0n).toFixed()}`,
+        request.lines === undefined ? "lines" : `${field}.amount`,
+      );
+    }
+    if (net > 0n) wanted.push({ line, net, field });
+  }
+  if (wanted.length === 0) {
+    throw new AppError("unprocessable", "nothing_to_credit", "lines: the invoice has nothing left to credit", "lines");
+  }
+  // Tax per rate, in the proportion of the rate's nets credited; the rest of it when they are credited in full.
+  const taxes: BillTax[] = [];
+  const taxShare = new Map<string, bigint>();
+  for (const subtotal of invoice.taxes) {
+    const key = rateKey(subtotal.category, subtotal.rate.toFixed());
+    const creditedHere = wanted
+      .filter((entry) => rateKey(entry.line.taxCategory, entry.line.taxRate.toFixed()) === key)
+      .reduce((sum, entry) => sum + entry.net, 0n);
+    if (creditedHere === 0n) continue;
+    const taxable = subtotal.taxable.units;
+    const taxLeft = subtotal.tax.units - (credited.taxByRate.get(key) ?? 0n);
+    const netLeft =
+      taxable -
+      lines
+        .filter((line) => rateKey(line.taxCategory, line.taxRate.toFixed()) === key)
+        .reduce((sum, line) => sum + (credited.byLine.get(line.id) ?? 0n), 0n);
+    let tax = creditedHere >= netLeft ? taxLeft : taxable === 0n ? 0n : divideHalfUp(subtotal.tax.units * creditedHere, taxable);
+    if (tax > taxLeft) tax = taxLeft;
+    if (tax < 0n) tax = 0n;
+    taxShare.set(key, tax);
+    taxes.push({
+      category: subtotal.category,
+      rate: subtotal.rate,
+      taxable: amount(-creditedHere),
+      tax: amount(-tax),
+      exemptionReason: subtotal.exemptionReason,
+    });
+  }
+  let net = 0n;
+  let tax = 0n;
+  for (const subtotal of taxes) tax += subtotal.tax.units;
+  const creditLines: BillLine[] = wanted.map(({ line, net: credit }) => {
+    net -= credit;
+    // The line's own tax shown in the same proportion of its net (the document's tax is per rate, above).
+    const lineTax = line.net.units === 0n ? 0n : divideHalfUp(line.lineTax.units * credit, line.net.units);
+    const charge = line.taxIncluded ? credit + lineTax : credit;
+    return {
+      ...line,
+      id: line.id,
+      key: `creditNote:${line.id}`,
+      oneTimeChargeId: null,
+      usageSummaryId: null,
+      fromSeq: null,
+      toSeq: null,
+      name: `Credit: ${line.name}`,
+      amount: amount(-charge),
+      discount: amount(0n),
+      charge: amount(-charge),
+      net: amount(-credit),
+      lineTax: amount(-lineTax),
+      promotions: [],
+      creditedLineId: line.id,
+    };
+  });
+  return { lines: creditLines, taxes, net: amount(net), tax: amount(tax) };
+}
