@@ -382,6 +382,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     notifications.messages.onSent((message) => billing.invoices.messageSent(message));
     // An account that owes money cannot close (the receivables ledger's balance).
     customers.services.guardAccountClose((db, id) => billing.invoices.refuseAccountClose(db, id));
+    customers.services.readBalancesWith(async (db, ids) => {
+      const balances = await billing.invoices.balances(db, ids);
+      return new Map([...balances].map(([id, balance]) => [id, { amount: balance.amount.toMoney() }]));
+    });
     // A network key may name only registered CDR sources.
     access.service.checkSourcesWith((db, ids) => usage.services.sources.unknown(db, ids));
 

@@ -85,7 +85,10 @@ export interface IssuedFacts {
   applied: Array<{ entryId: string; amount: MinorAmount; kind: string; documentId: string | null; at: Date }>;
 }
 
-export function documentOfDraft(draft: Draft, reason: string | null = null): { document: BillDocument; lines: BillLine[] } {
+export function documentOfDraft(
+  draft: Draft,
+  reason: string | null = null,
+): { document: BillDocument; lines: BillLine[] } {
   return {
     document: {
       kind: draft.kind,
@@ -267,7 +270,9 @@ export function presentBill(
   };
   let applied = MinorAmount.zero(document.gross.decimals);
   for (const entry of issued?.applied ?? []) applied = applied.plus(entry.amount);
-  const remaining = document.gross.isPositive() ? document.gross.minus(applied) : MinorAmount.zero(document.gross.decimals);
+  const remaining = document.gross.isPositive()
+    ? document.gross.minus(applied)
+    : MinorAmount.zero(document.gross.decimals);
   return {
     ...(issued === null
       ? {}
@@ -314,7 +319,9 @@ export function presentBill(
       .map((entry) => ({
         appliedAmount: money(entry.amount),
         kind: entry.kind,
-        ...(entry.documentId === null ? {} : { customerBill: { id: entry.documentId, href: `${CUSTOMER_BILL_PATH}/${entry.documentId}` } }),
+        ...(entry.documentId === null
+          ? {}
+          : { customerBill: { id: entry.documentId, href: `${CUSTOMER_BILL_PATH}/${entry.documentId}` } }),
       })),
     ...(issued?.creditedInvoice
       ? {

@@ -178,7 +178,9 @@ export class BillingService {
       this.deps.oneTimeCharges(db, account.id),
       this.deps.usage.unbilled(account.id, invoice.usagePeriod.key, db),
       // Credits to a period's spend are billed with that period's cycle invoice.
-      invoice.kind === "interim" ? Promise.resolve([]) : this.deps.usage.spendCredits(account.id, invoice.usagePeriod, db),
+      invoice.kind === "interim"
+        ? Promise.resolve([])
+        : this.deps.usage.spendCredits(account.id, invoice.usagePeriod, db),
     ]);
     // One-time charges recorded by the end of the usage period (a preview of an earlier invoice leaves out later ones).
     const charges = allCharges.filter((charge) => charge.createdAt.getTime() < invoice.usagePeriod.endMs);

@@ -109,20 +109,12 @@ export const invoices = pgTable(
     uniqueIndex("invoices_id_line_count_idx").on(table.id, table.lineCount),
     uniqueIndex("invoices_number_idx").on(table.number),
     // One cycle invoice per account and usage period; interim and final bills are kinds of their own.
-    uniqueIndex("invoices_cycle_idx")
-      .on(table.billingAccountId, table.usagePeriod)
-      .where(sql`${table.kind} = 'cycle'`),
+    uniqueIndex("invoices_cycle_idx").on(table.billingAccountId, table.usagePeriod).where(sql`${table.kind} = 'cycle'`),
     index("invoices_account_idx").on(table.billingAccountId, table.issuedAt),
     index("invoices_credited_idx").on(table.creditedInvoiceId),
     check("invoices_kind_check", sql`${table.kind} in ('cycle', 'interim', 'final', 'creditNote')`),
-    check(
-      "invoices_state_check",
-      sql`${table.state} in ('validated', 'sent', 'partiallyPaid', 'settled', 'onHold')`,
-    ),
-    check(
-      "invoices_credit_note_check",
-      sql`(${table.kind} = 'creditNote') = (${table.creditedInvoiceId} is not null)`,
-    ),
+    check("invoices_state_check", sql`${table.state} in ('validated', 'sent', 'partiallyPaid', 'settled', 'onHold')`),
+    check("invoices_credit_note_check", sql`(${table.kind} = 'creditNote') = (${table.creditedInvoiceId} is not null)`),
     check("invoices_total_check", sql`${table.gross} = ${table.net} + ${table.tax}`),
   ],
 );

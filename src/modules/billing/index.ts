@@ -5,8 +5,8 @@
 import type { FastifyInstance } from "fastify";
 import { billingRoutes } from "./billing.routes.js";
 import { type BillingDeps, BillingService } from "./billing.service.js";
-import { type InvoicesDeps, InvoicesService } from "./invoices.service.js";
 import { invoicesRoutes } from "./invoices.routes.js";
+import { type InvoicesDeps, InvoicesService } from "./invoices.service.js";
 
 export function createBillingModule(deps: BillingDeps & Omit<InvoicesDeps, "billing" | "account" | "issuerFor">) {
   const service = new BillingService(deps);

@@ -144,12 +144,16 @@ export function invoicesRoutes(invoices: InvoicesService) {
       "/api/v1/billing/accounts/:id/invoices",
       {
         config: { roles: ["admin", "finance"] },
+        // A POST with no body asks for the last ended period.
+        preValidation: async (request) => {
+          if (request.body === undefined || request.body === null) request.body = {};
+        },
         schema: {
           tags: ["billing"],
           summary:
             "Issue the cycle invoice of the account's last ended usage period (201), or answer the one issued (200)",
           params: IdParamsSchema,
-          body: Type.Optional(IssueRequestSchema),
+          body: IssueRequestSchema,
           response: {
             200: Type.Union([CustomerBillSchema, NothingToBillSchema]),
             201: CustomerBillSchema,
@@ -160,9 +164,14 @@ export function invoicesRoutes(invoices: InvoicesService) {
       async (request, reply) => {
         const { id } = request.params;
         if (!isId(id)) throw notFound("billingAccount", id);
-        const outcome = await invoices.issueCycle(actorOf(request), id, request.body ?? {});
+        const outcome = await invoices.issueCycle(actorOf(request), id, request.body);
         if (outcome.status === "nothing") {
-          return { billingAccount: { id }, usagePeriod: outcome.usagePeriod, invoiced: false as const, reason: outcome.reason };
+          return {
+            billingAccount: { id },
+            usagePeriod: outcome.usagePeriod,
+            invoiced: false as const,
+            reason: outcome.reason,
+          };
         }
         if (outcome.status === "existing") return outcome.bill;
         return sendCreated(reply, outcome.bill as typeof outcome.bill & { href: string });
@@ -205,9 +214,12 @@ export function invoicesRoutes(invoices: InvoicesService) {
           tags: [TAG],
           summary: "Put a bill on hold (disputed) or release it: the only change a client makes to an issued bill",
           params: IdParamsSchema,
-          body: Type.Object({ state: Type.Enum(["onHold", "validated", "sent", "partiallyPaid", "settled"]) }, {
-            additionalProperties: false,
-          }),
+          body: Type.Object(
+            { state: Type.Enum(["onHold", "validated", "sent", "partiallyPaid", "settled"]) },
+            {
+              additionalProperties: false,
+            },
+          ),
           response: { 200: CustomerBillSchema, ...errorResponses(404, 409, 413, 415) },
         },
       },
@@ -278,7 +290,12 @@ export function invoicesRoutes(invoices: InvoicesService) {
         const { body } = request;
         const key = idempotencyKeyOf(request);
         if (key !== undefined && key.length > 200) {
-          throw new AppError("bad_request", "invalid_field", "Idempotency-Key: at most 200 characters", "Idempotency-Key");
+          throw new AppError(
+            "bad_request",
+            "invalid_field",
+            "Idempotency-Key: at most 200 characters",
+            "Idempotency-Key",
+          );
         }
         const { created, request: answer } = await invoices.requestOnDemand(actorOf(request), {
           billingAccountId: body.billingAccount.id,

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, eq, gte, inArray, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import { type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
@@ -18,6 +18,7 @@ import { creditorReference } from "../../shared/creditor-reference.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import { divideHalfUp, MinorAmount, parseScaled } from "../../shared/minor-units.js";
+import type { SummarisedRow } from "../charging/index.js";
 import {
   type BillDocument,
   type BillLine,
@@ -29,7 +30,6 @@ import {
   presentBill,
   presentLine,
 } from "./bill-document.js";
-import type { SummarisedRow } from "../charging/index.js";
 import type { BillingAccountView, BillingService, IssuingEntityView } from "./billing.service.js";
 import { allocations, billRequests, invoiceLines, invoices, receivableEntries } from "./billing.tables.js";
 import { ComposeError, composeInvoice, type Draft, type InvoiceKind } from "./compose.js";
@@ -54,7 +54,14 @@ export interface InvoicesDeps extends ServiceDeps {
   queueMessage(
     tx: Db,
     actor: Actor,
-    message: { customerId: string; channel: "sms" | "email"; to: string; subject: string; body: string; reason: string },
+    message: {
+      customerId: string;
+      channel: "sms" | "email";
+      to: string;
+      subject: string;
+      body: string;
+      reason: string;
+    },
   ): Promise<string>;
   deliverMessage(id: string): Promise<unknown>;
 }
@@ -113,7 +120,7 @@ export class InvoicesService {
           and(
             eq(invoices.billingAccountId, account.id),
             eq(invoices.kind, "cycle"),
-            sql`${invoices.periodStart} >= ${new Date(usagePeriod.endMs)}`,
+            gte(invoices.periodStart, new Date(usagePeriod.endMs)),
           ),
         )
         .limit(1);
@@ -261,7 +268,11 @@ export class InvoicesService {
       throw error;
     }
     if (draft.lines.length === 0) {
-      return { status: "nothing", reason: draft.notes.join(" ") || "Nothing to bill.", usagePeriod: draft.usagePeriod.key };
+      return {
+        status: "nothing",
+        reason: draft.notes.join(" ") || "Nothing to bill.",
+        usagePeriod: draft.usagePeriod.key,
+      };
     }
     const { document, lines } = documentOfDraft(draft);
     const row = await this.write(tx, actor, issuer, document, lines, null);
@@ -450,7 +461,11 @@ export class InvoicesService {
       const state = row.state === "validated" ? "sent" : row.state;
       const [updated] = await tx
         .update(invoices)
-        .set({ sentAt: message.sentAt, state, stateChangedAt: state === row.state ? row.stateChangedAt : message.sentAt })
+        .set({
+          sentAt: message.sentAt,
+          state,
+          stateChangedAt: state === row.state ? row.stateChangedAt : message.sentAt,
+        })
         .where(eq(invoices.id, row.id))
         .returning();
       if (updated !== undefined && state !== row.state) await this.recordEvent(tx, updated, "StateChange");
@@ -470,7 +485,11 @@ export class InvoicesService {
     const [target] = isId(invoiceId) ? await db.select().from(invoices).where(eq(invoices.id, invoiceId)) : [];
     if (target === undefined) throw notFound("customerBill", invoiceId);
     if (target.kind === "creditNote") {
-      throw new AppError("unprocessable", "credit_of_credit_note", `${target.number} is a credit note; credit invoices only`);
+      throw new AppError(
+        "unprocessable",
+        "credit_of_credit_note",
+        `${target.number} is a credit note; credit invoices only`,
+      );
     }
     const account = await this.deps.account(db, target.billingAccountId);
     if (account === undefined) throw notFound("billingAccount", target.billingAccountId);
@@ -484,7 +503,12 @@ export class InvoicesService {
         .orderBy(asc(invoiceLines.position));
       const credits = await creditedSoFar(tx, target.id);
       const document = documentOfRow(target);
-      const plan = planCredit(document, lines.map((line) => lineOfRow(line, target.currency)), credits, request);
+      const plan = planCredit(
+        document,
+        lines.map((line) => lineOfRow(line, target.currency)),
+        credits,
+        request,
+      );
       const issuer = { id: target.issuerId, name: target.issuerName, ...(await this.issuerOf(target, account)) };
       const now = this.deps.clock.now();
       const issueDate = formatLocalDate(localDate(now, account.cycle.timeZone));
@@ -637,7 +661,7 @@ export class InvoicesService {
   async list(actor: Actor, request: ListRequest): Promise<{ items: CustomerBill[]; total: number }> {
     const db = this.deps.database.db;
     const scope = subscriberScope(actor, invoices.billingAccountId);
-    const category = request.filters.category;
+    const { category, ...filters } = request.filters;
     const where = listFilters(
       {
         id: invoices.id,
@@ -646,7 +670,7 @@ export class InvoicesService {
         "billingAccount.id": invoices.billingAccountId,
         usagePeriod: invoices.usagePeriod,
       },
-      { ...request, filters: { ...request.filters, category: [] } },
+      { ...request, filters },
       [
         scope,
         category === undefined || category.length === 0
@@ -936,7 +960,10 @@ function mayRead(actor: Actor, billingAccountId: string): boolean {
   return actor.role !== "subscriber" || actor.billingAccountId === billingAccountId;
 }
 
-function subscriberScope(actor: Actor, column: typeof invoices.billingAccountId | typeof billRequests.billingAccountId) {
+function subscriberScope(
+  actor: Actor,
+  column: typeof invoices.billingAccountId | typeof billRequests.billingAccountId,
+) {
   return actor.role === "subscriber" ? eq(column, actor.billingAccountId ?? "") : undefined;
 }
 
@@ -1032,7 +1059,12 @@ export function planCredit(
       );
     }
     if (seen.has(line.id)) {
-      throw new AppError("unprocessable", "duplicate_line", `${field}.id: line ${line.id} is named twice`, `${field}.id`);
+      throw new AppError(
+        "unprocessable",
+        "duplicate_line",
+        `${field}.id: line ${line.id} is named twice`,
+        `${field}.id`,
+      );
     }
     seen.add(line.id);
     const left = line.net.units - (credited.byLine.get(line.id) ?? 0n);
@@ -1042,6 +1074,14 @@ export function planCredit(
         "unprocessable",
         "nothing_to_credit",
         `${field}.id: line ${line.id} (${line.name}) is itself a credit; nothing to credit on it`,
+        `${field}.id`,
+      );
+    }
+    if (left <= 0n && request.lines !== undefined) {
+      throw new AppError(
+        "unprocessable",
+        "credit_exceeds_line",
+        `${field}.id: line ${line.id} (${line.name}) is credited in full already`,
         `${field}.id`,
       );
     }
@@ -1067,7 +1107,12 @@ export function planCredit(
         );
       }
       if (units <= 0n) {
-        throw new AppError("bad_request", "invalid_field", `${field}.amount.value: must be positive`, `${field}.amount.value`);
+        throw new AppError(
+          "bad_request",
+          "invalid_field",
+          `${field}.amount.value: must be positive`,
+          `${field}.amount.value`,
+        );
       }
       net = units;
     }
@@ -1100,7 +1145,12 @@ export function planCredit(
       lines
         .filter((line) => rateKey(line.taxCategory, line.taxRate.toFixed()) === key)
         .reduce((sum, line) => sum + (credited.byLine.get(line.id) ?? 0n), 0n);
-    let tax = creditedHere >= netLeft ? taxLeft : taxable === 0n ? 0n : divideHalfUp(subtotal.tax.units * creditedHere, taxable);
+    let tax =
+      creditedHere >= netLeft
+        ? taxLeft
+        : taxable === 0n
+          ? 0n
+          : divideHalfUp(subtotal.tax.units * creditedHere, taxable);
     if (tax > taxLeft) tax = taxLeft;
     if (tax < 0n) tax = 0n;
     taxShare.set(key, tax);

@@ -234,6 +234,14 @@ export const BillingAccountSchema = Type.Object({
   ),
   /** When the current bill period ends and its bill is cut: a local date in the zone in effect now. */
   nextBillDate: Type.String({ format: "date" }),
+  /** TMF666: what the account owes, the sum of its receivables ledger (positive: owed; negative: credit). */
+  accountBalance: Type.Array(
+    Type.Object({
+      balanceType: Type.String(),
+      amount: Type.Object({ unit: Type.String(), value: Type.Number() }),
+      validFor: Type.Object({ startDateTime: Type.String() }),
+    }),
+  ),
   lastModified: Type.String({ format: "date-time" }),
 });
 export type BillingAccount = Static<typeof BillingAccountSchema>;

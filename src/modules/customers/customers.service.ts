@@ -8,7 +8,7 @@ import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { canonicalTimeZone, cycleAt, cyclePeriod, formatLocalDate, localDate } from "../../shared/calendar.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { isId } from "../../shared/ids.js";
-import { amountToJsonNumber, type Money } from "../../shared/money.js";
+import { amountToJsonNumber, Money } from "../../shared/money.js";
 import { withoutEmpty } from "../../shared/objects.js";
 import * as repository from "./customers.repository.js";
 import {
@@ -378,10 +378,14 @@ type CustomerForParty = (
   field: string,
 ) => Promise<string>;
 
+/** What the receivables ledger says an account owes (billing answers it), by account id; absent: nothing. */
+export type BalanceReader = (db: Db, ids: readonly string[]) => Promise<ReadonlyMap<string, { amount: Money }>>;
+
 function billingAccountModel(
   deps: ServiceDeps,
   listeners: AccountListener[],
   closeGuards: CloseGuard[],
+  balanceReaders: BalanceReader[],
   defaults: AccountDefaults,
   customerForParty: CustomerForParty,
 ): ResourceModel<
@@ -488,6 +492,15 @@ function billingAccountModel(
       );
       const nowMs = deps.clock.now().getTime();
       const dateIn = (ms: number, zone: string) => formatLocalDate(localDate(new Date(ms), zone));
+      const balances = new Map<string, { amount: Money }>();
+      for (const read of balanceReaders) {
+        for (const [id, balance] of await read(
+          db,
+          rows.map((row) => row.id),
+        ))
+          balances.set(id, balance);
+      }
+      const asOf = new Date(nowMs).toISOString();
       return rows.map((row) => {
         const cycle = billCycleOf(row);
         const inEffect = cycleAt(nowMs, cycle);
@@ -525,6 +538,16 @@ function billingAccountModel(
                 },
               }),
           nextBillDate: dateIn(cyclePeriod(nowMs, cycle).endMs, inEffect.timeZone),
+          accountBalance: [
+            {
+              balanceType: "receivable",
+              amount: money(balances.get(row.id)?.amount ?? new Money(0), row.currency) as {
+                unit: string;
+                value: number;
+              },
+              validFor: { startDateTime: asOf },
+            },
+          ],
           lastModified: row.updatedAt.toISOString(),
         };
       });
@@ -616,6 +639,7 @@ function billingAccountModel(
 export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefaults) {
   const accountListeners: AccountListener[] = [];
   const closeGuards: CloseGuard[] = [];
+  const balanceReaders: BalanceReader[] = [];
   const customers = new ResourceStore(customerModel(), deps);
   const customerForParty: CustomerForParty = async (tx, actor, party, field) => {
     const type = party["@referredType"] as "Individual" | "Organization";
@@ -643,13 +667,17 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
     return { account, customer: await repository.customerRows.find(db, account.customerId) };
   };
   const billingAccounts = new ResourceStore(
-    billingAccountModel(deps, accountListeners, closeGuards, defaults, customerForParty),
+    billingAccountModel(deps, accountListeners, closeGuards, balanceReaders, defaults, customerForParty),
     deps,
   );
   return {
     /** Asked before a billing account closes; a reason refuses the close (409 with it). */
     guardAccountClose(guard: CloseGuard): void {
       closeGuards.push(guard);
+    },
+    /** Where accountBalance comes from (the receivables ledger, kept by billing). */
+    readBalancesWith(reader: BalanceReader): void {
+      balanceReaders.push(reader);
     },
     /** Called after a billing account is created or changed, once committed (charging re-checks its limits). */
     onBillingAccountChange(listener: AccountListener): void {
