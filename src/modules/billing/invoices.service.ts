@@ -409,7 +409,24 @@ export class InvoicesService {
         ...(credited === null ? {} : { credits: credited.number }),
       },
     });
-    await this.recordEvent(tx, issued, "Create");
+    // A new document has nothing applied yet: its event is presented from what was just written, with no read.
+    await this.deps.events.record(tx, {
+      api: "customerBillManagement",
+      resource: "customerBill",
+      change: "Create",
+      resourceId: id,
+      body: presentBill(document, issuer, "tmf", {
+        id,
+        number,
+        paymentReference: issued.paymentReference,
+        issuerId: issuer.id,
+        issuedAt: now,
+        state: issued.state,
+        stateChangedAt: now,
+        creditedInvoice: credited,
+        applied: [],
+      }),
+    });
     return issued;
   }
 
@@ -494,6 +511,7 @@ export class InvoicesService {
     const account = await this.deps.account(db, target.billingAccountId);
     if (account === undefined) throw notFound("billingAccount", target.billingAccountId);
     const contact = await this.deps.contactFor(account.customerId);
+    const issuer = { id: target.issuerId, name: target.issuerName, ...(await this.issuerOf(target, account)) };
     const outcome = await this.deps.database.transaction(async (tx) => {
       await lockAccount(tx, target.billingAccountId);
       const lines = await tx
@@ -509,7 +527,6 @@ export class InvoicesService {
         credits,
         request,
       );
-      const issuer = { id: target.issuerId, name: target.issuerName, ...(await this.issuerOf(target, account)) };
       const now = this.deps.clock.now();
       const issueDate = formatLocalDate(localDate(now, account.cycle.timeZone));
       const zero = MinorAmount.zero(document.gross.decimals);

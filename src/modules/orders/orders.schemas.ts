@@ -19,6 +19,17 @@ export const ProductOrderCreateSchema = Type.Object({
         Type.Object({
           id: Type.Optional(Type.String({ maxLength: 100 })),
           productCharacteristic: Type.Optional(Type.Array(Characteristic, { maxItems: 10 })),
+          // TMF622 ProductRelationship: an add-on names the line it is added to as `reliesOn` an owned product.
+          productRelationship: Type.Optional(
+            Type.Array(
+              Type.Object({
+                relationshipType: Type.String({ maxLength: 50 }),
+                // ProductRefOrValue: a product by value has no id; the order is then rejected with the reason.
+                product: Type.Object({ id: Type.Optional(Type.String({ maxLength: 100 })) }),
+              }),
+              { maxItems: 5 },
+            ),
+          ),
         }),
       ),
       // A promotion for the item: the TMF620 price of the promotion, named in a price alteration.
@@ -74,6 +85,9 @@ export const ProductOrderSchema = Type.Object({
           id: Type.Optional(Type.String()),
           href: Type.Optional(Type.String()),
           productCharacteristic: Type.Array(Type.Object({ name: Type.String(), value: Type.String() })),
+          productRelationship: Type.Optional(
+            Type.Array(Type.Object({ relationshipType: Type.String(), product: Type.Object(Ref.properties) })),
+          ),
         }),
       ),
       productOrderItemRelationship: Type.Array(Type.Object({ id: Type.String(), relationshipType: Type.String() })),

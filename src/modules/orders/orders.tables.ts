@@ -8,8 +8,13 @@ export interface OrderItemRecord {
   offeringId?: string;
   offeringVersion?: number;
   offeringName?: string;
-  /** Add-ons: the plan item of the same line. */
+  /** Add-ons of a new line: the plan item of the same line. */
   reliesOn?: string;
+  /**
+   * Add-ons to a line the account already has: that line's plan product (TMF622 `product.productRelationship`
+   * reliesOn). An item has this or `reliesOn`, never both.
+   */
+  lineId?: string;
   /** The catalog promotions the item gets (TMF622 itemPrice[].priceAlteration[].productOfferingPrice). */
   promotionIds?: string[];
   /** Chosen or given number and SIM of a new line; the line's product once created, or the product to end. */
@@ -38,6 +43,11 @@ export interface SagaProgress {
     addonIds?: string[];
     activated?: boolean;
   }>;
+  /**
+   * Add-ons to lines the account already has, created pending activation (with the step that creates new lines'
+   * products): undone by aborting them. Absent on orders stored before add-ons could be added to existing lines.
+   */
+  addons?: Array<{ itemId: string; lineId: string; productId: string; msisdn: string }>;
 }
 
 /** TMF622 product orders with their items, fulfilment progress and idempotency key. */

@@ -218,12 +218,35 @@ export type GuidingFilter =
  */
 export class SubscriptionsService {
   private readonly lineListeners: Array<(productIds: string[]) => void> = [];
+  /** The lines changed in each open transaction, told to the listeners when it commits. */
+  private readonly changedLines = new WeakMap<Db, Set<string>>();
 
   constructor(private readonly deps: SubscriptionsDeps) {}
 
-  /** Called with the ids of plan products whose state changed, once the change is committed. */
+  /**
+   * Called with the ids of plan products whose state changed (the line itself or one of its add-ons), once the
+   * change is committed.
+   */
   onLineChange(listener: (productIds: string[]) => void): void {
     this.lineListeners.push(listener);
+  }
+
+  /**
+   * Tells the line listeners of a changed line once its transaction commits, once per line and transaction: a line
+   * activated with its add-ons, or suspended with them, is one change for the listeners.
+   */
+  private lineChanged(tx: Db, lineId: string): void {
+    const pending = this.changedLines.get(tx);
+    if (pending !== undefined) {
+      pending.add(lineId);
+      return;
+    }
+    const lineIds = new Set([lineId]);
+    this.changedLines.set(tx, lineIds);
+    afterCommit(tx, () => {
+      this.changedLines.delete(tx);
+      for (const listener of this.lineListeners) listener([...lineIds]);
+    });
   }
 
   /** Every product (line or add-on) of an account on an offering, whatever its status. */
@@ -665,11 +688,9 @@ export class SubscriptionsService {
       orderId: history.orderId,
       suspensionReason,
     });
-    if (row.kind === "plan") {
-      afterCommit(tx, () => {
-        for (const listener of this.lineListeners) listener([row.id]);
-      });
-    }
+    // An add-on's change is a change of its line as rating sees it (its allowances, its dates).
+    const lineId = row.kind === "plan" ? row.id : row.parentId;
+    if (lineId !== null) this.lineChanged(tx, lineId);
     const [presented] = await this.presentRows(tx, [updated as ProductRecord]);
     await this.deps.audit.record(tx, actor, {
       action: record.action,
