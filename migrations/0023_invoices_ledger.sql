@@ -85,6 +85,7 @@ CREATE TABLE "invoices" (
 	"advance_end" timestamp with time zone,
 	"issue_date" date NOT NULL,
 	"due_date" date NOT NULL,
+	"time_zone" text NOT NULL,
 	"issued_at" timestamp with time zone NOT NULL,
 	"net" numeric(24, 6) NOT NULL,
 	"tax" numeric(24, 6) NOT NULL,

@@ -256,6 +256,44 @@ WRITE_SAMPLES["PATCH /api/v1/hub-subscriptions/:id"] = async (engine) => {
   return { url: `/api/v1/hub-subscriptions/${id}`, body: { status: "active" }, entityId: id };
 };
 
+const BILLING = "/tmf-api/customerBillManagement/v4";
+/** An account with a line ordered a month and more ago: its cycle invoice is due (the clock moves on 40 days). */
+async function accountToBill(engine: Engine, range: string): Promise<string> {
+  const { accountId } = await orderReadyAccount(engine, {
+    numbers: [`+49151000${range}0`, `+49151000${range}9`],
+    sims: 1,
+  });
+  const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(accountId) });
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+  engine.clock.set(new Date(engine.clock.now().getTime() + 40 * 86_400_000));
+  return accountId;
+}
+async function issuedBill(engine: Engine, range: string): Promise<string> {
+  const accountId = await accountToBill(engine, range);
+  const issued = await engine.request("POST", `/api/v1/billing/accounts/${accountId}/invoices`, { body: {} });
+  return issued.json().id as string;
+}
+Object.assign(WRITE_SAMPLES, {
+  "POST /api/v1/billing/accounts/:id/invoices": async (engine: Engine) => ({
+    url: `/api/v1/billing/accounts/${await accountToBill(engine, "600")}/invoices`,
+    body: {},
+  }),
+  "POST /api/v1/billing/invoices/:id/credit-notes": async (engine: Engine) => ({
+    url: `/api/v1/billing/invoices/${await issuedBill(engine, "610")}/credit-notes`,
+    body: { reason: "goodwill" },
+  }),
+  [`PATCH ${BILLING}/customerBill/:id`]: async (engine: Engine) => {
+    const id = await issuedBill(engine, "620");
+    return { url: `${BILLING}/customerBill/${id}`, body: { state: "onHold" }, entityId: id };
+  },
+  [`POST ${BILLING}/customerBillOnDemand`]: async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100006300", "+4915100006309"], sims: 1 });
+    const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(accountId) });
+    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+    return { url: `${BILLING}/customerBillOnDemand`, body: { billingAccount: { id: accountId } } };
+  },
+});
+
 const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);
 
 t.test("every route declares roles or is public, and has a response schema", async (t) => {

@@ -66,8 +66,9 @@ for (const driver of drivers) {
       billNo: "DE-INV-2027-000001",
       category: "normal",
       runType: "onCycle",
-      billDate: "2027-04-01",
-      paymentDueDate: "2027-04-15",
+      // TMF678 date-times: the start of 1 and 15 April in Berlin.
+      billDate: "2027-03-31T22:00:00.000Z",
+      paymentDueDate: "2027-04-14T22:00:00.000Z",
       usagePeriod: "2027-03-01",
       billingAccount: { id: accountId },
       relatedParty: [{ id: "telco-de", name: "Telco Deutschland GmbH", role: "issuer" }],
@@ -318,7 +319,8 @@ t.test("an interim bill on demand; the cycle invoice then bills the rest", async
     headers: { "idempotency-key": "interim-1" },
     body: { billingAccount: { id: accountId }, name: "Moving out" },
   });
-  t.equal(replay.statusCode, 200);
+  t.equal(replay.statusCode, 201);
+  t.equal(replay.headers["idempotent-replayed"], "true");
   t.equal(replay.json().id, asked.json().id, "the same request");
   const interim = (await engine.request("GET", `${BILLS}/${asked.json().customerBill.id}`)).json();
   t.equal(interim.category, "interim");

@@ -1,3 +1,4 @@
+import { localMidnightUtc } from "../../shared/calendar.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { MinorAmount } from "../../shared/minor-units.js";
 import { amountToJsonNumber, Money } from "../../shared/money.js";
@@ -58,6 +59,8 @@ export interface BillDocument {
   advancePeriod: { startMs: number; endMs: number } | null;
   issueDate: string;
   dueDate: string;
+  /** The account's zone the dates are local dates in. */
+  timeZone: string;
   net: MinorAmount;
   tax: MinorAmount;
   gross: MinorAmount;
@@ -98,6 +101,7 @@ export function documentOfDraft(
       advancePeriod: draft.advancePeriod,
       issueDate: draft.issueDate,
       dueDate: draft.dueDate,
+      timeZone: draft.timeZone,
       net: draft.net,
       tax: draft.tax,
       gross: draft.gross,
@@ -166,6 +170,7 @@ export function documentOfRow(row: InvoiceRow): BillDocument {
         : { startMs: row.advanceStart.getTime(), endMs: row.advanceEnd.getTime() },
     issueDate: row.issueDate,
     dueDate: row.dueDate,
+    timeZone: row.timeZone,
     net: minor(row.net),
     tax: minor(row.tax),
     gross: minor(row.gross),
@@ -248,6 +253,12 @@ function moneyOf(style: MoneyStyle, currency: string) {
 
 const iso = (instant: number) => new Date(instant).toISOString();
 
+/** "2027-04-01" in Europe/Berlin → "2027-03-31T22:00:00.000Z". */
+function localDayStart(date: string, timeZone: string): string {
+  const [year, month, day] = date.split("-").map(Number) as [number, number, number];
+  return iso(localMidnightUtc(timeZone, { year, month, day }));
+}
+
 const CATEGORY: Record<DocumentKind, string> = {
   cycle: "normal",
   interim: "interim",
@@ -287,7 +298,8 @@ export function presentBill(
     "@type": "CustomerBill" as const,
     category: CATEGORY[document.kind],
     runType: document.kind === "cycle" ? "onCycle" : "offCycle",
-    billDate: document.issueDate,
+    /** TMF678 date-times: the start of the bill's day and of its due day in the account's zone. */
+    billDate: localDayStart(document.issueDate, document.timeZone),
     ...(document.usagePeriod === null
       ? {}
       : {
@@ -297,7 +309,7 @@ export function presentBill(
           },
         }),
     ...(document.advancePeriod === null ? {} : { nextBillDate: iso(document.advancePeriod.endMs) }),
-    paymentDueDate: document.dueDate,
+    paymentDueDate: localDayStart(document.dueDate, document.timeZone),
     billingAccount: accountRef,
     relatedParty: [{ id: issuer.id, name: issuer.name, role: "issuer", "@referredType": "Organization" }],
     /** What this document asks for (a credit note: what it gives back, negative). */
@@ -380,7 +392,7 @@ export function presentLine(
     );
     if (line.usage.zone !== null) characteristic.push({ name: "zone", value: line.usage.zone });
   }
-  const endMs = document.usagePeriod?.endMs ?? Date.parse(`${document.issueDate}T00:00:00Z`);
+  const endMs = document.usagePeriod?.endMs ?? Date.parse(localDayStart(document.issueDate, document.timeZone));
   return {
     id: line.id,
     ...(bill === null ? {} : { href: `${BILLING_RATE_PATH}/${line.id}` }),

@@ -81,6 +81,8 @@ export const invoices = pgTable(
     advanceEnd: timestamp("advance_end", { withTimezone: true, mode: "date" }),
     issueDate: date("issue_date", { mode: "string" }).notNull(),
     dueDate: date("due_date", { mode: "string" }).notNull(),
+    /** The account's zone its issue and due dates are local dates in. */
+    timeZone: text("time_zone").notNull(),
     issuedAt: timestamp("issued_at", { withTimezone: true, mode: "date" }).notNull(),
     /** Signed: a credit note's amounts are negative. */
     net: moneyColumn("net").notNull(),

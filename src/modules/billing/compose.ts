@@ -245,6 +245,8 @@ export interface Draft {
   advancePeriod: Period | null;
   issueDate: string;
   dueDate: string;
+  /** The zone the issue and due dates are the account's local dates in. */
+  timeZone: string;
   lines: DraftLine[];
   taxes: TaxSubtotal[];
   net: MinorAmount;
@@ -288,7 +290,8 @@ export function composeInvoice(input: ComposeInput): Draft {
   const usageMarks: Array<{ summaryId: string; toSeq: number }> = [];
   const minor = minorReader(decimals);
   const taxOf = taxResolver(input, problems);
-  const issueDay = localDayNumber(input.issueMs, zoneAt(account.cycle, input.issueMs));
+  const issueZone = zoneAt(account.cycle, input.issueMs);
+  const issueDay = localDayNumber(input.issueMs, issueZone);
 
   if (account.accountType === "prepaid") {
     notes.push("A prepaid account pays its lines and usage from its balance: nothing is invoiced.");
@@ -421,6 +424,7 @@ export function composeInvoice(input: ComposeInput): Draft {
     usagePeriod: input.usagePeriod,
     advancePeriod: input.advancePeriod,
     issueDate: formatLocalDate(dateOfDayNumber(issueDay)),
+    timeZone: issueZone,
     dueDate: formatLocalDate(dateOfDayNumber(issueDay + account.paymentTermsDays)),
     lines: lines.map((entry) => draftLine(entry, decimals)),
     taxes: taxes.map((subtotal) => ({

@@ -283,7 +283,7 @@ export function invoicesRoutes(invoices: InvoicesService) {
           tags: [TAG],
           summary: "Bill an account now: an interim bill of its usage and one-time charges to date",
           body: OnDemandCreateSchema,
-          response: { 200: OnDemandSchema, 201: OnDemandSchema, ...errorResponses(404, 409, 413, 415, 422) },
+          response: { 201: OnDemandSchema, ...errorResponses(404, 409, 413, 415, 422) },
         },
       },
       async (request, reply) => {
@@ -303,10 +303,8 @@ export function invoicesRoutes(invoices: InvoicesService) {
           ...(body.description === undefined ? {} : { description: body.description }),
           ...(key === undefined ? {} : { idempotencyKey: key }),
         });
-        if (!created) {
-          reply.header("idempotent-replayed", "true");
-          return answer;
-        }
+        // A replay answers as the first call did (201), marked as a replay.
+        if (!created) reply.header("idempotent-replayed", "true");
         return sendCreated(reply, answer);
       },
     );

@@ -189,6 +189,12 @@ export class InvoicesService {
         throw new AppError("conflict", "duplicate_request", "a request with this Idempotency-Key is being answered");
       }
       const presented = await this.presentRequest(row, tx);
+      await this.deps.audit.record(tx, actor, {
+        action: "create",
+        entityType: "customerBillOnDemand",
+        entityId: id,
+        after: { billingAccountId: account.id, state: row.state, invoiceId: row.invoiceId, reason: row.reason },
+      });
       await this.deps.events.record(tx, {
         api: "customerBillManagement",
         resource: "customerBillOnDemand",
@@ -323,6 +329,7 @@ export class InvoicesService {
         advanceEnd: document.advancePeriod === null ? null : new Date(document.advancePeriod.endMs),
         issueDate: document.issueDate,
         dueDate: document.dueDate,
+        timeZone: document.timeZone,
         issuedAt: now,
         net: money(document.net),
         tax: money(document.tax),
@@ -528,7 +535,8 @@ export class InvoicesService {
         request,
       );
       const now = this.deps.clock.now();
-      const issueDate = formatLocalDate(localDate(now, account.cycle.timeZone));
+      const zone = cycleAt(now.getTime(), account.cycle).timeZone;
+      const issueDate = formatLocalDate(localDate(now, zone));
       const zero = MinorAmount.zero(document.gross.decimals);
       const creditDocument: BillDocument = {
         kind: "creditNote",
@@ -538,6 +546,7 @@ export class InvoicesService {
         advancePeriod: null,
         issueDate,
         dueDate: issueDate,
+        timeZone: zone,
         net: plan.net,
         tax: plan.tax,
         gross: plan.net.plus(plan.tax),
