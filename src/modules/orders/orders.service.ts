@@ -145,6 +145,16 @@ function present(row: ProductOrderRow): ProductOrder {
           ...(item.msisdn ? [{ name: "msisdn", value: item.msisdn }] : []),
           ...(item.iccid ? [{ name: "iccid", value: item.iccid }] : []),
         ],
+        ...(item.lineId !== undefined
+          ? {
+              productRelationship: [
+                {
+                  relationshipType: "reliesOn",
+                  product: { id: item.lineId, href: `${PRODUCT_PATH}/${item.lineId}`, "@referredType": "Product" },
+                },
+              ],
+            }
+          : {}),
       },
       productOrderItemRelationship: item.reliesOn ? [{ id: item.reliesOn, relationshipType: "reliesOn" }] : [],
     })),
@@ -158,8 +168,10 @@ function present(row: ProductOrderRow): ProductOrder {
  * Product orders (TMF622): validated against the catalog in force and the account, stored (a well-formed
  * order that breaks a rule is stored as rejected with every reason), then fulfilled as explicit steps —
  * reserve number and SIM, create the products pending activation, activate on the network, then assign,
- * activate and record one-time charges in one transaction. A failure or a cancellation at any step undoes
- * the earlier ones in reverse.
+ * activate and record one-time charges in one transaction. An add-on for a line the account already has (TMF622
+ * `product.productRelationship` reliesOn the line) goes through the same steps: created under its line, pending,
+ * with the new lines' products, and activated with them; the line carries it on the network. A failure or a
+ * cancellation at any step undoes the earlier ones in reverse.
  */
 export class OrdersService {
   readonly #running = new Map<string, Promise<void>>();
@@ -370,6 +382,13 @@ export class OrdersService {
           if (offering.kind === "plan" && offering.tariffs?.[account.currency] === undefined) {
             reject("currency", `${offering.id} is not sold in ${account.currency}`, item.id);
           }
+          // An add-on's prices must be in the account's currency (a bought price is never made up).
+          if (
+            offering.kind === "addon" &&
+            offering.prices.some((price) => price.amounts[account.currency] === undefined)
+          ) {
+            reject("currency", `${offering.id} is not sold in ${account.currency}`, item.id);
+          }
         }
         const relation = item.productOrderItemRelationship?.find(
           (entryRelation) => entryRelation.relationshipType === "reliesOn",
@@ -393,13 +412,25 @@ export class OrdersService {
           }
         }
         if (offering.kind === "addon") {
-          if (!relation)
+          const line = item.product?.productRelationship?.find((entry) => entry.relationshipType === "reliesOn");
+          if (relation && line) {
             reject(
-              "addon_without_plan",
-              `${offering.id} needs a plan on the same line (productOrderItemRelationship reliesOn)`,
+              "addon_ambiguous_line",
+              `${offering.id} relies on item ${relation.id} and on product ${line.product.id ?? "(none)"}; name one line`,
               item.id,
             );
-          else record.reliesOn = relation.id;
+          } else if (line) {
+            if (line.product.id !== undefined) record.lineId = line.product.id;
+            await this.checkLine(db, account?.id, line.product.id, offering, (code, reason) =>
+              reject(code, reason, item.id),
+            );
+          } else if (relation) record.reliesOn = relation.id;
+          else
+            reject(
+              "addon_without_plan",
+              `${offering.id} needs a line: a plan item of the same order (productOrderItemRelationship reliesOn) or a line of the account (product.productRelationship reliesOn)`,
+              item.id,
+            );
         }
       } else if (item.action === "delete") {
         const productId = item.product?.id;
@@ -428,7 +459,44 @@ export class OrdersService {
         reject("incompatible_addon", `${offering.id} cannot be added to ${plan.id}`, record.id);
       }
     }
+    // A line holds an add-on once (the catalog has no add-on that stacks): one item per add-on and line.
+    const addonsByLine = new Map<string, string>();
+    for (const record of items.filter((item) => item.reliesOn !== undefined || item.lineId !== undefined)) {
+      const key = `${record.reliesOn !== undefined ? `item:${record.reliesOn}` : `product:${record.lineId}`}|${record.offeringId}`;
+      const first = addonsByLine.get(key);
+      if (first !== undefined)
+        reject("duplicate_addon", `item ${first} adds ${record.offeringId} to the same line already`, record.id);
+      else addonsByLine.set(key, record.id);
+    }
     return { items, rejection: reasons, customerId: account?.customerId ?? null };
+  }
+
+  /**
+   * An add-on for a line the account already has (TMF622 `product.productRelationship` reliesOn an owned product):
+   * the product must be this account's line, active, on a plan the add-on is sold for, and not hold the add-on
+   * already. Problems are rejected with the reason.
+   */
+  private async checkLine(
+    db: Db,
+    accountId: string | undefined,
+    lineId: string | undefined,
+    offering: Offering,
+    reject: (code: string, reason: string) => void,
+  ): Promise<void> {
+    const line = lineId === undefined ? undefined : await this.deps.subscriptions.find(db, lineId);
+    // Without a known account no product is "on this account": nothing about another's line is told.
+    if (!line || line.billingAccountId !== accountId) {
+      reject("unknown_product", `product ${lineId ?? "(none)"} is not on this account`);
+      return;
+    }
+    const refusal = this.deps.subscriptions.refuseAddon(
+      line,
+      offering.id,
+      await this.deps.subscriptions.addonsOf(db, line.id),
+    );
+    if (refusal !== null) reject(refusal.code, refusal.reason);
+    else if (offering.compatiblePlans && !offering.compatiblePlans.includes(line.offeringId))
+      reject("incompatible_addon", `${offering.id} cannot be added to ${line.offeringId}`);
   }
 
   /**
@@ -569,7 +637,10 @@ export class OrdersService {
     const account = await this.deps.customers.accountForOrder(db, order.billingAccountId);
     if (!account) throw new Interrupted("failed", "the billing account disappeared");
     const progress: SagaProgress = { lines: [] };
-    const plans = order.items.filter((item) => item.action === "add" && item.reliesOn === undefined);
+    const plans = order.items.filter(
+      (item) => item.action === "add" && item.reliesOn === undefined && item.lineId === undefined,
+    );
+    const lineAddons = order.items.filter((item) => item.action === "add" && item.lineId !== undefined);
 
     // Steps 1 and 2 in one transaction: reserve a number and a SIM per line and create its products, pending
     // activation. If anything is missing, nothing of it exists afterwards, so there is nothing to undo yet.
@@ -654,6 +725,21 @@ export class OrdersService {
           addonIds: created.addons.map((addon) => addon.id),
         });
       }
+      // Add-ons to lines the account has: created under their line, which is checked again under its lock.
+      for (const item of lineAddons) {
+        const addon = product(item);
+        const created = await this.deps.subscriptions.createPendingAddon(tx, actor, {
+          lineId: item.lineId as string,
+          billingAccountId: account.id,
+          orderId: order.id,
+          addon: { ...addon, kind: "addon", prices: prices(addon.offering), term: null },
+        });
+        const line = await this.deps.subscriptions.find(tx, item.lineId as string);
+        progress.addons = [
+          ...(progress.addons ?? []),
+          { itemId: item.id, lineId: item.lineId as string, productId: created.id, msisdn: line?.msisdn ?? "" },
+        ];
+      }
       await tx
         .update(productOrders)
         .set({ progress, updatedAt: this.deps.clock.now() })
@@ -724,8 +810,29 @@ export class OrdersService {
           }
         });
       }
+      // Add-ons to lines the account has: activated under their line (still active), their own fees charged.
+      for (const added of progress.addons ?? []) {
+        await this.deps.subscriptions.activate(tx, actor, [added.productId], order.id);
+        const item = order.items.find((entry) => entry.id === added.itemId) as OrderItemRecord;
+        for (const price of fees(item.offeringId ?? "")) {
+          charges.push({
+            productId: added.productId,
+            priceId: price.id,
+            name: price.name,
+            amount: price.amounts[account.currency] ?? "0",
+            currency: account.currency,
+            taxClass: price.taxClass,
+            taxIncluded: priceTerms(price).taxIncluded,
+            offeringVersion: item.offeringVersion ?? 1,
+          });
+        }
+      }
       await this.deps.subscriptions.recordCharges(tx, account.id, order.id, charges);
       const items = (row as ProductOrderRow).items.map((item) => {
+        if (item.lineId !== undefined) {
+          const added = progress.addons?.find((entry) => entry.itemId === item.id);
+          return { ...item, state: "completed", ...(added ? { productId: added.productId } : {}) };
+        }
         const line = progress.lines.find((entry) => entry.itemId === item.id || entry.itemId === item.reliesOn);
         const addonIndex = order.items
           .filter((other) => other.reliesOn === item.reliesOn)
@@ -754,6 +861,10 @@ export class OrdersService {
     });
     for (const line of progress.lines) {
       await this.notify(completed, "line.active", `Your line ${line.msisdn} is active.`);
+    }
+    for (const added of progress.addons ?? []) {
+      const name = order.items.find((item) => item.id === added.itemId)?.offeringName ?? "Your add-on";
+      await this.notify(completed, "addon.active", `${name} is active on your line ${added.msisdn}.`);
     }
   }
 
@@ -807,6 +918,14 @@ export class OrdersService {
       const current = await this.find(tx, id, true);
       // Another process finished or undid the order meanwhile: its outcome stands.
       if (!current || (current.state !== "inProgress" && current.state !== "acknowledged")) return null;
+      // Add-ons to lines the account has reached nothing on the network: aborting them is the whole undo.
+      await this.deps.subscriptions.abort(
+        tx,
+        actor,
+        [...(row.progress.addons ?? [])].reverse().map((added) => added.productId),
+        `order ${outcome}: ${reason}`,
+        id,
+      );
       for (const line of lines) {
         await this.deps.subscriptions.abort(
           tx,

@@ -722,66 +722,172 @@ export class SubscriptionsService {
 
   /** A new line (plan and add-ons) created and moved to pendingActive, holding nothing on the network yet. */
   async createPending(tx: Db, actor: Actor, line: NewLine): Promise<{ plan: ProductRecord; addons: ProductRecord[] }> {
-    const now = this.deps.clock.now();
-    const insert = async (product: NewProduct, parentId: string | null) => {
-      const [row] = await tx
-        .insert(products)
-        .values({
-          id: newId(now.getTime()),
-          billingAccountId: line.billingAccountId,
-          customerId: line.customerId,
-          offeringId: product.offeringId,
-          offeringVersion: product.offeringVersion,
-          name: product.name,
-          kind: product.kind,
-          parentId,
-          status: "created",
-          msisdn: product.kind === "plan" ? line.msisdn : null,
-          iccid: product.kind === "plan" ? line.iccid : null,
-          currency: line.currency,
-          prices: product.prices,
-          term: product.term,
-          promotions: product.promotions ?? [],
-          orderId: line.orderId,
-          createdAt: now,
-          updatedAt: now,
-        })
-        .returning();
-      const created = row as ProductRecord;
-      await tx.insert(productHistory).values({
-        productId: created.id,
-        at: now,
-        fromStatus: null,
-        toStatus: "created",
-        reason: "ordered",
-        orderId: line.orderId,
-      });
-      const [presented] = await this.presentRows(tx, [created]);
-      await this.deps.audit.record(tx, actor, {
-        action: "create",
-        entityType: "product",
-        entityId: created.id,
-        after: presented,
-      });
-      await this.deps.events.record(tx, {
-        api: "productInventory",
-        resource: "product",
-        change: "Create",
-        resourceId: created.id,
-        body: presented,
-      });
-      return this.move(tx, actor, created, "pendingActive", "awaiting activation", line.orderId);
+    const owner = {
+      billingAccountId: line.billingAccountId,
+      customerId: line.customerId,
+      currency: line.currency,
+      orderId: line.orderId,
     };
-    const plan = await insert(line.plan, null);
+    const plan = await this.insertPending(tx, actor, owner, line.plan, {
+      parentId: null,
+      msisdn: line.msisdn,
+      iccid: line.iccid,
+    });
     const addons: ProductRecord[] = [];
-    for (const addon of line.addons) addons.push(await insert(addon, plan.id));
+    for (const addon of line.addons)
+      addons.push(await this.insertPending(tx, actor, owner, addon, { parentId: plan.id }));
     return { plan, addons };
   }
 
+  /**
+   * An add-on for a line the account already has, created and moved to pendingActive under it (the caller's
+   * transaction). The line is locked and must be this account's, active, and not already have the add-on's offering
+   * (created, pending, active or suspended): two orders for the same add-on on one line meet at the lock, and the
+   * second is refused. The catalog has no add-on that may be held twice on a line.
+   */
+  async createPendingAddon(
+    tx: Db,
+    actor: Actor,
+    request: { lineId: string; billingAccountId: string; orderId: string; addon: NewProduct },
+  ): Promise<ProductRecord> {
+    const line = await this.find(tx, request.lineId, true);
+    if (!line || line.billingAccountId !== request.billingAccountId)
+      throw new AppError("unprocessable", "unknown_product", `product ${request.lineId} is not on this account`);
+    const refusal = this.refuseAddon(line, request.addon.offeringId, await this.addonsOf(tx, line.id));
+    if (refusal !== null) throw new AppError("conflict", refusal.code, refusal.reason);
+    return this.insertPending(
+      tx,
+      actor,
+      {
+        billingAccountId: line.billingAccountId,
+        customerId: line.customerId,
+        currency: line.currency,
+        orderId: request.orderId,
+      },
+      request.addon,
+      { parentId: line.id },
+    );
+  }
+
+  /**
+   * Why an add-on on an offering may not be added to a product now, or null: the product must be a line (a plan),
+   * active (a suspended line is resumed first; an ended one takes nothing), and hold no add-on of that offering that
+   * has not ended. `addons` are the line's add-ons (addonsOf).
+   */
+  refuseAddon(
+    line: ProductRecord,
+    offeringId: string,
+    addons: readonly ProductRecord[],
+  ): { code: "not_a_line" | "line_not_active" | "addon_already_active"; reason: string } | null {
+    if (line.kind !== "plan")
+      return { code: "not_a_line", reason: `product ${line.id} is an add-on; add to its line ${line.parentId ?? ""}` };
+    if (line.status !== "active") {
+      const next = line.status === "suspended" ? "; resume it first" : "";
+      return {
+        code: "line_not_active",
+        reason: `line ${line.id} is ${line.status}; add-ons are added to active lines${next}`,
+      };
+    }
+    const held = addons.find(
+      (addon) =>
+        addon.offeringId === offeringId && !["pendingTerminate", "terminated", "aborted"].includes(addon.status),
+    );
+    if (held !== undefined)
+      return {
+        code: "addon_already_active",
+        reason: `line ${line.id} already has ${offeringId} (product ${held.id}, ${held.status})`,
+      };
+    return null;
+  }
+
+  /** A line's add-ons, in every status, in id order. */
+  async addonsOf(db: Db, lineId: string): Promise<ProductRecord[]> {
+    if (!isId(lineId)) return [];
+    return db.select().from(products).where(eq(products.parentId, lineId)).orderBy(asc(products.id));
+  }
+
+  /** One product created (history, audit, event) and moved to pendingActive: a new line's plan or an add-on. */
+  private async insertPending(
+    tx: Db,
+    actor: Actor,
+    owner: { billingAccountId: string; customerId: string; currency: string; orderId: string },
+    product: NewProduct,
+    place: { parentId: string | null; msisdn?: string; iccid?: string },
+  ): Promise<ProductRecord> {
+    const now = this.deps.clock.now();
+    const [row] = await tx
+      .insert(products)
+      .values({
+        id: newId(now.getTime()),
+        billingAccountId: owner.billingAccountId,
+        customerId: owner.customerId,
+        offeringId: product.offeringId,
+        offeringVersion: product.offeringVersion,
+        name: product.name,
+        kind: product.kind,
+        parentId: place.parentId,
+        status: "created",
+        msisdn: product.kind === "plan" ? (place.msisdn ?? null) : null,
+        iccid: product.kind === "plan" ? (place.iccid ?? null) : null,
+        currency: owner.currency,
+        prices: product.prices,
+        term: product.term,
+        promotions: product.promotions ?? [],
+        orderId: owner.orderId,
+        createdAt: now,
+        updatedAt: now,
+      })
+      .returning();
+    const created = row as ProductRecord;
+    await tx.insert(productHistory).values({
+      productId: created.id,
+      at: now,
+      fromStatus: null,
+      toStatus: "created",
+      reason: "ordered",
+      orderId: owner.orderId,
+    });
+    const [presented] = await this.presentRows(tx, [created]);
+    await this.deps.audit.record(tx, actor, {
+      action: "create",
+      entityType: "product",
+      entityId: created.id,
+      after: presented,
+    });
+    await this.deps.events.record(tx, {
+      api: "productInventory",
+      resource: "product",
+      change: "Create",
+      resourceId: created.id,
+      body: presented,
+    });
+    return this.move(tx, actor, created, "pendingActive", "awaiting activation", owner.orderId);
+  }
+
+  /**
+   * Activates products of an order (a new line's plan before its add-ons). An add-on activates only under an active
+   * line: a line suspended or ended while its add-on waited refuses it, and the order undoes the add-on.
+   */
   async activate(tx: Db, actor: Actor, productIds: string[], orderId: string): Promise<void> {
     for (const id of productIds) {
+      const parentId = (await this.find(tx, id))?.parentId ?? null;
+      // The line is locked before its add-on, in the order suspension and termination lock them.
+      if (parentId !== null) {
+        const line = await this.find(tx, parentId, true);
+        if (line?.status !== "active") {
+          throw new AppError(
+            "conflict",
+            "line_not_active",
+            `line ${parentId} is ${line?.status ?? "gone"}; the add-on ${id} was not activated`,
+          );
+        }
+      }
       const row = await this.find(tx, id, true);
-      if (row) await this.move(tx, actor, row, "active", "activated on the network", orderId);
+      if (!row) continue;
+      // An add-on to a line that was live already reaches nothing on the network: the line carries it.
+      const reason =
+        parentId !== null && !productIds.includes(parentId) ? "added to its active line" : "activated on the network";
+      await this.move(tx, actor, row, "active", reason, orderId);
     }
   }
 
