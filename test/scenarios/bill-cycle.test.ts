@@ -130,16 +130,15 @@ t.test("a month of a postpaid line, billed on the test clock through the API", a
   const lines = await linesOf(january.id);
   const recurring = lines.filter((line) => line.type === "recurring");
   // Postpaid M 19.99 with VAT: 17–31 January is 15 of 31 days (9.67), February in advance (19.99).
-  // International 100 at 7.99: 20–31 January, 12 of 31 days (3.09), February in advance (7.99).
+  // International 100 at 7.99, billed in arrears: 20–31 January, 12 of 31 days (3.09).
   t.same(
     recurring.map((line) => [line.product?.id, cents(line.taxIncludedAmount.value)]).sort(),
     [
       [addonId, 309],
-      [addonId, 799],
       [lineId, 1999],
       [lineId, 967],
     ].sort(),
-    "the plan and the add-on, prorated from their first day and in advance",
+    "the plan prorated from its first day and in advance, the add-on from its first day",
   );
   const fees = lines.filter((line) => line.type === "oneTime");
   t.same(fees.map((line) => [line.name, cents(line.taxIncludedAmount.value)]).sort(), [
@@ -168,9 +167,10 @@ t.test("a month of a postpaid line, billed on the test clock through the API", a
     "the subscriber is told",
   );
 
-  // Wednesday 3 February: a call of 30 January reaches the engine late and is rated.
+  // Wednesday 3 February: a national call of Thursday 28 January reaches the engine late; January's minutes
+  // were used up, so it costs money, and it is rated onto January.
   await moveTo("2027-02-03T10:00:00Z");
-  await api("POST", "/api/v1/cdrs", [cdr("c-4", "+33123456789", 300, "2027-01-30T12:00:00Z")], engine.keys.network);
+  await api("POST", "/api/v1/cdrs", [cdr("c-4", "+4930123456", 300, "2027-01-28T11:00:00Z")], engine.keys.network);
 
   // A credit note for the SIM card line of January's invoice.
   const sim = fees.find((line) => line.name === "SIM card") as Rate;
