@@ -376,7 +376,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         }
         return null;
       },
-      queueMessage: (tx, actor, message) => notifications.messages.queue(tx, actor, message),
+      queueMessages: (tx, messages) => notifications.messages.queueMany(tx, messages),
       deliverMessage: (id) => notifications.messages.deliver(id),
     });
     notifications.messages.onSent((message) => billing.invoices.messageSent(message));

@@ -10,12 +10,24 @@
  * Crash points of the rating worker: `after-step` (the charging step applied in the store, the batch not yet
  * committed), `mid-batch` (one account's step applied, others of the batch not yet), `after-commit` (rated rows
  * committed, queue entries not yet acknowledged). Of the scheduler: `mid-job` (a job's work done, its slot not
- * yet recorded as done).
+ * yet recorded as done). Of bill runs: `bill-after-drafts` (a batch's drafts composed, nothing written),
+ * `bill-after-numbering` (numbers taken in the batch's transaction, documents and ledger not yet written),
+ * `bill-mid-batch` (a batch committed, the run's next batches not yet claimed).
  */
-export type CrashPoint = "after-step" | "mid-batch" | "after-commit" | "mid-job";
+export const CRASH_POINTS = [
+  "after-step",
+  "mid-batch",
+  "after-commit",
+  "mid-job",
+  "bill-after-drafts",
+  "bill-after-numbering",
+  "bill-mid-batch",
+] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
 
-export const FAULT_PATTERN =
-  /^(crash:(after-step|mid-batch|after-commit|mid-job)(@[1-9][0-9]{0,5})?|poison:[0-9a-f-]{36})$/;
+export const FAULT_PATTERN = new RegExp(
+  `^(crash:(${CRASH_POINTS.join("|")})(@[1-9][0-9]{0,5})?|poison:[0-9a-f-]{36})$`,
+);
 
 let crash: { point: string; remaining: number } | null = null;
 let poison: string | null = null;

@@ -2,6 +2,7 @@ import { and, asc, count, eq, gte, inArray, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import { type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
+import { crashPoint } from "../../platform/faults.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { listFilters } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
@@ -18,6 +19,7 @@ import { creditorReference } from "../../shared/creditor-reference.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import { divideHalfUp, MinorAmount, parseScaled } from "../../shared/minor-units.js";
+import type { Money } from "../../shared/money.js";
 import type { SummarisedRow } from "../charging/index.js";
 import {
   type BillDocument,
@@ -33,7 +35,7 @@ import {
 import type { BillingAccountView, BillingService, IssuingEntityView } from "./billing.service.js";
 import { allocations, billRequests, invoiceLines, invoices, receivableEntries } from "./billing.tables.js";
 import { ComposeError, composeInvoice, type Draft, type InvoiceKind } from "./compose.js";
-import { accountSummary, balancesOf, nextNumber } from "./ledger.js";
+import { accountSummaries, balancesOf, nextNumbers } from "./ledger.js";
 
 /**
  * Issuing (DESIGN.md §10): a composed draft becomes a numbered, immutable document with its lines, an entry in the
@@ -50,19 +52,9 @@ export interface InvoicesDeps extends ServiceDeps {
   markChargesBilled(db: Db, ids: readonly string[], at: Date): Promise<number>;
   ratedRows(summaryId: string, page: { afterSeq?: number; limit?: number }): Promise<{ rows: SummarisedRow[] }>;
   /** The subscriber's address for bill messages (e-mail first), or null when it has none. */
-  contactFor(customerId: string): Promise<{ channel: "sms" | "email"; address: string } | null>;
-  queueMessage(
-    tx: Db,
-    actor: Actor,
-    message: {
-      customerId: string;
-      channel: "sms" | "email";
-      to: string;
-      subject: string;
-      body: string;
-      reason: string;
-    },
-  ): Promise<string>;
+  contactFor(customerId: string): Promise<Contact | null>;
+  /** Stores messages to send (pending) with the caller's transaction, ids given; the issuing audit row covers them. */
+  queueMessages(tx: Db, messages: readonly BillMessage[]): Promise<void>;
   deliverMessage(id: string): Promise<unknown>;
 }
 
@@ -70,6 +62,60 @@ type InvoiceRow = typeof invoices.$inferSelect;
 type LineRow = typeof invoiceLines.$inferSelect;
 
 export const BILL_READY_REASON = "bill.ready";
+/** Invoice lines per insert statement (about 32 parameters each, under PostgreSQL's 65,535). */
+const LINE_CHUNK = 1_000;
+
+export type Contact = { channel: "sms" | "email"; address: string };
+
+/** A composed document ready to issue, and whom to tell. */
+export interface Prepared {
+  account: BillingAccountView;
+  issuer: IssuingEntityView;
+  contact: Contact | null;
+  document: BillDocument;
+  lines: BillLine[];
+  usageMarks: ReadonlyArray<{ summaryId: string; toSeq: number }>;
+  credited: { id: string; number: string } | null;
+}
+
+export interface BillMessage {
+  id: string;
+  customerId: string;
+  channel: "sms" | "email";
+  to: string;
+  subject: string;
+  body: string;
+  reason: string;
+}
+
+/** "Your bill … is ready": the message a document's subscriber gets. */
+function billMessage(
+  customerId: string,
+  contact: Contact,
+  row: {
+    messageId: string | null;
+    kind: string;
+    number: string;
+    gross: Money;
+    currency: string;
+    dueDate: string;
+    paymentReference: string;
+  },
+): BillMessage {
+  const amount = `${row.gross.abs().toFixed(currencyMinorUnits(row.currency))} ${row.currency}`;
+  const credit = row.kind === "creditNote";
+  return {
+    id: row.messageId as string,
+    customerId,
+    channel: contact.channel,
+    to: contact.address,
+    subject: `Your ${credit ? "credit note" : "bill"} ${row.number}`,
+    body: credit
+      ? `Your credit note ${row.number} of ${amount} is ready.`
+      : `Your bill ${row.number} of ${amount} is ready. Please pay by ${row.dueDate} quoting ${row.paymentReference}.`,
+    reason: BILL_READY_REASON,
+  };
+}
 
 export type IssueOutcome =
   | { status: "issued" | "existing"; bill: CustomerBill }
@@ -251,19 +297,17 @@ export class InvoicesService {
     return period;
   }
 
-  /** Composes the account's bill inside the caller's transaction (under the account's lock) and issues it. */
-  private async composeAndWrite(
-    tx: Db,
-    actor: Actor,
+  /**
+   * Composes an account's bill from what the database holds (reads only, with `db`): what to issue, or why there
+   * is nothing to. A problem of the account's data (no tax rate, a price missing in its currency) is a 422.
+   */
+  async prepare(
+    db: Db,
     account: BillingAccountView,
-    contact: { channel: "sms" | "email"; address: string } | null,
+    contact: Contact | null,
     invoice: { kind: InvoiceKind; usagePeriod: Period; advancePeriod: Period | null; issueMs: number },
-  ): Promise<
-    | { status: "issued"; row: InvoiceRow; messageId: string | null }
-    | { status: "nothing"; reason: string; usagePeriod: string }
-  > {
-    const { input, issuer } = await this.deps.billing.inputs(tx, account, invoice);
-    input.receivables = await accountSummary(tx, account.id, currencyMinorUnits(account.currency));
+  ): Promise<Prepared | { nothing: string; usagePeriod: string }> {
+    const { input, issuer } = await this.deps.billing.inputs(db, account, invoice);
     let draft: Draft;
     try {
       draft = composeInvoice(input);
@@ -274,53 +318,103 @@ export class InvoicesService {
       throw error;
     }
     if (draft.lines.length === 0) {
-      return {
-        status: "nothing",
-        reason: draft.notes.join(" ") || "Nothing to bill.",
-        usagePeriod: draft.usagePeriod.key,
-      };
+      return { nothing: draft.notes.join(" ") || "Nothing to bill.", usagePeriod: draft.usagePeriod.key };
     }
     const { document, lines } = documentOfDraft(draft);
-    const row = await this.write(tx, actor, issuer, document, lines, null);
-    await this.deps.markUsageBilled(tx, draft.usageMarks);
-    const charges = lines.flatMap((line) => (line.oneTimeChargeId === null ? [] : [line.oneTimeChargeId]));
-    const marked = await this.deps.markChargesBilled(tx, charges, row.issuedAt);
-    if (marked !== charges.length) {
-      throw new AppError("conflict", "charges_billed_meanwhile", "one-time charges were billed by another invoice");
-    }
-    const messageId = await this.tellSubscriber(tx, actor, account, contact, row);
-    return { status: "issued", row, messageId };
+    return { account, issuer, contact, document, lines, usageMarks: draft.usageMarks, credited: null };
   }
 
-  /** Numbers and writes a document, its lines and its ledger entry; records the audit row and the event. */
-  private async write(
+  /** Composes and issues an account's bill in the caller's transaction (under the account's lock). */
+  private async composeAndWrite(
     tx: Db,
     actor: Actor,
-    issuer: IssuingEntityView,
-    document: BillDocument,
-    lines: readonly BillLine[],
-    credited: { id: string; number: string } | null,
-  ): Promise<InvoiceRow> {
+    account: BillingAccountView,
+    contact: Contact | null,
+    invoice: { kind: InvoiceKind; usagePeriod: Period; advancePeriod: Period | null; issueMs: number },
+  ): Promise<
+    | { status: "issued"; row: InvoiceRow; messageId: string | null }
+    | { status: "nothing"; reason: string; usagePeriod: string }
+  > {
+    const prepared = await this.prepare(tx, account, contact, invoice);
+    if ("nothing" in prepared)
+      return { status: "nothing", reason: prepared.nothing, usagePeriod: prepared.usagePeriod };
+    const [row] = await this.issueAll(tx, actor, [prepared], null);
+    const issued = row as InvoiceRow;
+    return { status: "issued", row: issued, messageId: issued.messageId };
+  }
+
+  /**
+   * Issues prepared documents in the caller's transaction, set-based (DESIGN.md §10 "Drafts in parallel, numbers
+   * in sequence"): each invoice's account summary from the ledger (one statement), numbers per series in one
+   * statement under the series row's lock, then one multi-row insert each for documents, lines and ledger entries,
+   * one statement each for the usage marks and the one-time charges billed, the subscribers' messages and the
+   * events collected and inserted at commit. Audit: one row per document, or one for the batch when `batch` names
+   * the bill run step. The caller holds the accounts' locks and has checked none of them is issued already.
+   */
+  async issueAll(
+    tx: Db,
+    actor: Actor,
+    prepared: readonly Prepared[],
+    batch: { runId: string; step: string } | null,
+  ): Promise<InvoiceRow[]> {
+    if (prepared.length === 0) return [];
     const now = this.deps.clock.now();
-    const series = document.kind === "creditNote" ? "creditNote" : "invoice";
-    const year = localDate(now, issuer.timeZone).year;
-    const seq = await nextNumber(tx, issuer.id, series, year);
-    const number = `${issuer.series[series]}-${year}-${String(seq).padStart(6, "0")}`;
-    const id = newId(now.getTime());
     const money = (value: MinorAmount) => value.toMoney();
-    const [row] = await tx
-      .insert(invoices)
-      .values({
-        id,
+    // The account summary of each invoice, read under the accounts' locks (credit notes carry their own).
+    const summaries = await accountSummaries(
+      tx,
+      prepared.filter((entry) => entry.document.kind !== "creditNote").map((entry) => entry.account.id),
+    );
+    for (const entry of prepared) {
+      if (entry.document.kind === "creditNote") continue;
+      const summary = summaries.get(entry.account.id);
+      const decimals = entry.document.gross.decimals;
+      const read = (value: string | undefined) => MinorAmount.parse(value ?? "0", decimals);
+      const document = entry.document;
+      document.previousBalance = read(summary?.previous);
+      document.paymentsSince = read(summary?.payments);
+      document.creditsSince = read(summary?.credits);
+      document.totalDue = document.previousBalance
+        .minus(document.paymentsSince)
+        .minus(document.creditsSince)
+        .plus(document.gross);
+    }
+    // Numbers: per issuing entity, document kind and year of the issue date in the entity's zone, in batch order.
+    const numbered = new Map<string, { first: number; used: number }>();
+    const seriesOf = (entry: Prepared) => {
+      const series = entry.document.kind === "creditNote" ? ("creditNote" as const) : ("invoice" as const);
+      const year = localDate(now, entry.issuer.timeZone).year;
+      return { series, year, key: `${entry.issuer.id}/${series}/${year}` };
+    };
+    const counts = new Map<string, { entry: Prepared; count: number }>();
+    for (const entry of prepared) {
+      const { key } = seriesOf(entry);
+      const known = counts.get(key);
+      counts.set(key, { entry: known?.entry ?? entry, count: (known?.count ?? 0) + 1 });
+    }
+    for (const [key, { entry, count }] of counts) {
+      const { series, year } = seriesOf(entry);
+      numbered.set(key, { first: await nextNumbers(tx, entry.issuer.id, series, year, count), used: 0 });
+    }
+    crashPoint("bill-after-numbering");
+    const rows = prepared.map((entry) => {
+      const { series, year, key } = seriesOf(entry);
+      const block = numbered.get(key) as { first: number; used: number };
+      const seq = block.first + block.used;
+      block.used += 1;
+      const number = `${entry.issuer.series[series]}-${year}-${String(seq).padStart(6, "0")}`;
+      const { document } = entry;
+      return {
+        id: newId(now.getTime()),
         billingAccountId: document.billingAccountId,
         kind: document.kind,
-        issuerId: issuer.id,
-        issuerName: issuer.name,
+        issuerId: entry.issuer.id,
+        issuerName: entry.issuer.name,
         year,
         seq,
         number,
         paymentReference: creditorReference(number),
-        creditedInvoiceId: credited?.id ?? null,
+        creditedInvoiceId: entry.credited?.id ?? null,
         currency: document.currency,
         usagePeriod: document.usagePeriod?.key ?? null,
         periodStart: document.usagePeriod === null ? null : new Date(document.usagePeriod.startMs),
@@ -350,15 +444,18 @@ export class InvoicesService {
         reason: document.reason,
         state: "validated",
         stateChangedAt: now,
-        lineCount: lines.length,
-      })
-      .returning();
-    const issued = row as InvoiceRow;
-    await tx.insert(invoiceLines).values(
-      lines.map((line, position) => ({
+        // The message telling the subscriber, written below with the same transaction.
+        messageId: entry.contact === null ? null : newId(now.getTime()),
+        lineCount: entry.lines.length,
+      };
+    });
+    const issued = await tx.insert(invoices).values(rows).returning();
+    const lineRows = prepared.flatMap((entry, index) => {
+      const invoiceId = rows[index]?.id as string;
+      return entry.lines.map((line, position) => ({
         id: newId(now.getTime()),
-        invoiceId: id,
-        lineCount: lines.length,
+        invoiceId,
+        lineCount: entry.lines.length,
         position,
         key: line.key,
         kind: line.kind,
@@ -391,77 +488,91 @@ export class InvoicesService {
           amount: promotion.amount.toFixed(),
         })),
         creditedLineId: line.creditedLineId,
+      }));
+    });
+    // PostgreSQL takes at most 65,535 parameters a statement: lines go in chunks.
+    for (let from = 0; from < lineRows.length; from += LINE_CHUNK) {
+      await tx.insert(invoiceLines).values(lineRows.slice(from, from + LINE_CHUNK));
+    }
+    await tx.insert(receivableEntries).values(
+      rows.map((row) => ({
+        id: newId(now.getTime()),
+        billingAccountId: row.billingAccountId,
+        kind: row.kind === "creditNote" ? "creditNote" : "invoice",
+        amount: row.gross,
+        currency: row.currency,
+        invoiceId: row.id,
+        at: now,
+        description: `${row.kind === "creditNote" ? "Credit note" : "Invoice"} ${row.number}`,
       })),
     );
-    await tx.insert(receivableEntries).values({
-      id: newId(now.getTime()),
-      billingAccountId: document.billingAccountId,
-      kind: document.kind === "creditNote" ? "creditNote" : "invoice",
-      amount: money(document.gross),
-      currency: document.currency,
-      invoiceId: id,
-      at: now,
-      description: `${document.kind === "creditNote" ? "Credit note" : "Invoice"} ${number}`,
+    await this.deps.markUsageBilled(
+      tx,
+      prepared.flatMap((entry) => entry.usageMarks),
+    );
+    const charges = prepared.flatMap((entry) =>
+      entry.lines.flatMap((line) => (line.oneTimeChargeId === null ? [] : [line.oneTimeChargeId])),
+    );
+    const marked = await this.deps.markChargesBilled(tx, charges, now);
+    if (marked !== charges.length) {
+      throw new AppError("conflict", "charges_billed_meanwhile", "one-time charges were billed by another invoice");
+    }
+    const messages = prepared.flatMap((entry, index) => {
+      const row = rows[index];
+      if (entry.contact === null || row === undefined || row.messageId === null) return [];
+      return [billMessage(entry.account.customerId, entry.contact, row)];
     });
-    await this.deps.audit.record(tx, actor, {
-      action: "issue",
-      entityType: "customerBill",
-      entityId: id,
-      after: {
-        number,
-        kind: document.kind,
-        billingAccountId: document.billingAccountId,
-        gross: document.gross.toFixed(),
-        currency: document.currency,
-        ...(credited === null ? {} : { credits: credited.number }),
-      },
-    });
+    if (messages.length > 0) await this.deps.queueMessages(tx, messages);
+    if (batch === null) {
+      for (const [index, row] of rows.entries()) {
+        await this.deps.audit.record(tx, actor, {
+          action: "issue",
+          entityType: "customerBill",
+          entityId: row.id,
+          after: {
+            number: row.number,
+            kind: row.kind,
+            billingAccountId: row.billingAccountId,
+            gross: prepared[index]?.document.gross.toFixed(),
+            currency: row.currency,
+            ...(row.creditedInvoiceId === null ? {} : { credits: prepared[index]?.credited?.number }),
+          },
+        });
+      }
+    } else {
+      await this.deps.audit.record(tx, actor, {
+        action: "issue",
+        entityType: "billRun",
+        entityId: batch.runId,
+        after: {
+          step: batch.step,
+          invoices: rows.length,
+          numbers: rows.length === 1 ? rows[0]?.number : `${rows[0]?.number} … ${rows.at(-1)?.number}`,
+        },
+      });
+    }
     // A new document has nothing applied yet: its event is presented from what was just written, with no read.
-    await this.deps.events.record(tx, {
-      api: "customerBillManagement",
-      resource: "customerBill",
-      change: "Create",
-      resourceId: id,
-      body: presentBill(document, issuer, "tmf", {
-        id,
-        number,
-        paymentReference: issued.paymentReference,
-        issuerId: issuer.id,
-        issuedAt: now,
-        state: issued.state,
-        stateChangedAt: now,
-        creditedInvoice: credited,
-        applied: [],
-      }),
-    });
+    for (const [index, row] of rows.entries()) {
+      const entry = prepared[index] as Prepared;
+      await this.deps.events.record(tx, {
+        api: "customerBillManagement",
+        resource: "customerBill",
+        change: "Create",
+        resourceId: row.id,
+        body: presentBill(entry.document, entry.issuer, "tmf", {
+          id: row.id,
+          number: row.number,
+          paymentReference: row.paymentReference,
+          issuerId: row.issuerId,
+          issuedAt: now,
+          state: row.state,
+          stateChangedAt: now,
+          creditedInvoice: entry.credited,
+          applied: [],
+        }),
+      });
+    }
     return issued;
-  }
-
-  /** Queues "your bill is ready" with the issuing transaction; delivered after commit. */
-  private async tellSubscriber(
-    tx: Db,
-    actor: Actor,
-    account: BillingAccountView,
-    contact: { channel: "sms" | "email"; address: string } | null,
-    row: InvoiceRow,
-  ): Promise<string | null> {
-    if (contact === null) return null;
-    const amount = `${row.gross.toFixed(currencyMinorUnits(row.currency))} ${row.currency}`;
-    const what = row.kind === "creditNote" ? "credit note" : "bill";
-    const body =
-      row.kind === "creditNote"
-        ? `Your credit note ${row.number} of ${amount.replace("-", "")} is ready.`
-        : `Your bill ${row.number} of ${amount} is ready. Please pay by ${row.dueDate} quoting ${row.paymentReference}.`;
-    const messageId = await this.deps.queueMessage(tx, actor, {
-      customerId: account.customerId,
-      channel: contact.channel,
-      to: contact.address,
-      subject: `Your ${what} ${row.number}`,
-      body,
-      reason: BILL_READY_REASON,
-    });
-    await tx.update(invoices).set({ messageId }).where(eq(invoices.id, row.id));
-    return messageId;
   }
 
   /** After commit: the subscriber's message goes out (the bill becomes "sent" when it does), and the answer. */
@@ -562,13 +673,25 @@ export class InvoicesService {
       const before = (await balancesOf(tx, [target.billingAccountId])).get(target.billingAccountId)?.amount ?? zero;
       creditDocument.previousBalance = before;
       creditDocument.totalDue = before.plus(creditDocument.gross);
-      const row = await this.write(tx, actor, issuer, creditDocument, plan.lines, {
-        id: target.id,
-        number: target.number,
-      });
-      await this.applyCredit(tx, target, row);
-      const messageId = await this.tellSubscriber(tx, actor, account, contact, row);
-      return { status: "issued" as const, row, messageId };
+      const [row] = await this.issueAll(
+        tx,
+        actor,
+        [
+          {
+            account,
+            issuer,
+            contact,
+            document: creditDocument,
+            lines: plan.lines,
+            usageMarks: [],
+            credited: { id: target.id, number: target.number },
+          },
+        ],
+        null,
+      );
+      const issued = row as InvoiceRow;
+      await this.applyCredit(tx, target, issued);
+      return { status: "issued" as const, row: issued, messageId: issued.messageId };
     });
     const finished = await this.finish(outcome);
     return (finished as { bill: CustomerBill }).bill;

@@ -1,6 +1,7 @@
 import { and, asc, count, eq, lt } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import type { Db } from "../../platform/database.js";
+import { insertDeferred } from "../../platform/deferred-inserts.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { listFilters } from "../../platform/sql.js";
@@ -107,6 +108,29 @@ export class MessagesService {
       after: { customerId: request.customerId, channel: request.channel, to: request.to, reason: request.reason },
     });
     return id;
+  }
+
+  /**
+   * Stores messages to send (status pending), ids chosen by the caller, with its transaction, in one statement at
+   * commit and without an audit row each: for documents whose own audit row says they were issued (bill runs write
+   * thousands). Delivered by `deliver`, or by `deliverPending` if the process stops first.
+   */
+  async queueMany(tx: Db, messages: ReadonlyArray<MessageRequest & { id: string; to: string }>): Promise<void> {
+    const now = this.deps.clock.now();
+    for (const message of messages) {
+      await insertDeferred(tx, customerMessages, {
+        id: message.id,
+        customerId: message.customerId,
+        channel: message.channel,
+        recipient: message.to,
+        subject: message.subject ?? null,
+        body: message.body,
+        reason: message.reason,
+        status: "pending",
+        attempts: 0,
+        createdAt: now,
+      });
+    }
   }
 
   /**
