@@ -72,6 +72,9 @@ export interface AppOptions {
   provisioning?: Provisioning;
   /** "manual": orders wait for `fulfil` (tests step through them); default: fulfilled in the background. */
   orderFulfilment?: "background" | "manual";
+  /** "manual": bill runs are worked by `work` and the scheduler only (tests step through them); default: the API
+   * process that starts a run also works it in the background. */
+  billRunWork?: "background" | "manual";
   /** An in-memory PGlite starts from this migrated data directory (tests; see DatabaseOptions.seed). */
   pgliteSeed?: Blob;
   /** Who this process is, as an embedded data folder's lock names it (default: the engine on its port). */
@@ -109,6 +112,8 @@ type AppServices = {
   usage: Awaited<ReturnType<typeof createUsageModule>>["services"];
   charging: Awaited<ReturnType<typeof createChargingModule>>["services"];
   billing: ReturnType<typeof createBillingModule>["service"];
+  invoices: ReturnType<typeof createBillingModule>["invoices"];
+  billRuns: ReturnType<typeof createBillingModule>["runs"];
 };
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -377,6 +382,15 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         return null;
       },
       queueMessages: (tx, messages) => notifications.messages.queueMany(tx, messages),
+      accounts: (db, ids) => customers.services.accountsForBilling(db, ids),
+      onCycleDay: (db, day) => customers.services.postpaidOnCycleDay(db, day),
+      billedMarks: (db, ids) => charging.services.summaries.billedMarks(db, ids),
+      billedChargeIds: (db, ids) => subscriptions.service.billedChargeIds(db, ids),
+      log: app.log,
+      owner: `${hostname()}-${process.pid}`,
+      batchSize: config.billRunBatch,
+      leaseSeconds: config.billRunLeaseSeconds,
+      billRunWork: options.billRunWork ?? "background",
       deliverMessage: (id) => notifications.messages.deliver(id),
     });
     notifications.messages.onSent((message) => billing.invoices.messageSent(message));
@@ -399,6 +413,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       ...(testClock === null ? {} : { paused: () => clockMoving(database) }),
     });
     registerScheduledJobs(scheduler, {
+      billRuns: billing.runs,
       inventory: inventory.service,
       live: notifications.live,
       charging: charging.services,
@@ -432,6 +447,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       charging: charging.services,
       billing: billing.service,
       invoices: billing.invoices,
+      billRuns: billing.runs,
     });
     app.decorate("database", database);
 

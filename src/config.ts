@@ -65,6 +65,10 @@ export interface Config {
   readonly jobLeaseSeconds: number;
   /** The test clock (DESIGN.md §10): business time = wall clock + a stored offset an admin may move forward. */
   readonly testClock: boolean;
+  /** Accounts a bill run claims at a time (one transaction issues them). */
+  readonly billRunBatch: number;
+  /** How long a bill run's claim holds; a dead process's accounts are taken again after it. */
+  readonly billRunLeaseSeconds: number;
   /** A rating worker's shard lease lasts this long unless renewed; a dead worker's shards free up after it. */
   readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
@@ -211,6 +215,8 @@ export function loadConfig(env: Env = process.env): Config {
     leaseSeconds: integer("BSS_LEASE_SECONDS", LEASE_TTL_SECONDS, 2, 300),
     testClock: flag("BSS_TEST_CLOCK", false),
     jobLeaseSeconds: integer("BSS_JOB_LEASE_SECONDS", JOB_LEASE_SECONDS, 2, 3600),
+    billRunBatch: integer("BSS_BILL_RUN_BATCH", 200, 1, 5_000),
+    billRunLeaseSeconds: integer("BSS_BILL_RUN_LEASE_SECONDS", 120, 2, 3600),
     rateLimitPerMinute: integer("BSS_RATE_LIMIT_PER_MINUTE", 1_200, 0, 10_000_000),
     rateLimitNetworkPerMinute: integer("BSS_RATE_LIMIT_NETWORK_PER_MINUTE", 600_000, 0, 100_000_000),
     defaultCurrency: checked("BSS_DEFAULT_CURRENCY", "EUR", isCurrencyCode, "an ISO 4217 currency code (EUR)"),

@@ -12,6 +12,10 @@ import type { Scheduler } from "./platform/scheduler.js";
 export function registerScheduledJobs(
   scheduler: Scheduler,
   services: {
+    billRuns: {
+      startDue(businessTime: Date): Promise<Record<string, unknown>>;
+      work(): Promise<Record<string, unknown>>;
+    };
     inventory: { expire(actor: typeof SYSTEM_ACTOR): Promise<{ reservations: number; quarantines: number }> };
     live: { purgeTickets(): Promise<number> };
     charging: {
@@ -48,6 +52,20 @@ export function registerScheduledJobs(
     catchUp: "latest",
     // Postpaid lines barred for credit get their service back once a new bill period restarts the spend.
     run: async () => services.charging.reviewCreditBarring(),
+  });
+  scheduler.register({
+    name: "bill-runs",
+    every: "day",
+    catchUp: "each",
+    // The runs of the cycle days whose usage periods end on the slot's date, then their work (short transactions).
+    run: async (businessTime) => services.billRuns.startDue(businessTime),
+  });
+  scheduler.register({
+    name: "bill-run-work",
+    every: "hour",
+    catchUp: "latest",
+    // Accounts whose period ended later in their zone than the run's start, and claims of processes that stopped.
+    run: async () => services.billRuns.work(),
   });
   scheduler.register({
     name: "reconcile",

@@ -89,6 +89,7 @@ export async function startEngine(
     messageChannel?: MessageChannel;
     provisioning?: Provisioning;
     orderFulfilment?: "background" | "manual";
+    billRunWork?: "background" | "manual";
     /** Servers of the test's own (fault tests kill them): a database is made there and migrated at start. */
     servers?: { pgUrl?: string; redisUrl?: string };
     /** The engine's own test clock (BSS_TEST_CLOCK) instead of an injected one; `clock` is then not the engine's. */
@@ -151,6 +152,7 @@ export async function startEngine(
     ...(options.messageChannel ? { messageChannel: options.messageChannel } : {}),
     ...(options.provisioning ? { provisioning: options.provisioning } : {}),
     orderFulfilment: options.orderFulfilment ?? "manual",
+    billRunWork: options.billRunWork ?? "manual",
   });
   // The test's own reads go through the same healing pool as the engine's (they run right after server faults).
   let sqlClient: ReturnType<typeof healingClient> | null = null;

@@ -260,3 +260,65 @@ export const billRequests = pgTable(
     check("bill_requests_state_check", sql`${table.state} in ('done', 'rejected')`),
   ],
 );
+
+/**
+ * A bill run (DESIGN.md §10): every account of a cycle day whose usage period ends on `period_end` (a local date,
+ * exclusive), or the accounts named, billed once each. One run per cycle day and period end (unique).
+ */
+export const billRuns = pgTable(
+  "bill_runs",
+  {
+    id: uuid("id").primaryKey(),
+    /** cycle (a cycle day and period end) | accounts (named accounts, each its last ended period) */
+    kind: text("kind").notNull(),
+    billCycleDay: integer("bill_cycle_day"),
+    periodEnd: date("period_end", { mode: "string" }),
+    /** running | completed (every account invoiced or with nothing to bill) | completedWithFailures */
+    state: text("state").notNull(),
+    total: integer("total").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }),
+    finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    uniqueIndex("bill_runs_cycle_idx").on(table.billCycleDay, table.periodEnd).where(sql`${table.kind} = 'cycle'`),
+    index("bill_runs_state_idx").on(table.state),
+    check("bill_runs_kind_check", sql`${table.kind} in ('cycle', 'accounts')`),
+    check("bill_runs_state_check", sql`${table.state} in ('running', 'completed', 'completedWithFailures')`),
+    check(
+      "bill_runs_cycle_check",
+      sql`(${table.kind} = 'cycle') = (${table.billCycleDay} is not null and ${table.periodEnd} is not null)`,
+    ),
+  ],
+);
+
+/** One account of a run: claimed in batches (a lease), then invoiced, skipped (nothing to bill) or failed. */
+export const billRunItems = pgTable(
+  "bill_run_items",
+  {
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => billRuns.id),
+    billingAccountId: uuid("billing_account_id").notNull(),
+    /** The usage period billed: the local date (account's zone) it ends on, and that instant (claimed from then). */
+    periodEnd: date("period_end", { mode: "string" }).notNull(),
+    dueAt: timestamp("due_at", { withTimezone: true, mode: "date" }).notNull(),
+    /** pending | invoiced | nothing | failed */
+    state: text("state").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    leaseOwner: text("lease_owner"),
+    leaseUntil: timestamp("lease_until", { withTimezone: true, mode: "date" }),
+    invoiceId: uuid("invoice_id"),
+    amount: moneyColumn("amount"),
+    currency: text("currency"),
+    code: text("code"),
+    reason: text("reason"),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.runId, table.billingAccountId] }),
+    index("bill_run_items_pending_idx").on(table.runId, table.state, table.dueAt),
+    check("bill_run_items_state_check", sql`${table.state} in ('pending', 'invoiced', 'nothing', 'failed')`),
+  ],
+);

@@ -3,12 +3,18 @@
  * preview, and issuing: numbered immutable invoices and credit notes, the receivables ledger, TMF678. DESIGN.md §10.
  */
 import type { FastifyInstance } from "fastify";
+import { billRunsRoutes } from "./bill-runs.routes.js";
+import { type BillRunsDeps, BillRunsService } from "./bill-runs.service.js";
 import { billingRoutes } from "./billing.routes.js";
 import { type BillingDeps, BillingService } from "./billing.service.js";
 import { invoicesRoutes } from "./invoices.routes.js";
 import { type InvoicesDeps, InvoicesService } from "./invoices.service.js";
 
-export function createBillingModule(deps: BillingDeps & Omit<InvoicesDeps, "billing" | "account" | "issuerFor">) {
+export function createBillingModule(
+  deps: BillingDeps &
+    Omit<InvoicesDeps, "billing" | "account" | "issuerFor"> &
+    Omit<BillRunsDeps, "invoices"> & { billRunWork: "background" | "manual" },
+) {
   const service = new BillingService(deps);
   const invoices = new InvoicesService({
     ...deps,
@@ -16,18 +22,28 @@ export function createBillingModule(deps: BillingDeps & Omit<InvoicesDeps, "bill
     account: deps.account,
     issuerFor: (country) => deps.catalog.issuingEntityFor(country),
   });
+  const runs = new BillRunsService({ ...deps, invoices });
+  // The process that starts (or retries) a run works it in the background; others join through the scheduler.
+  const kick = (runId: string) => {
+    if (deps.billRunWork === "manual") return;
+    runs.work(runId).catch((error) => deps.log.error({ err: error, runId }, "bill run work stopped; it resumes later"));
+  };
   const preview = billingRoutes(service);
   const issued = invoicesRoutes(invoices);
+  const runRoutes = billRunsRoutes(runs, kick);
   return {
     service,
     invoices,
+    runs,
     routes: async (app: FastifyInstance) => {
       await app.register(preview);
       await app.register(issued);
+      await app.register(runRoutes);
     },
   };
 }
 
+export type { BillRunsService } from "./bill-runs.service.js";
 export type { BillingAccountView, BillingDeps, BillingService, Preview } from "./billing.service.js";
 export { ComposeError, type ComposeInput, composeInvoice, type Draft } from "./compose.js";
 export type { InvoicesService } from "./invoices.service.js";

@@ -227,6 +227,17 @@ export class UsageSummaries {
     });
   }
 
+  /** How far each summary is billed (its `billed_seq`), by id: a bill run checks its drafts are still current. */
+  async billedMarks(db: Db, summaryIds: readonly string[]): Promise<Map<string, number>> {
+    const ids = [...new Set(summaryIds.filter(isId))];
+    if (ids.length === 0) return new Map();
+    const rows = await db
+      .select({ id: usageSummaries.id, billedSeq: usageSummaries.billedSeq })
+      .from(usageSummaries)
+      .where(inArray(usageSummaries.id, ids));
+    return new Map(rows.map((row) => [row.id, row.billedSeq]));
+  }
+
   /**
    * Records what an invoice billed (with the caller's transaction): each summary's rows up to `toSeq`. A mark only
    * moves forward; rows rated after it stay unbilled for the next invoice.

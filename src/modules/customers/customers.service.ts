@@ -1,4 +1,4 @@
-import { eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, ne, or } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import { afterCommit, type Db } from "../../platform/database.js";
 import { AppError, invalidField } from "../../platform/errors.js";
@@ -44,6 +44,7 @@ import {
   billingAccounts,
   billingAccounts as billingAccountTable,
   type CustomerRow,
+  customers as customerTable,
   type IndividualRow,
   type OrganizationRow,
 } from "./customers.tables.js";
@@ -733,20 +734,65 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
      * terms, VAT ID and whether its customer is an organization (a business).
      */
     async accountForBilling(db: Db, id: string) {
-      const found = await accountWithCustomer(db, id);
-      if (!found) return undefined;
-      const { account, customer } = found;
-      return {
-        id: account.id,
-        customerId: account.customerId,
-        accountType: account.accountType as "prepaid" | "postpaid",
-        currency: account.currency,
-        cycle: billCycleOf(account),
-        taxJurisdiction: account.taxJurisdiction,
-        paymentTermsDays: account.paymentTermsDays,
-        vatId: account.vatId,
-        isOrganization: customer?.organizationId !== null && customer?.organizationId !== undefined,
-      };
+      return (await this.accountsForBilling(db, [id])).get(id);
+    },
+    /** `accountForBilling` for many accounts in two statements, by id; unknown ids are absent. */
+    async accountsForBilling(db: Db, ids: readonly string[]) {
+      const wanted = [...new Set(ids.filter(isId))];
+      const accounts =
+        wanted.length === 0
+          ? []
+          : await db.select().from(billingAccountTable).where(inArray(billingAccountTable.id, wanted));
+      const owners = [...new Set(accounts.map((account) => account.customerId))];
+      const organizations = new Set(
+        owners.length === 0
+          ? []
+          : (
+              await db
+                .select({ id: customerTable.id, organizationId: customerTable.organizationId })
+                .from(customerTable)
+                .where(inArray(customerTable.id, owners))
+            )
+              .filter((customer) => customer.organizationId !== null)
+              .map((customer) => customer.id),
+      );
+      return new Map(
+        accounts.map((account) => [
+          account.id,
+          {
+            id: account.id,
+            customerId: account.customerId,
+            accountType: account.accountType as "prepaid" | "postpaid",
+            currency: account.currency,
+            cycle: billCycleOf(account),
+            taxJurisdiction: account.taxJurisdiction,
+            paymentTermsDays: account.paymentTermsDays,
+            vatId: account.vatId,
+            isOrganization: organizations.has(account.customerId),
+          },
+        ]),
+      );
+    },
+    /**
+     * Postpaid accounts that are not closed and bill on `billCycleDay` (or did until a pending change of cycle), in
+     * id order: the candidates of a bill run, whose periods the caller checks.
+     */
+    async postpaidOnCycleDay(db: Db, billCycleDay: number): Promise<string[]> {
+      const rows = await db
+        .select({ id: billingAccountTable.id })
+        .from(billingAccountTable)
+        .where(
+          and(
+            eq(billingAccountTable.accountType, "postpaid"),
+            ne(billingAccountTable.state, "closed"),
+            or(
+              eq(billingAccountTable.billCycleDay, billCycleDay),
+              eq(billingAccountTable.previousBillCycleDay, billCycleDay),
+            ),
+          ),
+        )
+        .orderBy(asc(billingAccountTable.id));
+      return rows.map((row) => row.id);
     },
     /** What charging needs of an account: its type, currency, bill cycle, zone and limits. */
     async chargingProfile(db: Db, id: string) {

@@ -304,6 +304,17 @@ export class SubscriptionsService {
       .orderBy(asc(oneTimeCharges.createdAt), asc(oneTimeCharges.id));
   }
 
+  /** Which of these one-time charges an invoice has billed already (a bill run checks its drafts are current). */
+  async billedChargeIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
+    const wanted = [...new Set(ids.filter(isId))];
+    if (wanted.length === 0) return new Set();
+    const rows = await db
+      .select({ id: oneTimeCharges.id })
+      .from(oneTimeCharges)
+      .where(and(inArray(oneTimeCharges.id, wanted), isNotNull(oneTimeCharges.billedAt)));
+    return new Set(rows.map((row) => row.id));
+  }
+
   /**
    * Marks one-time charges billed by an invoice issued at `at` (with the caller's transaction); answers how many were
    * still unbilled. The invoice line that bills each is the link; this mark keeps them out of the next one.
