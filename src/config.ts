@@ -69,6 +69,8 @@ export interface Config {
   readonly billRunBatch: number;
   /** How long a bill run's claim holds; a dead process's accounts are taken again after it. */
   readonly billRunLeaseSeconds: number;
+  /** How often every process looks for bill run work (milliseconds). */
+  readonly billRunLoopMs: number;
   /** A rating worker's shard lease lasts this long unless renewed; a dead worker's shards free up after it. */
   readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
@@ -217,6 +219,7 @@ export function loadConfig(env: Env = process.env): Config {
     jobLeaseSeconds: integer("BSS_JOB_LEASE_SECONDS", JOB_LEASE_SECONDS, 2, 3600),
     billRunBatch: integer("BSS_BILL_RUN_BATCH", 200, 1, 5_000),
     billRunLeaseSeconds: integer("BSS_BILL_RUN_LEASE_SECONDS", 120, 2, 3600),
+    billRunLoopMs: integer("BSS_BILL_RUN_LOOP_MS", 5_000, 100, 600_000),
     rateLimitPerMinute: integer("BSS_RATE_LIMIT_PER_MINUTE", 1_200, 0, 10_000_000),
     rateLimitNetworkPerMinute: integer("BSS_RATE_LIMIT_NETWORK_PER_MINUTE", 600_000, 0, 100_000_000),
     defaultCurrency: checked("BSS_DEFAULT_CURRENCY", "EUR", isCurrencyCode, "an ISO 4217 currency code (EUR)"),

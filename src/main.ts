@@ -1,5 +1,6 @@
 import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
+import { startBillRunLoop } from "./modules/billing/index.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { SYSTEM_ACTOR } from "./platform/audit.js";
 import { describeFailure } from "./platform/errors.js";
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   // Background work of the API process; not started by buildApp, so tests drive it step by step.
   const background = startBackgroundLoops(app);
   const scheduling = startScheduling(app.scheduler, app.log);
+  const billing = startBillRunLoop(app.services.billRuns, app.log, config.billRunLoopMs);
   // Embedded mode has no workers: the API process rates its in-process queue itself (DESIGN.md §7).
   const rating =
     config.redisUrl === undefined
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
     stop: async () => {
       background.stop();
       await scheduling.stop();
+      await billing.stop();
       await rating?.stop();
       await app.close();
     },

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { buildApp } from "./app.js";
 import { loadConfigOrExit } from "./config.js";
+import { startBillRunLoop } from "./modules/billing/index.js";
 import { RatingService, startRatingLoop } from "./modules/charging/rating.service.js";
 import { describeFailure } from "./platform/errors.js";
 import { armFault } from "./platform/faults.js";
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     RatingService.jobs({ ...app.services.charging, usage: app.services.usage.usage }, config),
   );
   const scheduling = startScheduling(app.scheduler, app.log);
+  const billing = startBillRunLoop(app.services.billRuns, app.log, config.billRunLoopMs);
   app.log.info({ consumer, shards: config.ratingShards }, "rating worker started");
   exitOnSignals({
     log: app.log,
@@ -37,6 +39,7 @@ async function main(): Promise<void> {
     stopping: "rating worker stopping after the batch in hand",
     stop: async () => {
       await scheduling.stop();
+      await billing.stop();
       await loop.stop();
       await app.close();
     },

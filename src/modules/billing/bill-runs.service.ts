@@ -683,3 +683,31 @@ function checkCycleRequest(request: { billCycleDay: number; periodEnd: string },
 function formatDate(date: Date): string {
   return date.toISOString().slice(0, 10);
 }
+
+/**
+ * Every process (API and workers) looks for bill run work every few seconds: a run started elsewhere, accounts whose
+ * period ended since, and claims a dead process left to lapse. One pass at a time; a failed pass is logged and tried
+ * again on the next tick.
+ */
+export function startBillRunLoop(
+  runs: Pick<BillRunsService, "work">,
+  log: FastifyBaseLogger,
+  intervalMs: number,
+): { stop(): Promise<void> } {
+  let running: Promise<unknown> | null = null;
+  const timer = setInterval(() => {
+    if (running !== null) return;
+    running = runs
+      .work()
+      .catch((error: unknown) => log.error({ err: error }, "bill run pass failed; the next one takes it up"))
+      .finally(() => {
+        running = null;
+      });
+  }, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

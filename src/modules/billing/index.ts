@@ -43,7 +43,7 @@ export function createBillingModule(
   };
 }
 
-export type { BillRunsService } from "./bill-runs.service.js";
+export { type BillRunsService, startBillRunLoop } from "./bill-runs.service.js";
 export type { BillingAccountView, BillingDeps, BillingService, Preview } from "./billing.service.js";
 export { ComposeError, type ComposeInput, composeInvoice, type Draft } from "./compose.js";
 export type { InvoicesService } from "./invoices.service.js";
