@@ -386,6 +386,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       onCycleDay: (db, day) => customers.services.postpaidOnCycleDay(db, day),
       billedMarks: (db, ids) => charging.services.summaries.billedMarks(db, ids),
       billedChargeIds: (db, ids) => subscriptions.service.billedChargeIds(db, ids),
+      lineEndings: (db, ids) => subscriptions.service.lineEndings(db, ids),
+      accountsEndedBefore: (db, before, afterId, limit) =>
+        subscriptions.service.accountsEndedBefore(db, before, afterId, limit),
+      finalBillWaitDays: config.finalBillWaitDays,
       log: app.log,
       owner: `${hostname()}-${process.pid}`,
       batchSize: config.billRunBatch,

@@ -71,6 +71,8 @@ export interface Config {
   readonly billRunLeaseSeconds: number;
   /** How often every process looks for bill run work (milliseconds). */
   readonly billRunLoopMs: number;
+  /** Days a final bill waits after an account's last line ended, for late CDRs. */
+  readonly finalBillWaitDays: number;
   /** A rating worker's shard lease lasts this long unless renewed; a dead worker's shards free up after it. */
   readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
@@ -220,6 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
     billRunBatch: integer("BSS_BILL_RUN_BATCH", 200, 1, 5_000),
     billRunLeaseSeconds: integer("BSS_BILL_RUN_LEASE_SECONDS", 120, 2, 3600),
     billRunLoopMs: integer("BSS_BILL_RUN_LOOP_MS", 5_000, 100, 600_000),
+    finalBillWaitDays: integer("BSS_FINAL_BILL_WAIT_DAYS", 3, 0, 90),
     rateLimitPerMinute: integer("BSS_RATE_LIMIT_PER_MINUTE", 1_200, 0, 10_000_000),
     rateLimitNetworkPerMinute: integer("BSS_RATE_LIMIT_NETWORK_PER_MINUTE", 600_000, 0, 100_000_000),
     defaultCurrency: checked("BSS_DEFAULT_CURRENCY", "EUR", isCurrencyCode, "an ISO 4217 currency code (EUR)"),

@@ -15,6 +15,7 @@ export function registerScheduledJobs(
     billRuns: {
       startDue(businessTime: Date): Promise<Record<string, unknown>>;
       work(): Promise<Record<string, unknown>>;
+      issueDueFinalBills(): Promise<Record<string, unknown>>;
     };
     inventory: { expire(actor: typeof SYSTEM_ACTOR): Promise<{ reservations: number; quarantines: number }> };
     live: { purgeTickets(): Promise<number> };
@@ -59,6 +60,14 @@ export function registerScheduledJobs(
     catchUp: "each",
     // The runs of the cycle days whose usage periods end on the slot's date, then their work (short transactions).
     run: async (businessTime) => services.billRuns.startDue(businessTime),
+  });
+  scheduler.register({
+    name: "final-bills",
+    every: "day",
+    catchUp: "latest",
+    // Accounts whose last line ended the configured days ago get their final bill (it looks back, so the latest
+    // slot covers the days missed).
+    run: async () => services.billRuns.issueDueFinalBills(),
   });
   scheduler.register({
     name: "bill-run-work",

@@ -191,3 +191,57 @@ t.test("bad requests start nothing", async (t) => {
   t.equal(await engine.count("bill_runs"), 0);
   t.equal(await engine.count("bill_run_items"), 0);
 });
+
+t.test("the final bill: after the last line ends and the wait, in place of the period's cycle invoice", async (t) => {
+  const { SYSTEM_ACTOR } = await import("../../src/platform/audit.js");
+  const clock = new ManualClock("2027-03-17T09:00:00Z");
+  const engine = await startEngine(t, { clock });
+  const { accountId } = await orderReadyAccount(engine);
+  const { lineId } = await activateLine(engine, accountId);
+  clock.set("2027-04-01T08:00:00Z");
+  await engine.app.services.billRuns.start(SYSTEM_ACTOR, { billCycleDay: 1, periodEnd: "2027-04-01" });
+  await engine.app.services.billRuns.work();
+  t.equal(await engine.count("invoices", "kind = 'cycle'"), 1, "March, and April in advance");
+
+  // 20 April: the line is disconnected.
+  clock.set("2027-04-20T08:00:00Z");
+  const order = await engine.request("POST", "/tmf-api/productOrderingManagement/v4/productOrder", {
+    body: {
+      billingAccount: { id: accountId },
+      productOrderItem: [{ id: "1", action: "delete", product: { id: lineId } }],
+    },
+  });
+  t.equal(order.statusCode, 201, order.body);
+  await engine.app.services.orders.fulfil(SYSTEM_ACTOR, order.json().id);
+
+  // Two days on, the final bill still waits for late CDRs (3 days); on the fourth it is issued.
+  clock.set("2027-04-22T08:00:00Z");
+  t.match(await engine.app.services.billRuns.issueDueFinalBills(), { issued: 0 });
+  clock.set("2027-04-24T08:00:00Z");
+  t.match(await engine.app.services.billRuns.issueDueFinalBills(), { issued: 1 });
+  t.match(await engine.app.services.billRuns.issueDueFinalBills(), { issued: 0 }, "once");
+  const [final] = (
+    await engine.request("GET", "/tmf-api/customerBillManagement/v4/customerBill", {
+      query: { category: "last" },
+    })
+  ).json() as Array<{ id: string; runType: string; usagePeriod: string; amountDue: { value: number } }>;
+  t.match(final, { runType: "offCycle", usagePeriod: "2027-04-01" });
+  const lines = (
+    await engine.request("GET", "/tmf-api/customerBillManagement/v4/appliedCustomerBillingRate", {
+      query: { "bill.id": final?.id ?? "" },
+    })
+  ).json() as Array<{ type: string; taxIncludedAmount: { value: number } }>;
+  // April was charged in advance (19.99); 20–30 April, 11 of 30 days, come back: 19.99 × 11 / 30 = 7.33.
+  t.same(
+    lines.map((line) => [line.type, line.taxIncludedAmount.value]),
+    [["unused", -7.33]],
+  );
+  t.equal(final?.amountDue.value, -7.33);
+
+  // 1 May: the cycle run finds April billed by the final bill: nothing more.
+  clock.set("2027-05-01T08:00:00Z");
+  const { run } = await engine.app.services.billRuns.start(SYSTEM_ACTOR, { billCycleDay: 1, periodEnd: "2027-05-01" });
+  await engine.app.services.billRuns.work(run.id);
+  t.match(await engine.app.services.billRuns.get(SYSTEM_ACTOR, run.id), { state: "completed", total: 1 });
+  t.equal(await engine.count("invoices"), 2, "April billed once");
+});

@@ -44,6 +44,12 @@ export interface BillRunsDeps extends ServiceDeps {
   contactFor(customerId: string): Promise<Contact | null>;
   billedMarks(db: Db, summaryIds: readonly string[]): Promise<Map<string, number>>;
   billedChargeIds(db: Db, ids: readonly string[]): Promise<Set<string>>;
+  /** When each account's last line ended (null: a line is live). */
+  lineEndings(db: Db, ids: readonly string[]): Promise<Map<string, Date | null>>;
+  /** Accounts whose every line ended before an instant, a page at a time. */
+  accountsEndedBefore(db: Db, before: Date, afterId: string, limit: number): Promise<string[]>;
+  /** Days a final bill waits after the last line ended, for late CDRs. */
+  finalBillWaitDays: number;
   deliverMessage(id: string): Promise<unknown>;
   log: FastifyBaseLogger;
   /** This process, as claims name it. */
@@ -306,8 +312,13 @@ export class BillRunsService {
       db,
       claimed.map((item) => item.accountId),
     );
+    const endings = await this.deps.lineEndings(
+      db,
+      claimed.map((item) => item.accountId),
+    );
     const failed: Array<{ accountId: string; code: string; reason: string }> = [];
     const nothing: string[] = [];
+    const finalFollows: string[] = [];
     const drafts: Array<{ accountId: string; prepared: Prepared; period: Period }> = [];
     // Drafts in parallel, outside any transaction (each reads what it needs).
     await Promise.all(
@@ -332,6 +343,12 @@ export class BillRunsService {
             code: "not_a_period_end",
             reason: `no usage period of the account ends on ${item.periodEnd} (its bill cycle changed)`,
           });
+          return;
+        }
+        const endedAt = endings.get(item.accountId) ?? null;
+        if (endedAt !== null && endedAt.getTime() >= period.startMs && endedAt.getTime() < period.endMs) {
+          // Its last line ended in the period: the final bill takes the place of this invoice, after the wait.
+          finalFollows.push(item.accountId);
           return;
         }
         try {
@@ -364,7 +381,7 @@ export class BillRunsService {
               .from(invoices)
               .where(
                 and(
-                  eq(invoices.kind, "cycle"),
+                  inArray(invoices.kind, ["cycle", "final"]),
                   inArray(invoices.billingAccountId, ids),
                   inArray(invoices.usagePeriod, [...new Set(drafts.map((draft) => draft.period.key))]),
                 ),
@@ -429,6 +446,15 @@ export class BillRunsService {
           code: null,
           reason: "nothing to bill for the period",
         })),
+        ...finalFollows.map((accountId) => ({
+          accountId,
+          state: "nothing",
+          invoiceId: null,
+          amount: null,
+          currency: null,
+          code: null,
+          reason: "its last line ended in the period: the final bill takes the place of this invoice",
+        })),
         ...failed.map((entry) => ({
           accountId: entry.accountId,
           state: "failed",
@@ -460,7 +486,12 @@ export class BillRunsService {
           .set({ leaseOwner: null, leaseUntil: null, attempts: sql`${billRunItems.attempts} - 1`, updatedAt: now })
           .where(and(eq(billRunItems.runId, run.id), inArray(billRunItems.billingAccountId, stale)));
       }
-      return { invoiced: rows.length + already.length, nothing: nothing.length, failed: failed.length, rows };
+      return {
+        invoiced: rows.length + already.length,
+        nothing: nothing.length + finalFollows.length,
+        failed: failed.length,
+        rows,
+      };
     });
     // "Your bill is ready" goes out after commit, without holding the run up; messages left pending by a process
     // that stops are sent by the background loop (MessagesService.deliverPending).
@@ -515,6 +546,46 @@ export class BillRunsService {
       if (created) started.push(`${day}/${periodEnd}: ${run.total} accounts`);
     }
     return { started, ...(await this.work()) };
+  }
+
+  /**
+   * The final bills due (the daily job): accounts whose last line ended at least the wait ago and whose period of
+   * that ending has no invoice yet. Each is issued in its own transaction; one that fails is logged and taken again
+   * the next day.
+   */
+  async issueDueFinalBills(): Promise<Record<string, unknown>> {
+    const db = this.deps.database.db;
+    const before = new Date(this.deps.clock.now().getTime() - this.deps.finalBillWaitDays * 86_400_000);
+    let afterId = "00000000-0000-0000-0000-000000000000";
+    let issued = 0;
+    let covered = 0;
+    const failures: string[] = [];
+    for (;;) {
+      const ids = await this.deps.accountsEndedBefore(db, before, afterId, ITEM_CHUNK);
+      if (ids.length === 0) break;
+      afterId = ids.at(-1) as string;
+      const accounts = await this.deps.accounts(db, ids);
+      const endings = await this.deps.lineEndings(db, ids);
+      for (const id of ids) {
+        const endedAt = endings.get(id);
+        if (accounts.get(id)?.accountType !== "postpaid" || endedAt === null || endedAt === undefined) continue;
+        try {
+          const outcome = await this.deps.invoices.issueFinal(SYSTEM_ACTOR, id, endedAt);
+          if (outcome.status === "issued") issued += 1;
+          else covered += 1;
+        } catch (error) {
+          if (!(error instanceof AppError)) throw error;
+          failures.push(`${id}: ${error.message}`);
+          this.deps.log.error({ billingAccountId: id, err: error }, "final bill not issued; tried again tomorrow");
+        }
+      }
+    }
+    return {
+      issued,
+      covered,
+      failed: failures.length,
+      ...(failures.length > 0 ? { failures: failures.slice(0, 20) } : {}),
+    };
   }
 
   async get(_actor: Actor, id: string): Promise<BillRunView> {

@@ -110,8 +110,11 @@ export const invoices = pgTable(
   (table) => [
     uniqueIndex("invoices_id_line_count_idx").on(table.id, table.lineCount),
     uniqueIndex("invoices_number_idx").on(table.number),
-    // One cycle invoice per account and usage period; interim and final bills are kinds of their own.
-    uniqueIndex("invoices_cycle_idx").on(table.billingAccountId, table.usagePeriod).where(sql`${table.kind} = 'cycle'`),
+    // One cycle invoice per account and usage period, or the final bill that takes its place; interim bills are
+    // a kind of their own.
+    uniqueIndex("invoices_period_idx")
+      .on(table.billingAccountId, table.usagePeriod)
+      .where(sql`${table.kind} in ('cycle', 'final')`),
     index("invoices_account_idx").on(table.billingAccountId, table.issuedAt),
     index("invoices_credited_idx").on(table.creditedInvoiceId),
     check("invoices_kind_check", sql`${table.kind} in ('cycle', 'interim', 'final', 'creditNote')`),

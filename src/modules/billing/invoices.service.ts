@@ -62,6 +62,8 @@ type InvoiceRow = typeof invoices.$inferSelect;
 type LineRow = typeof invoiceLines.$inferSelect;
 
 export const BILL_READY_REASON = "bill.ready";
+/** The kinds that bill a usage period, one per account and period (a unique index). */
+const PERIOD_KINDS = ["cycle", "final"];
 /** Invoice lines per insert statement (about 32 parameters each, under PostgreSQL's 65,535). */
 const LINE_CHUNK = 1_000;
 
@@ -154,7 +156,7 @@ export class InvoicesService {
         .where(
           and(
             eq(invoices.billingAccountId, account.id),
-            eq(invoices.kind, "cycle"),
+            inArray(invoices.kind, PERIOD_KINDS),
             eq(invoices.usagePeriod, usagePeriod.key),
           ),
         );
@@ -165,7 +167,7 @@ export class InvoicesService {
         .where(
           and(
             eq(invoices.billingAccountId, account.id),
-            eq(invoices.kind, "cycle"),
+            inArray(invoices.kind, PERIOD_KINDS),
             gte(invoices.periodStart, new Date(usagePeriod.endMs)),
           ),
         )
@@ -185,6 +187,45 @@ export class InvoicesService {
         issueMs: now,
       });
     });
+    return this.finish(outcome);
+  }
+
+  /**
+   * The final bill (category `last`) of an account whose last line ended at `endedAt`: the usage period holding that
+   * instant, its usage and arrears charges and the credit of what was charged in advance for the days after it, and
+   * no advance period. It takes the place of that period's cycle invoice (one of the two per period, unique); an
+   * account whose period is invoiced already gets none.
+   */
+  async issueFinal(
+    actor: Actor,
+    billingAccountId: string,
+    endedAt: Date,
+  ): Promise<IssueOutcome | { status: "covered" }> {
+    const account = await this.billableAccount(billingAccountId);
+    const usagePeriod = cyclePeriod(endedAt.getTime(), account.cycle);
+    const contact = await this.deps.contactFor(account.customerId);
+    const outcome = await this.deps.database.transaction(async (tx) => {
+      await lockAccount(tx, account.id);
+      const [existing] = await tx
+        .select({ id: invoices.id })
+        .from(invoices)
+        .where(
+          and(
+            eq(invoices.billingAccountId, account.id),
+            inArray(invoices.kind, PERIOD_KINDS),
+            gte(invoices.periodEnd, new Date(usagePeriod.endMs)),
+          ),
+        )
+        .limit(1);
+      if (existing !== undefined) return { status: "covered" as const };
+      return this.composeAndWrite(tx, actor, account, contact, {
+        kind: "final",
+        usagePeriod,
+        advancePeriod: null,
+        issueMs: this.deps.clock.now().getTime(),
+      });
+    });
+    if (outcome.status === "covered") return outcome;
     return this.finish(outcome);
   }
 

@@ -304,6 +304,47 @@ export class SubscriptionsService {
       .orderBy(asc(oneTimeCharges.createdAt), asc(oneTimeCharges.id));
   }
 
+  /**
+   * When each account's last line ended: the latest termination of its lines when every line has ended, null when
+   * one is still live (or it has none), by account id.
+   */
+  async lineEndings(db: Db, billingAccountIds: readonly string[]): Promise<Map<string, Date | null>> {
+    const wanted = [...new Set(billingAccountIds.filter(isId))];
+    const endings = new Map<string, Date | null>(wanted.map((id) => [id, null]));
+    if (wanted.length === 0) return endings;
+    const rows = await db
+      .select({
+        accountId: products.billingAccountId,
+        live: sql<boolean>`bool_or(${products.status} not in ('terminated', 'aborted'))`,
+        endedAt: sql<Date | string | null>`max(${products.terminatedAt})`,
+      })
+      .from(products)
+      .where(and(inArray(products.billingAccountId, wanted), eq(products.kind, "plan")))
+      .groupBy(products.billingAccountId);
+    for (const row of rows) {
+      endings.set(row.accountId, row.live || row.endedAt === null ? null : new Date(row.endedAt));
+    }
+    return endings;
+  }
+
+  /** Accounts whose every line has ended, the last before `before`, in id order after `afterId`. */
+  async accountsEndedBefore(db: Db, before: Date, afterId: string, limit: number): Promise<string[]> {
+    const rows = await db
+      .select({ accountId: products.billingAccountId })
+      .from(products)
+      .where(and(eq(products.kind, "plan"), gt(products.billingAccountId, afterId)))
+      .groupBy(products.billingAccountId)
+      .having(
+        and(
+          sql`bool_and(${products.status} in ('terminated', 'aborted'))`,
+          sql`max(${products.terminatedAt}) < ${before.toISOString()}::timestamptz`,
+        ),
+      )
+      .orderBy(asc(products.billingAccountId))
+      .limit(limit);
+    return rows.map((row) => row.accountId);
+  }
+
   /** Which of these one-time charges an invoice has billed already (a bill run checks its drafts are current). */
   async billedChargeIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
     const wanted = [...new Set(ids.filter(isId))];
