@@ -286,6 +286,24 @@ Object.assign(WRITE_SAMPLES, {
     const id = await issuedBill(engine, "620");
     return { url: `${BILLING}/customerBill/${id}`, body: { state: "onHold" }, entityId: id };
   },
+  "POST /api/v1/bill-runs": async (engine: Engine) => ({
+    url: "/api/v1/bill-runs",
+    body: { billingAccountIds: [await accountToBill(engine, "640")] },
+  }),
+  "POST /api/v1/bill-runs/:id/retry": async (engine: Engine) => {
+    // An account in France, which no issuing entity bills: its run fails, to be taken again.
+    const customer = await createCustomer(engine);
+    const account = await engine.request("POST", BA, { body: billingAccountBody(customer.id, { taxJurisdiction: "FR" }) });
+    const accountId = account.json().id as string;
+    await orderReadyAccount(engine, { numbers: ["+4915100006500", "+4915100006509"], sims: 1 });
+    const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(accountId) });
+    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+    engine.clock.set(new Date(engine.clock.now().getTime() + 40 * 86_400_000));
+    const run = await engine.request("POST", "/api/v1/bill-runs", { body: { billingAccountIds: [accountId] } });
+    const id = run.json().id as string;
+    await engine.app.services.billRuns.work(id);
+    return { url: `/api/v1/bill-runs/${id}/retry`, entityId: id };
+  },
   [`POST ${BILLING}/customerBillOnDemand`]: async (engine: Engine) => {
     const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100006300", "+4915100006309"], sims: 1 });
     const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(accountId) });
