@@ -6,6 +6,7 @@ import { benchBilling, printBilling } from "./billing.js";
 import { benchHttp, printHttp } from "./http.js";
 import { benchIngest, printIngest } from "./ingest.js";
 import { benchInventory, printInventory } from "./inventory.js";
+import { benchInvoices, printInvoices } from "./invoices.js";
 import { benchOrders, printOrders } from "./orders.js";
 import { benchRating, printRating } from "./rating.js";
 import { benchRatingEngine, printRatingEngine } from "./rating-engine.js";
@@ -18,6 +19,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   ingest: async () => printIngest(await benchIngest()),
   rating: async () => printRating(await benchRating()),
   billing: async () => printBilling(await benchBilling()),
+  invoices: async () => printInvoices(await benchInvoices()),
 };
 
 const requested = process.argv.slice(2);
