@@ -375,9 +375,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       ratedRows: (summaryId, page) => charging.services.summaries.ratedRows(summaryId, page),
       // Bills go to the customer by e-mail, else by SMS, else nowhere (the bill stays "validated").
       contactFor: async (customerId) => {
+        const contacts = await customers.services.contactsOf(customerId);
+        if (contacts === undefined) return null;
         for (const channel of ["email", "sms"] as const) {
-          const contact = await customers.services.contactOf(customerId, channel);
-          if (contact.address !== null) return { channel, address: contact.address };
+          const address = contacts[channel][0];
+          if (address !== undefined) return { channel, address };
         }
         return null;
       },

@@ -117,6 +117,7 @@ export const invoices = pgTable(
       .where(sql`${table.kind} in ('cycle', 'final')`),
     index("invoices_account_idx").on(table.billingAccountId, table.issuedAt),
     index("invoices_credited_idx").on(table.creditedInvoiceId),
+    index("invoices_message_idx").on(table.messageId),
     check("invoices_kind_check", sql`${table.kind} in ('cycle', 'interim', 'final', 'creditNote')`),
     check("invoices_state_check", sql`${table.state} in ('validated', 'sent', 'partiallyPaid', 'settled', 'onHold')`),
     check("invoices_credit_note_check", sql`(${table.kind} = 'creditNote') = (${table.creditedInvoiceId} is not null)`),

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gte, inArray, sql } from "drizzle-orm";
+import { and, asc, count, eq, gte, inArray, or, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import { type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
@@ -64,8 +64,8 @@ type LineRow = typeof invoiceLines.$inferSelect;
 export const BILL_READY_REASON = "bill.ready";
 /** The kinds that bill a usage period, one per account and period (a unique index). */
 const PERIOD_KINDS = ["cycle", "final"];
-/** Invoice lines per insert statement (about 32 parameters each, under PostgreSQL's 65,535). */
-const LINE_CHUNK = 1_000;
+/** Invoice lines per insert statement (one JSON parameter). */
+const LINE_CHUNK = 5_000;
 
 export type Contact = { channel: "sms" | "email"; address: string };
 
@@ -150,28 +150,21 @@ export class InvoicesService {
     const contact = await this.deps.contactFor(account.customerId);
     const outcome = await this.deps.database.transaction(async (tx) => {
       await lockAccount(tx, account.id);
-      const [existing] = await tx
+      // This period's invoice, or one of a later period (one read for both).
+      const found = await tx
         .select()
         .from(invoices)
         .where(
           and(
             eq(invoices.billingAccountId, account.id),
             inArray(invoices.kind, PERIOD_KINDS),
-            eq(invoices.usagePeriod, usagePeriod.key),
-          ),
-        );
-      if (existing !== undefined) return { status: "existing" as const, row: existing };
-      const [later] = await tx
-        .select({ number: invoices.number, usagePeriod: invoices.usagePeriod })
-        .from(invoices)
-        .where(
-          and(
-            eq(invoices.billingAccountId, account.id),
-            inArray(invoices.kind, PERIOD_KINDS),
-            gte(invoices.periodStart, new Date(usagePeriod.endMs)),
+            or(eq(invoices.usagePeriod, usagePeriod.key), gte(invoices.periodStart, new Date(usagePeriod.endMs))),
           ),
         )
-        .limit(1);
+        .limit(2);
+      const existing = found.find((row) => row.usagePeriod === usagePeriod.key);
+      if (existing !== undefined) return { status: "existing" as const, row: existing };
+      const later = found[0];
       if (later !== undefined) {
         throw new AppError(
           "conflict",
@@ -491,36 +484,38 @@ export class InvoicesService {
       };
     });
     const issued = await tx.insert(invoices).values(rows).returning();
+    // Lines as one JSON parameter per chunk (jsonb_to_recordset): a batch's thousands of lines in one statement,
+    // without tens of thousands of bound values to encode.
     const lineRows = prepared.flatMap((entry, index) => {
       const invoiceId = rows[index]?.id as string;
       return entry.lines.map((line, position) => ({
         id: newId(now.getTime()),
-        invoiceId,
-        lineCount: entry.lines.length,
+        invoice_id: invoiceId,
+        line_count: entry.lines.length,
         position,
         key: line.key,
         kind: line.kind,
-        productId: line.productId,
-        priceId: line.priceId,
-        oneTimeChargeId: line.oneTimeChargeId,
-        usageSummaryId: line.usageSummaryId,
-        fromSeq: line.fromSeq,
-        toSeq: line.toSeq,
+        product_id: line.productId,
+        price_id: line.priceId,
+        one_time_charge_id: line.oneTimeChargeId,
+        usage_summary_id: line.usageSummaryId,
+        from_seq: line.fromSeq,
+        to_seq: line.toSeq,
         name: line.name,
-        periodStart: line.period === null ? null : new Date(line.period.startMs),
-        periodEnd: line.period === null ? null : new Date(line.period.endMs),
+        period_start: line.period === null ? null : new Date(line.period.startMs).toISOString(),
+        period_end: line.period === null ? null : new Date(line.period.endMs).toISOString(),
         days: line.days,
-        basisDays: line.basisDays,
-        amount: money(line.amount),
-        discount: money(line.discount),
-        charge: money(line.charge),
-        net: money(line.net),
-        lineTax: money(line.lineTax),
-        taxIncluded: line.taxIncluded,
-        taxClass: line.taxClass,
-        taxCategory: line.taxCategory,
-        taxRate: line.taxRate.toFixed(),
-        exemptionReason: line.exemptionReason,
+        basis_days: line.basisDays,
+        amount: line.amount.toFixed(),
+        discount: line.discount.toFixed(),
+        charge: line.charge.toFixed(),
+        net: line.net.toFixed(),
+        line_tax: line.lineTax.toFixed(),
+        tax_included: line.taxIncluded,
+        tax_class: line.taxClass,
+        tax_category: line.taxCategory,
+        tax_rate: line.taxRate.toFixed(),
+        exemption_reason: line.exemptionReason,
         late: line.late,
         usage: line.usage,
         promotions: line.promotions.map((promotion) => ({
@@ -528,12 +523,21 @@ export class InvoicesService {
           name: promotion.name,
           amount: promotion.amount.toFixed(),
         })),
-        creditedLineId: line.creditedLineId,
+        credited_line_id: line.creditedLineId,
       }));
     });
-    // PostgreSQL takes at most 65,535 parameters a statement: lines go in chunks.
     for (let from = 0; from < lineRows.length; from += LINE_CHUNK) {
-      await tx.insert(invoiceLines).values(lineRows.slice(from, from + LINE_CHUNK));
+      const chunk = JSON.stringify(lineRows.slice(from, from + LINE_CHUNK));
+      await tx.execute(sql`insert into ${invoiceLines} (id, invoice_id, line_count, position, key, kind, product_id,
+          price_id, one_time_charge_id, usage_summary_id, from_seq, to_seq, name, period_start, period_end, days,
+          basis_days, amount, discount, charge, net, line_tax, tax_included, tax_class, tax_category, tax_rate,
+          exemption_reason, late, usage, promotions, credited_line_id)
+        select * from jsonb_to_recordset(${chunk}::jsonb) as x(id uuid, invoice_id uuid, line_count integer,
+          position integer, key text, kind text, product_id uuid, price_id text, one_time_charge_id uuid,
+          usage_summary_id uuid, from_seq bigint, to_seq bigint, name text, period_start timestamptz,
+          period_end timestamptz, days integer, basis_days integer, amount numeric, discount numeric, charge numeric,
+          net numeric, line_tax numeric, tax_included boolean, tax_class text, tax_category text, tax_rate numeric,
+          exemption_reason text, late boolean, usage jsonb, promotions jsonb, credited_line_id uuid)`);
     }
     await tx.insert(receivableEntries).values(
       rows.map((row) => ({
@@ -632,19 +636,23 @@ export class InvoicesService {
   async messageSent(message: { id: string; reason: string; sentAt: Date }): Promise<void> {
     if (message.reason !== BILL_READY_REASON) return;
     await this.deps.database.transaction(async (tx) => {
-      const [row] = await tx.select().from(invoices).where(eq(invoices.messageId, message.id)).for("update");
-      if (row === undefined || row.sentAt !== null) return;
-      const state = row.state === "validated" ? "sent" : row.state;
+      // One statement: the first delivery marks it; "validated" becomes "sent" (a hold or allocations stay).
       const [updated] = await tx
         .update(invoices)
         .set({
           sentAt: message.sentAt,
-          state,
-          stateChangedAt: state === row.state ? row.stateChangedAt : message.sentAt,
+          state: sql`case when ${invoices.state} = 'validated' then 'sent' else ${invoices.state} end`,
+          stateChangedAt: sql`case when ${invoices.state} = 'validated' then ${message.sentAt.toISOString()}::timestamptz else ${invoices.stateChangedAt} end`,
         })
-        .where(eq(invoices.id, row.id))
+        .where(and(eq(invoices.messageId, message.id), sql`${invoices.sentAt} is null`))
         .returning();
-      if (updated !== undefined && state !== row.state) await this.recordEvent(tx, updated, "StateChange");
+      if (
+        updated !== undefined &&
+        updated.state === "sent" &&
+        updated.stateChangedAt.getTime() === message.sentAt.getTime()
+      ) {
+        await this.recordEvent(tx, updated, "StateChange");
+      }
     });
   }
 

@@ -697,9 +697,16 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
       customerId: string,
       channel: "sms" | "email",
     ): Promise<{ exists: boolean; address: string | null; addresses: string[] }> {
+      const contacts = await this.contactsOf(customerId);
+      if (contacts === undefined) return { exists: false, address: null, addresses: [] };
+      const addresses = contacts[channel];
+      return { exists: true, address: addresses[0] ?? null, addresses };
+    },
+    /** A customer's addresses on both channels, preferred first (two reads); undefined for an unknown customer. */
+    async contactsOf(customerId: string): Promise<{ email: string[]; sms: string[] } | undefined> {
       const db = deps.database.db;
       const customer = isId(customerId) ? await repository.customerRows.find(db, customerId) : undefined;
-      if (!customer) return { exists: false, address: null, addresses: [] };
+      if (!customer) return undefined;
       const party = customer.individualId
         ? await repository.individualRows.find(db, customer.individualId)
         : await repository.organizationRows.find(db, customer.organizationId ?? "");
@@ -711,8 +718,7 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
           .filter((medium) => medium.mediumType === type)
           .map((medium) => (type === "email" ? medium.characteristic.emailAddress : medium.characteristic.phoneNumber))
           .filter((address): address is string => address !== undefined);
-      const addresses = channel === "email" ? of("email") : [...of("mobile"), ...of("phone")];
-      return { exists: true, address: addresses[0] ?? null, addresses };
+      return { email: of("email"), sms: [...of("mobile"), ...of("phone")] };
     },
     /** What ordering needs to know of an account: its state, type, currency, owner and the owner's kind. */
     async accountForOrder(db: Db, id: string) {
