@@ -667,6 +667,24 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
     if (!account) return undefined;
     return { account, customer: await repository.customerRows.find(db, account.customerId) };
   };
+  /** A customer's addresses on both channels, preferred first (two reads); undefined for an unknown customer. */
+  const contactsOf = async (customerId: string): Promise<{ email: string[]; sms: string[] } | undefined> => {
+    const db = deps.database.db;
+    const customer = isId(customerId) ? await repository.customerRows.find(db, customerId) : undefined;
+    if (!customer) return undefined;
+    const party = customer.individualId
+      ? await repository.individualRows.find(db, customer.individualId)
+      : await repository.organizationRows.find(db, customer.organizationId ?? "");
+    const media = [...customer.contactMedium, ...(party?.contactMedium ?? [])].sort(
+      (a, b) => Number(b.preferred ?? false) - Number(a.preferred ?? false),
+    );
+    const of = (type: string) =>
+      media
+        .filter((medium) => medium.mediumType === type)
+        .map((medium) => (type === "email" ? medium.characteristic.emailAddress : medium.characteristic.phoneNumber))
+        .filter((address): address is string => address !== undefined);
+    return { email: of("email"), sms: [...of("mobile"), ...of("phone")] };
+  };
   const billingAccounts = new ResourceStore(
     billingAccountModel(deps, accountListeners, closeGuards, balanceReaders, defaults, customerForParty),
     deps,
@@ -697,29 +715,13 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
       customerId: string,
       channel: "sms" | "email",
     ): Promise<{ exists: boolean; address: string | null; addresses: string[] }> {
-      const contacts = await this.contactsOf(customerId);
+      const contacts = await contactsOf(customerId);
       if (contacts === undefined) return { exists: false, address: null, addresses: [] };
       const addresses = contacts[channel];
       return { exists: true, address: addresses[0] ?? null, addresses };
     },
     /** A customer's addresses on both channels, preferred first (two reads); undefined for an unknown customer. */
-    async contactsOf(customerId: string): Promise<{ email: string[]; sms: string[] } | undefined> {
-      const db = deps.database.db;
-      const customer = isId(customerId) ? await repository.customerRows.find(db, customerId) : undefined;
-      if (!customer) return undefined;
-      const party = customer.individualId
-        ? await repository.individualRows.find(db, customer.individualId)
-        : await repository.organizationRows.find(db, customer.organizationId ?? "");
-      const media = [...customer.contactMedium, ...(party?.contactMedium ?? [])].sort(
-        (a, b) => Number(b.preferred ?? false) - Number(a.preferred ?? false),
-      );
-      const of = (type: string) =>
-        media
-          .filter((medium) => medium.mediumType === type)
-          .map((medium) => (type === "email" ? medium.characteristic.emailAddress : medium.characteristic.phoneNumber))
-          .filter((address): address is string => address !== undefined);
-      return { email: of("email"), sms: [...of("mobile"), ...of("phone")] };
-    },
+    contactsOf,
     /** What ordering needs to know of an account: its state, type, currency, owner and the owner's kind. */
     async accountForOrder(db: Db, id: string) {
       const found = await accountWithCustomer(db, id);
