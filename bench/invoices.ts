@@ -437,13 +437,13 @@ function medianIssue(runs: Array<{ dbMs: number; statements: TimedStatement[] }>
 }
 
 /** The statement's text, unquoted, on one line and cut short. */
-function excerpt(text: string): string {
+export function excerpt(text: string): string {
   const flat = text.replace(/"/g, "").replace(/\s+/g, " ").trim();
   return flat.length > 110 ? `${flat.slice(0, 107)}...` : flat;
 }
 
 /** A statement's kind: its verb and the tables it names. */
-function label(text: string): string {
+export function label(text: string): string {
   const flat = text.replace(/\s+/g, " ").trim();
   if (/^[A-Z ]+$/.test(flat)) return flat;
   const verb = (/^\w+/.exec(flat)?.[0] ?? "?").toLowerCase();

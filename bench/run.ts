@@ -2,6 +2,7 @@
  * `npm run bench [name…]`: runs the named benchmarks (all by default) and prints their tables. Each
  * benchmark measures its infrastructure ceiling in the same run and reports itself as a ratio of it.
  */
+import { benchBillRun, printBillRun } from "./bill-run.js";
 import { benchBilling, printBilling } from "./billing.js";
 import { benchHttp, printHttp } from "./http.js";
 import { benchIngest, printIngest } from "./ingest.js";
@@ -20,6 +21,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   rating: async () => printRating(await benchRating()),
   billing: async () => printBilling(await benchBilling()),
   invoices: async () => printInvoices(await benchInvoices()),
+  "bill-run": async () => printBillRun(await benchBillRun()),
 };
 
 const requested = process.argv.slice(2);
