@@ -473,11 +473,15 @@ export class BillRunsService {
           ),
           sql`, `,
         );
+        // Only items still pending: a claim that outlived its lease may have been settled by the process that took
+        // it over (which then found this batch's invoices and would record them as invoiced before the run, with
+        // no amount); the first settlement stands.
         await tx.execute(sql`update ${billRunItems} set state = v.state, invoice_id = v.invoice_id, amount = v.amount,
             currency = v.currency, code = v.code, reason = v.reason, lease_owner = null, lease_until = null,
             updated_at = ${now.toISOString()}::timestamptz
           from (values ${values}) as v(account_id, state, invoice_id, amount, currency, code, reason)
-          where ${billRunItems.runId} = ${run.id} and ${billRunItems.billingAccountId} = v.account_id`);
+          where ${billRunItems.runId} = ${run.id} and ${billRunItems.billingAccountId} = v.account_id
+            and ${billRunItems.state} = 'pending'`);
       }
       if (stale.length > 0) {
         // Composed again on the next pass; this claim does not count as an attempt.
