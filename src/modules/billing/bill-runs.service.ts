@@ -22,7 +22,7 @@ import { isId, newId } from "../../shared/ids.js";
 import { Money } from "../../shared/money.js";
 import type { BillingAccountView } from "./billing.service.js";
 import { billRunItems, billRuns, invoices } from "./billing.tables.js";
-import { type Contact, type InvoicesService, lockAccount, type Prepared } from "./invoices.service.js";
+import { type Contact, type InvoicesService, lockAccounts, type Prepared } from "./invoices.service.js";
 
 /**
  * Bill runs (DESIGN.md §10 "Drafts in parallel, numbers in sequence"): every postpaid account of a cycle day whose
@@ -370,7 +370,7 @@ export class BillRunsService {
     crashPoint("bill-after-drafts");
     const counts = await this.deps.database.transaction(async (tx) => {
       const ids = drafts.map((draft) => draft.accountId).sort();
-      for (const id of ids) await lockAccount(tx, id);
+      await lockAccounts(tx, ids);
       // Under the locks: an invoice that appeared meanwhile (another process, an agent) stands; a draft whose usage
       // or charges were billed meanwhile (an interim bill) is composed again on the next pass.
       const existing =
