@@ -293,7 +293,9 @@ Object.assign(WRITE_SAMPLES, {
   "POST /api/v1/bill-runs/:id/retry": async (engine: Engine) => {
     // An account in France, which no issuing entity bills: its run fails, to be taken again.
     const customer = await createCustomer(engine);
-    const account = await engine.request("POST", BA, { body: billingAccountBody(customer.id, { taxJurisdiction: "FR" }) });
+    const account = await engine.request("POST", BA, {
+      body: billingAccountBody(customer.id, { taxJurisdiction: "FR" }),
+    });
     const accountId = account.json().id as string;
     await orderReadyAccount(engine, { numbers: ["+4915100006500", "+4915100006509"], sims: 1 });
     const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(accountId) });

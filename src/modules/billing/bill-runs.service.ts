@@ -548,6 +548,8 @@ export class BillRunsService {
       const periodEnd = formatLocalDate(today);
       const { created, run } = await this.start(SYSTEM_ACTOR, { billCycleDay: day, periodEnd });
       if (created) started.push(`${day}/${periodEnd}: ${run.total} accounts`);
+      // A run with no account is complete as soon as it exists (the day is recorded as handled).
+      if (created && run.total === 0) await this.finishIfDone(run.id);
     }
     return { started, ...(await this.work()) };
   }
