@@ -42,8 +42,6 @@ export interface BillRunsDeps extends ServiceDeps {
   /** Postpaid accounts, not closed, on a cycle day (or on it until a pending change). */
   onCycleDay(db: Db, billCycleDay: number): Promise<string[]>;
   contactFor(customerId: string): Promise<Contact | null>;
-  billedMarks(db: Db, summaryIds: readonly string[]): Promise<Map<string, number>>;
-  billedChargeIds(db: Db, ids: readonly string[]): Promise<Set<string>>;
   /** When each account's last line ended (null: a line is live). */
   lineEndings(db: Db, ids: readonly string[]): Promise<Map<string, Date | null>>;
   /** Accounts whose every line ended before an instant, a page at a time. */
@@ -387,13 +385,9 @@ export class BillRunsService {
                 ),
               );
       const issuedFor = new Map(existing.map((row) => [`${row.accountId}/${row.usagePeriod}`, row.id]));
-      const marks = await this.deps.billedMarks(
+      const currents = await this.deps.invoices.current(
         tx,
-        drafts.flatMap((draft) => draft.prepared.usageMarks.map((mark) => mark.summaryId)),
-      );
-      const billed = await this.deps.billedChargeIds(
-        tx,
-        drafts.flatMap((draft) => draft.prepared.lines.flatMap((line) => line.oneTimeChargeId ?? [])),
+        drafts.map((draft) => draft.prepared),
       );
       const already: Array<{ accountId: string; invoiceId: string }> = [];
       const stale: string[] = [];
@@ -404,10 +398,7 @@ export class BillRunsService {
           already.push({ accountId: draft.accountId, invoiceId });
           continue;
         }
-        const current =
-          draft.prepared.lines.every(
-            (line) => line.usageSummaryId === null || (marks.get(line.usageSummaryId) ?? 0) === (line.fromSeq ?? 1) - 1,
-          ) && draft.prepared.lines.every((line) => line.oneTimeChargeId === null || !billed.has(line.oneTimeChargeId));
+        const current = currents[drafts.indexOf(draft)] === true;
         if (current) fresh.push(draft);
         else stale.push(draft.accountId);
       }

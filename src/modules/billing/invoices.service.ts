@@ -56,6 +56,15 @@ export interface InvoicesDeps extends ServiceDeps {
   /** Stores messages to send (pending) with the caller's transaction, ids given; the issuing audit row covers them. */
   queueMessages(tx: Db, messages: readonly BillMessage[]): Promise<void>;
   deliverMessage(id: string): Promise<unknown>;
+  /** How far each usage summary is billed, by id. */
+  billedMarks(db: Db, summaryIds: readonly string[]): Promise<Map<string, number>>;
+  /** Which one-time charges an invoice has billed already. */
+  billedChargeIds(db: Db, ids: readonly string[]): Promise<Set<string>>;
+}
+
+/** A draft composed before its transaction found what it bills billed meanwhile: compose it again. */
+class StaleDraft extends Error {
+  override name = "StaleDraft";
 }
 
 type InvoiceRow = typeof invoices.$inferSelect;
@@ -148,38 +157,36 @@ export class InvoicesService {
     const usagePeriod = this.endedPeriod(account, now, request.periodEnd);
     const advancePeriod = cyclePeriod(usagePeriod.endMs, account.cycle);
     const contact = await this.deps.contactFor(account.customerId);
-    const outcome = await this.deps.database.transaction(async (tx) => {
-      await lockAccount(tx, account.id);
-      // This period's invoice, or one of a later period (one read for both).
-      const found = await tx
-        .select()
-        .from(invoices)
-        .where(
-          and(
-            eq(invoices.billingAccountId, account.id),
-            inArray(invoices.kind, PERIOD_KINDS),
-            or(eq(invoices.usagePeriod, usagePeriod.key), gte(invoices.periodStart, new Date(usagePeriod.endMs))),
-          ),
-        )
-        .limit(2);
-      const existing = found.find((row) => row.usagePeriod === usagePeriod.key);
-      if (existing !== undefined) return { status: "existing" as const, row: existing };
-      const later = found[0];
-      if (later !== undefined) {
-        throw new AppError(
-          "conflict",
-          "later_period_invoiced",
-          `periodEnd: the period ${usagePeriod.key} precedes ${later.usagePeriod}, already invoiced by ${later.number}; a missed period's charges are billed by corrections, not by an earlier invoice`,
-          "periodEnd",
-        );
-      }
-      return this.composeAndWrite(tx, actor, account, contact, {
-        kind: "cycle",
-        usagePeriod,
-        advancePeriod,
-        issueMs: now,
-      });
-    });
+    const invoice = { kind: "cycle" as const, usagePeriod, advancePeriod, issueMs: now };
+    const outcome = await this.withFreshDraft(account, contact, invoice, (prepared) =>
+      this.deps.database.transaction(async (tx) => {
+        await lockAccount(tx, account.id);
+        // This period's invoice, or one of a later period (one read for both).
+        const found = await tx
+          .select()
+          .from(invoices)
+          .where(
+            and(
+              eq(invoices.billingAccountId, account.id),
+              inArray(invoices.kind, PERIOD_KINDS),
+              or(eq(invoices.usagePeriod, usagePeriod.key), gte(invoices.periodStart, new Date(usagePeriod.endMs))),
+            ),
+          )
+          .limit(2);
+        const existing = found.find((row) => row.usagePeriod === usagePeriod.key);
+        if (existing !== undefined) return { status: "existing" as const, row: existing };
+        const later = found[0];
+        if (later !== undefined) {
+          throw new AppError(
+            "conflict",
+            "later_period_invoiced",
+            `periodEnd: the period ${usagePeriod.key} precedes ${later.usagePeriod}, already invoiced by ${later.number}; a missed period's charges are billed by corrections, not by an earlier invoice`,
+            "periodEnd",
+          );
+        }
+        return this.writePrepared(tx, actor, prepared);
+      }),
+    );
     return this.finish(outcome);
   }
 
@@ -197,27 +204,30 @@ export class InvoicesService {
     const account = await this.billableAccount(billingAccountId);
     const usagePeriod = cyclePeriod(endedAt.getTime(), account.cycle);
     const contact = await this.deps.contactFor(account.customerId);
-    const outcome = await this.deps.database.transaction(async (tx) => {
-      await lockAccount(tx, account.id);
-      const [existing] = await tx
-        .select({ id: invoices.id })
-        .from(invoices)
-        .where(
-          and(
-            eq(invoices.billingAccountId, account.id),
-            inArray(invoices.kind, PERIOD_KINDS),
-            gte(invoices.periodEnd, new Date(usagePeriod.endMs)),
-          ),
-        )
-        .limit(1);
-      if (existing !== undefined) return { status: "covered" as const };
-      return this.composeAndWrite(tx, actor, account, contact, {
-        kind: "final",
-        usagePeriod,
-        advancePeriod: null,
-        issueMs: this.deps.clock.now().getTime(),
-      });
-    });
+    const invoice = {
+      kind: "final" as const,
+      usagePeriod,
+      advancePeriod: null,
+      issueMs: this.deps.clock.now().getTime(),
+    };
+    const outcome = await this.withFreshDraft(account, contact, invoice, (prepared) =>
+      this.deps.database.transaction(async (tx) => {
+        await lockAccount(tx, account.id);
+        const [existing] = await tx
+          .select({ id: invoices.id })
+          .from(invoices)
+          .where(
+            and(
+              eq(invoices.billingAccountId, account.id),
+              inArray(invoices.kind, PERIOD_KINDS),
+              gte(invoices.periodEnd, new Date(usagePeriod.endMs)),
+            ),
+          )
+          .limit(1);
+        if (existing !== undefined) return { status: "covered" as const };
+        return this.writePrepared(tx, actor, prepared);
+      }),
+    );
     if (outcome.status === "covered") return outcome;
     return this.finish(outcome);
   }
@@ -240,50 +250,48 @@ export class InvoicesService {
     const now = this.deps.clock.now().getTime();
     const current = cyclePeriod(now, account.cycle);
     const contact = await this.deps.contactFor(account.customerId);
-    const { outcome, row } = await this.deps.database.transaction(async (tx) => {
-      await lockAccount(tx, account.id);
-      const outcome = await this.composeAndWrite(tx, actor, account, contact, {
-        kind: "interim",
-        usagePeriod: current,
-        advancePeriod: null,
-        issueMs: now,
-      });
-      const id = newId(now);
-      const [row] = await tx
-        .insert(billRequests)
-        .values({
-          id,
-          billingAccountId: account.id,
-          name: request.name ?? null,
-          description: request.description ?? null,
-          state: outcome.status === "nothing" ? "rejected" : "done",
-          invoiceId: outcome.status === "nothing" ? null : outcome.row.id,
-          reason: outcome.status === "nothing" ? outcome.reason : null,
-          idempotencyKey: request.idempotencyKey ?? null,
-          createdAt: new Date(now),
-        })
-        .onConflictDoNothing()
-        .returning();
-      if (row === undefined) {
-        // The same key raced this request: its answer stands, and this one writes nothing.
-        throw new AppError("conflict", "duplicate_request", "a request with this Idempotency-Key is being answered");
-      }
-      const presented = await this.presentRequest(row, tx);
-      await this.deps.audit.record(tx, actor, {
-        action: "create",
-        entityType: "customerBillOnDemand",
-        entityId: id,
-        after: { billingAccountId: account.id, state: row.state, invoiceId: row.invoiceId, reason: row.reason },
-      });
-      await this.deps.events.record(tx, {
-        api: "customerBillManagement",
-        resource: "customerBillOnDemand",
-        change: "Create",
-        resourceId: id,
-        body: presented,
-      });
-      return { outcome, row };
-    });
+    const invoice = { kind: "interim" as const, usagePeriod: current, advancePeriod: null, issueMs: now };
+    const { outcome, row } = await this.withFreshDraft(account, contact, invoice, (prepared) =>
+      this.deps.database.transaction(async (tx) => {
+        await lockAccount(tx, account.id);
+        const outcome = await this.writePrepared(tx, actor, prepared);
+        const id = newId(now);
+        const [row] = await tx
+          .insert(billRequests)
+          .values({
+            id,
+            billingAccountId: account.id,
+            name: request.name ?? null,
+            description: request.description ?? null,
+            state: outcome.status === "nothing" ? "rejected" : "done",
+            invoiceId: outcome.status === "nothing" ? null : outcome.row.id,
+            reason: outcome.status === "nothing" ? outcome.reason : null,
+            idempotencyKey: request.idempotencyKey ?? null,
+            createdAt: new Date(now),
+          })
+          .onConflictDoNothing()
+          .returning();
+        if (row === undefined) {
+          // The same key raced this request: its answer stands, and this one writes nothing.
+          throw new AppError("conflict", "duplicate_request", "a request with this Idempotency-Key is being answered");
+        }
+        const presented = await this.presentRequest(row, tx);
+        await this.deps.audit.record(tx, actor, {
+          action: "create",
+          entityType: "customerBillOnDemand",
+          entityId: id,
+          after: { billingAccountId: account.id, state: row.state, invoiceId: row.invoiceId, reason: row.reason },
+        });
+        await this.deps.events.record(tx, {
+          api: "customerBillManagement",
+          resource: "customerBillOnDemand",
+          change: "Create",
+          resourceId: id,
+          body: presented,
+        });
+        return { outcome, row };
+      }),
+    );
     await this.finish(outcome);
     return { created: true, request: await this.presentRequest(row) };
   }
@@ -358,23 +366,73 @@ export class InvoicesService {
     return { account, issuer, contact, document, lines, usageMarks: draft.usageMarks, credited: null };
   }
 
-  /** Composes and issues an account's bill in the caller's transaction (under the account's lock). */
-  private async composeAndWrite(
-    tx: Db,
-    actor: Actor,
+  /**
+   * Composes outside any transaction (reads, the catalog's included: on embedded PGlite's one session a read outside
+   * an open transaction would wait for it), then runs `issue` with the draft; a draft that went stale under the
+   * account's lock (usage or charges billed meanwhile) is composed again, at most three times.
+   */
+  private async withFreshDraft<T>(
     account: BillingAccountView,
     contact: Contact | null,
     invoice: { kind: InvoiceKind; usagePeriod: Period; advancePeriod: Period | null; issueMs: number },
+    issue: (prepared: Prepared | { nothing: string; usagePeriod: string }) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const prepared = await this.prepare(this.deps.database.db, account, contact, invoice);
+      try {
+        return await issue(prepared);
+      } catch (error) {
+        if (!(error instanceof StaleDraft) || attempt >= 3) {
+          if (error instanceof StaleDraft) {
+            throw new AppError(
+              "conflict",
+              "billing_in_progress",
+              `billing account ${account.id}'s usage or charges were billed by another bill while this one was composed; ask again`,
+            );
+          }
+          throw error;
+        }
+      }
+    }
+  }
+
+  /** Issues a draft composed before the caller's transaction, under the account's lock, if it is still current. */
+  private async writePrepared(
+    tx: Db,
+    actor: Actor,
+    prepared: Prepared | { nothing: string; usagePeriod: string },
   ): Promise<
     | { status: "issued"; row: InvoiceRow; messageId: string | null }
     | { status: "nothing"; reason: string; usagePeriod: string }
   > {
-    const prepared = await this.prepare(tx, account, contact, invoice);
     if ("nothing" in prepared)
       return { status: "nothing", reason: prepared.nothing, usagePeriod: prepared.usagePeriod };
+    const [current] = await this.current(tx, [prepared]);
+    if (current !== true) throw new StaleDraft();
     const [row] = await this.issueAll(tx, actor, [prepared], null);
     const issued = row as InvoiceRow;
     return { status: "issued", row: issued, messageId: issued.messageId };
+  }
+
+  /**
+   * Whether each draft still bills only what is unbilled (in the caller's transaction, under the accounts' locks):
+   * its usage summaries are billed to where the draft read them, its one-time charges are not billed.
+   */
+  async current(tx: Db, prepared: readonly Prepared[]): Promise<boolean[]> {
+    const marks = await this.deps.billedMarks(
+      tx,
+      prepared.flatMap((entry) => entry.usageMarks.map((mark) => mark.summaryId)),
+    );
+    const billed = await this.deps.billedChargeIds(
+      tx,
+      prepared.flatMap((entry) => entry.lines.flatMap((line) => line.oneTimeChargeId ?? [])),
+    );
+    return prepared.map(
+      (entry) =>
+        entry.lines.every(
+          (line) => line.usageSummaryId === null || (marks.get(line.usageSummaryId) ?? 0) === (line.fromSeq ?? 1) - 1,
+        ) && entry.lines.every((line) => line.oneTimeChargeId === null || !billed.has(line.oneTimeChargeId)),
+    );
   }
 
   /**
