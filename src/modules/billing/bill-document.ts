@@ -149,13 +149,18 @@ export function documentOfDraft(
 }
 
 type InvoiceRow = typeof invoices.$inferSelect;
+
+/** A stored amount (decimal.js, exact) in the currency's minor units; numeric(24, 6) holds no more decimals. */
+function minorOf(value: Money, decimals: number): MinorAmount {
+  return MinorAmount.parse(value.toFixed(), decimals);
+}
 type LineRow = typeof invoiceLines.$inferSelect;
 
 const ms = (date: Date | null) => (date === null ? null : date.getTime());
 
 export function documentOfRow(row: InvoiceRow): BillDocument {
   const decimals = currencyMinorUnits(row.currency);
-  const minor = (value: Money) => MinorAmount.parse(value.toFixed(), decimals);
+  const minor = (value: Money) => minorOf(value, decimals);
   return {
     kind: row.kind as DocumentKind,
     billingAccountId: row.billingAccountId,
@@ -193,7 +198,7 @@ export function documentOfRow(row: InvoiceRow): BillDocument {
 
 export function lineOfRow(row: LineRow, currency: string): BillLine {
   const decimals = currencyMinorUnits(currency);
-  const minor = (value: Money) => MinorAmount.parse(value.toFixed(), decimals);
+  const minor = (value: Money) => minorOf(value, decimals);
   const startMs = ms(row.periodStart);
   const endMs = ms(row.periodEnd);
   return {
