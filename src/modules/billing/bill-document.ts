@@ -247,6 +247,7 @@ export type MoneyStyle = "tmf" | "native";
 const ACCOUNT_PATH = "/tmf-api/accountManagement/v4/billingAccount";
 const PRODUCT_PATH = "/tmf-api/productInventory/v4/product";
 export const CUSTOMER_BILL_PATH = "/tmf-api/customerBillManagement/v4/customerBill";
+export const PAYMENT_PATH = "/tmf-api/paymentManagement/v4/payment";
 export const BILLING_RATE_PATH = "/tmf-api/customerBillManagement/v4/appliedCustomerBillingRate";
 export const USAGE_PATH = "/tmf-api/usageManagement/v4/usage";
 
@@ -329,7 +330,11 @@ export function presentBill(
     })),
     appliedPayment: (issued?.applied ?? [])
       .filter((entry) => entry.kind === "payment")
-      .map((entry) => ({ appliedAmount: money(entry.amount), payment: { id: entry.entryId } })),
+      // A payment's id is its ledger entry's.
+      .map((entry) => ({
+        appliedAmount: money(entry.amount),
+        payment: { id: entry.entryId, href: `${PAYMENT_PATH}/${entry.entryId}` },
+      })),
     /** Extensions: credit notes applied, the EN 16931 tax breakdown, the account summary, what the bill leaves out. */
     appliedCredit: (issued?.applied ?? [])
       .filter((entry) => entry.kind !== "payment")

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  type AnyPgColumn,
   bigint,
   bigserial,
   boolean,
@@ -216,27 +217,36 @@ export const receivableEntries = pgTable(
 );
 
 /**
- * What settles an invoice: an amount of a crediting entry (a credit note's, a payment's) applied to it. Never more
- * than either side has (a trigger checks both under their rows' locks, migration 0023).
+ * What settles an open item: an amount of a crediting entry (a credit note's, a payment's) applied to an invoice or
+ * to a debit entry of the ledger (a fee, a refund, a payment's reversal). Never more than either side has (a trigger
+ * checks both under their rows' locks, migrations 0023 and 0026). Allocations never change; a reversed payment's are
+ * undone by allocations of the opposite amount that name the one they undo (`reverses`).
  */
 export const allocations = pgTable(
   "allocations",
   {
     id: uuid("id").primaryKey(),
     billingAccountId: uuid("billing_account_id").notNull(),
-    invoiceId: uuid("invoice_id")
-      .notNull()
-      .references(() => invoices.id),
+    invoiceId: uuid("invoice_id").references(() => invoices.id),
+    debitEntryId: uuid("debit_entry_id").references(() => receivableEntries.id),
     entryId: uuid("entry_id")
       .notNull()
       .references(() => receivableEntries.id),
     amount: moneyColumn("amount").notNull(),
+    /** The allocation this one undoes (its amount is the opposite). */
+    reverses: uuid("reverses").references((): AnyPgColumn => allocations.id),
     at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
   },
   (table) => [
-    check("allocations_amount_check", sql`${table.amount} > 0`),
+    check(
+      "allocations_amount_check",
+      sql`${table.amount} <> 0 and (${table.amount} > 0) = (${table.reverses} is null)`,
+    ),
+    check("allocations_target_check", sql`(${table.invoiceId} is null) <> (${table.debitEntryId} is null)`),
     index("allocations_invoice_idx").on(table.invoiceId),
+    index("allocations_debit_idx").on(table.debitEntryId),
     index("allocations_entry_idx").on(table.entryId),
+    uniqueIndex("allocations_reverses_idx").on(table.reverses),
   ],
 );
 

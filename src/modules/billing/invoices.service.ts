@@ -34,6 +34,13 @@ import {
 } from "./bill-document.js";
 import type { BillingAccountView, BillingService, IssuingEntityView } from "./billing.service.js";
 import { allocations, billRequests, invoiceLines, invoices, receivableEntries } from "./billing.tables.js";
+import {
+  applyCredit,
+  applyUnappliedCredit,
+  invoicesTouched,
+  openItemsOf,
+  writeAllocations,
+} from "./cash-application.js";
 import { ComposeError, composeInvoice, type Draft, type InvoiceKind } from "./compose.js";
 import { accountSummaries, balancesOf, nextNumbers } from "./ledger.js";
 
@@ -675,6 +682,9 @@ export class InvoicesService {
         }),
       });
     }
+    // Unapplied credit (an overpayment, a credit note's remainder) is used first on the new bills.
+    const billed = rows.filter((row) => row.kind !== "creditNote").map((row) => row.billingAccountId);
+    if (billed.length > 0) await this.settleMany(tx, invoicesTouched(await applyUnappliedCredit(tx, billed, now)));
     return issued;
   }
 
@@ -816,41 +826,58 @@ export class InvoicesService {
     return { country: issuer.country, vatId: issuer.vatId, timeZone: issuer.timeZone, series: issuer.series };
   }
 
-  /** A credit note's entry applied to what its invoice has open; the rest stays as the account's credit. */
+  /**
+   * A credit note's entry applied to what its invoice has open first; the rest is the account's credit, used on
+   * what else it owes (oldest first) or on its next bill.
+   */
   private async applyCredit(tx: Db, target: InvoiceRow, credit: InvoiceRow): Promise<void> {
+    const now = this.deps.clock.now();
     const [entry] = await tx.select().from(receivableEntries).where(eq(receivableEntries.invoiceId, credit.id));
     if (entry === undefined) return;
-    const applied = await appliedTo(tx, target.id);
+    const items = (await openItemsOf(tx, [target.billingAccountId])).get(target.billingAccountId) ?? [];
     const decimals = currencyMinorUnits(target.currency);
-    const gross = MinorAmount.parse(target.gross.toFixed(), decimals);
-    const open = gross.minus(applied);
-    const available = MinorAmount.parse(credit.gross.toFixed(), decimals).negated();
-    const amount = open.lt(available) ? open : available;
-    if (!amount.isPositive()) return;
-    const now = this.deps.clock.now();
-    await tx.insert(allocations).values({
-      id: newId(now.getTime()),
-      billingAccountId: target.billingAccountId,
-      invoiceId: target.id,
-      entryId: entry.id,
-      amount: amount.toMoney(),
-      at: now,
-    });
-    await this.settle(tx, target.id);
+    const own = applyCredit(
+      {
+        entryId: entry.id,
+        billingAccountId: target.billingAccountId,
+        available: MinorAmount.parse(credit.gross.toFixed(), decimals).negated(),
+        seq: entry.seq,
+      },
+      items.filter((item) => item.id === target.id),
+    );
+    await writeAllocations(tx, own, now);
+    const rest = await applyUnappliedCredit(tx, [target.billingAccountId], now);
+    await this.settleMany(tx, invoicesTouched([...own, ...rest]));
   }
 
-  /** An invoice's state after allocations: settled when nothing is open, partiallyPaid when some is (a hold stays). */
-  async settle(tx: Db, invoiceId: string): Promise<void> {
-    const [row] = await tx.select().from(invoices).where(eq(invoices.id, invoiceId)).for("update");
-    if (row === undefined || row.state === "onHold") return;
-    const state = await stateFromAllocations(tx, row);
-    if (state === row.state) return;
-    const [updated] = await tx
-      .update(invoices)
-      .set({ state, stateChangedAt: this.deps.clock.now() })
-      .where(eq(invoices.id, row.id))
-      .returning();
-    if (updated !== undefined) await this.recordEvent(tx, updated, "StateChange");
+  /**
+   * Invoices' states after allocations, in one statement: settled when nothing is open, partiallyPaid when some is,
+   * else sent or validated by delivery (a hold stays); a StateChange event for each that moved.
+   */
+  async settleMany(tx: Db, invoiceIds: readonly string[]): Promise<void> {
+    const ids = [...new Set(invoiceIds)];
+    if (ids.length === 0) return;
+    const now = this.deps.clock.now();
+    const changed = await queryRows<{ id: string }>(
+      tx,
+      sql`with next as (${nextStates(ids)})
+          update ${invoices} i set state = next.state, state_changed_at = ${now.toISOString()}::timestamptz
+          from next where i.id = next.id and i.state <> 'onHold' and i.state <> next.state returning i.id`,
+    );
+    if (changed.length === 0) return;
+    const bills = await this.presentMany(
+      tx,
+      changed.map((row) => row.id),
+    );
+    for (const bill of bills) {
+      await this.deps.events.record(tx, {
+        api: "customerBillManagement",
+        resource: "customerBill",
+        change: "StateChange",
+        resourceId: bill.id as string,
+        body: bill,
+      });
+    }
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -884,7 +911,8 @@ export class InvoicesService {
             "state",
           );
         }
-        next = await stateFromAllocations(tx, row);
+        const [computed] = await queryRows<{ state: string }>(tx, nextStates([row.id]));
+        next = computed?.state ?? row.state;
         if (to !== next) {
           throw new AppError(
             "conflict",
@@ -1112,13 +1140,16 @@ export class InvoicesService {
       at: Date | string;
     }>(
       db,
-      sql`select a.invoice_id, a.entry_id, a.amount::text as amount, e.kind, e.invoice_id as document_id, a.at
+      // Per crediting entry, net of undone allocations (a reversed payment's): what stands applied.
+      sql`select a.invoice_id, a.entry_id, sum(a.amount)::text as amount, e.kind, e.invoice_id as document_id,
+            min(a.at) as at
           from ${allocations} a join ${receivableEntries} e on e.id = a.entry_id
           where a.invoice_id in (${sql.join(
             ids.map((id) => sql`${id}::uuid`),
             sql`, `,
           )})
-          order by a.at, a.id`,
+          group by a.invoice_id, a.entry_id, e.kind, e.invoice_id, e.seq having sum(a.amount) <> 0
+          order by min(a.at), e.seq`,
     );
     const credited = rows.flatMap((row) => (row.creditedInvoiceId === null ? [] : [row.creditedInvoiceId]));
     const creditedNumbers = new Map(
@@ -1236,22 +1267,20 @@ export async function lockAccounts(tx: Db, billingAccountIds: readonly string[])
     from (select key from jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) as key order by key) as ordered`);
 }
 
-async function appliedTo(tx: Db, invoiceId: string): Promise<MinorAmount> {
-  const [row] = await queryRows<{ applied: string; currency: string }>(
-    tx,
-    sql`select coalesce(sum(a.amount), 0)::text as applied, i.currency from ${invoices} i
-        left join ${allocations} a on a.invoice_id = i.id where i.id = ${invoiceId} group by i.currency`,
-  );
-  return MinorAmount.parse(row?.applied ?? "0", currencyMinorUnits(row?.currency ?? "EUR"));
-}
-
-async function stateFromAllocations(tx: Db, row: InvoiceRow): Promise<string> {
-  if (row.kind === "creditNote") return row.sentAt === null ? "validated" : "sent";
-  const applied = await appliedTo(tx, row.id);
-  const gross = MinorAmount.parse(row.gross.toFixed(), currencyMinorUnits(row.currency));
-  if (applied.isPositive() && applied.gte(gross)) return "settled";
-  if (applied.isPositive()) return "partiallyPaid";
-  return row.sentAt === null ? "validated" : "sent";
+/**
+ * What each invoice's state is by its allocations and delivery (a credit note: by delivery only), as a query of
+ * (id, state): settled when nothing is open, partiallyPaid when some is, else sent or validated.
+ */
+function nextStates(ids: readonly string[]) {
+  return sql`select i.id, case
+      when i.kind <> 'creditNote' and coalesce(sum(a.amount), 0) > 0 and coalesce(sum(a.amount), 0) >= i.gross then 'settled'
+      when i.kind <> 'creditNote' and coalesce(sum(a.amount), 0) > 0 then 'partiallyPaid'
+      when i.sent_at is null then 'validated' else 'sent' end as state
+    from ${invoices} i left join ${allocations} a on a.invoice_id = i.id
+    where i.id in (${sql.join(
+      ids.map((id) => sql`${id}::uuid`),
+      sql`, `,
+    )}) group by i.id`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,244 @@
+import { sql } from "drizzle-orm";
+import { type Db, queryRows } from "../../platform/database.js";
+import { currencyMinorUnits } from "../../shared/currency.js";
+import { isId, newId } from "../../shared/ids.js";
+import { MinorAmount } from "../../shared/minor-units.js";
+import { allocations, invoices, receivableEntries } from "./billing.tables.js";
+
+/**
+ * Cash application (DESIGN.md §10 "Receivables are a ledger"): which open items a crediting entry (a payment, a
+ * credit note's remainder) settles, and in what order. The order is the law's where the payer did not say: BGB § 367
+ * applies a payment to costs before the principal, so fees (reminder fees, entries of their own) come before bills;
+ * bills oldest first (due date, then the order they were written), a bill on hold (disputed) only when named. What
+ * is left stays as the account's unapplied credit and is used first on the next bill. The planning is pure; the
+ * reads and writes around it are set-based (a batch of accounts per statement).
+ */
+
+/** Something the account owes: an invoice (not a credit note) or a debit entry of the ledger (a fee). */
+export interface OpenItem {
+  kind: "invoice" | "fee";
+  /** The invoice's id, or the fee entry's. */
+  id: string;
+  billingAccountId: string;
+  currency: string;
+  /** What is still open, in minor units; planning lowers it. */
+  open: MinorAmount;
+  dueDate: string;
+  seq: number;
+  number: string | null;
+  paymentReference: string | null;
+  onHold: boolean;
+}
+
+/** A crediting entry with money left to apply. */
+export interface Credit {
+  entryId: string;
+  billingAccountId: string;
+  available: MinorAmount;
+  seq: number;
+}
+
+export interface PlannedAllocation {
+  entryId: string;
+  billingAccountId: string;
+  kind: "invoice" | "fee";
+  targetId: string;
+  amount: MinorAmount;
+}
+
+/** The order open items are settled in when the payer named none: fees first (BGB § 367), then bills oldest first. */
+export function defaultOrder(items: readonly OpenItem[]): OpenItem[] {
+  return items
+    .filter((item) => !item.onHold && item.open.isPositive())
+    .sort(
+      (a, b) =>
+        (a.kind === b.kind ? 0 : a.kind === "fee" ? -1 : 1) ||
+        (a.kind === "fee" ? 0 : a.dueDate.localeCompare(b.dueDate)) ||
+        a.seq - b.seq,
+    );
+}
+
+/**
+ * Applies as much of a credit as `items` (in that order) have open, each at most `caps` of its id when given;
+ * lowers the items' open amounts and the credit's available amount. Pure but for those two.
+ */
+export function applyCredit(
+  credit: Credit,
+  items: readonly OpenItem[],
+  caps?: ReadonlyMap<string, MinorAmount>,
+): PlannedAllocation[] {
+  const planned: PlannedAllocation[] = [];
+  for (const item of items) {
+    if (!credit.available.isPositive()) break;
+    let amount = item.open.lt(credit.available) ? item.open : credit.available;
+    const cap = caps?.get(item.id);
+    if (cap !== undefined && cap.lt(amount)) amount = cap;
+    if (!amount.isPositive()) continue;
+    item.open = item.open.minus(amount);
+    credit.available = credit.available.minus(amount);
+    planned.push({
+      entryId: credit.entryId,
+      billingAccountId: credit.billingAccountId,
+      kind: item.kind,
+      targetId: item.id,
+      amount,
+    });
+  }
+  return planned;
+}
+
+/**
+ * The open items whose bill number or payment reference a payer's text quotes (a transfer's remittance line):
+ * compared without spaces and case, in the order they are quoted.
+ */
+export function quotedItems(text: string, items: readonly OpenItem[]): OpenItem[] {
+  const haystack = text.replace(/\s+/g, "").toUpperCase();
+  if (haystack.length === 0) return [];
+  return items
+    .flatMap((item) => {
+      const positions = [item.number, item.paymentReference]
+        .filter((needle): needle is string => needle !== null && needle.length > 0)
+        .map((needle) => haystack.indexOf(needle.replace(/\s+/g, "").toUpperCase()))
+        .filter((position) => position >= 0);
+      return positions.length === 0 ? [] : [{ item, position: Math.min(...positions) }];
+    })
+    .sort((a, b) => a.position - b.position)
+    .map((found) => found.item);
+}
+
+function uuidList(ids: readonly string[]) {
+  return sql.join(
+    ids.map((id) => sql`${id}::uuid`),
+    sql`, `,
+  );
+}
+
+/** The open items of accounts (invoices and fees with something open), per account. */
+export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]): Promise<Map<string, OpenItem[]>> {
+  const ids = [...new Set(billingAccountIds)].filter(isId);
+  const byAccount = new Map<string, OpenItem[]>();
+  if (ids.length === 0) return byAccount;
+  const rows = await queryRows<{
+    kind: "invoice" | "fee";
+    id: string;
+    billing_account_id: string;
+    currency: string;
+    open: string;
+    due_date: string;
+    seq: string | number;
+    number: string | null;
+    payment_reference: string | null;
+    on_hold: boolean;
+  }>(
+    tx,
+    sql`select 'invoice' as kind, i.id, i.billing_account_id, i.currency,
+          (i.gross - coalesce((select sum(a.amount) from ${allocations} a where a.invoice_id = i.id), 0))::text as open,
+          i.due_date::text as due_date, e.seq, i.number, i.payment_reference, i.state = 'onHold' as on_hold
+        from ${invoices} i join ${receivableEntries} e on e.invoice_id = i.id
+        where i.billing_account_id in (${uuidList(ids)}) and i.kind <> 'creditNote' and i.state <> 'settled'
+        union all
+        select 'fee', e.id, e.billing_account_id, e.currency,
+          (e.amount - coalesce((select sum(a.amount) from ${allocations} a where a.debit_entry_id = e.id), 0))::text,
+          (e.at at time zone 'UTC')::date::text, e.seq, null, null, false
+        from ${receivableEntries} e
+        where e.billing_account_id in (${uuidList(ids)}) and e.kind = 'fee'`,
+  );
+  for (const row of rows) {
+    const open = MinorAmount.parse(row.open, currencyMinorUnits(row.currency));
+    if (!open.isPositive()) continue;
+    const list = byAccount.get(row.billing_account_id) ?? [];
+    list.push({
+      kind: row.kind,
+      id: row.id,
+      billingAccountId: row.billing_account_id,
+      currency: row.currency,
+      open,
+      dueDate: row.due_date,
+      seq: Number(row.seq),
+      number: row.number,
+      paymentReference: row.payment_reference,
+      onHold: row.on_hold,
+    });
+    byAccount.set(row.billing_account_id, list);
+  }
+  return byAccount;
+}
+
+/** The crediting entries of accounts with money left to apply (unapplied credit), oldest first, per account. */
+export async function creditsOf(tx: Db, billingAccountIds: readonly string[]): Promise<Map<string, Credit[]>> {
+  const ids = [...new Set(billingAccountIds)].filter(isId);
+  const byAccount = new Map<string, Credit[]>();
+  if (ids.length === 0) return byAccount;
+  const rows = await queryRows<{
+    id: string;
+    billing_account_id: string;
+    currency: string;
+    available: string;
+    seq: string | number;
+  }>(
+    tx,
+    sql`select id, billing_account_id, currency, available::text as available, seq from (
+          select e.id, e.billing_account_id, e.currency, e.seq,
+            -e.amount - coalesce((select sum(a.amount) from ${allocations} a where a.entry_id = e.id), 0) as available
+          from ${receivableEntries} e
+          where e.billing_account_id in (${uuidList(ids)}) and e.amount < 0) credits
+        where available > 0 order by seq`,
+  );
+  for (const row of rows) {
+    const list = byAccount.get(row.billing_account_id) ?? [];
+    list.push({
+      entryId: row.id,
+      billingAccountId: row.billing_account_id,
+      available: MinorAmount.parse(row.available, currencyMinorUnits(row.currency)),
+      seq: Number(row.seq),
+    });
+    byAccount.set(row.billing_account_id, list);
+  }
+  return byAccount;
+}
+
+/** Writes planned allocations in one statement (the database checks each against both sides). */
+export async function writeAllocations(tx: Db, planned: readonly PlannedAllocation[], at: Date): Promise<void> {
+  if (planned.length === 0) return;
+  const stamp = at.getTime();
+  for (let start = 0; start < planned.length; start += 2000) {
+    await tx.insert(allocations).values(
+      planned.slice(start, start + 2000).map((allocation) => ({
+        id: newId(stamp),
+        billingAccountId: allocation.billingAccountId,
+        invoiceId: allocation.kind === "invoice" ? allocation.targetId : null,
+        debitEntryId: allocation.kind === "fee" ? allocation.targetId : null,
+        entryId: allocation.entryId,
+        amount: allocation.amount.toMoney(),
+        at,
+      })),
+    );
+  }
+}
+
+/**
+ * Uses the accounts' unapplied credit on what they owe (after a bill is issued, a fee charged, a payment reversed):
+ * oldest credit first, in the default order. Answers the allocations written (their invoices' states follow).
+ */
+export async function applyUnappliedCredit(
+  tx: Db,
+  billingAccountIds: readonly string[],
+  at: Date,
+): Promise<PlannedAllocation[]> {
+  const credits = await creditsOf(tx, billingAccountIds);
+  if (credits.size === 0) return [];
+  const items = await openItemsOf(tx, [...credits.keys()]);
+  const planned: PlannedAllocation[] = [];
+  for (const [accountId, accountCredits] of credits) {
+    const ordered = defaultOrder(items.get(accountId) ?? []);
+    if (ordered.length === 0) continue;
+    for (const credit of accountCredits) planned.push(...applyCredit(credit, ordered));
+  }
+  await writeAllocations(tx, planned, at);
+  return planned;
+}
+
+/** The invoices planned allocations touched (their states follow from what is applied). */
+export function invoicesTouched(planned: readonly PlannedAllocation[]): string[] {
+  return [...new Set(planned.filter((item) => item.kind === "invoice").map((item) => item.targetId))];
+}
