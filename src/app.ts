@@ -11,7 +11,7 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { createAccessModule } from "./modules/access/index.js";
 import { createBillingModule } from "./modules/billing/index.js";
-import { createCatalogModule } from "./modules/catalog/index.js";
+import { createCatalogModule, priceTerms } from "./modules/catalog/index.js";
 import { createChargingModule, ratedView } from "./modules/charging/index.js";
 import { redisShardLeases, redisWorkersAlive, soleShardLeases } from "./modules/charging/leases.js";
 import { ratingLoopsRunning } from "./modules/charging/rating.service.js";
@@ -26,6 +26,7 @@ import {
   undeliveredChannel,
 } from "./modules/notifications/message-channel.js";
 import { createOrdersModule } from "./modules/orders/index.js";
+import { createPaymentsModule, REVERSAL_FEE_OFFERING } from "./modules/payments/index.js";
 import { httpProvisioning, type Provisioning, SimulatedNetwork } from "./modules/provisioning/provisioning.js";
 import { simulatorRoutes } from "./modules/provisioning/simulator.routes.js";
 import { createRatingModule } from "./modules/rating/index.js";
@@ -112,6 +113,7 @@ type AppServices = {
   usage: Awaited<ReturnType<typeof createUsageModule>>["services"];
   charging: Awaited<ReturnType<typeof createChargingModule>>["services"];
   billing: ReturnType<typeof createBillingModule>["service"];
+  payments: ReturnType<typeof createPaymentsModule>["service"];
   invoices: ReturnType<typeof createBillingModule>["invoices"];
   billRuns: ReturnType<typeof createBillingModule>["runs"];
 };
@@ -402,6 +404,34 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     notifications.messages.onSent((message) => billing.invoices.messageSent(message));
     // An account that owes money cannot close (the receivables ledger's balance).
     customers.services.guardAccountClose((db, id) => billing.invoices.refuseAccountClose(db, id));
+    const payments = createPaymentsModule({
+      ...deps,
+      accounts: (db, ids) => customers.services.accountsForBilling(db, ids),
+      invoices: billing.invoices,
+      reversalFee: async (currency) => {
+        const snapshot = await catalog.service.snapshot();
+        const entry = snapshot.offerings.get(REVERSAL_FEE_OFFERING);
+        const offering = entry?.content;
+        if (entry === undefined || offering === undefined || offering.lifecycleStatus !== "active") return null;
+        const price = offering.prices.find((candidate) => candidate.amounts[currency] !== undefined);
+        if (price === undefined) return null;
+        return {
+          priceId: price.id,
+          name: price.name,
+          amount: price.amounts[currency] as string,
+          currency,
+          taxClass: price.taxClass,
+          taxIncluded: priceTerms(price).taxIncluded,
+          offeringVersion: entry.info.version,
+        };
+      },
+      chargeFee: (tx, billingAccountId, paymentId, fee) =>
+        subscriptions.service.recordSourcedCharges(tx, billingAccountId, { source: "reversal", id: paymentId }, [
+          { ...fee, productId: null },
+        ]),
+    });
+    // An account that closes with credit has it refunded (to its default method, or reported for a manual refund).
+    customers.services.onAccountClosing((tx, id) => payments.service.refundOnClose(tx, id));
     customers.services.readBalancesWith(async (db, ids) => {
       const balances = await billing.invoices.balances(db, ids);
       return new Map([...balances].map(([id, balance]) => [id, { amount: balance.amount.toMoney() }]));
@@ -454,6 +484,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       billing: billing.service,
       invoices: billing.invoices,
       billRuns: billing.runs,
+      payments: payments.service,
     });
     app.decorate("database", database);
 
@@ -478,6 +509,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await app.register(usage.routes);
     await app.register(charging.routes);
     await app.register(billing.routes);
+    await app.register(payments.routes);
     await app.register(adminRoutes(scheduler, mover, testClock ?? { now: () => clock.now(), offsetMs: () => 0 }));
     if (simulated !== null) {
       const recordFailure = (actor: Actor, change: object) =>

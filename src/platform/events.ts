@@ -18,6 +18,8 @@ export const EVENT_APIS = {
   prepayBalanceManagement: "/tmf-api/prepayBalanceManagement/v4",
   /** Bills (TMF678): customerBill created and state changes, customerBillOnDemand created. */
   customerBillManagement: "/tmf-api/customerBillManagement/v4",
+  /** Payments and refunds (TMF676): created, reversed, paid out. */
+  paymentManagement: "/tmf-api/paymentManagement/v4",
 } as const;
 export type EventApi = keyof typeof EVENT_APIS;
 

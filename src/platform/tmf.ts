@@ -24,6 +24,7 @@ export const TMF_BASE = {
   ordering: "/tmf-api/productOrderingManagement/v4",
   usage: "/tmf-api/usageManagement/v4",
   bill: "/tmf-api/customerBillManagement/v4",
+  payment: "/tmf-api/paymentManagement/v4",
 } as const;
 
 export const ErrorSchema = Type.Object(

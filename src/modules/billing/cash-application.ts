@@ -14,10 +14,15 @@ import { allocations, invoices, receivableEntries } from "./billing.tables.js";
  * reads and writes around it are set-based (a batch of accounts per statement).
  */
 
-/** Something the account owes: an invoice (not a credit note) or a debit entry of the ledger (a fee). */
+/**
+ * Something the account owes: an invoice (not a credit note) or a debit entry of the ledger that is not an invoice:
+ * a fee (a cost, settled first), or a refund or reversal left open when the payment behind it was undone.
+ */
 export interface OpenItem {
-  kind: "invoice" | "fee";
-  /** The invoice's id, or the fee entry's. */
+  kind: "invoice" | "entry";
+  /** A fee: a cost, which BGB § 367 settles before the principal. */
+  cost: boolean;
+  /** The invoice's id, or the entry's. */
   id: string;
   billingAccountId: string;
   currency: string;
@@ -41,7 +46,7 @@ export interface Credit {
 export interface PlannedAllocation {
   entryId: string;
   billingAccountId: string;
-  kind: "invoice" | "fee";
+  kind: "invoice" | "entry";
   targetId: string;
   amount: MinorAmount;
 }
@@ -50,12 +55,7 @@ export interface PlannedAllocation {
 export function defaultOrder(items: readonly OpenItem[]): OpenItem[] {
   return items
     .filter((item) => !item.onHold && item.open.isPositive())
-    .sort(
-      (a, b) =>
-        (a.kind === b.kind ? 0 : a.kind === "fee" ? -1 : 1) ||
-        (a.kind === "fee" ? 0 : a.dueDate.localeCompare(b.dueDate)) ||
-        a.seq - b.seq,
-    );
+    .sort((a, b) => Number(b.cost) - Number(a.cost) || a.dueDate.localeCompare(b.dueDate) || a.seq - b.seq);
 }
 
 /**
@@ -113,13 +113,14 @@ function uuidList(ids: readonly string[]) {
   );
 }
 
-/** The open items of accounts (invoices and fees with something open), per account. */
+/** The open items of accounts (invoices and debit entries with something open), per account. */
 export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]): Promise<Map<string, OpenItem[]>> {
   const ids = [...new Set(billingAccountIds)].filter(isId);
   const byAccount = new Map<string, OpenItem[]>();
   if (ids.length === 0) return byAccount;
   const rows = await queryRows<{
-    kind: "invoice" | "fee";
+    kind: "invoice" | "entry";
+    cost: boolean;
     id: string;
     billing_account_id: string;
     currency: string;
@@ -131,17 +132,17 @@ export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]):
     on_hold: boolean;
   }>(
     tx,
-    sql`select 'invoice' as kind, i.id, i.billing_account_id, i.currency,
+    sql`select 'invoice' as kind, false as cost, i.id, i.billing_account_id, i.currency,
           (i.gross - coalesce((select sum(a.amount) from ${allocations} a where a.invoice_id = i.id), 0))::text as open,
           i.due_date::text as due_date, e.seq, i.number, i.payment_reference, i.state = 'onHold' as on_hold
         from ${invoices} i join ${receivableEntries} e on e.invoice_id = i.id
-        where i.billing_account_id in (${uuidList(ids)}) and i.kind <> 'creditNote' and i.state <> 'settled'
+        where i.billing_account_id in (${uuidList(ids)}) and i.kind <> 'creditNote'
         union all
-        select 'fee', e.id, e.billing_account_id, e.currency,
+        select 'entry', e.kind = 'fee', e.id, e.billing_account_id, e.currency,
           (e.amount - coalesce((select sum(a.amount) from ${allocations} a where a.debit_entry_id = e.id), 0))::text,
           (e.at at time zone 'UTC')::date::text, e.seq, null, null, false
         from ${receivableEntries} e
-        where e.billing_account_id in (${uuidList(ids)}) and e.kind = 'fee'`,
+        where e.billing_account_id in (${uuidList(ids)}) and e.amount > 0 and e.invoice_id is null`,
   );
   for (const row of rows) {
     const open = MinorAmount.parse(row.open, currencyMinorUnits(row.currency));
@@ -149,6 +150,7 @@ export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]):
     const list = byAccount.get(row.billing_account_id) ?? [];
     list.push({
       kind: row.kind,
+      cost: row.cost,
       id: row.id,
       billingAccountId: row.billing_account_id,
       currency: row.currency,
@@ -207,7 +209,7 @@ export async function writeAllocations(tx: Db, planned: readonly PlannedAllocati
         id: newId(stamp),
         billingAccountId: allocation.billingAccountId,
         invoiceId: allocation.kind === "invoice" ? allocation.targetId : null,
-        debitEntryId: allocation.kind === "fee" ? allocation.targetId : null,
+        debitEntryId: allocation.kind === "entry" ? allocation.targetId : null,
         entryId: allocation.entryId,
         amount: allocation.amount.toMoney(),
         at,

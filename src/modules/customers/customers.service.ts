@@ -364,6 +364,8 @@ type AccountListener = (before: BillingAccountRow | null, after: BillingAccountR
  * (subscriptions' live lines, billing's receivables to come) register one; customers cannot see their tables.
  */
 type CloseGuard = (db: Db, billingAccountId: string) => Promise<string | null>;
+/** Work a close does in its transaction once no guard refused it (credit refunded). */
+type CloseHandler = (tx: Db, billingAccountId: string) => Promise<void>;
 
 /** The operator's defaults for what a billing account request may leave out. */
 export interface AccountDefaults {
@@ -386,6 +388,7 @@ function billingAccountModel(
   deps: ServiceDeps,
   listeners: AccountListener[],
   closeGuards: CloseGuard[],
+  closeHandlers: CloseHandler[],
   balanceReaders: BalanceReader[],
   defaults: AccountDefaults,
   customerForParty: CustomerForParty,
@@ -479,6 +482,7 @@ function billingAccountModel(
           throw new AppError("conflict", "account_not_closable", `billing account ${row.id} cannot close: ${refusal}`);
         }
       }
+      for (const handler of closeHandlers) await handler(db, row.id);
     },
     lifecycle: ACCOUNT_LIFECYCLE,
     stateColumn: "state",
@@ -640,6 +644,7 @@ function billingAccountModel(
 export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefaults) {
   const accountListeners: AccountListener[] = [];
   const closeGuards: CloseGuard[] = [];
+  const closeHandlers: CloseHandler[] = [];
   const balanceReaders: BalanceReader[] = [];
   const customers = new ResourceStore(customerModel(), deps);
   const customerForParty: CustomerForParty = async (tx, actor, party, field) => {
@@ -686,13 +691,17 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
     return { email: of("email"), sms: [...of("mobile"), ...of("phone")] };
   };
   const billingAccounts = new ResourceStore(
-    billingAccountModel(deps, accountListeners, closeGuards, balanceReaders, defaults, customerForParty),
+    billingAccountModel(deps, accountListeners, closeGuards, closeHandlers, balanceReaders, defaults, customerForParty),
     deps,
   );
   return {
     /** Asked before a billing account closes; a reason refuses the close (409 with it). */
     guardAccountClose(guard: CloseGuard): void {
       closeGuards.push(guard);
+    },
+    /** Called in a billing account's closing transaction once no guard refused it. */
+    onAccountClosing(handler: CloseHandler): void {
+      closeHandlers.push(handler);
     },
     /** Where accountBalance comes from (the receivables ledger, kept by billing). */
     readBalancesWith(reader: BalanceReader): void {

@@ -953,6 +953,24 @@ export class SubscriptionsService {
   }
 
   async recordCharges(tx: Db, billingAccountId: string, orderId: string, charges: OneTimeCharge[]): Promise<void> {
+    await this.recordSourcedCharges(tx, billingAccountId, { source: "order", id: orderId, orderId }, charges);
+  }
+
+  /**
+   * One-time charges from a source (an order's fees; a fee for a service: a reversed payment, a reconnection), billed
+   * on the account's next invoice; each exists once per source, product and price (a retry records nothing twice).
+   */
+  async recordSourcedCharges(
+    tx: Db,
+    billingAccountId: string,
+    from: { source: "order" | "fee" | "reconnection" | "reversal" | "termination"; id: string; orderId?: string },
+    charges: Array<
+      Omit<OneTimeCharge, "productId" | "offeringVersion"> & {
+        productId: string | null;
+        offeringVersion: number | null;
+      }
+    >,
+  ): Promise<void> {
     if (charges.length === 0) return;
     const now = this.deps.clock.now();
     await tx
@@ -960,11 +978,11 @@ export class SubscriptionsService {
       .values(
         charges.map((charge) => ({
           id: newId(now.getTime()),
-          source: "order",
-          sourceId: orderId,
+          source: from.source,
+          sourceId: from.id,
           productId: charge.productId,
           billingAccountId,
-          orderId,
+          orderId: from.orderId ?? null,
           priceId: charge.priceId,
           name: charge.name,
           amount: new Money(charge.amount),
