@@ -60,6 +60,7 @@ CREATE TABLE "refunds" (
 	"amount" numeric(24, 6) NOT NULL,
 	"currency" text NOT NULL,
 	"payment_method_id" uuid,
+	"method_kind" text,
 	"payment_id" uuid,
 	"name" text,
 	"description" text,

@@ -190,9 +190,30 @@ async function populate(engine: Engine) {
   engine.clock.set(new Date(engine.clock.now().getTime() + 40 * 86_400_000));
   const bill = await engine.request("POST", `/api/v1/billing/accounts/${ready.accountId}/invoices`, { body: {} });
   if (bill.statusCode !== 201) throw new Error(bill.body);
+  // Another postpaid account pays 10.00 ahead of any bill (TMF676 payments), and 5.00 of it is paid back (refunds).
+  const payer = await engine.request("POST", "/tmf-api/accountManagement/v4/billingAccount", {
+    body: billingAccountBody(customer.id),
+  });
+  const paid = await engine.request("POST", "/tmf-api/paymentManagement/v4/payment", {
+    body: {
+      totalAmount: { unit: "EUR", value: 10 },
+      account: { id: payer.json().id },
+      paymentMethod: { id: "bankTransfer" },
+    },
+  });
+  if (paid.statusCode !== 201) throw new Error(paid.body);
+  const refunded = await engine.request("POST", "/tmf-api/paymentManagement/v4/refund", {
+    body: {
+      totalAmount: { unit: "EUR", value: 5 },
+      account: { id: payer.json().id },
+      paymentMethod: { id: "bankTransfer" },
+    },
+  });
+  if (refunded.statusCode !== 201) throw new Error(refunded.body);
   return {
     accountId: ready.accountId,
     prepaidAccountId: prepaidAccount.json().id as string,
+    payerAccountId: payer.json().id as string,
     postpaid,
     prepaid,
     billId: bill.json().id as string,
@@ -253,6 +274,17 @@ const MINIMAL_CREATES: Record<string, (engine: Engine, data: Data) => Promise<Re
   "/tmf-api/customerBillManagement/v4/hub": hubBody,
   "/tmf-api/customerBillManagement/v4/customerBillOnDemand": async (_engine, data) => ({
     billingAccount: { id: data.accountId },
+  }),
+  "/tmf-api/paymentManagement/v4/hub": hubBody,
+  "/tmf-api/paymentManagement/v4/payment": async (_engine, data) => ({
+    totalAmount: { unit: "EUR", value: 1 },
+    account: { id: data.accountId },
+    paymentMethod: { id: "bankTransfer" },
+  }),
+  "/tmf-api/paymentManagement/v4/refund": async (_engine, data) => ({
+    totalAmount: { unit: "EUR", value: 1 },
+    account: { id: data.payerAccountId },
+    paymentMethod: { id: "bankTransfer" },
   }),
 };
 

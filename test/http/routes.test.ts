@@ -314,6 +314,100 @@ Object.assign(WRITE_SAMPLES, {
   },
 });
 
+const PAYMENTS = "/tmf-api/paymentManagement/v4";
+/** A payment of 10.00 on a fresh postpaid account (its credit, with no bill to pay). */
+async function paymentOn(engine: Engine, range: string) {
+  const { accountId } = await orderReadyAccount(engine, {
+    numbers: [`+49151000${range}0`, `+49151000${range}9`],
+    sims: 1,
+  });
+  const paid = await engine.request("POST", `${PAYMENTS}/payment`, {
+    body: {
+      totalAmount: { unit: "EUR", value: 10 },
+      account: { id: accountId },
+      paymentMethod: { id: "bankTransfer" },
+    },
+  });
+  return { accountId, paymentId: paid.json().id as string };
+}
+async function methodOn(engine: Engine, range: string) {
+  const { accountId } = await orderReadyAccount(engine, {
+    numbers: [`+49151000${range}0`, `+49151000${range}9`],
+    sims: 1,
+  });
+  const method = await engine.request("POST", `/api/v1/billing-accounts/${accountId}/payment-methods`, {
+    body: { kind: "bankTransfer", iban: "DE89370400440532013000" },
+  });
+  return { accountId, methodId: method.json().id as string };
+}
+Object.assign(WRITE_SAMPLES, {
+  [`POST ${PAYMENTS}/payment`]: async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100007000", "+4915100007009"], sims: 1 });
+    return {
+      url: `${PAYMENTS}/payment`,
+      body: { totalAmount: { unit: "EUR", value: 5 }, account: { id: accountId }, paymentMethod: { id: "cash" } },
+    };
+  },
+  "POST /api/v1/payments/:id/reversal": async (engine: Engine) => {
+    const { paymentId } = await paymentOn(engine, "701");
+    return { url: `/api/v1/payments/${paymentId}/reversal`, body: { reasonCode: "AM05" }, entityId: paymentId };
+  },
+  "POST /api/v1/payments/import": async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100007020", "+4915100007029"], sims: 1 });
+    return {
+      url: "/api/v1/payments/import",
+      body: {
+        payments: [
+          {
+            account: { id: accountId },
+            totalAmount: { unit: "EUR", value: "3.00" },
+            paymentMethod: { id: "bankTransfer" },
+          },
+        ],
+      },
+      entityIdFrom: (answer: { results: Array<{ payment: { id: string } }> }) => answer.results[0]?.payment.id,
+    };
+  },
+  [`POST ${PAYMENTS}/refund`]: async (engine: Engine) => {
+    const { accountId } = await paymentOn(engine, "703");
+    return {
+      url: `${PAYMENTS}/refund`,
+      body: {
+        totalAmount: { unit: "EUR", value: 4 },
+        account: { id: accountId },
+        paymentMethod: { id: "bankTransfer" },
+      },
+    };
+  },
+  "POST /api/v1/refunds/:id/completion": async (engine: Engine) => {
+    const { accountId } = await paymentOn(engine, "704");
+    await engine.request("PATCH", `${BA}/${accountId}`, { body: { state: "closed" } });
+    const [refund] = await engine.sql<{ id: string }>("select id from refunds where billing_account_id = $1", [
+      accountId,
+    ]);
+    return { url: `/api/v1/refunds/${refund?.id}/completion`, entityId: refund?.id };
+  },
+  "POST /api/v1/billing-accounts/:id/payment-methods": async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100007050", "+4915100007059"], sims: 1 });
+    return {
+      url: `/api/v1/billing-accounts/${accountId}/payment-methods`,
+      body: { kind: "card", provider: "psp", token: "tok_1" },
+    };
+  },
+  "PATCH /api/v1/billing-accounts/:id/payment-methods/:methodId": async (engine: Engine) => {
+    const { accountId, methodId } = await methodOn(engine, "706");
+    return {
+      url: `/api/v1/billing-accounts/${accountId}/payment-methods/${methodId}`,
+      body: { name: "Main" },
+      entityId: methodId,
+    };
+  },
+  "DELETE /api/v1/billing-accounts/:id/payment-methods/:methodId": async (engine: Engine) => {
+    const { accountId, methodId } = await methodOn(engine, "707");
+    return { url: `/api/v1/billing-accounts/${accountId}/payment-methods/${methodId}`, entityId: methodId };
+  },
+});
+
 const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);
 
 t.test("every route declares roles or is public, and has a response schema", async (t) => {

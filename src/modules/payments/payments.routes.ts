@@ -128,7 +128,7 @@ const RefundSchema = Type.Object({
   account: AccountRefOut,
   amount: TmfMoneyOut,
   totalAmount: TmfMoneyOut,
-  paymentMethod: Type.Optional(Type.Object({ id: Type.String(), "@referredType": Type.String() })),
+  paymentMethod: Type.Object({ id: Type.String(), name: Type.String(), "@referredType": Type.String() }),
   payment: Type.Optional(AccountRefOut),
   reason: Type.Optional(Type.String()),
   manual: Type.Boolean(),

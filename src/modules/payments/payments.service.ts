@@ -596,6 +596,7 @@ export class PaymentsService {
         account,
         amount,
         stored: method.stored,
+        methodKind: method.kind,
         paymentId: request.paymentId ?? null,
         paymentEntry,
         name: request.name ?? null,
@@ -636,6 +637,7 @@ export class PaymentsService {
       account,
       amount,
       stored: stored ?? null,
+      methodKind: (stored?.kind as MethodKind | undefined) ?? null,
       paymentId: null,
       paymentEntry: null,
       name: "Credit refunded at account closure",
@@ -655,6 +657,7 @@ export class PaymentsService {
       account: BillingAccountView;
       amount: MinorAmount;
       stored: MethodRow | null;
+      methodKind: MethodKind | null;
       paymentId: string | null;
       paymentEntry: string | null;
       name: string | null;
@@ -698,6 +701,7 @@ export class PaymentsService {
       amount: amount.toMoney(),
       currency: account.currency,
       paymentMethodId: refund.stored?.id ?? null,
+      methodKind: refund.methodKind,
       paymentId: refund.paymentId,
       name: refund.name,
       description: refund.description,
@@ -1186,9 +1190,12 @@ function presentRefund(row: RefundRow): object {
     },
     amount: tmfMoney(row.amount, row.currency),
     totalAmount: tmfMoney(row.amount, row.currency),
-    ...(row.paymentMethodId === null
-      ? {}
-      : { paymentMethod: { id: row.paymentMethodId, "@referredType": "PaymentMethod" } }),
+    // TMF676 requires a method: the stored one, else the kind named, else a manual refund's.
+    paymentMethod: {
+      id: row.paymentMethodId ?? row.methodKind ?? "manual",
+      name: row.methodKind ?? "manual refund",
+      "@referredType": "PaymentMethod",
+    },
     ...(row.paymentId === null
       ? {}
       : { payment: { id: row.paymentId, href: `${PAYMENT_PATH}/${row.paymentId}`, "@referredType": "Payment" } }),

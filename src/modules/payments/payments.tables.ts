@@ -126,6 +126,8 @@ export const refunds = pgTable(
     amount: moneyColumn("amount").notNull(),
     currency: text("currency").notNull(),
     paymentMethodId: uuid("payment_method_id").references(() => paymentMethods.id),
+    /** bankTransfer | directDebit | card | cash | cheque; null: no method to pay it to (a manual refund). */
+    methodKind: text("method_kind"),
     /** The payment whose credit it pays back first, if one was named. */
     paymentId: uuid("payment_id").references(() => payments.id),
     name: text("name"),
