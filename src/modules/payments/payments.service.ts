@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, asc, count, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { type AnyColumn, and, asc, count, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
 import type { Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
@@ -801,29 +801,34 @@ export class PaymentsService {
   }
 
   async list(actor: Actor, request: ListRequest): Promise<{ items: PaymentResource[]; total: number }> {
+    const columns = { status: payments.status, correlatorId: payments.correlatorId };
+    return this.page(payments, columns, actor, request, (db, ids) => this.presentMany(db, ids));
+  }
+
+  /** One page of payments or refunds in their order of writing (a subscriber: its own), presented. */
+  private async page<R>(
+    table: typeof payments | typeof refunds,
+    columns: Record<string, AnyColumn>,
+    actor: Actor,
+    request: ListRequest,
+    present: (db: Db, ids: string[]) => Promise<R[]>,
+  ): Promise<{ items: R[]; total: number }> {
     const db = this.deps.database.db;
-    const where = listFilters(
-      {
-        id: payments.id,
-        status: payments.status,
-        "account.id": payments.billingAccountId,
-        correlatorId: payments.correlatorId,
-      },
-      request,
-      [actor.role === "subscriber" ? eq(payments.billingAccountId, actor.billingAccountId ?? "") : undefined],
-    );
+    const where = listFilters({ id: table.id, "account.id": table.billingAccountId, ...columns }, request, [
+      actor.role === "subscriber" ? eq(table.billingAccountId, actor.billingAccountId ?? "") : undefined,
+    ]);
     const [rows, counted] = await Promise.all([
       db
-        .select({ id: payments.id })
-        .from(payments)
+        .select({ id: table.id })
+        .from(table)
         .where(where)
-        .orderBy(asc(payments.createdAt), asc(payments.id))
+        .orderBy(asc(table.createdAt), asc(table.id))
         .offset(request.offset)
         .limit(request.limit),
-      db.select({ total: count() }).from(payments).where(where),
+      db.select({ total: count() }).from(table).where(where),
     ]);
     return {
-      items: await this.presentMany(
+      items: await present(
         db,
         rows.map((row) => row.id),
       ),
@@ -840,29 +845,7 @@ export class PaymentsService {
   }
 
   async listRefunds(actor: Actor, request: ListRequest): Promise<{ items: object[]; total: number }> {
-    const db = this.deps.database.db;
-    const where = listFilters(
-      { id: refunds.id, status: refunds.status, "account.id": refunds.billingAccountId },
-      request,
-      [actor.role === "subscriber" ? eq(refunds.billingAccountId, actor.billingAccountId ?? "") : undefined],
-    );
-    const [rows, counted] = await Promise.all([
-      db
-        .select({ id: refunds.id })
-        .from(refunds)
-        .where(where)
-        .orderBy(asc(refunds.createdAt), asc(refunds.id))
-        .offset(request.offset)
-        .limit(request.limit),
-      db.select({ total: count() }).from(refunds).where(where),
-    ]);
-    return {
-      items: await this.presentRefunds(
-        db,
-        rows.map((row) => row.id),
-      ),
-      total: counted[0]?.total ?? 0,
-    };
+    return this.page(refunds, { status: refunds.status }, actor, request, (db, ids) => this.presentRefunds(db, ids));
   }
 
   /** TMF676 Payments with their standing allocations as `paymentItem` (two statements for any number). */
