@@ -9,6 +9,7 @@ import { benchIngest, printIngest } from "./ingest.js";
 import { benchInventory, printInventory } from "./inventory.js";
 import { benchInvoices, printInvoices } from "./invoices.js";
 import { benchOrders, printOrders } from "./orders.js";
+import { benchPayments, printPayments } from "./payments.js";
 import { benchRating, printRating } from "./rating.js";
 import { benchRatingEngine, printRatingEngine } from "./rating-engine.js";
 
@@ -22,6 +23,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   billing: async () => printBilling(await benchBilling()),
   invoices: async () => printInvoices(await benchInvoices()),
   "bill-run": async () => printBillRun(await benchBillRun()),
+  payments: async () => printPayments(await benchPayments()),
 };
 
 const requested = process.argv.slice(2);
