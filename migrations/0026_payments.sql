@@ -98,6 +98,7 @@ ALTER TABLE "allocations" ADD CONSTRAINT "allocations_debit_entry_id_receivable_
 ALTER TABLE "allocations" ADD CONSTRAINT "allocations_reverses_allocations_id_fk" FOREIGN KEY ("reverses") REFERENCES "public"."allocations"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "allocations_debit_idx" ON "allocations" USING btree ("debit_entry_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "allocations_reverses_idx" ON "allocations" USING btree ("reverses");--> statement-breakpoint
+CREATE INDEX "receivable_entries_debits_idx" ON "receivable_entries" USING btree ("billing_account_id") WHERE "receivable_entries"."amount" > 0 and "receivable_entries"."invoice_id" is null;--> statement-breakpoint
 ALTER TABLE "allocations" ADD CONSTRAINT "allocations_target_check" CHECK (("allocations"."invoice_id" is null) <> ("allocations"."debit_entry_id" is null));--> statement-breakpoint
 ALTER TABLE "allocations" ADD CONSTRAINT "allocations_amount_check" CHECK ("allocations"."amount" <> 0 and ("allocations"."amount" > 0) = ("allocations"."reverses" is null));--> statement-breakpoint
 -- No allocation exceeds what its open item (an invoice, or a debit entry: a fee, a refund, a reversal) has open or

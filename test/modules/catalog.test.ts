@@ -126,7 +126,12 @@ for (const driver of drivers) {
       edit(directory, "offerings/plans.json", (plans) => {
         plans.find((plan: { id: string }) => plan.id === "plan-postpaid-m").prices[0].amounts.EUR = "21.99";
       });
-      edit(directory, "offerings/fees.json", (fees) => fees.pop());
+      edit(directory, "offerings/fees.json", (fees) =>
+        fees.splice(
+          fees.findIndex((fee: { id: string }) => fee.id === "fee-premium-number"),
+          1,
+        ),
+      );
       const second = await catalog.publish(SYSTEM_ACTOR, directory);
       t.match(second, { changed: 1, created: 0, retired: 1 });
       t.equal(await engine.count("catalog_entities"), rowsAfterTwo + 1, "one new version row");
@@ -168,7 +173,7 @@ for (const driver of drivers) {
       ["plan-postpaid-classic"],
     );
     const paged = await engine.request("GET", PO, { query: { limit: "2", offset: "1", fields: "name" } });
-    t.equal(paged.headers["x-total-count"], "12");
+    t.equal(paged.headers["x-total-count"], "13");
     t.equal(paged.json().length, 2);
     t.same(Object.keys(paged.json()[0]).sort(), ["@type", "href", "id", "name"]);
 

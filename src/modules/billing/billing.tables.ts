@@ -209,6 +209,10 @@ export const receivableEntries = pgTable(
     uniqueIndex("receivable_entries_seq_idx").on(table.seq),
     uniqueIndex("receivable_entries_document_idx").on(table.invoiceId).where(sql`${table.invoiceId} is not null`),
     index("receivable_entries_account_idx").on(table.billingAccountId, table.seq),
+    // What cash application reads per batch: the debit entries that are not bills (fees, refunds, reversals).
+    index("receivable_entries_debits_idx")
+      .on(table.billingAccountId)
+      .where(sql`${table.amount} > 0 and ${table.invoiceId} is null`),
     check(
       "receivable_entries_kind_check",
       sql`${table.kind} in ('invoice', 'creditNote', 'payment', 'refund', 'reversal', 'writeOff', 'fee')`,

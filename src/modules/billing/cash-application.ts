@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { type Db, queryRows } from "../../platform/database.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
@@ -106,11 +106,9 @@ export function quotedItems(text: string, items: readonly OpenItem[]): OpenItem[
     .map((found) => found.item);
 }
 
-function uuidList(ids: readonly string[]) {
-  return sql.join(
-    ids.map((id) => sql`${id}::uuid`),
-    sql`, `,
-  );
+/** Ids as one parameter (a uuid array): one bind however many accounts a batch has. */
+function idArray(ids: readonly string[]) {
+  return sql`string_to_array(${ids.join(",")}, ',')::uuid[]`;
 }
 
 /** The open items of accounts (invoices and debit entries with something open), per account. */
@@ -136,13 +134,13 @@ export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]):
           (i.gross - coalesce((select sum(a.amount) from ${allocations} a where a.invoice_id = i.id), 0))::text as open,
           i.due_date::text as due_date, e.seq, i.number, i.payment_reference, i.state = 'onHold' as on_hold
         from ${invoices} i join ${receivableEntries} e on e.invoice_id = i.id
-        where i.billing_account_id in (${uuidList(ids)}) and i.kind <> 'creditNote'
+        where i.billing_account_id = any(${idArray(ids)}) and i.kind <> 'creditNote'
         union all
         select 'entry', e.kind = 'fee', e.id, e.billing_account_id, e.currency,
           (e.amount - coalesce((select sum(a.amount) from ${allocations} a where a.debit_entry_id = e.id), 0))::text,
           (e.at at time zone 'UTC')::date::text, e.seq, null, null, false
         from ${receivableEntries} e
-        where e.billing_account_id in (${uuidList(ids)}) and e.amount > 0 and e.invoice_id is null`,
+        where e.billing_account_id = any(${idArray(ids)}) and e.amount > 0 and e.invoice_id is null`,
   );
   for (const row of rows) {
     const open = MinorAmount.parse(row.open, currencyMinorUnits(row.currency));
@@ -183,7 +181,7 @@ export async function creditsOf(tx: Db, billingAccountIds: readonly string[]): P
           select e.id, e.billing_account_id, e.currency, e.seq,
             -e.amount - coalesce((select sum(a.amount) from ${allocations} a where a.entry_id = e.id), 0) as available
           from ${receivableEntries} e
-          where e.billing_account_id in (${uuidList(ids)}) and e.amount < 0) credits
+          where e.billing_account_id = any(${idArray(ids)}) and e.amount < 0) credits
         where available > 0 order by seq`,
   );
   for (const row of rows) {
@@ -243,4 +241,139 @@ export async function applyUnappliedCredit(
 /** The invoices planned allocations touched (their states follow from what is applied). */
 export function invoicesTouched(planned: readonly PlannedAllocation[]): string[] {
   return [...new Set(planned.filter((item) => item.kind === "invoice").map((item) => item.targetId))];
+}
+
+/** A new entry of the ledger (a payment, a refund, a reversal, a fee): signed, positive when it is owed. */
+export interface NewEntry {
+  id: string;
+  billingAccountId: string;
+  kind: "payment" | "refund" | "reversal" | "fee" | "writeOff";
+  amount: MinorAmount;
+  currency: string;
+  at: Date;
+  description: string;
+}
+
+/** Writes ledger entries in multi-row statements. */
+export async function writeEntries(tx: Db, entries: readonly NewEntry[]): Promise<void> {
+  for (let start = 0; start < entries.length; start += 2000) {
+    await tx.insert(receivableEntries).values(
+      entries.slice(start, start + 2000).map((entry) => ({
+        id: entry.id,
+        billingAccountId: entry.billingAccountId,
+        kind: entry.kind,
+        amount: entry.amount.toMoney(),
+        currency: entry.currency,
+        invoiceId: null,
+        at: entry.at,
+        description: entry.description.slice(0, 500),
+      })),
+    );
+  }
+}
+
+/** Bills by id: their account and kind (a payment names bills; credit notes are not paid). */
+export async function billsOf(
+  db: Db,
+  ids: readonly string[],
+): Promise<Map<string, { id: string; billingAccountId: string; kind: string }>> {
+  const wanted = [...new Set(ids)].filter(isId);
+  if (wanted.length === 0) return new Map();
+  const rows = await db
+    .select({ id: invoices.id, billingAccountId: invoices.billingAccountId, kind: invoices.kind })
+    .from(invoices)
+    .where(inArray(invoices.id, wanted));
+  return new Map(rows.map((row) => [row.id, row]));
+}
+
+/**
+ * Undoes every standing allocation of a crediting entry (a reversed payment's) by allocations of the opposite
+ * amount that name them; answers the invoices they had paid (their states follow).
+ */
+export async function undoAllocations(tx: Db, entryId: string, at: Date): Promise<string[]> {
+  const standing = await tx
+    .select()
+    .from(allocations)
+    .where(
+      and(
+        eq(allocations.entryId, entryId),
+        sql`${allocations.reverses} is null`,
+        sql`not exists (select 1 from ${allocations} undo where undo.reverses = ${allocations.id})`,
+      ),
+    );
+  if (standing.length === 0) return [];
+  await tx.insert(allocations).values(
+    standing.map((allocation) => ({
+      id: newId(at.getTime()),
+      billingAccountId: allocation.billingAccountId,
+      invoiceId: allocation.invoiceId,
+      debitEntryId: allocation.debitEntryId,
+      entryId: allocation.entryId,
+      amount: allocation.amount.negated(),
+      reverses: allocation.id,
+      at,
+    })),
+  );
+  return standing.flatMap((allocation) => (allocation.invoiceId === null ? [] : [allocation.invoiceId]));
+}
+
+/** What crediting entries stand applied to, net of undone allocations: per entry, each bill or debit entry. */
+export async function standingAllocations(
+  db: Db,
+  entryIds: readonly string[],
+): Promise<
+  Map<
+    string,
+    Array<{
+      invoiceId: string | null;
+      number: string | null;
+      debitEntryId: string | null;
+      debitKind: string | null;
+      amount: string;
+    }>
+  >
+> {
+  const ids = [...new Set(entryIds)].filter(isId);
+  const byEntry = new Map<
+    string,
+    Array<{
+      invoiceId: string | null;
+      number: string | null;
+      debitEntryId: string | null;
+      debitKind: string | null;
+      amount: string;
+    }>
+  >();
+  if (ids.length === 0) return byEntry;
+  const rows = await queryRows<{
+    entry_id: string;
+    invoice_id: string | null;
+    debit_entry_id: string | null;
+    amount: string;
+    number: string | null;
+    debit_kind: string | null;
+  }>(
+    db,
+    sql`select a.entry_id, a.invoice_id, a.debit_entry_id, sum(a.amount)::text as amount, i.number,
+          d.kind as debit_kind
+        from ${allocations} a
+        left join ${invoices} i on i.id = a.invoice_id
+        left join ${receivableEntries} d on d.id = a.debit_entry_id
+        where a.entry_id = any(${idArray(ids)})
+        group by a.entry_id, a.invoice_id, a.debit_entry_id, i.number, d.kind
+        having sum(a.amount) <> 0
+        order by min(a.at), a.entry_id`,
+  );
+  for (const row of rows) {
+    const list = byEntry.get(row.entry_id) ?? [];
+    list.push({
+      invoiceId: row.invoice_id,
+      number: row.number,
+      debitEntryId: row.debit_entry_id,
+      debitKind: row.debit_kind,
+      amount: row.amount,
+    });
+    byEntry.set(row.entry_id, list);
+  }
+  return byEntry;
 }

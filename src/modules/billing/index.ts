@@ -45,5 +45,25 @@ export function createBillingModule(
 
 export { type BillRunsService, startBillRunLoop } from "./bill-runs.service.js";
 export type { BillingAccountView, BillingDeps, BillingService, Preview } from "./billing.service.js";
+// The receivables ledger's cash application, for the payments module (DESIGN.md §10 "Receivables are a ledger").
+export {
+  applyCredit,
+  applyUnappliedCredit,
+  billsOf,
+  type Credit,
+  creditsOf,
+  defaultOrder,
+  invoicesTouched,
+  type NewEntry,
+  type OpenItem,
+  openItemsOf,
+  type PlannedAllocation,
+  quotedItems,
+  standingAllocations,
+  undoAllocations,
+  writeAllocations,
+  writeEntries,
+} from "./cash-application.js";
 export { ComposeError, type ComposeInput, composeInvoice, type Draft } from "./compose.js";
 export type { InvoicesService } from "./invoices.service.js";
+export { lockAccounts } from "./invoices.service.js";

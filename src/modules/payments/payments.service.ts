@@ -10,22 +10,27 @@ import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import { MinorAmount } from "../../shared/minor-units.js";
 import { Money } from "../../shared/money.js";
-import { allocations, invoices, receivableEntries } from "../billing/billing.tables.js";
 import {
   applyCredit,
   applyUnappliedCredit,
+  type BillingAccountView,
+  billsOf,
   type Credit,
   creditsOf,
   defaultOrder,
+  type InvoicesService,
   invoicesTouched,
+  lockAccounts,
+  type NewEntry,
   type OpenItem,
   openItemsOf,
   type PlannedAllocation,
   quotedItems,
+  standingAllocations,
+  undoAllocations,
   writeAllocations,
-} from "../billing/cash-application.js";
-import type { BillingAccountView, InvoicesService } from "../billing/index.js";
-import { lockAccounts } from "../billing/invoices.service.js";
+  writeEntries,
+} from "../billing/index.js";
 import { paymentMethods, payments, refunds } from "./payments.tables.js";
 import { REVERSAL_REASONS } from "./reversal-reasons.js";
 
@@ -197,18 +202,10 @@ export class PaymentsService {
       const billIds = [
         ...new Set(requests.flatMap((request) => (request.items ?? []).map((item) => item.billId)).filter(isId)),
       ];
-      const bills = new Map(
-        (billIds.length === 0
-          ? []
-          : await tx
-              .select({ id: invoices.id, billingAccountId: invoices.billingAccountId, kind: invoices.kind })
-              .from(invoices)
-              .where(inArray(invoices.id, billIds))
-        ).map((row) => [row.id, row]),
-      );
+      const bills = await billsOf(tx, billIds);
       const open = await openItemsOf(tx, accountIds);
       const seenKeys = new Map<string, number>();
-      const entries: Array<typeof receivableEntries.$inferInsert> = [];
+      const entries: NewEntry[] = [];
       const rows: Array<typeof payments.$inferInsert> = [];
       const planned: PlannedAllocation[] = [];
       for (const [index, request] of requests.entries()) {
@@ -326,11 +323,10 @@ export class PaymentsService {
             id,
             billingAccountId: account.id,
             kind: "payment",
-            amount: amount.negated().toMoney(),
+            amount: amount.negated(),
             currency: account.currency,
-            invoiceId: null,
             at: now,
-            description: `Payment ${request.description ?? request.name ?? id}`.slice(0, 500),
+            description: `Payment ${request.description ?? request.name ?? id}`,
           });
           rows.push({
             id,
@@ -359,8 +355,8 @@ export class PaymentsService {
           outcomes.push({ status: "rejected", error });
         }
       }
+      await writeEntries(tx, entries);
       for (let start = 0; start < rows.length; start += 2000) {
-        await tx.insert(receivableEntries).values(entries.slice(start, start + 2000));
         await tx.insert(payments).values(rows.slice(start, start + 2000));
       }
       await writeAllocations(tx, planned, now);
@@ -446,42 +442,21 @@ export class PaymentsService {
       }
       const now = this.deps.clock.now();
       const reversalId = newId(now.getTime());
-      await tx.insert(receivableEntries).values({
-        id: reversalId,
-        billingAccountId: payment.billingAccountId,
-        kind: "reversal",
-        amount: payment.amount,
-        currency: payment.currency,
-        invoiceId: null,
-        at: now,
-        description: `Reversal of payment ${payment.id}: ${request.reasonCode} ${reason.text}`.slice(0, 500),
-      });
-      // Every standing allocation of the payment undone (bills reopen), then the payment settles its reversal.
-      const standing = await tx
-        .select()
-        .from(allocations)
-        .where(
-          and(
-            eq(allocations.entryId, payment.entryId),
-            sql`${allocations.reverses} is null`,
-            sql`not exists (select 1 from ${allocations} undo where undo.reverses = ${allocations.id})`,
-          ),
-        );
-      if (standing.length > 0) {
-        await tx.insert(allocations).values(
-          standing.map((allocation) => ({
-            id: newId(now.getTime()),
-            billingAccountId: allocation.billingAccountId,
-            invoiceId: allocation.invoiceId,
-            debitEntryId: allocation.debitEntryId,
-            entryId: allocation.entryId,
-            amount: new Money(allocation.amount).negated(),
-            reverses: allocation.id,
-            at: now,
-          })),
-        );
-      }
       const decimals = currencyMinorUnits(payment.currency);
+      const paid = MinorAmount.parse(payment.amount.toFixed(), decimals);
+      await writeEntries(tx, [
+        {
+          id: reversalId,
+          billingAccountId: payment.billingAccountId,
+          kind: "reversal",
+          amount: paid,
+          currency: payment.currency,
+          at: now,
+          description: `Reversal of payment ${payment.id}: ${request.reasonCode} ${reason.text}`,
+        },
+      ]);
+      // Every standing allocation of the payment undone (bills reopen), then the payment settles its reversal.
+      const reopened = await undoAllocations(tx, payment.entryId, now);
       await writeAllocations(
         tx,
         [
@@ -490,7 +465,7 @@ export class PaymentsService {
             billingAccountId: payment.billingAccountId,
             kind: "entry",
             targetId: reversalId,
-            amount: MinorAmount.parse(payment.amount.toFixed(), decimals),
+            amount: paid,
           },
         ],
         now,
@@ -508,10 +483,7 @@ export class PaymentsService {
       if (fee !== null) await this.deps.chargeFee(tx, payment.billingAccountId, payment.id, fee);
       // Other credit the account has goes to what reopened.
       const reapplied = await applyUnappliedCredit(tx, [payment.billingAccountId], now);
-      await this.deps.invoices.settleMany(tx, [
-        ...standing.flatMap((allocation) => (allocation.invoiceId === null ? [] : [allocation.invoiceId])),
-        ...invoicesTouched(reapplied),
-      ]);
+      await this.deps.invoices.settleMany(tx, [...reopened, ...invoicesTouched(reapplied)]);
       const [presented] = await this.presentMany(tx, [payment.id]);
       await this.deps.events.record(tx, {
         api: "paymentManagement",
@@ -684,16 +656,17 @@ export class PaymentsService {
       );
     }
     const id = newId(now.getTime());
-    await tx.insert(receivableEntries).values({
-      id,
-      billingAccountId: account.id,
-      kind: "refund",
-      amount: amount.toMoney(),
-      currency: account.currency,
-      invoiceId: null,
-      at: now,
-      description: `Refund ${refund.description ?? refund.reason ?? id}`.slice(0, 500),
-    });
+    await writeEntries(tx, [
+      {
+        id,
+        billingAccountId: account.id,
+        kind: "refund",
+        amount,
+        currency: account.currency,
+        at: now,
+        description: `Refund ${refund.description ?? refund.reason ?? id}`,
+      },
+    ]);
     await tx.insert(refunds).values({
       id,
       billingAccountId: account.id,
@@ -855,43 +828,35 @@ export class PaymentsService {
       .select()
       .from(payments)
       .where(inArray(payments.id, [...ids]));
-    const applied = await db.execute(
-      sql`select a.entry_id, a.invoice_id, a.debit_entry_id, sum(a.amount)::text as amount, i.number,
-            d.kind as debit_kind
-          from ${allocations} a
-          left join ${invoices} i on i.id = a.invoice_id
-          left join ${receivableEntries} d on d.id = a.debit_entry_id
-          where a.entry_id in (${uuidList(ids)})
-          group by a.entry_id, a.invoice_id, a.debit_entry_id, i.number, d.kind
-          having sum(a.amount) <> 0`,
+    const byEntry = await standingAllocations(
+      db,
+      rows.map((row) => row.entryId),
     );
-    const byEntry = new Map<string, Array<Record<string, string | null>>>();
-    for (const row of rowsOf(applied)) {
-      const list = byEntry.get(row.entry_id as string) ?? [];
-      list.push(row);
-      byEntry.set(row.entry_id as string, list);
-    }
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.flatMap((id) => {
       const row = byId.get(id);
       if (row === undefined) return [];
       const items = byEntry.get(row.entryId) ?? [];
       let used = new Money(0);
-      for (const item of items) used = used.plus(item.amount as string);
+      for (const item of items) used = used.plus(item.amount);
       const paymentItem = items
-        .filter((item) => item.debit_kind !== "reversal")
+        .filter((item) => item.debitKind !== "reversal")
         .map((item) => ({
-          amount: tmfMoney(item.amount as string, row.currency),
-          totalAmount: tmfMoney(item.amount as string, row.currency),
+          amount: tmfMoney(item.amount, row.currency),
+          totalAmount: tmfMoney(item.amount, row.currency),
           item:
-            item.invoice_id !== null
+            item.invoiceId !== null
               ? {
-                  id: item.invoice_id,
-                  href: `${BILL_PATH}/${item.invoice_id}`,
-                  name: item.number,
+                  id: item.invoiceId,
+                  href: `${BILL_PATH}/${item.invoiceId}`,
+                  ...(item.number === null ? {} : { name: item.number }),
                   "@referredType": "CustomerBill",
                 }
-              : { id: item.debit_entry_id, name: item.debit_kind, "@referredType": "ReceivableEntry" },
+              : {
+                  id: item.debitEntryId as string,
+                  name: item.debitKind ?? "entry",
+                  "@referredType": "ReceivableEntry",
+                },
         }));
       return [presentPayment(row, paymentItem, row.status === "reversed" ? new Money(0) : row.amount.minus(used))];
     });
