@@ -1,7 +1,7 @@
 import t from "tap";
 import { loadConfig } from "../../src/config.js";
 import { postCdrs, voiceCdr } from "../support/charging.js";
-import { drivers, expectError, startEngine } from "../support/engine.js";
+import { drivers, everyCase, expectError, startEngine } from "../support/engine.js";
 import { activateLine, orderReadyAccount } from "../support/fixtures.js";
 
 /**
@@ -92,74 +92,76 @@ for (const driver of drivers) {
     t.ok(purge.runs.length > 0 && purge.runs.every((run: { state: string }) => run.state === "done"));
   });
 
-  t.test(`${driver}: bad moves are refused and move nothing`, async (t) => {
-    const engine = await startEngine(t, { driver, testClock: true });
-    const offset = async () => (await engine.request("GET", CLOCK)).json().offsetSeconds as number;
-    const cases: Array<[unknown, number, string]> = [
-      [{ advance: "P1X" }, 400, "advance"],
-      [{ advance: "P" }, 400, "advance"],
-      [{ advance: "-P1D" }, 400, "advance"],
-      [{ to: "2027-02-30" }, 400, "to"],
-      [{ to: "yesterday" }, 400, "to"],
-      [{ advance: "P1D", to: "2030-01-01T00:00:00Z" }, 400, ""],
-      [{}, 400, ""],
-      [{ advance: 1 }, 400, "advance"],
-      [{ advance: "P1D", extra: true }, 400, ""],
-      [{ to: "2020-01-01T00:00:00Z" }, 409, ""],
-      [{ advance: "PT0S" }, 409, ""],
-      [{ advance: "P2Y" }, 422, ""],
-      [{ advance: "P367D" }, 422, ""],
-    ];
-    for (const [body, status, field] of cases) {
-      const answer = await engine.request("POST", CLOCK, { body });
-      t.equal(answer.statusCode, status, `${JSON.stringify(body)} → ${status}: ${answer.body}`);
-      if (field !== "") t.match(answer.json(), { "@type": "Error" }, "a TMF error body");
-      if (field !== "") t.match(answer.body, field, `names ${field}`);
-    }
-    t.equal(
-      (await engine.request("POST", CLOCK, { rawBody: "{not json", headers: { "content-type": "application/json" } }))
-        .statusCode,
-      400,
-    );
-    t.equal(
-      (await engine.request("POST", CLOCK, { key: engine.keys.crm, body: { advance: "P1D" } })).statusCode,
-      403,
-      "admins only",
-    );
-    t.equal(await offset(), 0, "nothing moved");
+  if (everyCase(driver))
+    t.test(`${driver}: bad moves are refused and move nothing`, async (t) => {
+      const engine = await startEngine(t, { driver, testClock: true });
+      const offset = async () => (await engine.request("GET", CLOCK)).json().offsetSeconds as number;
+      const cases: Array<[unknown, number, string]> = [
+        [{ advance: "P1X" }, 400, "advance"],
+        [{ advance: "P" }, 400, "advance"],
+        [{ advance: "-P1D" }, 400, "advance"],
+        [{ to: "2027-02-30" }, 400, "to"],
+        [{ to: "yesterday" }, 400, "to"],
+        [{ advance: "P1D", to: "2030-01-01T00:00:00Z" }, 400, ""],
+        [{}, 400, ""],
+        [{ advance: 1 }, 400, "advance"],
+        [{ advance: "P1D", extra: true }, 400, ""],
+        [{ to: "2020-01-01T00:00:00Z" }, 409, ""],
+        [{ advance: "PT0S" }, 409, ""],
+        [{ advance: "P2Y" }, 422, ""],
+        [{ advance: "P367D" }, 422, ""],
+      ];
+      for (const [body, status, field] of cases) {
+        const answer = await engine.request("POST", CLOCK, { body });
+        t.equal(answer.statusCode, status, `${JSON.stringify(body)} → ${status}: ${answer.body}`);
+        if (field !== "") t.match(answer.json(), { "@type": "Error" }, "a TMF error body");
+        if (field !== "") t.match(answer.body, field, `names ${field}`);
+      }
+      t.equal(
+        (await engine.request("POST", CLOCK, { rawBody: "{not json", headers: { "content-type": "application/json" } }))
+          .statusCode,
+        400,
+      );
+      t.equal(
+        (await engine.request("POST", CLOCK, { key: engine.keys.crm, body: { advance: "P1D" } })).statusCode,
+        403,
+        "admins only",
+      );
+      t.equal(await offset(), 0, "nothing moved");
 
-    await engine.sql("update engine_clock set moving_since = now() where id = 1");
-    await expectError(t, await engine.request("POST", CLOCK, { body: { advance: "P1D" } }), 409, "clock_moving");
-    await engine.sql("update engine_clock set moving_since = null where id = 1");
-    t.equal(await offset(), 0, "a move in progress: nothing moved");
-  });
+      await engine.sql("update engine_clock set moving_since = now() where id = 1");
+      await expectError(t, await engine.request("POST", CLOCK, { body: { advance: "P1D" } }), 409, "clock_moving");
+      await engine.sql("update engine_clock set moving_since = null where id = 1");
+      t.equal(await offset(), 0, "a move in progress: nothing moved");
+    });
 
-  t.test(`${driver}: accepted CDRs are drained first; with nobody to rate them the move is a 503`, async (t) => {
-    const engine = await startEngine(t, { driver, testClock: true });
-    const { accountId } = await orderReadyAccount(engine);
-    await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
-    const { msisdn } = await activateLine(engine, accountId);
-    // After the activation (business time is the wall clock here), so the line held the number.
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const at = new Date().toISOString();
-    await postCdrs(engine, [voiceCdr(msisdn, "+33123456789", 60, at), voiceCdr(msisdn, "+33123456789", 90, at)]);
-    await expectError(t, await engine.request("POST", CLOCK, { body: { advance: "P1D" } }), 503, "no_rating_worker");
-    t.equal((await engine.request("GET", CLOCK)).json().offsetSeconds, 0, "nothing moved");
-    // A rating loop in this process (as the embedded engine runs one) drains the queue during the move.
-    const { startRatingLoop, RatingService } = await import("../../src/modules/charging/rating.service.js");
-    const charging = engine.app.services.charging;
-    const loop = startRatingLoop(
-      charging.rating,
-      charging.leases("test"),
-      engine.app.log,
-      RatingService.jobs({ ...charging, usage: engine.app.services.usage.usage }),
-    );
-    t.teardown(() => loop.stop());
-    const moved = await engine.request("POST", CLOCK, { body: { advance: "P1D" } });
-    t.equal(moved.statusCode, 200, moved.body);
-    const { drained } = moved.json();
-    t.ok(drained.rated >= 0 && drained.rated <= 2 && drained.suspense === 0, `drained ${JSON.stringify(drained)}`);
-    t.equal(await engine.count("rated_usage"), 2, "both CDRs rated before the clock moved");
-    await loop.stop();
-  });
+  if (everyCase(driver))
+    t.test(`${driver}: accepted CDRs are drained first; with nobody to rate them the move is a 503`, async (t) => {
+      const engine = await startEngine(t, { driver, testClock: true });
+      const { accountId } = await orderReadyAccount(engine);
+      await engine.request("POST", "/api/v1/cdr-sources", { body: { id: "msc-1", countryCode: "49" } });
+      const { msisdn } = await activateLine(engine, accountId);
+      // After the activation (business time is the wall clock here), so the line held the number.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const at = new Date().toISOString();
+      await postCdrs(engine, [voiceCdr(msisdn, "+33123456789", 60, at), voiceCdr(msisdn, "+33123456789", 90, at)]);
+      await expectError(t, await engine.request("POST", CLOCK, { body: { advance: "P1D" } }), 503, "no_rating_worker");
+      t.equal((await engine.request("GET", CLOCK)).json().offsetSeconds, 0, "nothing moved");
+      // A rating loop in this process (as the embedded engine runs one) drains the queue during the move.
+      const { startRatingLoop, RatingService } = await import("../../src/modules/charging/rating.service.js");
+      const charging = engine.app.services.charging;
+      const loop = startRatingLoop(
+        charging.rating,
+        charging.leases("test"),
+        engine.app.log,
+        RatingService.jobs({ ...charging, usage: engine.app.services.usage.usage }),
+      );
+      t.teardown(() => loop.stop());
+      const moved = await engine.request("POST", CLOCK, { body: { advance: "P1D" } });
+      t.equal(moved.statusCode, 200, moved.body);
+      const { drained } = moved.json();
+      t.ok(drained.rated >= 0 && drained.rated <= 2 && drained.suspense === 0, `drained ${JSON.stringify(drained)}`);
+      t.equal(await engine.count("rated_usage"), 2, "both CDRs rated before the clock moved");
+      await loop.stop();
+    });
 }

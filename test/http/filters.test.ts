@@ -1,5 +1,5 @@
 import t from "tap";
-import { drivers, type Engine, expectError, startEngine } from "../support/engine.js";
+import { drivers, type Engine, everyCase, expectError, startEngine } from "../support/engine.js";
 import { activateLine, createBillingAccount, orderReadyAccount } from "../support/fixtures.js";
 
 /**
@@ -58,30 +58,39 @@ for (const driver of drivers) {
     t.equal(tooMany.json().field, "id");
   });
 
-  t.test(`[${driver}] orders and products by billing account, offering and date; older spellings kept`, async (t) => {
-    const engine = await startEngine(t, { driver });
-    const { accountId } = await orderReadyAccount(engine);
-    const other = await createBillingAccount(engine);
-    const { lineId } = await activateLine(engine, accountId, "plan-postpaid-m");
-    const orders = await ids(engine, `${ORDERS}?billingAccount.id=${accountId}`);
-    t.equal(orders.length, 1, "billingAccount.id");
-    t.same(await ids(engine, `${ORDERS}?billingAccountId=${accountId}`), orders, "the older billingAccountId");
-    t.same(await ids(engine, `${ORDERS}?billingAccount.id=${other.id}`), []);
-    t.same(await ids(engine, `${ORDERS}?orderDate.gte=2026-03-15T00:00:00Z`), orders, "orderDate.gte");
-    t.same(await ids(engine, `${ORDERS}?orderDate.lt=2026-03-15T00:00:00Z`), [], "orderDate.lt");
-    t.same(await ids(engine, `${ORDERS}?id=${orders[0]}&state=completed`), orders, "id with state");
+  if (everyCase(driver))
+    t.test(`[${driver}] orders and products by billing account, offering and date; older spellings kept`, async (t) => {
+      const engine = await startEngine(t, { driver });
+      const { accountId } = await orderReadyAccount(engine);
+      const other = await createBillingAccount(engine);
+      const { lineId } = await activateLine(engine, accountId, "plan-postpaid-m");
+      const orders = await ids(engine, `${ORDERS}?billingAccount.id=${accountId}`);
+      t.equal(orders.length, 1, "billingAccount.id");
+      t.same(await ids(engine, `${ORDERS}?billingAccountId=${accountId}`), orders, "the older billingAccountId");
+      t.same(await ids(engine, `${ORDERS}?billingAccount.id=${other.id}`), []);
+      t.same(await ids(engine, `${ORDERS}?orderDate.gte=2026-03-15T00:00:00Z`), orders, "orderDate.gte");
+      t.same(await ids(engine, `${ORDERS}?orderDate.lt=2026-03-15T00:00:00Z`), [], "orderDate.lt");
+      t.same(await ids(engine, `${ORDERS}?id=${orders[0]}&state=completed`), orders, "id with state");
 
-    t.same(await ids(engine, `${PRODUCTS}?billingAccount.id=${accountId}`), [lineId], "products by billingAccount.id");
-    t.same(await ids(engine, `${PRODUCTS}?productOffering.id=plan-postpaid-m`), [lineId], "productOffering.id");
-    t.same(await ids(engine, `${PRODUCTS}?offeringId=plan-postpaid-m&id=${lineId}`), [lineId], "older offeringId, id");
-    t.same(await ids(engine, `${PRODUCTS}?productOffering.id=plan-prepaid-payg`), []);
-    t.same(
-      await ids(engine, `/tmf-api/usageManagement/v4/usage?usageDate.gte=2026-01-01&usageType=voice`),
-      [],
-      "usage by date and type",
-    );
-    expectError(t, await engine.request("GET", `${ORDERS}?orderDate.gte=15.03.2026`), 400, "invalid_parameter");
-  });
+      t.same(
+        await ids(engine, `${PRODUCTS}?billingAccount.id=${accountId}`),
+        [lineId],
+        "products by billingAccount.id",
+      );
+      t.same(await ids(engine, `${PRODUCTS}?productOffering.id=plan-postpaid-m`), [lineId], "productOffering.id");
+      t.same(
+        await ids(engine, `${PRODUCTS}?offeringId=plan-postpaid-m&id=${lineId}`),
+        [lineId],
+        "older offeringId, id",
+      );
+      t.same(await ids(engine, `${PRODUCTS}?productOffering.id=plan-prepaid-payg`), []);
+      t.same(
+        await ids(engine, `/tmf-api/usageManagement/v4/usage?usageDate.gte=2026-01-01&usageType=voice`),
+        [],
+        "usage by date and type",
+      );
+      expectError(t, await engine.request("GET", `${ORDERS}?orderDate.gte=15.03.2026`), 400, "invalid_parameter");
+    });
 }
 
 t.test("usage specifications: id, name and fields filter them; a long or unknown id is a 404", async (t) => {

@@ -4,7 +4,7 @@ import path from "node:path";
 import t, { type Test } from "tap";
 import { CatalogError, loadCatalog } from "../../src/modules/catalog/catalog-load.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
-import { drivers, expectError, hasServers, startEngine } from "../support/engine.js";
+import { drivers, everyCase, expectError, hasServers, startEngine } from "../support/engine.js";
 
 /** Catalog files: validation, versioned publishing, TMF620 reads and the cache across processes. */
 
@@ -149,64 +149,66 @@ for (const driver of drivers) {
     },
   );
 
-  t.test(`[${driver}] an invalid catalog publishes nothing`, async (t) => {
-    const engine = await startEngine(t, { driver });
-    const directory = copyCatalog(t);
-    edit(directory, "promotions.json", (promotions) => {
-      promotions[0].prices = ["price-activation"];
+  if (everyCase(driver))
+    t.test(`[${driver}] an invalid catalog publishes nothing`, async (t) => {
+      const engine = await startEngine(t, { driver });
+      const directory = copyCatalog(t);
+      edit(directory, "promotions.json", (promotions) => {
+        promotions[0].prices = ["price-activation"];
+      });
+      await t.rejects(engine.app.services.catalog.publish(SYSTEM_ACTOR, directory), CatalogError);
+      t.equal(await engine.count("catalog_entities"), 0);
+      t.equal(await engine.count("catalog_publications"), 0);
     });
-    await t.rejects(engine.app.services.catalog.publish(SYSTEM_ACTOR, directory), CatalogError);
-    t.equal(await engine.count("catalog_entities"), 0);
-    t.equal(await engine.count("catalog_publications"), 0);
-  });
 
-  t.test(`[${driver}] TMF620 reads: lists, filters, fields, references, roles`, async (t) => {
-    const engine = await startEngine(t, { driver });
-    await engine.app.services.catalog.publish(SYSTEM_ACTOR, CATALOG_DIR);
-    const plans = await engine.request("GET", PO, { query: { offeringKind: "plan", isSellable: "true" } });
-    t.equal(plans.statusCode, 200);
-    t.ok(plans.json().length >= 4);
-    t.ok(plans.json().every((plan: { isSellable: boolean }) => plan.isSellable));
-    const retired = await engine.request("GET", PO, { query: { lifecycleStatus: "retired" } });
-    t.same(
-      retired.json().map((offering: { id: string }) => offering.id),
-      ["plan-postpaid-classic"],
-    );
-    const paged = await engine.request("GET", PO, { query: { limit: "2", offset: "1", fields: "name" } });
-    t.equal(paged.headers["x-total-count"], "13");
-    t.equal(paged.json().length, 2);
-    t.same(Object.keys(paged.json()[0]).sort(), ["@type", "href", "id", "name"]);
+  if (everyCase(driver))
+    t.test(`[${driver}] TMF620 reads: lists, filters, fields, references, roles`, async (t) => {
+      const engine = await startEngine(t, { driver });
+      await engine.app.services.catalog.publish(SYSTEM_ACTOR, CATALOG_DIR);
+      const plans = await engine.request("GET", PO, { query: { offeringKind: "plan", isSellable: "true" } });
+      t.equal(plans.statusCode, 200);
+      t.ok(plans.json().length >= 4);
+      t.ok(plans.json().every((plan: { isSellable: boolean }) => plan.isSellable));
+      const retired = await engine.request("GET", PO, { query: { lifecycleStatus: "retired" } });
+      t.same(
+        retired.json().map((offering: { id: string }) => offering.id),
+        ["plan-postpaid-classic"],
+      );
+      const paged = await engine.request("GET", PO, { query: { limit: "2", offset: "1", fields: "name" } });
+      t.equal(paged.headers["x-total-count"], "13");
+      t.equal(paged.json().length, 2);
+      t.same(Object.keys(paged.json()[0]).sort(), ["@type", "href", "id", "name"]);
 
-    const m = (await engine.request("GET", `${PO}/plan-postpaid-m`)).json();
-    t.equal(m.productSpecification.id, "mobile-line");
-    t.same(m.productOfferingTerm, [{ name: "24-month contract", duration: { amount: 24, units: "month" } }]);
-    t.ok(
-      m.productOfferingPrice.some((ref: { id: string }) => ref.id === "promo-m-20-off-3"),
-      "the promotion is one of its prices",
-    );
-    t.match(m.allowance, [{ id: "voice", service: "voice", units: 30000, isShared: false }]);
-    const promo = (await engine.request("GET", `${POP}/promo-m-20-off-3`)).json();
-    t.match(promo, { priceType: "discount", percentage: 20, applicationDuration: 3 });
-    for (const resource of ["productSpecification", "category", "catalog"]) {
-      const list = await engine.request("GET", `/tmf-api/productCatalogManagement/v4/${resource}`);
-      t.equal(list.statusCode, 200, resource);
-      t.ok(list.json().length > 0, `${resource} has entries`);
-    }
-    const category = (
-      await engine.request("GET", "/tmf-api/productCatalogManagement/v4/category/plans-postpaid")
-    ).json();
-    t.equal(category.isRoot, false);
-    t.ok(category.productOffering.some((ref: { id: string }) => ref.id === "plan-postpaid-m"));
-    expectError(t, await engine.request("GET", PO, { key: engine.keys.network }), 403, "role_not_allowed");
-    expectError(
-      t,
-      await engine.request("GET", PO, { query: { offeringKind: "gadget" } }),
-      400,
-      "invalid_parameter",
-      "offeringKind",
-    );
-    expectError(t, await engine.request("GET", `${PO}/nothing`), 404, "not_found");
-  });
+      const m = (await engine.request("GET", `${PO}/plan-postpaid-m`)).json();
+      t.equal(m.productSpecification.id, "mobile-line");
+      t.same(m.productOfferingTerm, [{ name: "24-month contract", duration: { amount: 24, units: "month" } }]);
+      t.ok(
+        m.productOfferingPrice.some((ref: { id: string }) => ref.id === "promo-m-20-off-3"),
+        "the promotion is one of its prices",
+      );
+      t.match(m.allowance, [{ id: "voice", service: "voice", units: 30000, isShared: false }]);
+      const promo = (await engine.request("GET", `${POP}/promo-m-20-off-3`)).json();
+      t.match(promo, { priceType: "discount", percentage: 20, applicationDuration: 3 });
+      for (const resource of ["productSpecification", "category", "catalog"]) {
+        const list = await engine.request("GET", `/tmf-api/productCatalogManagement/v4/${resource}`);
+        t.equal(list.statusCode, 200, resource);
+        t.ok(list.json().length > 0, `${resource} has entries`);
+      }
+      const category = (
+        await engine.request("GET", "/tmf-api/productCatalogManagement/v4/category/plans-postpaid")
+      ).json();
+      t.equal(category.isRoot, false);
+      t.ok(category.productOffering.some((ref: { id: string }) => ref.id === "plan-postpaid-m"));
+      expectError(t, await engine.request("GET", PO, { key: engine.keys.network }), 403, "role_not_allowed");
+      expectError(
+        t,
+        await engine.request("GET", PO, { query: { offeringKind: "gadget" } }),
+        400,
+        "invalid_parameter",
+        "offeringKind",
+      );
+      expectError(t, await engine.request("GET", `${PO}/nothing`), 404, "not_found");
+    });
 }
 
 t.test(

@@ -4,7 +4,7 @@ import { buildApp } from "../../src/app.js";
 import type { QueueEntry } from "../../src/modules/usage/usage-queue.js";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import { CDR_BATCH_MAX } from "../../src/shared/limits.js";
-import { drivers, type Engine, expectError, hasServers, startEngine } from "../support/engine.js";
+import { drivers, type Engine, everyCase, expectError, hasServers, startEngine } from "../support/engine.js";
 import { lineOrder, orderReadyAccount } from "../support/fixtures.js";
 
 /**
@@ -170,437 +170,452 @@ for (const driver of drivers) {
     t.same(await drain(engine), [], "and enqueues nothing");
   });
 
-  t.test(`[${driver}] NDJSON and JSON arrays refuse a broken record alone`, async (t) => {
-    const { engine } = await activeLineEngine(t, driver);
-    const good = (id: string) => Buffer.from(JSON.stringify(voice(id)));
-    const ndjson = Buffer.concat([
-      good("n-1"),
-      Buffer.from("\n"),
-      Buffer.from('{"recordType":"voice","cdrId":"n-bad-utf8","source":"msc-1","calledNumber":"\xff"}', "latin1"),
-      Buffer.from("\n\n"),
-      Buffer.from('{"recordType":"voice","cdrId":"n-dup","cdrId":"n-dup2"}\n'),
-      Buffer.from('{"recordType": "voice", "cdrId": "n-null\\u0000"}\r\n'),
-      Buffer.from("{not json}\n"),
-      good("n-2"),
-    ]);
-    const answer = await post(engine, ndjson, { "content-type": "application/x-ndjson" });
-    t.equal(answer.statusCode, 200, answer.body);
-    const result = answer.json();
-    t.match(result, { received: 6, accepted: 2, rejected: 4 });
-    t.same(
-      result.records.map((record: { line: number; outcome: string }) => [record.line, record.outcome]),
-      [
-        [1, "accepted"],
-        [2, "rejected"],
-        [4, "rejected"],
-        [5, "rejected"],
-        [6, "rejected"],
-        [7, "accepted"],
-      ],
-    );
-    t.match(result.records[1], { reason: /UTF-8/ });
-    t.match(result.records[2], { field: "cdrId", reason: /more than once/ });
-    t.match(result.records[3], { reason: /NUL/ });
-    t.match(result.records[4], { reason: /not valid JSON/ });
-
-    const array = Buffer.concat([
-      Buffer.from("[ "),
-      good("a-1"),
-      Buffer.from(', {"cdrId": "a-bad", "note": "caf\xe9"}, ', "latin1"),
-      good("a-2"),
-      Buffer.from(", [1, 2], 7 ]"),
-    ]);
-    const arrayAnswer = await post(engine, array);
-    t.match(arrayAnswer.json(), { received: 5, accepted: 2, rejected: 3 });
-    t.match(arrayAnswer.json().records[1], { index: 1, outcome: "rejected", reason: /UTF-8/ });
-
-    for (const [body, reason] of [
-      ['[{"cdrId": "x"', /not closed/],
-      ['{"cdrId": "x"}', /JSON array/],
-      ['[{"cdrId": "unterminated}]', /not closed/],
-      ["[] []", /after the JSON array/],
-      ['[{"cdrId": "x"}}{"cdrId": "y"}]', /unexpected '}'/],
-    ] as const) {
-      const refused = await post(engine, body);
-      expectError(t, refused, 400, "malformed_json");
-      t.match(refused.json().message, reason);
-    }
-    t.equal(await engine.count("usage_records"), 4, "nothing of the refused bodies was stored");
-    t.equal(await engine.count("usage_records", "cdr_id like 'n-%' or cdr_id like 'a-%'"), 4);
-  });
-
-  t.test(`[${driver}] oversized batches and bodies are refused whole`, async (t) => {
-    const { engine } = await activeLineEngine(t, driver);
-    const tooMany = Array.from({ length: CDR_BATCH_MAX + 1 }, (_, index) => voice(`big-${index}`));
-    const refused = await post(engine, tooMany);
-    expectError(t, refused, 413, "too_many_records");
-    t.match(refused.json().message, /at most 1000 records/);
-    const huge = await post(engine, `[${"1,".repeat(2_500_000)}1]`);
-    t.equal(huge.statusCode, 413);
-    const empties = await post(engine, `[${",".repeat(1_000_000)}]`);
-    expectError(t, empties, 413, "too_many_records");
-    const lines = await post(engine, "1\n".repeat(100_000), { "content-type": "application/x-ndjson" });
-    expectError(t, lines, 413, "too_many_records");
-    const wrongType = await post(engine, "recordType=voice", { "content-type": "text/plain" });
-    t.equal(wrongType.statusCode, 415);
-    t.equal(await engine.count("usage_records"), 0);
-    const full = await post(
-      engine,
-      Array.from({ length: CDR_BATCH_MAX }, (_, index) => voice(`full-${index}`)),
-    );
-    t.match(full.json(), { accepted: CDR_BATCH_MAX });
-    t.equal((await drain(engine)).length, CDR_BATCH_MAX);
-  });
-
-  t.test(`[${driver}] suspense: listed with filters, re-guided after a late activation, enqueued once`, async (t) => {
-    const { engine, accountId } = await activeLineEngine(t, driver);
-    const late = "+4915100000001";
-    const posted = await post(engine, [
-      voice("late-1", { servedMSISDN: late, recordOpeningTime: "2026-03-15T10:10:00Z" }),
-      voice("late-2", { servedMSISDN: late, recordOpeningTime: "2026-03-15T10:11:00Z", duration: 5 }),
-      voice("never", { servedMSISDN: "+4917000000002" }),
-    ]);
-    t.match(posted.json(), { accepted: 3 });
-    t.same(await drain(engine), [], "nothing guided, nothing queued");
-
-    const list = await engine.request("GET", "/api/v1/suspense", {
-      query: { reason: "unknown_number", state: "open" },
-    });
-    t.equal(list.statusCode, 200, list.body);
-    t.equal(list.headers["x-total-count"], "3");
-    const filtered = await engine.request("GET", "/api/v1/suspense", { query: { servedMSISDN: late } });
-    t.equal(filtered.json().length, 2);
-    t.match(filtered.json()[0], {
-      "@type": "SuspendedUsage",
-      state: "open",
-      reason: "unknown_number",
-      attempts: 1,
-      usage: { cdrId: "late-1", source: "msc-1", servedMSISDN: late, recordType: "voice" },
-    });
-    const usageId = filtered.json()[0].id as string;
-    const usage = await engine.request("GET", `${USAGE}/${usageId}`);
-    t.match(usage.json(), { status: "recycled", suspense: { reason: "unknown_number" }, relatedParty: [] });
-    expectError(
-      t,
-      await engine.request("GET", "/api/v1/suspense", { query: { reason: "bogus" } }),
-      400,
-      "invalid_parameter",
-    );
-
-    // Re-guiding before the cause is fixed counts an attempt and changes nothing else.
-    const early = await engine.request("POST", `/api/v1/suspense/${usageId}/reguide`, { key: engine.keys.crm });
-    t.match(early.json(), { state: "open", attempts: 2, reason: "unknown_number" });
-    t.same(await drain(engine), []);
-
-    // The line for the late number is ordered and activated (clock still at 10:00, before the CDRs' times).
-    const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId) });
-    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
-    const line = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product;
-    t.equal(line.productCharacteristic[0].value, late, "the second line holds the late number");
-
-    const one = await engine.request("POST", `/api/v1/suspense/${usageId}/reguide`, { key: engine.keys.crm });
-    t.match(one.json(), { state: "resolved", resolution: "reguided", attempts: 3 });
-    t.match((await engine.request("GET", `${USAGE}/${usageId}`)).json(), {
-      status: "guided",
-      product: { id: line.id },
-      relatedParty: [{ id: accountId, role: "billingAccount" }],
-    });
-    const again = await engine.request("POST", `/api/v1/suspense/${usageId}/reguide`, { key: engine.keys.crm });
-    expectError(t, again, 409, "already_resolved");
-
-    const bulk = await engine.request("POST", "/api/v1/suspense/reguide", {
-      key: engine.keys.crm,
-      body: { reason: ["unknown_number"] },
-    });
-    t.same(bulk.json(), { examined: 2, guided: 1, stillSuspended: 1 });
-    const queued = await drain(engine);
-    t.same(queued.map((entry) => entry.usage.cdrId).sort(), ["late-1", "late-2"], "each re-guided record once");
-    t.equal(queued[0]?.usage.productId, line.id);
-    const nothing = await engine.request("POST", "/api/v1/suspense/reguide", {
-      key: engine.keys.crm,
-      body: { reason: ["unknown_number"] },
-    });
-    t.same(nothing.json(), { examined: 1, guided: 0, stillSuspended: 1 });
-    t.same(await drain(engine), []);
-    t.equal(await engine.count("usage_suspense", "resolved_at is null"), 1);
-    t.equal(await engine.count("audit_log", "action = 'reguide'"), 4, "every re-guide that ran is audited");
-
-    expectError(
-      t,
-      await engine.request("POST", "/api/v1/suspense/reguide", { body: { limit: 0 } }),
-      400,
-      "invalid_field",
-    );
-    expectError(
-      t,
-      await engine.request("POST", "/api/v1/suspense/reguide", { body: { what: 1 } }),
-      400,
-      "invalid_field",
-    );
-    expectError(
-      t,
-      await engine.request("POST", "/api/v1/suspense/reguide", { key: engine.keys.network, body: {} }),
-      403,
-      "role_not_allowed",
-    );
-  });
-
-  t.test(`[${driver}] a line not yet active, and a line that ended`, async (t) => {
-    const { engine, accountId, lineId } = await activeLineEngine(t, driver);
-    engine.clock.set("2026-03-15T12:00:00Z");
-    const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId) });
-    t.equal(placed.statusCode, 201);
-    // Disconnect the first line at 12:00: CDRs before stay its own, CDRs after find no line.
-    const disconnect = await engine.request("POST", ORDERS, {
-      body: {
-        productOrderItem: [{ id: "1", action: "delete", product: { id: lineId } }],
-        billingAccount: { id: accountId },
-      },
-    });
-    t.equal(disconnect.statusCode, 201, disconnect.body);
-    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, disconnect.json().id);
-    engine.clock.set("2026-03-15T13:00:00Z");
-    const result = (
-      await post(engine, [
-        voice("during", { recordOpeningTime: "2026-03-15T11:30:00Z" }),
-        voice("after", { recordOpeningTime: "2026-03-15T12:30:00Z" }),
-      ])
-    ).json();
-    t.match(result.records[0], { status: "guided" }, "a late CDR from while the line lived");
-    t.match(result.records[1], { status: "recycled", reason: /no line held/ });
-    const queued = await drain(engine);
-    t.same(
-      queued.map((entry) => [entry.usage.cdrId, entry.usage.productId]),
-      [["during", lineId]],
-    );
-  });
-
-  t.test(`[${driver}] TMF635 usage: one CDR in, stored usage out, scoped to its account`, async (t) => {
-    const { engine, accountId } = await activeLineEngine(t, driver);
-    const body = {
-      usageType: "sms",
-      usageDate: "2026-03-15T10:10:00Z",
-      "@schemaLocation": "https://example.com/usage.json",
-      usageCharacteristic: [
-        { name: "cdrId", value: "tmf-1" },
-        { name: "source", value: "msc-1" },
-        { name: "servedMSISDN", value: MSISDN },
-        { name: "calledNumber", value: "+447700900123" },
-      ],
-    };
-    const created = await engine.request("POST", USAGE, { key: engine.keys.network, body });
-    t.equal(created.statusCode, 201, created.body);
-    t.equal(created.headers.location, created.json().href);
-    t.match(created.json(), {
-      "@type": "Usage",
-      usageType: "sms",
-      status: "guided",
-      usageDate: "2026-03-15T10:10:00.000Z",
-      relatedParty: [{ id: accountId, "@referredType": "BillingAccount" }],
-      usageSpecification: { id: "sms" },
-    });
-    t.ok(
-      created
-        .json()
-        .usageCharacteristic.some((c: { name: string; value: unknown }) => c.name === "messages" && c.value === 1),
-    );
-    const retry = await engine.request("POST", USAGE, { key: engine.keys.network, body });
-    t.equal(retry.statusCode, 200, "a retry answers the first usage");
-    t.equal(retry.json().id, created.json().id);
-    const conflict = await engine.request("POST", USAGE, {
-      key: engine.keys.network,
-      body: { ...body, usageDate: "2026-03-15T10:11:00Z" },
-    });
-    expectError(t, conflict, 409, "cdr_conflict");
-    const bad = await engine.request("POST", USAGE, {
-      key: engine.keys.network,
-      body: { ...body, usageCharacteristic: [...body.usageCharacteristic, { name: "colour", value: "red" }] },
-    });
-    expectError(t, bad, 400, "invalid_field");
-    t.match(bad.json().message, /colour/);
-    const badValue = await engine.request("POST", USAGE, {
-      key: engine.keys.network,
-      body: {
-        ...body,
-        usageCharacteristic: [
-          { name: "cdrId", value: "tmf-2" },
-          { name: "source", value: "msc-1" },
+  if (everyCase(driver))
+    t.test(`[${driver}] NDJSON and JSON arrays refuse a broken record alone`, async (t) => {
+      const { engine } = await activeLineEngine(t, driver);
+      const good = (id: string) => Buffer.from(JSON.stringify(voice(id)));
+      const ndjson = Buffer.concat([
+        good("n-1"),
+        Buffer.from("\n"),
+        Buffer.from('{"recordType":"voice","cdrId":"n-bad-utf8","source":"msc-1","calledNumber":"\xff"}', "latin1"),
+        Buffer.from("\n\n"),
+        Buffer.from('{"recordType":"voice","cdrId":"n-dup","cdrId":"n-dup2"}\n'),
+        Buffer.from('{"recordType": "voice", "cdrId": "n-null\\u0000"}\r\n'),
+        Buffer.from("{not json}\n"),
+        good("n-2"),
+      ]);
+      const answer = await post(engine, ndjson, { "content-type": "application/x-ndjson" });
+      t.equal(answer.statusCode, 200, answer.body);
+      const result = answer.json();
+      t.match(result, { received: 6, accepted: 2, rejected: 4 });
+      t.same(
+        result.records.map((record: { line: number; outcome: string }) => [record.line, record.outcome]),
+        [
+          [1, "accepted"],
+          [2, "rejected"],
+          [4, "rejected"],
+          [5, "rejected"],
+          [6, "rejected"],
+          [7, "accepted"],
         ],
-      },
-    });
-    expectError(t, badValue, 400, "invalid_field");
-    t.equal(badValue.json().field, "usageCharacteristic.servedMSISDN");
-    expectError(
-      t,
-      await engine.request("POST", USAGE, { key: engine.keys.network, body: { usageType: 5 } }),
-      400,
-      "invalid_field",
-    );
+      );
+      t.match(result.records[1], { reason: /UTF-8/ });
+      t.match(result.records[2], { field: "cdrId", reason: /more than once/ });
+      t.match(result.records[3], { reason: /NUL/ });
+      t.match(result.records[4], { reason: /not valid JSON/ });
 
-    // TMF635 makes every attribute optional: a usage without characteristics names no (source, cdrId) and no
-    // number. It is kept as sent, in suspense, deduplicated on its body (keys in any order).
-    const bare = { usageType: "voice", usageDate: "2026-03-15T11:00:00+01:00", description: "from a standard client" };
-    const kept = await engine.request("POST", USAGE, { key: engine.keys.network, body: bare });
-    t.equal(kept.statusCode, 201, kept.body);
-    t.match(kept.json(), {
-      "@type": "Usage",
-      status: "recycled",
-      usageType: "voice",
-      usageDate: "2026-03-15T10:00:00.000Z",
-      description: "from a standard client",
-      suspense: { reason: "missing_characteristics" },
-    });
-    t.notOk(kept.json().usageSpecification, "no record type was read, so no specification is claimed");
-    const again = await engine.request("POST", USAGE, {
-      key: engine.keys.network,
-      body: { description: bare.description, usageDate: bare.usageDate, usageType: "voice", usageCharacteristic: [] },
-    });
-    t.equal(again.statusCode, 200, "the same body again (an empty characteristic list is none) answers the first");
-    t.equal(again.json().id, kept.json().id);
-    const empty = await engine.request("POST", USAGE, { key: engine.keys.network, body: {} });
-    t.equal(empty.statusCode, 201, "an empty body is a usage too (nothing in TMF635 is mandatory)");
-    t.not(empty.json().id, kept.json().id);
-    const suspended = await engine.request("GET", "/api/v1/suspense", {
-      query: { reason: "missing_characteristics" },
-    });
-    t.equal(suspended.statusCode, 200, suspended.body);
-    t.same(
-      suspended
-        .json()
-        .map((item: { id: string }) => item.id)
-        .sort(),
-      [kept.json().id, empty.json().id].sort(),
-    );
-    t.match(suspended.json()[0], { state: "open", usage: { source: "#tmf635" } });
-    expectError(t, await engine.request("POST", `/api/v1/suspense/${kept.json().id}/reguide`), 409, "not_guidable");
-    const bulk = await engine.request("POST", "/api/v1/suspense/reguide", { body: {} });
-    t.match(bulk.json(), { examined: 0 }, "a bulk re-guide passes them by");
-    const [stored] = await engine.sql<{ body: unknown }>("select body from usage_records where id = $1", [
-      kept.json().id,
-    ]);
-    t.same(stored?.body, bare, "the body is kept as sent");
+      const array = Buffer.concat([
+        Buffer.from("[ "),
+        good("a-1"),
+        Buffer.from(', {"cdrId": "a-bad", "note": "caf\xe9"}, ', "latin1"),
+        good("a-2"),
+        Buffer.from(", [1, 2], 7 ]"),
+      ]);
+      const arrayAnswer = await post(engine, array);
+      t.match(arrayAnswer.json(), { received: 5, accepted: 2, rejected: 3 });
+      t.match(arrayAnswer.json().records[1], { index: 1, outcome: "rejected", reason: /UTF-8/ });
 
-    const own = await engine.subscriberKey(accountId);
-    const listed = await engine.request("GET", USAGE, { key: own, query: { status: "guided" } });
-    t.equal(listed.json().length, 1);
-    const { accountId: otherAccount } = await orderReadyAccount(engine, {
-      numbers: ["+4915100000100", "+4915100000101"],
+      for (const [body, reason] of [
+        ['[{"cdrId": "x"', /not closed/],
+        ['{"cdrId": "x"}', /JSON array/],
+        ['[{"cdrId": "unterminated}]', /not closed/],
+        ["[] []", /after the JSON array/],
+        ['[{"cdrId": "x"}}{"cdrId": "y"}]', /unexpected '}'/],
+      ] as const) {
+        const refused = await post(engine, body);
+        expectError(t, refused, 400, "malformed_json");
+        t.match(refused.json().message, reason);
+      }
+      t.equal(await engine.count("usage_records"), 4, "nothing of the refused bodies was stored");
+      t.equal(await engine.count("usage_records", "cdr_id like 'n-%' or cdr_id like 'a-%'"), 4);
     });
-    const stranger = await engine.subscriberKey(otherAccount);
-    expectError(t, await engine.request("GET", `${USAGE}/${created.json().id}`, { key: stranger }), 404, "not_found");
-    t.same((await engine.request("GET", USAGE, { key: stranger })).json(), []);
-    const specs = await engine.request("GET", "/tmf-api/usageManagement/v4/usageSpecification", { key: own });
-    t.same(
-      specs.json().map((spec: { id: string }) => spec.id),
-      ["voice", "sms", "data"],
-    );
-    expectError(t, await engine.request("GET", "/tmf-api/usageManagement/v4/usageSpecification/mms"), 404, "not_found");
-  });
 
-  t.test(`[${driver}] switch formats: FreeSWITCH posts and Asterisk uploads`, async (t) => {
-    const { engine } = await activeLineEngine(t, driver);
-    const fixture = (name: string) => readFileSync(new URL(`../fixtures/cdrs/${name}`, import.meta.url), "utf8");
-    // The samples are real switch output; point them at this test's line and its time.
-    const retarget = (text: string) =>
-      text
-        .replaceAll("+4915112345678", MSISDN)
-        .replaceAll("%2B4915112345678", encodeURIComponent(MSISDN))
-        .replace(
-          /"(start|answer|end)_epoch": ?"[1-9]\d*"/g,
-          (_m, name: string) => `"${name}_epoch": "${name === "end" ? 1773569161 : 1773569100}"`,
-        )
-        .replace(
-          /"(start|answer|end)_uepoch": ?"[1-9]\d*"/g,
-          (_m, name: string) => `"${name}_uepoch": "${name === "end" ? 1773569161000000 : 1773569100000000}"`,
-        );
-    const answered = JSON.parse(retarget(fixture("freeswitch-answered.json")));
-    const fs = (body: string, contentType: string) =>
-      engine.request("POST", "/api/v1/cdrs/freeswitch", {
+  if (everyCase(driver))
+    t.test(`[${driver}] oversized batches and bodies are refused whole`, async (t) => {
+      const { engine } = await activeLineEngine(t, driver);
+      const tooMany = Array.from({ length: CDR_BATCH_MAX + 1 }, (_, index) => voice(`big-${index}`));
+      const refused = await post(engine, tooMany);
+      expectError(t, refused, 413, "too_many_records");
+      t.match(refused.json().message, /at most 1000 records/);
+      const huge = await post(engine, `[${"1,".repeat(2_500_000)}1]`);
+      t.equal(huge.statusCode, 413);
+      const empties = await post(engine, `[${",".repeat(1_000_000)}]`);
+      expectError(t, empties, 413, "too_many_records");
+      const lines = await post(engine, "1\n".repeat(100_000), { "content-type": "application/x-ndjson" });
+      expectError(t, lines, 413, "too_many_records");
+      const wrongType = await post(engine, "recordType=voice", { "content-type": "text/plain" });
+      t.equal(wrongType.statusCode, 415);
+      t.equal(await engine.count("usage_records"), 0);
+      const full = await post(
+        engine,
+        Array.from({ length: CDR_BATCH_MAX }, (_, index) => voice(`full-${index}`)),
+      );
+      t.match(full.json(), { accepted: CDR_BATCH_MAX });
+      t.equal((await drain(engine)).length, CDR_BATCH_MAX);
+    });
+
+  if (everyCase(driver))
+    t.test(`[${driver}] suspense: listed with filters, re-guided after a late activation, enqueued once`, async (t) => {
+      const { engine, accountId } = await activeLineEngine(t, driver);
+      const late = "+4915100000001";
+      const posted = await post(engine, [
+        voice("late-1", { servedMSISDN: late, recordOpeningTime: "2026-03-15T10:10:00Z" }),
+        voice("late-2", { servedMSISDN: late, recordOpeningTime: "2026-03-15T10:11:00Z", duration: 5 }),
+        voice("never", { servedMSISDN: "+4917000000002" }),
+      ]);
+      t.match(posted.json(), { accepted: 3 });
+      t.same(await drain(engine), [], "nothing guided, nothing queued");
+
+      const list = await engine.request("GET", "/api/v1/suspense", {
+        query: { reason: "unknown_number", state: "open" },
+      });
+      t.equal(list.statusCode, 200, list.body);
+      t.equal(list.headers["x-total-count"], "3");
+      const filtered = await engine.request("GET", "/api/v1/suspense", { query: { servedMSISDN: late } });
+      t.equal(filtered.json().length, 2);
+      t.match(filtered.json()[0], {
+        "@type": "SuspendedUsage",
+        state: "open",
+        reason: "unknown_number",
+        attempts: 1,
+        usage: { cdrId: "late-1", source: "msc-1", servedMSISDN: late, recordType: "voice" },
+      });
+      const usageId = filtered.json()[0].id as string;
+      const usage = await engine.request("GET", `${USAGE}/${usageId}`);
+      t.match(usage.json(), { status: "recycled", suspense: { reason: "unknown_number" }, relatedParty: [] });
+      expectError(
+        t,
+        await engine.request("GET", "/api/v1/suspense", { query: { reason: "bogus" } }),
+        400,
+        "invalid_parameter",
+      );
+
+      // Re-guiding before the cause is fixed counts an attempt and changes nothing else.
+      const early = await engine.request("POST", `/api/v1/suspense/${usageId}/reguide`, { key: engine.keys.crm });
+      t.match(early.json(), { state: "open", attempts: 2, reason: "unknown_number" });
+      t.same(await drain(engine), []);
+
+      // The line for the late number is ordered and activated (clock still at 10:00, before the CDRs' times).
+      const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId) });
+      await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+      const line = (await engine.request("GET", placed.json().href)).json().productOrderItem[0].product;
+      t.equal(line.productCharacteristic[0].value, late, "the second line holds the late number");
+
+      const one = await engine.request("POST", `/api/v1/suspense/${usageId}/reguide`, { key: engine.keys.crm });
+      t.match(one.json(), { state: "resolved", resolution: "reguided", attempts: 3 });
+      t.match((await engine.request("GET", `${USAGE}/${usageId}`)).json(), {
+        status: "guided",
+        product: { id: line.id },
+        relatedParty: [{ id: accountId, role: "billingAccount" }],
+      });
+      const again = await engine.request("POST", `/api/v1/suspense/${usageId}/reguide`, { key: engine.keys.crm });
+      expectError(t, again, 409, "already_resolved");
+
+      const bulk = await engine.request("POST", "/api/v1/suspense/reguide", {
+        key: engine.keys.crm,
+        body: { reason: ["unknown_number"] },
+      });
+      t.same(bulk.json(), { examined: 2, guided: 1, stillSuspended: 1 });
+      const queued = await drain(engine);
+      t.same(queued.map((entry) => entry.usage.cdrId).sort(), ["late-1", "late-2"], "each re-guided record once");
+      t.equal(queued[0]?.usage.productId, line.id);
+      const nothing = await engine.request("POST", "/api/v1/suspense/reguide", {
+        key: engine.keys.crm,
+        body: { reason: ["unknown_number"] },
+      });
+      t.same(nothing.json(), { examined: 1, guided: 0, stillSuspended: 1 });
+      t.same(await drain(engine), []);
+      t.equal(await engine.count("usage_suspense", "resolved_at is null"), 1);
+      t.equal(await engine.count("audit_log", "action = 'reguide'"), 4, "every re-guide that ran is audited");
+
+      expectError(
+        t,
+        await engine.request("POST", "/api/v1/suspense/reguide", { body: { limit: 0 } }),
+        400,
+        "invalid_field",
+      );
+      expectError(
+        t,
+        await engine.request("POST", "/api/v1/suspense/reguide", { body: { what: 1 } }),
+        400,
+        "invalid_field",
+      );
+      expectError(
+        t,
+        await engine.request("POST", "/api/v1/suspense/reguide", { key: engine.keys.network, body: {} }),
+        403,
+        "role_not_allowed",
+      );
+    });
+
+  if (everyCase(driver))
+    t.test(`[${driver}] a line not yet active, and a line that ended`, async (t) => {
+      const { engine, accountId, lineId } = await activeLineEngine(t, driver);
+      engine.clock.set("2026-03-15T12:00:00Z");
+      const placed = await engine.request("POST", ORDERS, { body: lineOrder(accountId) });
+      t.equal(placed.statusCode, 201);
+      // Disconnect the first line at 12:00: CDRs before stay its own, CDRs after find no line.
+      const disconnect = await engine.request("POST", ORDERS, {
+        body: {
+          productOrderItem: [{ id: "1", action: "delete", product: { id: lineId } }],
+          billingAccount: { id: accountId },
+        },
+      });
+      t.equal(disconnect.statusCode, 201, disconnect.body);
+      await engine.app.services.orders.fulfil(SYSTEM_ACTOR, disconnect.json().id);
+      engine.clock.set("2026-03-15T13:00:00Z");
+      const result = (
+        await post(engine, [
+          voice("during", { recordOpeningTime: "2026-03-15T11:30:00Z" }),
+          voice("after", { recordOpeningTime: "2026-03-15T12:30:00Z" }),
+        ])
+      ).json();
+      t.match(result.records[0], { status: "guided" }, "a late CDR from while the line lived");
+      t.match(result.records[1], { status: "recycled", reason: /no line held/ });
+      const queued = await drain(engine);
+      t.same(
+        queued.map((entry) => [entry.usage.cdrId, entry.usage.productId]),
+        [["during", lineId]],
+      );
+    });
+
+  if (everyCase(driver))
+    t.test(`[${driver}] TMF635 usage: one CDR in, stored usage out, scoped to its account`, async (t) => {
+      const { engine, accountId } = await activeLineEngine(t, driver);
+      const body = {
+        usageType: "sms",
+        usageDate: "2026-03-15T10:10:00Z",
+        "@schemaLocation": "https://example.com/usage.json",
+        usageCharacteristic: [
+          { name: "cdrId", value: "tmf-1" },
+          { name: "source", value: "msc-1" },
+          { name: "servedMSISDN", value: MSISDN },
+          { name: "calledNumber", value: "+447700900123" },
+        ],
+      };
+      const created = await engine.request("POST", USAGE, { key: engine.keys.network, body });
+      t.equal(created.statusCode, 201, created.body);
+      t.equal(created.headers.location, created.json().href);
+      t.match(created.json(), {
+        "@type": "Usage",
+        usageType: "sms",
+        status: "guided",
+        usageDate: "2026-03-15T10:10:00.000Z",
+        relatedParty: [{ id: accountId, "@referredType": "BillingAccount" }],
+        usageSpecification: { id: "sms" },
+      });
+      t.ok(
+        created
+          .json()
+          .usageCharacteristic.some((c: { name: string; value: unknown }) => c.name === "messages" && c.value === 1),
+      );
+      const retry = await engine.request("POST", USAGE, { key: engine.keys.network, body });
+      t.equal(retry.statusCode, 200, "a retry answers the first usage");
+      t.equal(retry.json().id, created.json().id);
+      const conflict = await engine.request("POST", USAGE, {
+        key: engine.keys.network,
+        body: { ...body, usageDate: "2026-03-15T10:11:00Z" },
+      });
+      expectError(t, conflict, 409, "cdr_conflict");
+      const bad = await engine.request("POST", USAGE, {
+        key: engine.keys.network,
+        body: { ...body, usageCharacteristic: [...body.usageCharacteristic, { name: "colour", value: "red" }] },
+      });
+      expectError(t, bad, 400, "invalid_field");
+      t.match(bad.json().message, /colour/);
+      const badValue = await engine.request("POST", USAGE, {
+        key: engine.keys.network,
+        body: {
+          ...body,
+          usageCharacteristic: [
+            { name: "cdrId", value: "tmf-2" },
+            { name: "source", value: "msc-1" },
+          ],
+        },
+      });
+      expectError(t, badValue, 400, "invalid_field");
+      t.equal(badValue.json().field, "usageCharacteristic.servedMSISDN");
+      expectError(
+        t,
+        await engine.request("POST", USAGE, { key: engine.keys.network, body: { usageType: 5 } }),
+        400,
+        "invalid_field",
+      );
+
+      // TMF635 makes every attribute optional: a usage without characteristics names no (source, cdrId) and no
+      // number. It is kept as sent, in suspense, deduplicated on its body (keys in any order).
+      const bare = {
+        usageType: "voice",
+        usageDate: "2026-03-15T11:00:00+01:00",
+        description: "from a standard client",
+      };
+      const kept = await engine.request("POST", USAGE, { key: engine.keys.network, body: bare });
+      t.equal(kept.statusCode, 201, kept.body);
+      t.match(kept.json(), {
+        "@type": "Usage",
+        status: "recycled",
+        usageType: "voice",
+        usageDate: "2026-03-15T10:00:00.000Z",
+        description: "from a standard client",
+        suspense: { reason: "missing_characteristics" },
+      });
+      t.notOk(kept.json().usageSpecification, "no record type was read, so no specification is claimed");
+      const again = await engine.request("POST", USAGE, {
+        key: engine.keys.network,
+        body: { description: bare.description, usageDate: bare.usageDate, usageType: "voice", usageCharacteristic: [] },
+      });
+      t.equal(again.statusCode, 200, "the same body again (an empty characteristic list is none) answers the first");
+      t.equal(again.json().id, kept.json().id);
+      const empty = await engine.request("POST", USAGE, { key: engine.keys.network, body: {} });
+      t.equal(empty.statusCode, 201, "an empty body is a usage too (nothing in TMF635 is mandatory)");
+      t.not(empty.json().id, kept.json().id);
+      const suspended = await engine.request("GET", "/api/v1/suspense", {
+        query: { reason: "missing_characteristics" },
+      });
+      t.equal(suspended.statusCode, 200, suspended.body);
+      t.same(
+        suspended
+          .json()
+          .map((item: { id: string }) => item.id)
+          .sort(),
+        [kept.json().id, empty.json().id].sort(),
+      );
+      t.match(suspended.json()[0], { state: "open", usage: { source: "#tmf635" } });
+      expectError(t, await engine.request("POST", `/api/v1/suspense/${kept.json().id}/reguide`), 409, "not_guidable");
+      const bulk = await engine.request("POST", "/api/v1/suspense/reguide", { body: {} });
+      t.match(bulk.json(), { examined: 0 }, "a bulk re-guide passes them by");
+      const [stored] = await engine.sql<{ body: unknown }>("select body from usage_records where id = $1", [
+        kept.json().id,
+      ]);
+      t.same(stored?.body, bare, "the body is kept as sent");
+
+      const own = await engine.subscriberKey(accountId);
+      const listed = await engine.request("GET", USAGE, { key: own, query: { status: "guided" } });
+      t.equal(listed.json().length, 1);
+      const { accountId: otherAccount } = await orderReadyAccount(engine, {
+        numbers: ["+4915100000100", "+4915100000101"],
+      });
+      const stranger = await engine.subscriberKey(otherAccount);
+      expectError(t, await engine.request("GET", `${USAGE}/${created.json().id}`, { key: stranger }), 404, "not_found");
+      t.same((await engine.request("GET", USAGE, { key: stranger })).json(), []);
+      const specs = await engine.request("GET", "/tmf-api/usageManagement/v4/usageSpecification", { key: own });
+      t.same(
+        specs.json().map((spec: { id: string }) => spec.id),
+        ["voice", "sms", "data"],
+      );
+      expectError(
+        t,
+        await engine.request("GET", "/tmf-api/usageManagement/v4/usageSpecification/mms"),
+        404,
+        "not_found",
+      );
+    });
+
+  if (everyCase(driver))
+    t.test(`[${driver}] switch formats: FreeSWITCH posts and Asterisk uploads`, async (t) => {
+      const { engine } = await activeLineEngine(t, driver);
+      const fixture = (name: string) => readFileSync(new URL(`../fixtures/cdrs/${name}`, import.meta.url), "utf8");
+      // The samples are real switch output; point them at this test's line and its time.
+      const retarget = (text: string) =>
+        text
+          .replaceAll("+4915112345678", MSISDN)
+          .replaceAll("%2B4915112345678", encodeURIComponent(MSISDN))
+          .replace(
+            /"(start|answer|end)_epoch": ?"[1-9]\d*"/g,
+            (_m, name: string) => `"${name}_epoch": "${name === "end" ? 1773569161 : 1773569100}"`,
+          )
+          .replace(
+            /"(start|answer|end)_uepoch": ?"[1-9]\d*"/g,
+            (_m, name: string) => `"${name}_uepoch": "${name === "end" ? 1773569161000000 : 1773569100000000}"`,
+          );
+      const answered = JSON.parse(retarget(fixture("freeswitch-answered.json")));
+      const fs = (body: string, contentType: string) =>
+        engine.request("POST", "/api/v1/cdrs/freeswitch", {
+          key: engine.keys.network,
+          query: { source: "msc-1" },
+          rawBody: body,
+          headers: { "content-type": contentType },
+        });
+      const first = await fs(JSON.stringify(answered), "application/json");
+      t.equal(first.statusCode, 200, first.body);
+      t.match(first.json().records[0], { outcome: "accepted", cdrId: answered.variables.uuid });
+      const form = await fs(`cdr=${encodeURIComponent(JSON.stringify(answered))}`, "application/x-www-form-urlencoded");
+      t.match(form.json().records[0], { outcome: "duplicate" }, "the same call again, form-encoded");
+      const base64 = await fs(
+        `cdr=${Buffer.from(JSON.stringify(answered)).toString("base64")}`,
+        "application/x-www-form-base64-encoded",
+      );
+      t.match(base64.json().records[0], { outcome: "duplicate" });
+      const unanswered = JSON.parse(retarget(fixture("freeswitch-unanswered.json")));
+      const missed = await fs(JSON.stringify(unanswered), "application/json");
+      t.match(missed.json().records[0], { outcome: "accepted", note: /unanswered/ });
+      expectError(t, await fs("{broken", "application/json"), 400, "invalid_field");
+      const negative = await fs(
+        JSON.stringify({ ...answered, variables: { ...answered.variables, billsec: "-1" } }),
+        "application/json",
+      );
+      expectError(t, negative, 400, "invalid_field");
+      t.equal(negative.json().field, "variables.billsec");
+      const changed = await fs(
+        JSON.stringify({ ...answered, variables: { ...answered.variables, billsec: "30" } }),
+        "application/json",
+      );
+      expectError(t, changed, 409, "cdr_conflict");
+      const unknownSource = await engine.request("POST", "/api/v1/cdrs/freeswitch", {
+        key: engine.keys.network,
+        query: { source: "nowhere" },
+        rawBody: JSON.stringify(answered),
+        headers: { "content-type": "application/json" },
+      });
+      expectError(t, unknownSource, 400, "invalid_field");
+      t.equal(unknownSource.json().field, "source");
+
+      const stored = await engine.sql<{ duration: number; chargeable: boolean }>(
+        "select duration, chargeable from usage_records where format = 'freeswitch' order by chargeable desc",
+      );
+      t.equal(stored.length, 2);
+      t.equal(stored[0]?.chargeable, true);
+      t.equal(stored[0]?.duration, Number(answered.variables.billsec), "billsec is what is rated");
+      t.same(stored[1], { duration: 0, chargeable: false }, "the unanswered leg is recorded, not charged");
+
+      const row = (uniqueid: string, disposition: string, billsec: number, answer = "2026-03-15 11:04:05") =>
+        `"","015100000000","004930123456","from-subscribers","""Ada"" <015100000000>","PJSIP/sub-1","PJSIP/out-${uniqueid}","Dial","PJSIP/x,60","2026-03-15 11:04:00","${answer}","2026-03-15 11:05:00",60,${billsec},"${disposition}","BILLING","${uniqueid}",""`;
+      const csv = [
+        row("1773570000.1", "ANSWERED", 55),
+        row("1773570000.2", "NO ANSWER", 0, ""),
+        '"","broken',
+        row("1773570000.3", "BUSY", 0, ""),
+        row("1773570000.1", "ANSWERED", 55),
+      ].join("\n");
+      const upload = await engine.request("POST", "/api/v1/cdrs/asterisk", {
         key: engine.keys.network,
         query: { source: "msc-1" },
-        rawBody: body,
-        headers: { "content-type": contentType },
+        rawBody: csv,
+        headers: { "content-type": "text/csv" },
       });
-    const first = await fs(JSON.stringify(answered), "application/json");
-    t.equal(first.statusCode, 200, first.body);
-    t.match(first.json().records[0], { outcome: "accepted", cdrId: answered.variables.uuid });
-    const form = await fs(`cdr=${encodeURIComponent(JSON.stringify(answered))}`, "application/x-www-form-urlencoded");
-    t.match(form.json().records[0], { outcome: "duplicate" }, "the same call again, form-encoded");
-    const base64 = await fs(
-      `cdr=${Buffer.from(JSON.stringify(answered)).toString("base64")}`,
-      "application/x-www-form-base64-encoded",
-    );
-    t.match(base64.json().records[0], { outcome: "duplicate" });
-    const unanswered = JSON.parse(retarget(fixture("freeswitch-unanswered.json")));
-    const missed = await fs(JSON.stringify(unanswered), "application/json");
-    t.match(missed.json().records[0], { outcome: "accepted", note: /unanswered/ });
-    expectError(t, await fs("{broken", "application/json"), 400, "invalid_field");
-    const negative = await fs(
-      JSON.stringify({ ...answered, variables: { ...answered.variables, billsec: "-1" } }),
-      "application/json",
-    );
-    expectError(t, negative, 400, "invalid_field");
-    t.equal(negative.json().field, "variables.billsec");
-    const changed = await fs(
-      JSON.stringify({ ...answered, variables: { ...answered.variables, billsec: "30" } }),
-      "application/json",
-    );
-    expectError(t, changed, 409, "cdr_conflict");
-    const unknownSource = await engine.request("POST", "/api/v1/cdrs/freeswitch", {
-      key: engine.keys.network,
-      query: { source: "nowhere" },
-      rawBody: JSON.stringify(answered),
-      headers: { "content-type": "application/json" },
+      t.equal(upload.statusCode, 200, upload.body);
+      t.match(upload.json(), { received: 5, accepted: 3, duplicate: 1, rejected: 1 });
+      t.match(upload.json().records[0], { line: 1, outcome: "accepted", status: "guided" });
+      t.match(upload.json().records[1], { line: 2, outcome: "accepted", status: "guided", note: "NO ANSWER" });
+      t.match(upload.json().records[2], { line: 3, outcome: "rejected" });
+      const [answeredRow] = await engine.sql<{ started_at: Date; duration: number }>(
+        "select started_at, duration from usage_records where cdr_id like '1773570000.1/%'",
+      );
+      t.equal(
+        new Date(answeredRow?.started_at ?? 0).toISOString(),
+        "2026-03-15T10:04:05.000Z",
+        "Berlin time of the answer",
+      );
+      const queued = await drain(engine);
+      t.same(
+        queued.map((entry) => [entry.usage.cdrId.split("/")[0], entry.usage.duration]).sort(),
+        [
+          ["1773570000.1", 55],
+          [answered.variables.uuid, Number(answered.variables.billsec)],
+        ],
+        "only answered legs with billsec reach the queue",
+      );
     });
-    expectError(t, unknownSource, 400, "invalid_field");
-    t.equal(unknownSource.json().field, "source");
-
-    const stored = await engine.sql<{ duration: number; chargeable: boolean }>(
-      "select duration, chargeable from usage_records where format = 'freeswitch' order by chargeable desc",
-    );
-    t.equal(stored.length, 2);
-    t.equal(stored[0]?.chargeable, true);
-    t.equal(stored[0]?.duration, Number(answered.variables.billsec), "billsec is what is rated");
-    t.same(stored[1], { duration: 0, chargeable: false }, "the unanswered leg is recorded, not charged");
-
-    const row = (uniqueid: string, disposition: string, billsec: number, answer = "2026-03-15 11:04:05") =>
-      `"","015100000000","004930123456","from-subscribers","""Ada"" <015100000000>","PJSIP/sub-1","PJSIP/out-${uniqueid}","Dial","PJSIP/x,60","2026-03-15 11:04:00","${answer}","2026-03-15 11:05:00",60,${billsec},"${disposition}","BILLING","${uniqueid}",""`;
-    const csv = [
-      row("1773570000.1", "ANSWERED", 55),
-      row("1773570000.2", "NO ANSWER", 0, ""),
-      '"","broken',
-      row("1773570000.3", "BUSY", 0, ""),
-      row("1773570000.1", "ANSWERED", 55),
-    ].join("\n");
-    const upload = await engine.request("POST", "/api/v1/cdrs/asterisk", {
-      key: engine.keys.network,
-      query: { source: "msc-1" },
-      rawBody: csv,
-      headers: { "content-type": "text/csv" },
-    });
-    t.equal(upload.statusCode, 200, upload.body);
-    t.match(upload.json(), { received: 5, accepted: 3, duplicate: 1, rejected: 1 });
-    t.match(upload.json().records[0], { line: 1, outcome: "accepted", status: "guided" });
-    t.match(upload.json().records[1], { line: 2, outcome: "accepted", status: "guided", note: "NO ANSWER" });
-    t.match(upload.json().records[2], { line: 3, outcome: "rejected" });
-    const [answeredRow] = await engine.sql<{ started_at: Date; duration: number }>(
-      "select started_at, duration from usage_records where cdr_id like '1773570000.1/%'",
-    );
-    t.equal(
-      new Date(answeredRow?.started_at ?? 0).toISOString(),
-      "2026-03-15T10:04:05.000Z",
-      "Berlin time of the answer",
-    );
-    const queued = await drain(engine);
-    t.same(
-      queued.map((entry) => [entry.usage.cdrId.split("/")[0], entry.usage.duration]).sort(),
-      [
-        ["1773570000.1", 55],
-        [answered.variables.uuid, Number(answered.variables.billsec)],
-      ],
-      "only answered legs with billsec reach the queue",
-    );
-  });
 }
 
 t.test("parallel duplicates from many connections: exactly one accepted, one queued", async (t) => {

@@ -45,6 +45,20 @@ export const hasServers =
 /** Drivers the module tests run on: both where PostgreSQL exists (DESIGN.md §6), else PGlite alone. */
 export const drivers: Driver[] = hasServers ? ["postgres", "pglite"] : ["pglite"];
 
+/** BSS_TEST_EVERY_DRIVER=true: every case of every module test on both drivers (see `everyCase`). */
+export const EVERY_DRIVER = process.env.BSS_TEST_EVERY_DRIVER === "true";
+
+/**
+ * Whether a module test's further cases run on this driver. PostgreSQL runs every case. Embedded PGlite (the engine
+ * `npm start` runs; two to three times slower per case in a test process) runs each file's first case, the module's
+ * path end to end, and the embedded scenarios run wholly on it; BSS_TEST_EVERY_DRIVER=true runs every case on both
+ * (before a release, or after a change to SQL that PGlite might take differently). Without a PostgreSQL server,
+ * PGlite is the only driver and runs everything.
+ */
+export function everyCase(driver: Driver): boolean {
+  return driver !== "pglite" || EVERY_DRIVER || !hasServers;
+}
+
 interface TapLike {
   teardown(fn: () => unknown): void;
   comment(...message: unknown[]): void;
