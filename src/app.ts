@@ -241,7 +241,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     broadcast = redis === null ? inProcessBroadcast() : redisBroadcast(redis, config.redisKeyPrefix);
     // The engine clock (platform/engine-clock.ts): an injected clock (tests), the test clock, or the wall clock.
     if (options.clock === undefined && config.testClock) {
-      const opened = await TestClock.open(database, broadcast);
+      const opened = await TestClock.open(database, broadcast, Date.now, config.testClockStart);
       stopping.push(() => opened.close());
       testClock = opened;
       clock = opened;

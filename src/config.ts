@@ -65,6 +65,11 @@ export interface Config {
   readonly jobLeaseSeconds: number;
   /** The test clock (DESIGN.md §10): business time = wall clock + a stored offset an admin may move forward. */
   readonly testClock: boolean;
+  /**
+   * Where the test clock starts on a new data folder or database (BSS_TEST_CLOCK_START, an ISO 8601 instant, past or
+   * future): acceptance tests begin on the dates their cases are written for. Ignored once the clock row exists.
+   */
+  readonly testClockStart: Date | null;
   /** Accounts a bill run claims at a time (one transaction issues them). */
   readonly billRunBatch: number;
   /** How long a bill run's claim holds; a dead process's accounts are taken again after it. */
@@ -176,6 +181,22 @@ export function loadConfig(env: Env = process.env): Config {
     return values;
   };
 
+  const instant = (name: string): Date | null => {
+    const raw = text(name);
+    if (raw === undefined) return null;
+    const at = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(raw)
+      ? new Date(raw)
+      : null;
+    // A calendar date that exists (Date would roll 30 February over into March).
+    const [year, month, day] = raw.slice(0, 10).split("-").map(Number) as [number, number, number];
+    const exists = month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+    if (at === null || Number.isNaN(at.getTime()) || !exists) {
+      problems.push(`${name} must be an ISO 8601 instant with its zone (2027-01-17T09:00:00Z), got "${raw}"`);
+      return null;
+    }
+    return at;
+  };
+
   const checked = (name: string, fallback: string, valid: (value: string) => boolean, what: string): string => {
     const raw = text(name) ?? fallback;
     if (!valid(raw)) problems.push(`${name} must be ${what}, got "${raw}"`);
@@ -218,6 +239,7 @@ export function loadConfig(env: Env = process.env): Config {
     sweepIntervalSeconds: integer("BSS_SWEEP_INTERVAL_SECONDS", SWEEP_INTERVAL_MS / 1000, 1, 3600),
     leaseSeconds: integer("BSS_LEASE_SECONDS", LEASE_TTL_SECONDS, 2, 300),
     testClock: flag("BSS_TEST_CLOCK", false),
+    testClockStart: instant("BSS_TEST_CLOCK_START"),
     jobLeaseSeconds: integer("BSS_JOB_LEASE_SECONDS", JOB_LEASE_SECONDS, 2, 3600),
     billRunBatch: integer("BSS_BILL_RUN_BATCH", 200, 1, 5_000),
     billRunLeaseSeconds: integer("BSS_BILL_RUN_LEASE_SECONDS", 120, 2, 3600),
@@ -239,6 +261,9 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(
       "BSS_TEST_CLOCK=true with DATABASE_URL is refused: it moves business time for everyone on that database; set BSS_ALLOW_TEST_CLOCK_WITH_SERVER=true for a test server",
     );
+  }
+  if (config.testClockStart !== null && !config.testClock) {
+    problems.push("BSS_TEST_CLOCK_START needs BSS_TEST_CLOCK=true (the wall clock cannot start elsewhere)");
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -45,7 +45,8 @@ export const wallEngineClock: EngineClock = {
  */
 export class TestClock implements EngineClock {
   readonly movable = true;
-  #offsetMs = 0;
+  /** Until the row is read, no offset (a configured start may be before the wall clock: a negative offset). */
+  #offsetMs = Number.MIN_SAFE_INTEGER;
   #timer: NodeJS.Timeout | null = null;
 
   private constructor(
@@ -54,11 +55,24 @@ export class TestClock implements EngineClock {
     private readonly wallMs: () => number,
   ) {}
 
-  static async open(database: Database, broadcast: Broadcast, wallMs: () => number = Date.now): Promise<TestClock> {
+  /**
+   * The clock of a database: its stored offset, or on a new one `startAt` (a configured start, which may be before
+   * the wall clock) or the wall clock itself. Only the first process to open a database sets where time starts.
+   */
+  static async open(
+    database: Database,
+    broadcast: Broadcast,
+    wallMs: () => number = Date.now,
+    startAt: Date | null = null,
+  ): Promise<TestClock> {
     const clock = new TestClock(database, broadcast, wallMs);
     await database.db
       .insert(engineClock)
-      .values({ id: CLOCK_ROW, offsetMs: 0, updatedAt: new Date(wallMs()) })
+      .values({
+        id: CLOCK_ROW,
+        offsetMs: startAt === null ? 0 : startAt.getTime() - wallMs(),
+        updatedAt: new Date(wallMs()),
+      })
       .onConflictDoNothing();
     await clock.refresh();
     await broadcast.subscribe(CLOCK_CHANNEL, (message) => {

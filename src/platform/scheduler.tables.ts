@@ -14,7 +14,8 @@ import {
 
 /**
  * The engine clock's offset (DESIGN.md §10 "A test clock for operators"): one row. Business time is the wall
- * clock plus `offset_ms`; only the test clock (BSS_TEST_CLOCK) ever moves it, and only forward. `moving_since`
+ * clock plus `offset_ms` (negative when BSS_TEST_CLOCK_START began it before the wall clock); only the test clock
+ * (BSS_TEST_CLOCK) ever moves it, and only forward (a trigger refuses a smaller offset, migration 0027). `moving_since`
  * is set while a move drains the queue and runs the crossed days' jobs, so a second move is refused.
  */
 export const engineClock = pgTable(
@@ -25,10 +26,7 @@ export const engineClock = pgTable(
     movingSince: timestamp("moving_since", { withTimezone: true, mode: "date" }),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
   },
-  (table) => [
-    check("engine_clock_single_row", sql`${table.id} = 1`),
-    check("engine_clock_forward", sql`${table.offsetMs} >= 0`),
-  ],
+  (table) => [check("engine_clock_single_row", sql`${table.id} = 1`)],
 );
 
 /** Every scheduled job the engine has run: the slot it started at and the last slot it finished. */

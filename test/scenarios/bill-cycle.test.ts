@@ -32,7 +32,10 @@ const cents = (value: number) => Math.round(value * 100);
 
 t.test("a month of a postpaid line, billed on the test clock through the API", async (t) => {
   const channel = new RecordingChannel();
-  const { engine, api, moveTo, waitForOrder } = await clockEngine(t, { messageChannel: channel });
+  const { engine, api, moveTo, waitForOrder } = await clockEngine(t, {
+    messageChannel: channel,
+    start: "2027-01-17T08:59:00Z",
+  });
   const issue = (accountId: string) =>
     engine.request("POST", `/api/v1/billing/accounts/${accountId}/invoices`, { key: engine.keys.finance });
   const linesOf = async (billId: string): Promise<Rate[]> => api("GET", `${RATES}?bill.id=${billId}`);

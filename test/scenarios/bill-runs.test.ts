@@ -13,7 +13,7 @@ const ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder";
 const BA = "/tmf-api/accountManagement/v4/billingAccount";
 
 t.test("three months of cycles on days 1, 15 and 31", async (t) => {
-  const { engine, api, moveTo, waitForOrder } = await clockEngine(t);
+  const { engine, api, moveTo, waitForOrder } = await clockEngine(t, { start: "2027-01-10T08:59:00Z" });
 
   // Sunday 10 January 2027: three German accounts order a line each.
   await moveTo("2027-01-10T09:00:00Z");

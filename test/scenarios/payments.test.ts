@@ -18,7 +18,7 @@ const cents = (value: number) => Math.round(value * 100);
 const euros = (amount: number) => amount / 100;
 
 t.test("bill, part-payment, overpayment, credit used, chargeback with its fee, refund of the rest", async (t) => {
-  const { engine, api, moveTo, waitForOrder } = await clockEngine(t);
+  const { engine, api, moveTo, waitForOrder } = await clockEngine(t, { start: "2027-01-17T08:59:00Z" });
   const finance = engine.keys.finance;
   const issue = async (accountId: string) => {
     const answer = await engine.request("POST", `/api/v1/billing/accounts/${accountId}/invoices`, { key: finance });
@@ -43,7 +43,13 @@ t.test("bill, part-payment, overpayment, credit used, chargeback with its fee, r
       (await api("GET", `/tmf-api/accountManagement/v4/billingAccount/${accountId}`)).accountBalance[0].amount.value,
     );
 
-  // 17 January 2027: Postpaid M ordered.
+  // 17 January 2027 (the engine's test clock starts there, BSS_TEST_CLOCK_START): Postpaid M ordered.
+  const clock = await api("GET", "/api/v1/admin/clock");
+  t.ok(
+    Date.parse(clock.now) >= Date.parse("2027-01-17T08:59:00Z") &&
+      Date.parse(clock.now) < Date.parse("2027-01-17T09:00:00Z"),
+    `business time starts where configured (${clock.now})`,
+  );
   await moveTo("2027-01-17T09:00:00Z");
   const { accountId } = await orderReadyAccount(engine);
   const order = await api("POST", ORDERS, {

@@ -9,11 +9,13 @@ import { type Engine, startEngine } from "./engine.js";
  */
 export async function clockEngine(
   t: Parameters<typeof startEngine>[0],
-  options: { messageChannel?: MessageChannel } = {},
+  options: { messageChannel?: MessageChannel; start?: string } = {},
 ) {
   const engine = await startEngine(t, {
     driver: "pglite",
     testClock: true,
+    // Where business time starts (BSS_TEST_CLOCK_START): the scenario's first date, whatever today is.
+    ...(options.start === undefined ? {} : { env: { BSS_TEST_CLOCK_START: options.start } }),
     orderFulfilment: "background",
     ...(options.messageChannel === undefined ? {} : { messageChannel: options.messageChannel }),
   });

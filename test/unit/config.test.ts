@@ -53,3 +53,20 @@ t.test("valid settings are read", async (t) => {
   });
   t.match(config, { port: 8080, host: "0.0.0.0", logLevel: "warn", migrateOnStart: false });
 });
+
+t.test("the test clock's start: an ISO instant with its zone, and only with the test clock", async (t) => {
+  const started = loadConfig({ BSS_TEST_CLOCK: "true", BSS_TEST_CLOCK_START: "2027-01-17T08:59:00Z" });
+  t.equal(started.testClockStart?.toISOString(), "2027-01-17T08:59:00.000Z");
+  t.equal(loadConfig({}).testClockStart, null);
+  for (const [env, problem] of [
+    [
+      { BSS_TEST_CLOCK: "true", BSS_TEST_CLOCK_START: "2027-01-17" },
+      /BSS_TEST_CLOCK_START must be an ISO 8601 instant/,
+    ],
+    [{ BSS_TEST_CLOCK: "true", BSS_TEST_CLOCK_START: "2027-02-30T00:00:00Z" }, /BSS_TEST_CLOCK_START must be/],
+    [{ BSS_TEST_CLOCK_START: "2027-01-17T08:59:00Z" }, /BSS_TEST_CLOCK_START needs BSS_TEST_CLOCK=true/],
+  ] as const) {
+    const error = t.throws(() => loadConfig(env)) as ConfigError;
+    t.match(error.message, problem);
+  }
+});
