@@ -545,16 +545,22 @@ async function bareImport(
               await tx`insert into allocations ${tx(chunk.allocations, ALLOCATION_COLUMNS)}`;
             }
             if (chunk.invoices.length > 0) {
-              // settleMany's statement (invoices.service.ts), the chunk's invoices as one array parameter.
-              await tx`with next as (
+              // settleMany's statement (invoices.service.ts) as the engine sends it: unprepared, the chunk's invoices
+              // as a list of parameters, so each execution is planned for its ids (a prepared statement over an
+              // array parameter goes generic and scans every allocation: a ceiling slower than the engine).
+              const list = chunk.invoices.map((_, index) => `$${index + 2}::uuid`).join(", ");
+              await tx.unsafe(
+                `with next as (
                   select i.id, case
                     when i.kind <> 'creditNote' and coalesce(sum(a.amount), 0) > 0 and coalesce(sum(a.amount), 0) >= i.gross then 'settled'
                     when i.kind <> 'creditNote' and coalesce(sum(a.amount), 0) > 0 then 'partiallyPaid'
                     when i.sent_at is null then 'validated' else 'sent' end as state
                   from invoices i left join allocations a on a.invoice_id = i.id
-                  where i.id = any(${chunk.invoices}::uuid[]) group by i.id)
-                update invoices i set state = next.state, state_changed_at = ${now.toISOString()}::timestamptz
-                from next where i.id = next.id and i.state <> 'onHold' and i.state <> next.state returning i.id`;
+                  where i.id in (${list}) group by i.id)
+                update invoices i set state = next.state, state_changed_at = $1::timestamptz
+                from next where i.id = next.id and i.state <> 'onHold' and i.state <> next.state returning i.id`,
+                [now.toISOString(), ...chunk.invoices],
+              );
             }
           });
           payments += chunk.payments.length;
