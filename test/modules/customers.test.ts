@@ -416,6 +416,7 @@ for (const driver of drivers) {
         paymentTermsDays: 14,
         vatId: "DE123456789",
         isOrganization: true,
+        state: "active",
       });
       const changed = await engine.request("PATCH", href, {
         body: { vatId: "FRXX123456789" },

@@ -483,4 +483,14 @@ t.test("payment methods, the next bill using credit, and a closing account's cre
   });
   t.match(paidOut.json(), { status: "completed" });
   t.match((await engine.request("GET", `${BA}/${accountId}`)).json().accountBalance, [{ amount: { value: 0 } }]);
+
+  // Money that still arrives for the closed account is recorded and asked back the same way.
+  const late = await engine.request("POST", PAYMENTS, { key: engine.keys.finance, body: pay(accountId, 7) });
+  t.equal(late.statusCode, 201, late.body);
+  t.match(late.json(), { unappliedAmount: { value: 0 } });
+  const requested = (
+    await engine.request("GET", REFUNDS, { key: engine.keys.finance, query: { status: "requested" } })
+  ).json();
+  t.match(requested, [{ totalAmount: { value: 7 }, paymentMethod: { id: debit.json().id } }]);
+  t.match((await engine.request("GET", `${BA}/${accountId}`)).json().accountBalance, [{ amount: { value: 0 } }]);
 });

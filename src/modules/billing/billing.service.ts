@@ -36,6 +36,8 @@ export interface BillingAccountView {
   paymentTermsDays: number;
   vatId: string | null;
   isOrganization: boolean;
+  /** active | suspended | closed … (a closed account still receives money: it is refunded). */
+  state?: string;
 }
 
 export interface ProductHistoryEntry {

@@ -786,6 +786,7 @@ export function createCustomerServices(deps: ServiceDeps, defaults: AccountDefau
             paymentTermsDays: account.paymentTermsDays,
             vatId: account.vatId,
             isOrganization: organizations.has(account.customerId),
+            state: account.state,
           },
         ]),
       );

@@ -361,6 +361,11 @@ export class PaymentsService {
       }
       await writeAllocations(tx, planned, now);
       await this.deps.invoices.settleMany(tx, invoicesTouched(planned));
+      // Money for a closed account has nothing to pay: it goes back as a closing account's credit does.
+      const closed = new Set(rows.map((row) => row.billingAccountId as string));
+      for (const accountId of closed) {
+        if (accounts.get(accountId)?.state === "closed") await this.refundOnClose(tx, accountId);
+      }
       const created = rows.map((row) => row.id as string);
       const presented = await this.presentMany(tx, created);
       for (const payment of presented) {
