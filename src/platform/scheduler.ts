@@ -138,6 +138,8 @@ export class Scheduler {
         ran.push(run);
         // A failed slot is retried on the next tick, and nothing after it runs before it (slots stay in order).
         if (run.outcome === "failed") break;
+        // The current slot was run: nothing later is due until time moves on (saves a claim that finds nothing).
+        if (slot === slotOf(job.every, this.deps.clock.now())) break;
       }
     }
     return ran;
@@ -156,11 +158,15 @@ export class Scheduler {
         sql`select pg_try_advisory_xact_lock(${LOCK_NAMESPACE}::int4, hashtext(${job.name})) as locked`,
       );
       if (locked?.locked !== true) return null;
-      await tx
-        .insert(scheduledJobs)
-        .values({ job: job.name, firstSlot: current, updatedAt: this.deps.clock.now() })
-        .onConflictDoNothing();
-      const [state] = await tx.select().from(scheduledJobs).where(eq(scheduledJobs.job, job.name));
+      // The job's row, made on its first claim (a select first: the insert is needed once in its life).
+      let [state] = await tx.select().from(scheduledJobs).where(eq(scheduledJobs.job, job.name));
+      if (state === undefined) {
+        await tx
+          .insert(scheduledJobs)
+          .values({ job: job.name, firstSlot: current, updatedAt: this.deps.clock.now() })
+          .onConflictDoNothing();
+        [state] = await tx.select().from(scheduledJobs).where(eq(scheduledJobs.job, job.name));
+      }
       if (state === undefined) return null;
       // A slot that was claimed and not finished: its runner's lease still holds (leave it) or has lapsed, or it
       // failed (take it again, in either case before anything later).
