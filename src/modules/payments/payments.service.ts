@@ -227,38 +227,13 @@ export class PaymentsService {
             }
             seenKeys.set(key, index);
           }
-          const account = accounts.get(request.billingAccountId);
-          if (account === undefined || !this.mayRead(actor, request.billingAccountId)) {
-            throw new AppError(
-              "not_found",
-              "not_found",
-              `billingAccount ${request.billingAccountId} does not exist`,
-              "account.id",
-            );
-          }
+          const { account, amount } = this.moneyFor(actor, accounts.get(request.billingAccountId), request);
           if (account.accountType === "prepaid") {
             throw new AppError(
               "unprocessable",
               "prepaid_account",
               `account.id: ${account.id} is prepaid; its money is a top-up of the line's balance (TMF654 topupBalance), not a payment`,
               "account.id",
-            );
-          }
-          if (request.currency !== account.currency) {
-            throw new AppError(
-              "unprocessable",
-              "currency_mismatch",
-              `totalAmount.unit: the account is billed in ${account.currency}, not ${request.currency}`,
-              "totalAmount.unit",
-            );
-          }
-          const amount = amountIn(request.amount, account.currency, "totalAmount.value");
-          if (!amount.isPositive()) {
-            throw new AppError(
-              "bad_request",
-              "invalid_amount",
-              "totalAmount.value: must be above zero",
-              "totalAmount.value",
             );
           }
           const method = methodOf(request.methodId, methods, account.id);
@@ -523,32 +498,11 @@ export class PaymentsService {
     }
     const id = await this.deps.database.transaction(async (tx) => {
       await lockAccounts(tx, [request.billingAccountId]);
-      const account = (await this.deps.accounts(tx, [request.billingAccountId])).get(request.billingAccountId);
-      if (account === undefined || !this.mayRead(actor, request.billingAccountId)) {
-        throw new AppError(
-          "not_found",
-          "not_found",
-          `billingAccount ${request.billingAccountId} does not exist`,
-          "account.id",
-        );
-      }
-      if (request.currency !== account.currency) {
-        throw new AppError(
-          "unprocessable",
-          "currency_mismatch",
-          `totalAmount.unit: the account is billed in ${account.currency}, not ${request.currency}`,
-          "totalAmount.unit",
-        );
-      }
-      const amount = amountIn(request.amount, account.currency, "totalAmount.value");
-      if (!amount.isPositive()) {
-        throw new AppError(
-          "bad_request",
-          "invalid_amount",
-          "totalAmount.value: must be above zero",
-          "totalAmount.value",
-        );
-      }
+      const { account, amount } = this.moneyFor(
+        actor,
+        (await this.deps.accounts(tx, [request.billingAccountId])).get(request.billingAccountId),
+        request,
+      );
       const stored = isId(request.methodId)
         ? (await tx.select().from(paymentMethods).where(eq(paymentMethods.id, request.methodId)))[0]
         : undefined;
@@ -761,6 +715,35 @@ export class PaymentsService {
 
   // -------------------------------------------------------------------------------------------------------------
   // Reads
+
+  /** The account a payment or refund names (404 if the caller may not see it) and its amount in the account's money. */
+  private moneyFor(
+    actor: Actor,
+    account: BillingAccountView | undefined,
+    request: { billingAccountId: string; currency: string; amount: string },
+  ): { account: BillingAccountView; amount: MinorAmount } {
+    if (account === undefined || !this.mayRead(actor, request.billingAccountId)) {
+      throw new AppError(
+        "not_found",
+        "not_found",
+        `billingAccount ${request.billingAccountId} does not exist`,
+        "account.id",
+      );
+    }
+    if (request.currency !== account.currency) {
+      throw new AppError(
+        "unprocessable",
+        "currency_mismatch",
+        `totalAmount.unit: the account is billed in ${account.currency}, not ${request.currency}`,
+        "totalAmount.unit",
+      );
+    }
+    const amount = amountIn(request.amount, account.currency, "totalAmount.value");
+    if (!amount.isPositive()) {
+      throw new AppError("bad_request", "invalid_amount", "totalAmount.value: must be above zero", "totalAmount.value");
+    }
+    return { account, amount };
+  }
 
   private mayRead(actor: Actor, billingAccountId: string): boolean {
     return actor.role !== "subscriber" || actor.billingAccountId === billingAccountId;
