@@ -51,7 +51,8 @@ export const EVERY_DRIVER = process.env.BSS_TEST_EVERY_DRIVER === "true";
 /**
  * Whether a module test's further cases run on this driver. PostgreSQL runs every case. Embedded PGlite (the engine
  * `npm start` runs; two to three times slower per case in a test process) runs each file's first case, the module's
- * path end to end, and the embedded scenarios run wholly on it; BSS_TEST_EVERY_DRIVER=true runs every case on both
+ * path end to end (the rating file: its first three, the in-process charging store's crossings; balances and
+ * allowances: every case), and the embedded scenarios run wholly on it; BSS_TEST_EVERY_DRIVER=true runs every case on both
  * (before a release, or after a change to SQL that PGlite might take differently). Without a PostgreSQL server,
  * PGlite is the only driver and runs everything.
  */
