@@ -1,3 +1,12 @@
+CREATE TABLE "allocation_totals" (
+	"side" text NOT NULL,
+	"id" uuid NOT NULL,
+	"applied" numeric(24, 6) NOT NULL,
+	CONSTRAINT "allocation_totals_side_id_pk" PRIMARY KEY("side","id"),
+	CONSTRAINT "allocation_totals_side_check" CHECK ("allocation_totals"."side" in ('target', 'credit')),
+	CONSTRAINT "allocation_totals_applied_check" CHECK ("allocation_totals"."applied" >= 0)
+);
+--> statement-breakpoint
 CREATE TABLE "payment_methods" (
 	"id" uuid PRIMARY KEY NOT NULL,
 	"billing_account_id" uuid NOT NULL,
@@ -76,6 +85,7 @@ CREATE TABLE "refunds" (
 	CONSTRAINT "refunds_status_check" CHECK ("refunds"."status" in ('requested', 'completed'))
 );
 --> statement-breakpoint
+ALTER TABLE "engine_clock" DROP CONSTRAINT "engine_clock_forward";--> statement-breakpoint
 ALTER TABLE "allocations" DROP CONSTRAINT "allocations_amount_check";--> statement-breakpoint
 ALTER TABLE "allocations" ALTER COLUMN "invoice_id" DROP NOT NULL;--> statement-breakpoint
 ALTER TABLE "allocations" ADD COLUMN "debit_entry_id" uuid;--> statement-breakpoint
@@ -101,31 +111,40 @@ CREATE UNIQUE INDEX "allocations_reverses_idx" ON "allocations" USING btree ("re
 CREATE INDEX "receivable_entries_debits_idx" ON "receivable_entries" USING btree ("billing_account_id") WHERE "receivable_entries"."amount" > 0 and "receivable_entries"."invoice_id" is null;--> statement-breakpoint
 ALTER TABLE "allocations" ADD CONSTRAINT "allocations_target_check" CHECK (("allocations"."invoice_id" is null) <> ("allocations"."debit_entry_id" is null));--> statement-breakpoint
 ALTER TABLE "allocations" ADD CONSTRAINT "allocations_amount_check" CHECK ("allocations"."amount" <> 0 and ("allocations"."amount" > 0) = ("allocations"."reverses" is null));--> statement-breakpoint
+-- What was applied before this migration (credit notes on their invoices), as totals per side.
+INSERT INTO "allocation_totals" ("side", "id", "applied")
+  SELECT 'target', "invoice_id", sum("amount") FROM "allocations" WHERE "invoice_id" IS NOT NULL GROUP BY "invoice_id";--> statement-breakpoint
+INSERT INTO "allocation_totals" ("side", "id", "applied")
+  SELECT 'credit', "entry_id", sum("amount") FROM "allocations" GROUP BY "entry_id";--> statement-breakpoint
 -- No allocation exceeds what its open item (an invoice, or a debit entry: a fee, a refund, a reversal) has open or
--- what its crediting entry has left (both rows locked); an undoing allocation is the exact opposite of the one it
--- names, which it undoes once (unique index).
+-- what its crediting entry has left: each side's total moves by the allocation in one upsert, under that row's lock,
+-- and is checked after it (a sum over the growing table per row would depend on the plan a session cached while the
+-- table was small). An undoing allocation is the exact opposite of the one it names, which it undoes once (unique
+-- index).
 CREATE OR REPLACE FUNCTION "allocations_within"() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+  target_id uuid := coalesce(NEW."invoice_id", NEW."debit_entry_id");
   target_account uuid;
   target_currency text;
   target_amount numeric;
   target_name text;
   entry record;
   undone record;
-  applied numeric;
+  total numeric;
 BEGIN
   IF NEW."invoice_id" IS NOT NULL THEN
     SELECT "billing_account_id", "currency", "gross", "number" INTO target_account, target_currency, target_amount, target_name
-      FROM "invoices" WHERE "id" = NEW."invoice_id" FOR UPDATE;
+      FROM "invoices" WHERE "id" = NEW."invoice_id";
   ELSE
     SELECT "billing_account_id", "currency", "amount", "kind" || ' ' || "id" INTO target_account, target_currency, target_amount, target_name
-      FROM "receivable_entries" WHERE "id" = NEW."debit_entry_id" FOR UPDATE;
+      FROM "receivable_entries" WHERE "id" = NEW."debit_entry_id";
   END IF;
-  IF target_amount <= 0 THEN
-    RAISE EXCEPTION 'only what is owed is settled; % is not an open item', target_name USING ERRCODE = 'check_violation';
+  IF target_amount IS NULL OR target_amount <= 0 THEN
+    RAISE EXCEPTION 'only what is owed is settled; % is not an open item', coalesce(target_name, target_id::text)
+      USING ERRCODE = 'check_violation';
   END IF;
-  SELECT "billing_account_id", "amount", "currency" INTO entry FROM "receivable_entries" WHERE "id" = NEW."entry_id" FOR UPDATE;
-  IF entry."amount" >= 0 THEN
+  SELECT "billing_account_id", "amount", "currency" INTO entry FROM "receivable_entries" WHERE "id" = NEW."entry_id";
+  IF entry."amount" IS NULL OR entry."amount" >= 0 THEN
     RAISE EXCEPTION 'only a crediting entry (a payment, a credit note) is allocated; % is not one', NEW."entry_id"
       USING ERRCODE = 'check_violation';
   END IF;
@@ -139,24 +158,32 @@ BEGIN
        OR undone."invoice_id" IS DISTINCT FROM NEW."invoice_id" OR undone."debit_entry_id" IS DISTINCT FROM NEW."debit_entry_id" THEN
       RAISE EXCEPTION 'an undoing allocation is the exact opposite of the one it undoes' USING ERRCODE = 'check_violation';
     END IF;
+  END IF;
+  IF NEW."reverses" IS NOT NULL THEN
+    -- An undoing allocation lowers totals that its original made (an upsert's insert row would be negative).
+    UPDATE "allocation_totals" SET "applied" = "applied" + NEW."amount" WHERE "side" = 'target' AND "id" = target_id;
+    UPDATE "allocation_totals" SET "applied" = "applied" + NEW."amount" WHERE "side" = 'credit' AND "id" = NEW."entry_id";
     RETURN NEW;
   END IF;
-  IF NEW."invoice_id" IS NOT NULL THEN
-    SELECT coalesce(sum("amount"), 0) INTO applied FROM "allocations" WHERE "invoice_id" = NEW."invoice_id";
-  ELSE
-    SELECT coalesce(sum("amount"), 0) INTO applied FROM "allocations" WHERE "debit_entry_id" = NEW."debit_entry_id";
-  END IF;
-  IF applied + NEW."amount" > target_amount THEN
-    RAISE EXCEPTION 'allocation of % to % exceeds its open amount %', NEW."amount", target_name, target_amount - applied
+  INSERT INTO "allocation_totals" ("side", "id", "applied") VALUES ('target', target_id, NEW."amount")
+    ON CONFLICT ("side", "id") DO UPDATE SET "applied" = "allocation_totals"."applied" + NEW."amount"
+    RETURNING "applied" INTO total;
+  IF total > target_amount THEN
+    RAISE EXCEPTION 'allocation of % to % exceeds its open amount %', NEW."amount", target_name, target_amount - total + NEW."amount"
       USING ERRCODE = 'check_violation';
   END IF;
-  SELECT coalesce(sum("amount"), 0) INTO applied FROM "allocations" WHERE "entry_id" = NEW."entry_id";
-  IF applied + NEW."amount" > -entry."amount" THEN
-    RAISE EXCEPTION 'allocation of % exceeds what entry % has left, %', NEW."amount", NEW."entry_id", -entry."amount" - applied
+  INSERT INTO "allocation_totals" ("side", "id", "applied") VALUES ('credit', NEW."entry_id", NEW."amount")
+    ON CONFLICT ("side", "id") DO UPDATE SET "applied" = "allocation_totals"."applied" + NEW."amount"
+    RETURNING "applied" INTO total;
+  IF total > -entry."amount" THEN
+    RAISE EXCEPTION 'allocation of % exceeds what entry % has left, %', NEW."amount", NEW."entry_id", -entry."amount" - total + NEW."amount"
       USING ERRCODE = 'check_violation';
   END IF;
   RETURN NEW;
 END $$;--> statement-breakpoint
+-- The totals are the trigger's alone: written with each allocation, never by hand.
+CREATE TRIGGER "allocation_totals_immutable" BEFORE DELETE ON "allocation_totals" FOR EACH ROW EXECUTE FUNCTION "refuse_change"();--> statement-breakpoint
+CREATE TRIGGER "allocation_totals_no_truncate" BEFORE TRUNCATE ON "allocation_totals" FOR EACH STATEMENT EXECUTE FUNCTION "refuse_change"();--> statement-breakpoint
 -- A payment or refund never changes but for its status (and a payment's reversal, set once); neither is deleted.
 CREATE FUNCTION "money_movement_immutable"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -174,3 +201,13 @@ CREATE TRIGGER "payments_immutable" BEFORE UPDATE OR DELETE ON "payments" FOR EA
 CREATE TRIGGER "refunds_immutable" BEFORE UPDATE OR DELETE ON "refunds" FOR EACH ROW EXECUTE FUNCTION "money_movement_immutable"();--> statement-breakpoint
 CREATE TRIGGER "payments_no_truncate" BEFORE TRUNCATE ON "payments" FOR EACH STATEMENT EXECUTE FUNCTION "refuse_change"();--> statement-breakpoint
 CREATE TRIGGER "refunds_no_truncate" BEFORE TRUNCATE ON "refunds" FOR EACH STATEMENT EXECUTE FUNCTION "refuse_change"();
+--> statement-breakpoint
+-- Business time never goes back: an update may only grow the offset (a start before the wall clock is negative).
+CREATE FUNCTION "engine_clock_forward"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW."offset_ms" < OLD."offset_ms" THEN
+    RAISE EXCEPTION 'the engine clock only moves forward' USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END $$;--> statement-breakpoint
+CREATE TRIGGER "engine_clock_forward" BEFORE UPDATE ON "engine_clock" FOR EACH ROW EXECUTE FUNCTION "engine_clock_forward"();

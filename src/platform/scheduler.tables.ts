@@ -15,7 +15,7 @@ import {
 /**
  * The engine clock's offset (DESIGN.md §10 "A test clock for operators"): one row. Business time is the wall
  * clock plus `offset_ms` (negative when BSS_TEST_CLOCK_START began it before the wall clock); only the test clock
- * (BSS_TEST_CLOCK) ever moves it, and only forward (a trigger refuses a smaller offset, migration 0027). `moving_since`
+ * (BSS_TEST_CLOCK) ever moves it, and only forward (a trigger refuses a smaller offset, migration 0026). `moving_since`
  * is set while a move drains the queue and runs the crossed days' jobs, so a second move is refused.
  */
 export const engineClock = pgTable(

@@ -159,6 +159,14 @@ t.test("cash application holds its invariants over random sequences", async (t) 
         [account],
       );
       if (over?.n !== 0) return false;
+      // The trigger's running totals equal the allocations they sum, on both sides.
+      const [drift] = await engine.sql(
+        `select count(*)::int as n from allocation_totals t
+         where t.applied <> coalesce((select sum(a.amount) from allocations a
+           where (t.side = 'target' and coalesce(a.invoice_id, a.debit_entry_id) = t.id)
+              or (t.side = 'credit' and a.entry_id = t.id)), 0)`,
+      );
+      if (drift?.n !== 0) return false;
       // The ledger: balance = Σ open (bills and debit entries) − unapplied credit.
       const [ledger] = await engine.sql(
         `select

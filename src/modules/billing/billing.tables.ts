@@ -254,6 +254,27 @@ export const allocations = pgTable(
   ],
 );
 
+/**
+ * What is applied so far, per open item (`target`: an invoice or a debit entry) and per crediting entry (`credit`),
+ * kept by the allocations trigger in the same statement (migration 0026): the check that no allocation exceeds
+ * either side reads one row under its lock instead of summing a growing table, and cash application reads what is
+ * open by key.
+ */
+export const allocationTotals = pgTable(
+  "allocation_totals",
+  {
+    /** target | credit */
+    side: text("side").notNull(),
+    id: uuid("id").notNull(),
+    applied: moneyColumn("applied").notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.side, table.id] }),
+    check("allocation_totals_side_check", sql`${table.side} in ('target', 'credit')`),
+    check("allocation_totals_applied_check", sql`${table.applied} >= 0`),
+  ],
+);
+
 /** TMF678 customerBillOnDemand: a request for an interim bill and what came of it. */
 export const billRequests = pgTable(
   "bill_requests",

@@ -3,7 +3,7 @@ import { type Db, queryRows } from "../../platform/database.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import { MinorAmount } from "../../shared/minor-units.js";
-import { allocations, invoices, receivableEntries } from "./billing.tables.js";
+import { allocations, allocationTotals, invoices, receivableEntries } from "./billing.tables.js";
 
 /**
  * Cash application (DESIGN.md §10 "Receivables are a ledger"): which open items a crediting entry (a payment, a
@@ -134,15 +134,16 @@ export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]):
   }>(
     tx,
     sql`select 'invoice' as kind, false as cost, i.id, i.billing_account_id, i.currency,
-          (i.gross - coalesce((select sum(a.amount) from ${allocations} a where a.invoice_id = i.id), 0))::text as open,
+          (i.gross - coalesce(t.applied, 0))::text as open,
           i.due_date::text as due_date, e.seq, i.number, i.payment_reference, i.state = 'onHold' as on_hold
         from ${invoices} i join ${receivableEntries} e on e.invoice_id = i.id
+        left join ${allocationTotals} t on t.side = 'target' and t.id = i.id
         where i.billing_account_id in (${idList(ids)}) and i.kind <> 'creditNote'
         union all
         select 'entry', e.kind = 'fee', e.id, e.billing_account_id, e.currency,
-          (e.amount - coalesce((select sum(a.amount) from ${allocations} a where a.debit_entry_id = e.id), 0))::text,
+          (e.amount - coalesce(t.applied, 0))::text,
           (e.at at time zone 'UTC')::date::text, e.seq, null, null, false
-        from ${receivableEntries} e
+        from ${receivableEntries} e left join ${allocationTotals} t on t.side = 'target' and t.id = e.id
         where e.billing_account_id in (${idList(ids)}) and e.amount > 0 and e.invoice_id is null`,
   );
   for (const row of rows) {
@@ -182,8 +183,8 @@ export async function creditsOf(tx: Db, billingAccountIds: readonly string[]): P
     tx,
     sql`select id, billing_account_id, currency, available::text as available, seq from (
           select e.id, e.billing_account_id, e.currency, e.seq,
-            -e.amount - coalesce((select sum(a.amount) from ${allocations} a where a.entry_id = e.id), 0) as available
-          from ${receivableEntries} e
+            -e.amount - coalesce(t.applied, 0) as available
+          from ${receivableEntries} e left join ${allocationTotals} t on t.side = 'credit' and t.id = e.id
           where e.billing_account_id in (${idList(ids)}) and e.amount < 0) credits
         where available > 0 order by seq`,
   );

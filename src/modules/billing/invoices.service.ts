@@ -33,7 +33,14 @@ import {
   presentLine,
 } from "./bill-document.js";
 import type { BillingAccountView, BillingService, IssuingEntityView } from "./billing.service.js";
-import { allocations, billRequests, invoiceLines, invoices, receivableEntries } from "./billing.tables.js";
+import {
+  allocations,
+  allocationTotals,
+  billRequests,
+  invoiceLines,
+  invoices,
+  receivableEntries,
+} from "./billing.tables.js";
 import {
   applyCredit,
   applyUnappliedCredit,
@@ -1273,14 +1280,14 @@ export async function lockAccounts(tx: Db, billingAccountIds: readonly string[])
  */
 function nextStates(ids: readonly string[]) {
   return sql`select i.id, case
-      when i.kind <> 'creditNote' and coalesce(sum(a.amount), 0) > 0 and coalesce(sum(a.amount), 0) >= i.gross then 'settled'
-      when i.kind <> 'creditNote' and coalesce(sum(a.amount), 0) > 0 then 'partiallyPaid'
+      when i.kind <> 'creditNote' and coalesce(t.applied, 0) > 0 and coalesce(t.applied, 0) >= i.gross then 'settled'
+      when i.kind <> 'creditNote' and coalesce(t.applied, 0) > 0 then 'partiallyPaid'
       when i.sent_at is null then 'validated' else 'sent' end as state
-    from ${invoices} i left join ${allocations} a on a.invoice_id = i.id
+    from ${invoices} i left join ${allocationTotals} t on t.side = 'target' and t.id = i.id
     where i.id in (${sql.join(
       ids.map((id) => sql`${id}::uuid`),
       sql`, `,
-    )}) group by i.id`;
+    )})`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
