@@ -98,6 +98,11 @@ function bearerToken(request: FastifyRequest): string {
 }
 
 /** The actor of a request, for services and the audit trail. Routes behind auth always have one. */
+/** Whether the caller may see a billing account's records: staff any, a subscriber only its own. */
+export function mayReadAccount(actor: Actor, billingAccountId: string): boolean {
+  return actor.role !== "subscriber" || actor.billingAccountId === billingAccountId;
+}
+
 export function actorOf(request: FastifyRequest): Actor {
   const principal = request.principal;
   const callerRequestId = callerRequestIdOf(request.headers);

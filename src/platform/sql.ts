@@ -48,3 +48,11 @@ export function listFilters(
   }
   return conditions.length === 0 ? undefined : and(...conditions);
 }
+
+/** Ids as a list of uuid parameters, `in (…)`: each statement planned for the ids it has. */
+export function uuidList(ids: readonly string[]): SQL {
+  return sql.join(
+    ids.map((id) => sql`${id}::uuid`),
+    sql`, `,
+  );
+}

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { type TObject, type TProperties, type TSchema, Type } from "typebox";
 import {
@@ -243,6 +244,11 @@ export function sendList<T extends object>(
 
 /** A create answer: 201 with the resource and its Location. */
 /** The Idempotency-Key header (API.md), or undefined; a header sent twice arrives joined, as Node joins it. */
+/** What an idempotent request asked, as a hash: a key reused with another request is refused, not replayed. */
+export function requestHash(body: unknown): string {
+  return createHash("sha256").update(JSON.stringify(body)).digest("hex");
+}
+
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   const value = request.headers["idempotency-key"];
   return Array.isArray(value) ? value.join(", ") : value;

@@ -1,5 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { type Db, queryRows } from "../../platform/database.js";
+import { uuidList } from "../../platform/sql.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import { MinorAmount } from "../../shared/minor-units.js";
@@ -72,7 +73,7 @@ export function applyCredit(
     if (!credit.available.isPositive()) break;
     let amount = item.open.lt(credit.available) ? item.open : credit.available;
     const cap = caps?.get(item.id);
-    if (cap !== undefined && cap.lt(amount)) amount = cap;
+    if (cap?.lt(amount)) amount = cap;
     if (!amount.isPositive()) continue;
     item.open = item.open.minus(amount);
     credit.available = credit.available.minus(amount);
@@ -106,14 +107,6 @@ export function quotedItems(text: string, items: readonly OpenItem[]): OpenItem[
     .map((found) => found.item);
 }
 
-/** Ids as a list of parameters: each statement planned for the ids it has (a generic plan over an array may scan). */
-function idList(ids: readonly string[]) {
-  return sql.join(
-    ids.map((id) => sql`${id}::uuid`),
-    sql`, `,
-  );
-}
-
 /** The open items of accounts (invoices and debit entries with something open), per account. */
 export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]): Promise<Map<string, OpenItem[]>> {
   const ids = [...new Set(billingAccountIds)].filter(isId);
@@ -138,13 +131,13 @@ export async function openItemsOf(tx: Db, billingAccountIds: readonly string[]):
           i.due_date::text as due_date, e.seq, i.number, i.payment_reference, i.state = 'onHold' as on_hold
         from ${invoices} i join ${receivableEntries} e on e.invoice_id = i.id
         left join ${allocationTotals} t on t.side = 'target' and t.id = i.id
-        where i.billing_account_id in (${idList(ids)}) and i.kind <> 'creditNote'
+        where i.billing_account_id in (${uuidList(ids)}) and i.kind <> 'creditNote'
         union all
         select 'entry', e.kind = 'fee', e.id, e.billing_account_id, e.currency,
           (e.amount - coalesce(t.applied, 0))::text,
           (e.at at time zone 'UTC')::date::text, e.seq, null, null, false
         from ${receivableEntries} e left join ${allocationTotals} t on t.side = 'target' and t.id = e.id
-        where e.billing_account_id in (${idList(ids)}) and e.amount > 0 and e.invoice_id is null`,
+        where e.billing_account_id in (${uuidList(ids)}) and e.amount > 0 and e.invoice_id is null`,
   );
   for (const row of rows) {
     const open = MinorAmount.parse(row.open, currencyMinorUnits(row.currency));
@@ -185,7 +178,7 @@ export async function creditsOf(tx: Db, billingAccountIds: readonly string[]): P
           select e.id, e.billing_account_id, e.currency, e.seq,
             -e.amount - coalesce(t.applied, 0) as available
           from ${receivableEntries} e left join ${allocationTotals} t on t.side = 'credit' and t.id = e.id
-          where e.billing_account_id in (${idList(ids)}) and e.amount < 0) credits
+          where e.billing_account_id in (${uuidList(ids)}) and e.amount < 0) credits
         where available > 0 order by seq`,
   );
   for (const row of rows) {
@@ -363,7 +356,7 @@ export async function standingAllocations(
         from ${allocations} a
         left join ${invoices} i on i.id = a.invoice_id
         left join ${receivableEntries} d on d.id = a.debit_entry_id
-        where a.entry_id in (${idList(ids)})
+        where a.entry_id in (${uuidList(ids)})
         group by a.entry_id, a.invoice_id, a.debit_entry_id, i.number, d.kind
         having sum(a.amount) <> 0
         order by min(a.at), a.entry_id`,

@@ -1,10 +1,11 @@
 import { and, asc, count, eq, gte, inArray, or, sql } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
+import { mayReadAccount } from "../../platform/auth.js";
 import { type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import { crashPoint } from "../../platform/faults.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
-import { listFilters } from "../../platform/sql.js";
+import { listFilters, uuidList } from "../../platform/sql.js";
 import type { ListRequest } from "../../platform/tmf.js";
 import {
   cycleAt,
@@ -992,7 +993,7 @@ export class InvoicesService {
   async get(actor: Actor, id: string): Promise<CustomerBill> {
     const db = this.deps.database.db;
     const [row] = isId(id) ? await db.select().from(invoices).where(eq(invoices.id, id)) : [];
-    if (row === undefined || !mayRead(actor, row.billingAccountId)) throw notFound("customerBill", id);
+    if (row === undefined || !mayReadAccount(actor, row.billingAccountId)) throw notFound("customerBill", id);
     return this.present(db, id);
   }
 
@@ -1076,7 +1077,7 @@ export class InvoicesService {
           .innerJoin(invoices, eq(invoices.id, invoiceLines.invoiceId))
           .where(eq(invoiceLines.id, id))
       : [];
-    if (found === undefined || !mayRead(actor, found.invoice.billingAccountId)) {
+    if (found === undefined || !mayReadAccount(actor, found.invoice.billingAccountId)) {
       throw notFound("appliedCustomerBillingRate", id);
     }
     return found;
@@ -1086,7 +1087,7 @@ export class InvoicesService {
     const [row] = isId(id)
       ? await this.deps.database.db.select().from(billRequests).where(eq(billRequests.id, id))
       : [];
-    if (row === undefined || !mayRead(actor, row.billingAccountId)) throw notFound("customerBillOnDemand", id);
+    if (row === undefined || !mayReadAccount(actor, row.billingAccountId)) throw notFound("customerBillOnDemand", id);
     return this.presentRequest(row);
   }
 
@@ -1151,10 +1152,7 @@ export class InvoicesService {
       sql`select a.invoice_id, a.entry_id, sum(a.amount)::text as amount, e.kind, e.invoice_id as document_id,
             min(a.at) as at
           from ${allocations} a join ${receivableEntries} e on e.id = a.entry_id
-          where a.invoice_id in (${sql.join(
-            ids.map((id) => sql`${id}::uuid`),
-            sql`, `,
-          )})
+          where a.invoice_id in (${uuidList(ids)})
           group by a.invoice_id, a.entry_id, e.kind, e.invoice_id, e.seq having sum(a.amount) <> 0
           order by min(a.at), e.seq`,
     );
@@ -1250,10 +1248,6 @@ const KIND_OF_CATEGORY: Record<string, string> = {
   creditNote: "creditNote",
 };
 
-function mayRead(actor: Actor, billingAccountId: string): boolean {
-  return actor.role !== "subscriber" || actor.billingAccountId === billingAccountId;
-}
-
 function subscriberScope(
   actor: Actor,
   column: typeof invoices.billingAccountId | typeof billRequests.billingAccountId,
@@ -1284,10 +1278,7 @@ function nextStates(ids: readonly string[]) {
       when i.kind <> 'creditNote' and coalesce(t.applied, 0) > 0 then 'partiallyPaid'
       when i.sent_at is null then 'validated' else 'sent' end as state
     from ${invoices} i left join ${allocationTotals} t on t.side = 'target' and t.id = i.id
-    where i.id in (${sql.join(
-      ids.map((id) => sql`${id}::uuid`),
-      sql`, `,
-    )})`;
+    where i.id in (${uuidList(ids)})`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../../platform/database.js";
+import { uuidList } from "../../platform/sql.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId } from "../../shared/ids.js";
 import { MinorAmount } from "../../shared/minor-units.js";
@@ -50,10 +51,7 @@ export async function accountSummaries(
     tx,
     sql`with entries as (
           select billing_account_id, kind, amount, seq from ${receivableEntries}
-          where billing_account_id in (${sql.join(
-            ids.map((id) => sql`${id}::uuid`),
-            sql`, `,
-          )})),
+          where billing_account_id in (${uuidList(ids)})),
         last as (
           select billing_account_id, coalesce(max(seq) filter (where kind = 'invoice'), 0) as seq
           from entries group by billing_account_id)
@@ -81,10 +79,7 @@ export async function balancesOf(
   const rows = await queryRows<{ billing_account_id: string; currency: string; balance: string }>(
     db,
     sql`select billing_account_id, currency, sum(amount)::text as balance from ${receivableEntries}
-        where billing_account_id in (${sql.join(
-          ids.map((id) => sql`${id}::uuid`),
-          sql`, `,
-        )}) group by billing_account_id, currency`,
+        where billing_account_id in (${uuidList(ids)}) group by billing_account_id, currency`,
   );
   for (const row of rows) {
     balances.set(row.billing_account_id, {

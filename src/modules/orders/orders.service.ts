@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { and, asc, count, eq, inArray, lte, type SQL } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import type { Actor } from "../../platform/audit.js";
@@ -7,7 +6,7 @@ import { sqlState } from "../../platform/error-handler.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { listFilters } from "../../platform/sql.js";
-import { type ListRequest, TMF_BASE } from "../../platform/tmf.js";
+import { requestHash as hashOf, type ListRequest, TMF_BASE } from "../../platform/tmf.js";
 import { addMonthsUtc } from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
 import { ORDER_RECOVERY_AFTER_SECONDS } from "../../shared/limits.js";
@@ -86,10 +85,6 @@ function isFree(
   if (resource.state === "reserved") return resource.reservedUntil !== null && resource.reservedUntil <= now;
   if (resource.state === "quarantine") return resource.quarantineUntil !== null && resource.quarantineUntil <= now;
   return false;
-}
-
-function hashOf(body: unknown): string {
-  return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 
 /** The billing account id of an order that named none (or none that could be an id): it shows no account. */

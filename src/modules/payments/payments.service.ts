@@ -1,15 +1,15 @@
-import { createHash } from "node:crypto";
-import { type AnyColumn, and, asc, count, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { type AnyColumn, and, asc, count, eq, inArray } from "drizzle-orm";
 import type { Actor } from "../../platform/audit.js";
+import { mayReadAccount } from "../../platform/auth.js";
 import type { Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { listFilters } from "../../platform/sql.js";
-import type { ListRequest } from "../../platform/tmf.js";
+import { type ListRequest, requestHash } from "../../platform/tmf.js";
 import { currencyMinorUnits } from "../../shared/currency.js";
 import { isId, newId } from "../../shared/ids.js";
 import { MinorAmount } from "../../shared/minor-units.js";
-import { Money } from "../../shared/money.js";
+import { amountToJsonNumber, Money } from "../../shared/money.js";
 import {
   applyCredit,
   applyUnappliedCredit,
@@ -122,19 +122,8 @@ export interface PaymentResource {
   [key: string]: unknown;
 }
 
-function hashOf(request: object): string {
-  return createHash("sha256").update(JSON.stringify(request)).digest("hex");
-}
-
-function uuidList(ids: readonly string[]): SQL {
-  return sql.join(
-    ids.map((id) => sql`${id}::uuid`),
-    sql`, `,
-  );
-}
-
 function tmfMoney(amount: Money | string, currency: string): MoneyValue {
-  return { unit: currency, value: new Money(amount).toNumber() };
+  return { unit: currency, value: amountToJsonNumber(new Money(amount)) };
 }
 
 function amountIn(text: string, currency: string, field: string): MinorAmount {
@@ -173,7 +162,7 @@ export class PaymentsService {
   }
 
   private async recordChunk(actor: Actor, requests: readonly PaymentRequest[]): Promise<PaymentOutcome[]> {
-    const hashes = requests.map((request) => hashOf(request));
+    const hashes = requests.map((request) => requestHash(request));
     const written = await this.deps.database.transaction(async (tx) => {
       const outcomes: Array<
         | { status: "rejected"; error: AppError }
@@ -215,7 +204,7 @@ export class PaymentsService {
             const first = existing.get(key);
             if (first !== undefined) {
               if (first.requestHash !== hashes[index]) throw keyReused();
-              if (!this.mayRead(actor, first.billingAccountId)) throw keyReused();
+              if (!mayReadAccount(actor, first.billingAccountId)) throw keyReused();
               outcomes.push({ status: "replay", id: first.id });
               continue;
             }
@@ -491,7 +480,7 @@ export class PaymentsService {
   // Refunds: only from unapplied credit
 
   async refund(actor: Actor, request: RefundRequest): Promise<{ created: boolean; refund: object }> {
-    const hash = hashOf(request);
+    const hash = requestHash(request);
     if (request.idempotencyKey !== undefined) {
       const replay = await this.refundReplay(actor, request.idempotencyKey, hash);
       if (replay !== undefined) return { created: false, refund: replay };
@@ -680,7 +669,7 @@ export class PaymentsService {
   private async refundReplay(actor: Actor, key: string, hash: string): Promise<object | undefined> {
     const [row] = await this.deps.database.db.select().from(refunds).where(eq(refunds.idempotencyKey, key));
     if (row === undefined) return undefined;
-    if (row.requestHash !== hash || !this.mayRead(actor, row.billingAccountId)) throw keyReused();
+    if (row.requestHash !== hash || !mayReadAccount(actor, row.billingAccountId)) throw keyReused();
     return this.getRefund(actor, row.id);
   }
 
@@ -722,7 +711,7 @@ export class PaymentsService {
     account: BillingAccountView | undefined,
     request: { billingAccountId: string; currency: string; amount: string },
   ): { account: BillingAccountView; amount: MinorAmount } {
-    if (account === undefined || !this.mayRead(actor, request.billingAccountId)) {
+    if (account === undefined || !mayReadAccount(actor, request.billingAccountId)) {
       throw new AppError(
         "not_found",
         "not_found",
@@ -745,13 +734,9 @@ export class PaymentsService {
     return { account, amount };
   }
 
-  private mayRead(actor: Actor, billingAccountId: string): boolean {
-    return actor.role !== "subscriber" || actor.billingAccountId === billingAccountId;
-  }
-
   private async find(db: Db, actor: Actor, id: string): Promise<PaymentRow> {
     const [row] = isId(id) ? await db.select().from(payments).where(eq(payments.id, id)) : [];
-    if (row === undefined || !this.mayRead(actor, row.billingAccountId)) throw notFound("payment", id);
+    if (row === undefined || !mayReadAccount(actor, row.billingAccountId)) throw notFound("payment", id);
     return row;
   }
 
@@ -800,7 +785,7 @@ export class PaymentsService {
   async getRefund(actor: Actor, id: string): Promise<object> {
     const db = this.deps.database.db;
     const [row] = isId(id) ? await db.select().from(refunds).where(eq(refunds.id, id)) : [];
-    if (row === undefined || !this.mayRead(actor, row.billingAccountId)) throw notFound("refund", id);
+    if (row === undefined || !mayReadAccount(actor, row.billingAccountId)) throw notFound("refund", id);
     const [refund] = await this.presentRefunds(db, [id]);
     return refund as object;
   }
@@ -1003,14 +988,14 @@ export class PaymentsService {
 
   private async accountOf(actor: Actor, billingAccountId: string): Promise<BillingAccountView> {
     const account = (await this.deps.accounts(this.deps.database.db, [billingAccountId])).get(billingAccountId);
-    if (account === undefined || !this.mayRead(actor, billingAccountId)) {
+    if (account === undefined || !mayReadAccount(actor, billingAccountId)) {
       throw notFound("billingAccount", billingAccountId);
     }
     return account;
   }
 
   private async methodRow(db: Db, actor: Actor, billingAccountId: string, id: string): Promise<MethodRow> {
-    if (!this.mayRead(actor, billingAccountId)) throw notFound("billingAccount", billingAccountId);
+    if (!mayReadAccount(actor, billingAccountId)) throw notFound("billingAccount", billingAccountId);
     const [row] = isId(id) ? await db.select().from(paymentMethods).where(eq(paymentMethods.id, id)) : [];
     if (row === undefined || row.billingAccountId !== billingAccountId || row.state !== "active") {
       throw notFound("paymentMethod", id);
@@ -1060,12 +1045,6 @@ function methodOf(
     `paymentMethod.id: ${methodId} is neither a payment method of the account nor one of ${METHOD_KINDS.join(", ")}`,
     "paymentMethod.id",
   );
-}
-
-function rowsOf(result: unknown): Array<Record<string, string | null>> {
-  return (Array.isArray(result) ? result : ((result as { rows?: unknown[] }).rows ?? [])) as Array<
-    Record<string, string | null>
-  >;
 }
 
 function presentPayment(row: PaymentRow, paymentItem: object[], unapplied: Money): PaymentResource {
