@@ -13,6 +13,7 @@ import type { Role } from "../../src/platform/auth.js";
 import { type Clock, ManualClock } from "../../src/platform/clock.js";
 import { healingClient, queryRows } from "../../src/platform/database.js";
 import { describeProblems, SUMMARY_CHECK, type SummaryProblems } from "./summaries.js";
+import { armExitWatchdog, within } from "./watchdog.js";
 
 /**
  * Starts the engine for one test file: its own PostgreSQL database cloned from the run's migrated
@@ -113,6 +114,7 @@ export async function startEngine(
     summaryCheck?: boolean;
   } = {},
 ): Promise<Engine> {
+  armExitWatchdog();
   const driver = options.driver ?? (hasServers ? "postgres" : "pglite");
   const clock = options.clock ?? new ManualClock("2026-03-15T10:00:00Z");
   const suffix = randomBytes(4).toString("hex");
@@ -182,9 +184,13 @@ export async function startEngine(
         throw new Error(problem);
       }
     }
-    await app.close();
-    await sqlClient?.current().end({ timeout: 1 });
-    await dropDatabase?.();
+    await within("closing the engine", 30_000, app.close());
+    await within(
+      "closing the test's SQL client",
+      10_000,
+      sqlClient?.current().end({ timeout: 1 }) ?? Promise.resolve(),
+    );
+    await within("dropping the test's database and keys", 30_000, dropDatabase?.() ?? Promise.resolve());
   });
 
   const keys = {} as Engine["keys"];
