@@ -1,5 +1,5 @@
-import { type AnyColumn, and, asc, count, eq, inArray } from "drizzle-orm";
-import type { Actor } from "../../platform/audit.js";
+import { type AnyColumn, and, asc, count, eq, inArray, sql } from "drizzle-orm";
+import { type Actor, SYSTEM_ACTOR } from "../../platform/audit.js";
 import { mayReadAccount } from "../../platform/auth.js";
 import type { Db } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
@@ -31,6 +31,7 @@ import {
   writeAllocations,
   writeEntries,
 } from "../billing/index.js";
+import { directDebits } from "./bank-files.tables.js";
 import { paymentMethods, payments, refunds } from "./payments.tables.js";
 import { REVERSAL_REASONS } from "./reversal-reasons.js";
 
@@ -106,6 +107,16 @@ export type PaymentOutcome =
   | { status: "created" | "replayed"; payment: PaymentResource }
   | { status: "rejected"; error: AppError };
 
+/** What writePayments did with each request, by position, and the created payments presented. */
+export interface WrittenPayments {
+  outcomes: Array<
+    | { status: "rejected"; error: AppError }
+    | { status: "accepted" | "replay"; id: string }
+    | { status: "sameAs"; index: number }
+  >;
+  presented: Map<string, PaymentResource>;
+}
+
 type PaymentRow = typeof payments.$inferSelect;
 type RefundRow = typeof refunds.$inferSelect;
 type MethodRow = typeof paymentMethods.$inferSelect;
@@ -162,194 +173,7 @@ export class PaymentsService {
   }
 
   private async recordChunk(actor: Actor, requests: readonly PaymentRequest[]): Promise<PaymentOutcome[]> {
-    const hashes = requests.map((request) => requestHash(request));
-    const written = await this.deps.database.transaction(async (tx) => {
-      const outcomes: Array<
-        | { status: "rejected"; error: AppError }
-        | { status: "accepted" | "replay"; id: string }
-        | { status: "sameAs"; index: number }
-      > = [];
-      const accountIds = [...new Set(requests.map((request) => request.billingAccountId).filter(isId))];
-      await lockAccounts(tx, accountIds);
-      const now = this.deps.clock.now();
-      const keys = requests.flatMap((request) =>
-        request.idempotencyKey === undefined ? [] : [request.idempotencyKey],
-      );
-      const existing = new Map(
-        (keys.length === 0 ? [] : await tx.select().from(payments).where(inArray(payments.idempotencyKey, keys))).map(
-          (row) => [row.idempotencyKey as string, row],
-        ),
-      );
-      const accounts = await this.deps.accounts(tx, accountIds);
-      const methodIds = [...new Set(requests.map((request) => request.methodId).filter(isId))];
-      const methods = new Map(
-        (methodIds.length === 0
-          ? []
-          : await tx.select().from(paymentMethods).where(inArray(paymentMethods.id, methodIds))
-        ).map((row) => [row.id, row]),
-      );
-      const billIds = [
-        ...new Set(requests.flatMap((request) => (request.items ?? []).map((item) => item.billId)).filter(isId)),
-      ];
-      const bills = await billsOf(tx, billIds);
-      const open = await openItemsOf(tx, accountIds);
-      const seenKeys = new Map<string, number>();
-      const entries: NewEntry[] = [];
-      const rows: Array<typeof payments.$inferInsert> = [];
-      const planned: PlannedAllocation[] = [];
-      for (const [index, request] of requests.entries()) {
-        try {
-          const key = request.idempotencyKey;
-          if (key !== undefined) {
-            const first = existing.get(key);
-            if (first !== undefined) {
-              if (first.requestHash !== hashes[index]) throw keyReused();
-              if (!mayReadAccount(actor, first.billingAccountId)) throw keyReused();
-              outcomes.push({ status: "replay", id: first.id });
-              continue;
-            }
-            const earlier = seenKeys.get(key);
-            if (earlier !== undefined) {
-              if (hashes[earlier] !== hashes[index]) throw keyReused();
-              outcomes.push({ status: "sameAs", index: earlier });
-              continue;
-            }
-            seenKeys.set(key, index);
-          }
-          const { account, amount } = this.moneyFor(actor, accounts.get(request.billingAccountId), request);
-          if (account.accountType === "prepaid") {
-            throw new AppError(
-              "unprocessable",
-              "prepaid_account",
-              `account.id: ${account.id} is prepaid; its money is a top-up of the line's balance (TMF654 topupBalance), not a payment`,
-              "account.id",
-            );
-          }
-          const method = methodOf(request.methodId, methods, account.id);
-          const caps = new Map<string, MinorAmount>();
-          const named: OpenItem[] = [];
-          const items = open.get(account.id) ?? [];
-          let itemsTotal = MinorAmount.zero(amount.decimals);
-          for (const [position, item] of (request.items ?? []).entries()) {
-            const field = `paymentItem[${position}].item.id`;
-            const bill = bills.get(item.billId);
-            if (bill === undefined || bill.billingAccountId !== account.id || bill.kind === "creditNote") {
-              throw new AppError(
-                "unprocessable",
-                "unknown_bill",
-                `${field}: no bill ${item.billId} of account ${account.id} to pay`,
-                field,
-              );
-            }
-            if (item.amount !== undefined) {
-              const itemAmount = amountIn(item.amount, account.currency, `paymentItem[${position}].amount.value`);
-              if (!itemAmount.isPositive()) {
-                throw new AppError(
-                  "bad_request",
-                  "invalid_amount",
-                  `paymentItem[${position}].amount.value: must be above zero`,
-                  `paymentItem[${position}].amount.value`,
-                );
-              }
-              caps.set(item.billId, itemAmount);
-              itemsTotal = itemsTotal.plus(itemAmount);
-            }
-            const openItem = items.find((candidate) => candidate.id === item.billId);
-            if (openItem !== undefined && !named.includes(openItem)) named.push(openItem);
-          }
-          if (itemsTotal.gt(amount)) {
-            throw new AppError(
-              "unprocessable",
-              "items_exceed_payment",
-              `paymentItem: the items' amounts (${itemsTotal.toFixed()}) exceed the payment's (${amount.toFixed()})`,
-              "paymentItem",
-            );
-          }
-          const id = newId(now.getTime());
-          const credit: Credit = { entryId: id, billingAccountId: account.id, available: amount, seq: 0 };
-          let matchedBy: "items" | "reference" | "oldest" | "none" = "none";
-          const allocated: PlannedAllocation[] = [];
-          if ((request.items ?? []).length > 0) {
-            matchedBy = "items";
-            allocated.push(...applyCredit(credit, named, caps));
-          } else if (request.description !== undefined) {
-            const quoted = quotedItems(request.description, items);
-            if (quoted.length > 0) {
-              matchedBy = "reference";
-              allocated.push(...applyCredit(credit, quoted));
-            }
-          }
-          const rest = applyCredit(credit, defaultOrder(items));
-          if (matchedBy === "none" && rest.length > 0) matchedBy = "oldest";
-          allocated.push(...rest);
-          planned.push(...allocated);
-          entries.push({
-            id,
-            billingAccountId: account.id,
-            kind: "payment",
-            amount: amount.negated(),
-            currency: account.currency,
-            at: now,
-            description: `Payment ${request.description ?? request.name ?? id}`,
-          });
-          rows.push({
-            id,
-            billingAccountId: account.id,
-            entryId: id,
-            amount: amount.toMoney(),
-            currency: account.currency,
-            paymentMethodId: method.stored?.id ?? null,
-            methodKind: method.kind,
-            paymentDate: request.paymentDate ?? now,
-            name: request.name ?? null,
-            description: request.description ?? null,
-            channel: request.channel ?? null,
-            correlatorId: request.correlatorId ?? null,
-            authorizationCode: request.authorizationCode ?? null,
-            matchedBy,
-            status: "succeeded",
-            statusDate: now,
-            idempotencyKey: request.idempotencyKey ?? null,
-            requestHash: request.idempotencyKey === undefined ? null : (hashes[index] ?? null),
-            createdAt: now,
-          });
-          outcomes.push({ status: "accepted", id });
-        } catch (error) {
-          if (!(error instanceof AppError)) throw error;
-          outcomes.push({ status: "rejected", error });
-        }
-      }
-      await writeEntries(tx, entries);
-      for (let start = 0; start < rows.length; start += 2000) {
-        await tx.insert(payments).values(rows.slice(start, start + 2000));
-      }
-      await writeAllocations(tx, planned, now);
-      await this.deps.invoices.settleMany(tx, invoicesTouched(planned));
-      // Money for a closed account has nothing to pay: it goes back as a closing account's credit does.
-      const closed = new Set(rows.map((row) => row.billingAccountId as string));
-      for (const accountId of closed) {
-        if (accounts.get(accountId)?.state === "closed") await this.refundOnClose(tx, accountId);
-      }
-      const created = rows.map((row) => row.id as string);
-      const presented = await this.presentMany(tx, created);
-      for (const payment of presented) {
-        await this.deps.events.record(tx, {
-          api: "paymentManagement",
-          resource: "payment",
-          change: "Create",
-          resourceId: payment.id,
-          body: payment,
-        });
-        await this.deps.audit.record(tx, actor, {
-          action: "create",
-          entityType: "payment",
-          entityId: payment.id,
-          after: { account: payment.account, totalAmount: payment.totalAmount, paymentItem: payment.paymentItem },
-        });
-      }
-      return { outcomes, presented: new Map(presented.map((payment) => [payment.id, payment])) };
-    });
-    // Replays are presented as they stand now (their allocations may have moved on since: a reversal).
+    const written = await this.deps.database.transaction((tx) => this.writePayments(tx, actor, requests));    // Replays are presented as they stand now (their allocations may have moved on since: a reversal).
     const replays = new Map(
       (
         await this.presentMany(
@@ -378,6 +202,181 @@ export class PaymentsService {
     return written.outcomes.map((_, index) => resolve(index));
   }
 
+  /**
+   * Payments written in the caller's transaction (the API's chunks, a statement's matched entries): the accounts
+   * locked, each request checked and allocated, entries, rows and allocations written set-based, events and audit.
+   */
+  async writePayments(tx: Db, actor: Actor, requests: readonly PaymentRequest[]): Promise<WrittenPayments> {
+    const hashes = requests.map((request) => requestHash(request));
+    const outcomes: WrittenPayments["outcomes"] = [];
+
+    const accountIds = [...new Set(requests.map((request) => request.billingAccountId).filter(isId))];
+    await lockAccounts(tx, accountIds);
+    const now = this.deps.clock.now();
+    const keys = requests.flatMap((request) =>
+      request.idempotencyKey === undefined ? [] : [request.idempotencyKey],
+    );
+    const existing = new Map(
+      (keys.length === 0 ? [] : await tx.select().from(payments).where(inArray(payments.idempotencyKey, keys))).map(
+        (row) => [row.idempotencyKey as string, row],
+      ),
+    );
+    const accounts = await this.deps.accounts(tx, accountIds);
+    const methodIds = [...new Set(requests.map((request) => request.methodId).filter(isId))];
+    const methods = new Map(
+      (methodIds.length === 0
+        ? []
+        : await tx.select().from(paymentMethods).where(inArray(paymentMethods.id, methodIds))
+      ).map((row) => [row.id, row]),
+    );
+    const billIds = [
+      ...new Set(requests.flatMap((request) => (request.items ?? []).map((item) => item.billId)).filter(isId)),
+    ];
+    const bills = await billsOf(tx, billIds);
+    const open = await openItemsOf(tx, accountIds);
+    const seenKeys = new Map<string, number>();
+    const entries: NewEntry[] = [];
+    const rows: Array<typeof payments.$inferInsert> = [];
+    const planned: PlannedAllocation[] = [];
+    for (const [index, request] of requests.entries()) {
+      try {
+        const key = request.idempotencyKey;
+        if (key !== undefined) {
+          const first = existing.get(key);
+          if (first !== undefined) {
+            if (first.requestHash !== hashes[index]) throw keyReused();
+            if (!mayReadAccount(actor, first.billingAccountId)) throw keyReused();
+            outcomes.push({ status: "replay", id: first.id });
+            continue;
+          }
+          const earlier = seenKeys.get(key);
+          if (earlier !== undefined) {
+            if (hashes[earlier] !== hashes[index]) throw keyReused();
+            outcomes.push({ status: "sameAs", index: earlier });
+            continue;
+          }
+          seenKeys.set(key, index);
+        }
+        const { account, amount } = this.moneyFor(actor, accounts.get(request.billingAccountId), request);
+        if (account.accountType === "prepaid") {
+          throw new AppError(
+            "unprocessable",
+            "prepaid_account",
+            `account.id: ${account.id} is prepaid; its money is a top-up of the line's balance (TMF654 topupBalance), not a payment`,
+            "account.id",
+          );
+        }
+        const method = methodOf(request.methodId, methods, account.id);
+        const caps = new Map<string, MinorAmount>();
+        const named: OpenItem[] = [];
+        const items = open.get(account.id) ?? [];
+        let itemsTotal = MinorAmount.zero(amount.decimals);
+        for (const [position, item] of (request.items ?? []).entries()) {
+          const field = `paymentItem[${position}].item.id`;
+          const bill = bills.get(item.billId);
+          if (bill === undefined || bill.billingAccountId !== account.id || bill.kind === "creditNote") {
+            throw new AppError(
+              "unprocessable",
+              "unknown_bill",
+              `${field}: no bill ${item.billId} of account ${account.id} to pay`,
+              field,
+            );
+          }
+          if (item.amount !== undefined) {
+            const itemAmount = amountIn(item.amount, account.currency, `paymentItem[${position}].amount.value`);
+            if (!itemAmount.isPositive()) {
+              throw new AppError(
+                "bad_request",
+                "invalid_amount",
+                `paymentItem[${position}].amount.value: must be above zero`,
+                `paymentItem[${position}].amount.value`,
+              );
+            }
+            caps.set(item.billId, itemAmount);
+            itemsTotal = itemsTotal.plus(itemAmount);
+          }
+          const openItem = items.find((candidate) => candidate.id === item.billId);
+          if (openItem !== undefined && !named.includes(openItem)) named.push(openItem);
+        }
+        if (itemsTotal.gt(amount)) {
+          throw new AppError(
+            "unprocessable",
+            "items_exceed_payment",
+            `paymentItem: the items' amounts (${itemsTotal.toFixed()}) exceed the payment's (${amount.toFixed()})`,
+            "paymentItem",
+          );
+        }
+        const id = newId(now.getTime());
+        const credit: Credit = { entryId: id, billingAccountId: account.id, available: amount, seq: 0 };
+        let matchedBy: "items" | "reference" | "oldest" | "none" = "none";
+        const allocated: PlannedAllocation[] = [];
+        if ((request.items ?? []).length > 0) {
+          matchedBy = "items";
+          allocated.push(...applyCredit(credit, named, caps));
+        } else if (request.description !== undefined) {
+          const quoted = quotedItems(request.description, items);
+          if (quoted.length > 0) {
+            matchedBy = "reference";
+            allocated.push(...applyCredit(credit, quoted));
+          }
+        }
+        const rest = applyCredit(credit, defaultOrder(items));
+        if (matchedBy === "none" && rest.length > 0) matchedBy = "oldest";
+        allocated.push(...rest);
+        planned.push(...allocated);
+        entries.push({
+          id,
+          billingAccountId: account.id,
+          kind: "payment",
+          amount: amount.negated(),
+          currency: account.currency,
+          at: now,
+          description: `Payment ${request.description ?? request.name ?? id}`,
+        });
+        rows.push({
+          id,
+          billingAccountId: account.id,
+          entryId: id,
+          amount: amount.toMoney(),
+          currency: account.currency,
+          paymentMethodId: method.stored?.id ?? null,
+          methodKind: method.kind,
+          paymentDate: request.paymentDate ?? now,
+          name: request.name ?? null,
+          description: request.description ?? null,
+          channel: request.channel ?? null,
+          correlatorId: request.correlatorId ?? null,
+          authorizationCode: request.authorizationCode ?? null,
+          matchedBy,
+          status: "succeeded",
+          statusDate: now,
+          idempotencyKey: request.idempotencyKey ?? null,
+          requestHash: request.idempotencyKey === undefined ? null : (hashes[index] ?? null),
+          createdAt: now,
+        });
+        outcomes.push({ status: "accepted", id });
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        outcomes.push({ status: "rejected", error });
+      }
+    }
+    await writeEntries(tx, entries);
+    for (let start = 0; start < rows.length; start += 2000) {
+      await tx.insert(payments).values(rows.slice(start, start + 2000));
+    }
+    await writeAllocations(tx, planned, now);
+    await this.deps.invoices.settleMany(tx, invoicesTouched(planned));
+    // Money for a closed account has nothing to pay: it goes back as a closing account's credit does.
+    const closed = new Set(rows.map((row) => row.billingAccountId as string));
+    for (const accountId of closed) {
+      if (accounts.get(accountId)?.state === "closed") await this.refundOnClose(tx, accountId);
+    }
+    const created = rows.map((row) => row.id as string);
+    const presented = await this.presentMany(tx, created);
+    await this.announce(tx, actor, "Create", "create", presented);
+    return { outcomes, presented: new Map(presented.map((payment) => [payment.id, payment])) };
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // Reversal: a chargeback or a returned debit
 
@@ -400,80 +399,236 @@ export class PaymentsService {
     const fee = reason.fee ? await this.deps.reversalFee(found.currency) : null;
     await this.deps.database.transaction(async (tx) => {
       await lockAccounts(tx, [found.billingAccountId]);
-      const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for("update");
-      if (payment === undefined) throw notFound("payment", paymentId);
-      if (payment.status === "reversed") {
-        throw new AppError(
-          "conflict",
-          "already_reversed",
-          `payment ${paymentId} was reversed on ${payment.statusDate.toISOString()} (${payment.reversalReason})`,
-        );
-      }
-      const now = this.deps.clock.now();
-      const reversalId = newId(now.getTime());
-      const decimals = currencyMinorUnits(payment.currency);
-      const paid = MinorAmount.parse(payment.amount.toFixed(), decimals);
-      await writeEntries(tx, [
-        {
-          id: reversalId,
-          billingAccountId: payment.billingAccountId,
-          kind: "reversal",
-          amount: paid,
-          currency: payment.currency,
-          at: now,
-          description: `Reversal of payment ${payment.id}: ${request.reasonCode} ${reason.text}`,
-        },
-      ]);
-      // Every standing allocation of the payment undone (bills reopen), then the payment settles its reversal.
-      const reopened = await undoAllocations(tx, payment.entryId, now);
-      await writeAllocations(
-        tx,
-        [
-          {
-            entryId: payment.entryId,
-            billingAccountId: payment.billingAccountId,
-            kind: "entry",
-            targetId: reversalId,
-            amount: paid,
-          },
-        ],
-        now,
+      await this.reverseWithin(tx, actor, paymentId, { ...request, fee });
+    });
+    return this.get(actor, paymentId);
+  }
+
+  /**
+   * A reversal in the caller's transaction, the account already locked: the reversal entry, the payment's
+   * allocations undone (bills reopen), the fee, the account's other credit applied to what reopened. A pending
+   * direct debit returned before the engine saw it collected is collected first: the bank booked both.
+   */
+  async reverseWithin(
+    tx: Db,
+    actor: Actor,
+    paymentId: string,
+    request: { reasonCode: string; note?: string | undefined; fee: ReversalFee | null },
+  ): Promise<void> {
+    const { fee } = request;
+    const reason = REVERSAL_REASONS[request.reasonCode];
+    if (reason === undefined) throw new Error(`unknown reversal reason ${request.reasonCode}`);
+    const [locked] = await tx.select().from(payments).where(eq(payments.id, paymentId)).for("update");
+    if (locked?.status === "pending") await this.collectDebits(tx, [paymentId]);
+    const [payment] = await tx.select().from(payments).where(eq(payments.id, paymentId));
+    if (payment === undefined) throw notFound("payment", paymentId);
+    if (payment.status === "reversed") {
+      throw new AppError(
+        "conflict",
+        "already_reversed",
+        `payment ${paymentId} was reversed on ${payment.statusDate.toISOString()} (${payment.reversalReason})`,
       );
-      await tx
-        .update(payments)
-        .set({
-          status: "reversed",
+    }
+    const entryId = payment.entryId as string;
+    const now = this.deps.clock.now();
+    const reversalId = newId(now.getTime());
+    const decimals = currencyMinorUnits(payment.currency);
+    const paid = MinorAmount.parse(payment.amount.toFixed(), decimals);
+    await writeEntries(tx, [
+      {
+        id: reversalId,
+        billingAccountId: payment.billingAccountId,
+        kind: "reversal",
+        amount: paid,
+        currency: payment.currency,
+        at: now,
+        description: `Reversal of payment ${payment.id}: ${request.reasonCode} ${reason.text}`,
+      },
+    ]);
+    // Every standing allocation of the payment undone (bills reopen), then the payment settles its reversal.
+    const reopened = await undoAllocations(tx, entryId, now);
+    await writeAllocations(
+      tx,
+      [
+        {
+          entryId,
+          billingAccountId: payment.billingAccountId,
+          kind: "entry",
+          targetId: reversalId,
+          amount: paid,
+        },
+      ],
+      now,
+    );
+    await tx
+      .update(payments)
+      .set({
+        status: "reversed",
+        statusDate: now,
+        reversalEntryId: reversalId,
+        reversalReason: request.reasonCode,
+        reversalNote: request.note ?? null,
+      })
+      .where(eq(payments.id, payment.id));
+    if (fee !== null) await this.deps.chargeFee(tx, payment.billingAccountId, payment.id, fee);
+    // Other credit the account has goes to what reopened.
+    const reapplied = await applyUnappliedCredit(tx, [payment.billingAccountId], now);
+    await this.deps.invoices.settleMany(tx, [...reopened, ...invoicesTouched(reapplied)]);
+    const [presented] = await this.presentMany(tx, [payment.id]);
+    await this.deps.events.record(tx, {
+      api: "paymentManagement",
+      resource: "payment",
+      change: "StateChange",
+      resourceId: payment.id,
+      body: presented,
+    });
+    await this.deps.audit.record(tx, actor, {
+      action: "reverse",
+      entityType: "payment",
+      entityId: payment.id,
+      before: { status: payment.status },
+      after: {
+        status: "reversed",
+        reasonCode: request.reasonCode,
+        fee: fee === null ? null : `${fee.amount} ${fee.currency}`,
+      },
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Direct debits: pending until collected
+
+  /**
+   * Pending payments for the debits of a pain.008 file, in the caller's transaction: no ledger entry and no
+   * allocation yet (no money has moved; the bill stays open, and not overdue, until the collection date).
+   */
+  async recordPendingDebits(
+    tx: Db,
+    actor: Actor,
+    debits: ReadonlyArray<{
+      id: string;
+      billingAccountId: string;
+      amount: Money;
+      currency: string;
+      collectionDate: Date;
+      description: string;
+    }>,
+  ): Promise<void> {
+    if (debits.length === 0) return;
+    const now = this.deps.clock.now();
+    for (let start = 0; start < debits.length; start += 2000) {
+      await tx.insert(payments).values(
+        debits.slice(start, start + 2000).map((debit) => ({
+          id: debit.id,
+          billingAccountId: debit.billingAccountId,
+          entryId: null,
+          amount: debit.amount,
+          currency: debit.currency,
+          paymentMethodId: null,
+          methodKind: "directDebit",
+          paymentDate: debit.collectionDate,
+          name: "SEPA direct debit",
+          description: debit.description,
+          channel: "sepa-direct-debit",
+          matchedBy: "items",
+          status: "pending",
           statusDate: now,
-          reversalEntryId: reversalId,
-          reversalReason: request.reasonCode,
-          reversalNote: request.note ?? null,
-        })
-        .where(eq(payments.id, payment.id));
-      if (fee !== null) await this.deps.chargeFee(tx, payment.billingAccountId, payment.id, fee);
-      // Other credit the account has goes to what reopened.
-      const reapplied = await applyUnappliedCredit(tx, [payment.billingAccountId], now);
-      await this.deps.invoices.settleMany(tx, [...reopened, ...invoicesTouched(reapplied)]);
-      const [presented] = await this.presentMany(tx, [payment.id]);
+          createdAt: now,
+        })),
+      );
+    }
+    await this.announce(
+      tx,
+      actor,
+      "Create",
+      "create",
+      await this.presentMany(
+        tx,
+        debits.map((debit) => debit.id),
+      ),
+    );
+  }
+
+  /**
+   * Direct debits collected (their collection date came, or the statement shows the bank booked them), in the
+   * caller's transaction: each pending payment gets its ledger entry and is allocated to its bill first, then to the
+   * account's other open items in the law's order; the rest is credit. Payments no longer pending are left alone.
+   */
+  async collectDebits(tx: Db, paymentIds: readonly string[]): Promise<string[]> {
+    if (paymentIds.length === 0) return [];
+    const rows = await tx
+      .select({ payment: payments, invoiceId: directDebits.invoiceId })
+      .from(payments)
+      .innerJoin(directDebits, eq(directDebits.id, payments.id))
+      .where(and(inArray(payments.id, [...paymentIds]), eq(payments.status, "pending")))
+      .for("update", { of: payments });
+    if (rows.length === 0) return [];
+    const now = this.deps.clock.now();
+    const accountIds = [...new Set(rows.map((row) => row.payment.billingAccountId))];
+    await lockAccounts(tx, accountIds);
+    const open = await openItemsOf(tx, accountIds);
+    const entries: NewEntry[] = [];
+    const planned: PlannedAllocation[] = [];
+    for (const { payment, invoiceId } of rows) {
+      const amount = MinorAmount.parse(payment.amount.toFixed(), currencyMinorUnits(payment.currency));
+      entries.push({
+        id: payment.id,
+        billingAccountId: payment.billingAccountId,
+        kind: "payment",
+        amount: amount.negated(),
+        currency: payment.currency,
+        at: now,
+        description: `Payment ${payment.description ?? payment.id}`,
+      });
+      const items = open.get(payment.billingAccountId) ?? [];
+      const credit: Credit = { entryId: payment.id, billingAccountId: payment.billingAccountId, available: amount, seq: 0 };
+      planned.push(...applyCredit(credit, items.filter((item) => item.id === invoiceId)));
+      planned.push(...applyCredit(credit, defaultOrder(items)));
+    }
+    const ids = rows.map((row) => row.payment.id);
+    await writeEntries(tx, entries);
+    await tx
+      .update(payments)
+      .set({ entryId: sql`${payments.id}`, status: "succeeded", statusDate: now })
+      .where(inArray(payments.id, ids));
+    await tx
+      .update(directDebits)
+      .set({ status: "collected", statusDate: now })
+      .where(and(inArray(directDebits.id, ids), eq(directDebits.status, "pending")));
+    await writeAllocations(tx, planned, now);
+    await this.deps.invoices.settleMany(tx, invoicesTouched(planned));
+    await this.announce(tx, SYSTEM_ACTOR, "StateChange", "collect", await this.presentMany(tx, ids));
+    return ids;
+  }
+
+  /** Hub events and audit rows for payments written or changed in this transaction. */
+  private async announce(
+    tx: Db,
+    actor: Actor,
+    change: "Create" | "StateChange",
+    action: string,
+    presented: readonly PaymentResource[],
+  ): Promise<void> {
+    for (const payment of presented) {
       await this.deps.events.record(tx, {
         api: "paymentManagement",
         resource: "payment",
-        change: "StateChange",
+        change,
         resourceId: payment.id,
-        body: presented,
+        body: payment,
       });
       await this.deps.audit.record(tx, actor, {
-        action: "reverse",
+        action,
         entityType: "payment",
         entityId: payment.id,
-        before: { status: payment.status },
         after: {
-          status: "reversed",
-          reasonCode: request.reasonCode,
-          fee: fee === null ? null : `${fee.amount} ${fee.currency}`,
+          account: payment.account,
+          status: payment.status,
+          totalAmount: payment.totalAmount,
+          paymentItem: payment.paymentItem,
         },
       });
-    });
-    return this.get(actor, paymentId);
+    }
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -803,13 +958,30 @@ export class PaymentsService {
       .where(inArray(payments.id, [...ids]));
     const byEntry = await standingAllocations(
       db,
-      rows.map((row) => row.entryId),
+      rows.flatMap((row) => (row.entryId === null ? [] : [row.entryId])),
+    );
+    const pending = rows.filter((row) => row.status === "pending").map((row) => row.id);
+    const debits = new Map(
+      (pending.length === 0
+        ? []
+        : await db
+            .select({ id: directDebits.id, invoiceId: directDebits.invoiceId, amount: directDebits.amount })
+            .from(directDebits)
+            .where(inArray(directDebits.id, pending))
+      ).map((debit) => [debit.id, debit]),
     );
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.flatMap((id) => {
       const row = byId.get(id);
       if (row === undefined) return [];
-      const items = byEntry.get(row.entryId) ?? [];
+      const debit = debits.get(row.id);
+      if (debit !== undefined) {
+        // A direct debit not yet collected: the bill it is for, nothing allocated yet.
+        const item = { id: debit.invoiceId, href: `${BILL_PATH}/${debit.invoiceId}`, "@referredType": "CustomerBill" };
+        const planned = { amount: tmfMoney(debit.amount, row.currency), item };
+        return [presentPayment(row, [planned], new Money(0))];
+      }
+      const items = row.entryId === null ? [] : (byEntry.get(row.entryId) ?? []);
       let used = new Money(0);
       for (const item of items) used = used.plus(item.amount);
       const paymentItem = items

@@ -59,9 +59,8 @@ export const payments = pgTable(
   {
     id: uuid("id").primaryKey(),
     billingAccountId: uuid("billing_account_id").notNull(),
-    entryId: uuid("entry_id")
-      .notNull()
-      .references(() => receivableEntries.id),
+    /** Its ledger entry; none while it is pending (a direct debit before its collection date moved no money). */
+    entryId: uuid("entry_id").references(() => receivableEntries.id),
     /** Positive: what was received. */
     amount: moneyColumn("amount").notNull(),
     currency: text("currency").notNull(),
@@ -93,7 +92,8 @@ export const payments = pgTable(
   (table) => [
     uniqueIndex("payments_entry_idx").on(table.entryId),
     // A payment is its ledger entry: one id for both.
-    check("payments_id_check", sql`${table.id} = ${table.entryId}`),
+    check("payments_id_check", sql`${table.entryId} is null or ${table.id} = ${table.entryId}`),
+    check("payments_pending_check", sql`(${table.status} = 'pending') = (${table.entryId} is null)`),
     uniqueIndex("payments_key_idx").on(table.idempotencyKey).where(sql`${table.idempotencyKey} is not null`),
     index("payments_account_idx").on(table.billingAccountId, table.createdAt),
     check("payments_amount_check", sql`${table.amount} > 0`),
