@@ -112,6 +112,7 @@ CREATE INDEX "mandates_iban_idx" ON "mandates" USING btree ("iban");--> statemen
 CREATE UNIQUE INDEX "statement_entries_ref_idx" ON "statement_entries" USING btree ("account","bank_ref") WHERE "statement_entries"."duplicate_of" is null;--> statement-breakpoint
 CREATE UNIQUE INDEX "statement_entries_seq_idx" ON "statement_entries" USING btree ("statement_id","seq");--> statement-breakpoint
 CREATE INDEX "statement_entries_worklist_idx" ON "statement_entries" USING btree ("created_at") WHERE "statement_entries"."outcome" in ('unmatched', 'ambiguous');--> statement-breakpoint
+CREATE INDEX "invoices_payment_reference_idx" ON "invoices" USING btree ("payment_reference");--> statement-breakpoint
 ALTER TABLE "payments" ADD CONSTRAINT "payments_pending_check" CHECK (("payments"."status" = 'pending') = ("payments"."entry_id" is null));--> statement-breakpoint
 ALTER TABLE "payments" ADD CONSTRAINT "payments_id_check" CHECK ("payments"."entry_id" is null or "payments"."id" = "payments"."entry_id");--> statement-breakpoint
 -- A pending payment (a direct debit before its collection date) gets its ledger entry once, when it is collected;

@@ -114,6 +114,8 @@ type AppServices = {
   charging: Awaited<ReturnType<typeof createChargingModule>>["services"];
   billing: ReturnType<typeof createBillingModule>["service"];
   payments: ReturnType<typeof createPaymentsModule>["service"];
+  directDebits: ReturnType<typeof createPaymentsModule>["debits"];
+  statements: ReturnType<typeof createPaymentsModule>["statements"];
   invoices: ReturnType<typeof createBillingModule>["invoices"];
   billRuns: ReturnType<typeof createBillingModule>["runs"];
 };
@@ -363,6 +365,16 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       log: app.log,
     });
     stopping.push(() => charging.stop());
+    // Bills and notices go to the customer by e-mail, else by SMS, else nowhere (a bill then stays "validated").
+    const contactFor = async (customerId: string) => {
+      const contacts = await customers.services.contactsOf(customerId);
+      if (contacts === undefined) return null;
+      for (const channel of ["email", "sms"] as const) {
+        const address = contacts[channel][0];
+        if (address !== undefined) return { channel, address };
+      }
+      return null;
+    };
     const billing = createBillingModule({
       ...deps,
       account: (db, id) => customers.services.accountForBilling(db, id),
@@ -375,16 +387,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       markUsageBilled: (db, marks) => charging.services.summaries.markBilled(db, marks),
       markChargesBilled: (db, ids, at) => subscriptions.service.markChargesBilled(db, ids, at),
       ratedRows: (summaryId, page) => charging.services.summaries.ratedRows(summaryId, page),
-      // Bills go to the customer by e-mail, else by SMS, else nowhere (the bill stays "validated").
-      contactFor: async (customerId) => {
-        const contacts = await customers.services.contactsOf(customerId);
-        if (contacts === undefined) return null;
-        for (const channel of ["email", "sms"] as const) {
-          const address = contacts[channel][0];
-          if (address !== undefined) return { channel, address };
-        }
-        return null;
-      },
+      contactFor,
       queueMessages: (tx, messages) => notifications.messages.queueMany(tx, messages),
       accounts: (db, ids) => customers.services.accountsForBilling(db, ids),
       onCycleDay: (db, day) => customers.services.postpaidOnCycleDay(db, day),
@@ -407,6 +410,21 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     const payments = createPaymentsModule({
       ...deps,
       accounts: (db, ids) => customers.services.accountsForBilling(db, ids),
+      // The SEPA creditor is the bill's issuing entity, as the catalog describes it.
+      creditorOf: async (issuerId) => {
+        const entity = (await catalog.service.snapshot()).issuingEntities.get(issuerId)?.content;
+        if (entity?.sepaCreditorId === undefined || entity.bankAccount === undefined) return null;
+        return {
+          name: entity.name,
+          iban: entity.bankAccount.iban,
+          bic: entity.bankAccount.bic,
+          creditorId: entity.sepaCreditorId,
+        };
+      },
+      contactFor,
+      queueMessages: (tx, messages) => notifications.messages.queueMany(tx, messages),
+      prenotificationDays: config.sepaPrenotificationDays,
+      statementMaxBytes: config.statementMaxBytes,
       invoices: billing.invoices,
       reversalFee: async (currency) => {
         const snapshot = await catalog.service.snapshot();
@@ -453,6 +471,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       inventory: inventory.service,
       live: notifications.live,
       charging: charging.services,
+      directDebits: payments.debits,
       log: app.log,
     });
     const mover =
@@ -485,6 +504,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       invoices: billing.invoices,
       billRuns: billing.runs,
       payments: payments.service,
+      directDebits: payments.debits,
+      statements: payments.statements,
     });
     app.decorate("database", database);
 

@@ -78,6 +78,10 @@ export interface Config {
   readonly billRunLoopMs: number;
   /** Days a final bill waits after an account's last line ended, for late CDRs. */
   readonly finalBillWaitDays: number;
+  /** Days between the debtor's pre-notification and a direct debit's collection (EPC SDD rulebook: 14 unless agreed). */
+  readonly sepaPrenotificationDays: number;
+  /** The largest camt.053 statement accepted (it streams; this bounds one upload). */
+  readonly statementMaxBytes: number;
   /** A rating worker's shard lease lasts this long unless renewed; a dead worker's shards free up after it. */
   readonly leaseSeconds: number;
   /** REDIS_URL names one node of a Redis Cluster. */
@@ -245,6 +249,8 @@ export function loadConfig(env: Env = process.env): Config {
     billRunLeaseSeconds: integer("BSS_BILL_RUN_LEASE_SECONDS", 120, 2, 3600),
     billRunLoopMs: integer("BSS_BILL_RUN_LOOP_MS", 5_000, 100, 600_000),
     finalBillWaitDays: integer("BSS_FINAL_BILL_WAIT_DAYS", 3, 0, 90),
+    sepaPrenotificationDays: integer("BSS_SEPA_PRENOTIFICATION_DAYS", 14, 1, 60),
+    statementMaxBytes: integer("BSS_STATEMENT_MAX_BYTES", 512 * 1_048_576, 1024, 4 * 1024 * 1_048_576),
     rateLimitPerMinute: integer("BSS_RATE_LIMIT_PER_MINUTE", 1_200, 0, 10_000_000),
     rateLimitNetworkPerMinute: integer("BSS_RATE_LIMIT_NETWORK_PER_MINUTE", 600_000, 0, 100_000_000),
     defaultCurrency: checked("BSS_DEFAULT_CURRENCY", "EUR", isCurrencyCode, "an ISO 4217 currency code (EUR)"),

@@ -24,6 +24,7 @@ export function registerScheduledJobs(
       reconcile: Parameters<typeof RatingService.reconcileJob>[0];
       reviewCreditBarring(): Promise<{ accounts: number }>;
     };
+    directDebits: { collectDue(businessTime: Date): Promise<{ collected: number }> };
     log: FastifyBaseLogger;
   },
 ): void {
@@ -75,6 +76,14 @@ export function registerScheduledJobs(
     catchUp: "latest",
     // Accounts whose period ended later in their zone than the run's start, and claims of processes that stopped.
     run: async () => services.billRuns.work(),
+  });
+  scheduler.register({
+    name: "direct-debit-collection",
+    every: "day",
+    catchUp: "latest",
+    // Pending SEPA debits whose collection date has come are collected: their payments settle the bills (the query
+    // takes every date up to the slot's, so the latest slot covers the days missed).
+    run: async (businessTime) => services.directDebits.collectDue(businessTime),
   });
   scheduler.register({
     name: "reconcile",

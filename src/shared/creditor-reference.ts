@@ -31,3 +31,14 @@ function mod97(text: string): number {
   }
   return remainder;
 }
+
+/**
+ * Whether `text` is a SEPA creditor identifier (EPC262-08): country, two check digits, a three-character creditor
+ * business code (not part of the check) and the national identifier; the check digits are ISO 7064 MOD 97-10 over
+ * the national identifier, the country and the check digits.
+ */
+export function isSepaCreditorId(text: string): boolean {
+  const compact = text.replace(/\s+/g, "").toUpperCase();
+  if (!/^[A-Z]{2}\d{2}[0-9A-Z]{3}[0-9A-Z]{1,28}$/.test(compact)) return false;
+  return mod97(`${compact.slice(7)}${compact.slice(0, 4)}`) === 1;
+}

@@ -111,6 +111,8 @@ export const invoices = pgTable(
   (table) => [
     uniqueIndex("invoices_id_line_count_idx").on(table.id, table.lineCount),
     uniqueIndex("invoices_number_idx").on(table.number),
+    // Bank statements are matched by the payment reference printed on the bill.
+    index("invoices_payment_reference_idx").on(table.paymentReference),
     // One cycle invoice per account and usage period, or the final bill that takes its place; interim bills are
     // a kind of their own.
     uniqueIndex("invoices_period_idx")

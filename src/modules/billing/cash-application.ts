@@ -374,3 +374,71 @@ export async function standingAllocations(
   }
   return byEntry;
 }
+
+/** An open bill as a collection (a direct debit file) sees it. */
+export interface CollectibleBill {
+  id: string;
+  billingAccountId: string;
+  number: string;
+  paymentReference: string;
+  issuerId: string;
+  /** What is still open, decimal text. */
+  open: string;
+}
+
+/** Bills (not credit notes, not on hold) in `currency` due by `dueBy` with something still open, oldest first. */
+export async function openBillsDueBy(db: Db, dueBy: string, currency: string): Promise<CollectibleBill[]> {
+  const rows = await queryRows<{
+    id: string;
+    billing_account_id: string;
+    number: string;
+    payment_reference: string;
+    issuer_id: string;
+    open: string;
+  }>(
+    db,
+    sql`select i.id, i.billing_account_id, i.number, i.payment_reference, i.issuer_id,
+          (i.gross - coalesce(t.applied, 0))::text as open
+        from ${invoices} i left join ${allocationTotals} t on t.side = 'target' and t.id = i.id
+        where i.kind <> 'creditNote' and i.state <> 'onHold' and i.currency = ${currency}
+          and i.due_date <= ${dueBy}::date and i.gross - coalesce(t.applied, 0) > 0
+        order by i.due_date, i.id`,
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    billingAccountId: row.billing_account_id,
+    number: row.number,
+    paymentReference: row.payment_reference,
+    issuerId: row.issuer_id,
+    open: row.open,
+  }));
+}
+
+/** A bill a remittance text may name. */
+export interface QuotedBill {
+  id: string;
+  billingAccountId: string;
+  number: string;
+  paymentReference: string;
+  currency: string;
+}
+
+/** Bills (not credit notes) whose payment reference or number is one of `tokens` (a statement's remittance words). */
+export async function billsQuoted(db: Db, tokens: readonly string[]): Promise<QuotedBill[]> {
+  const wanted = [...new Set(tokens)].filter((token) => token.length >= 4 && token.length <= 64);
+  if (wanted.length === 0) return [];
+  const list = JSON.stringify(wanted);
+  return db
+    .select({
+      id: invoices.id,
+      billingAccountId: invoices.billingAccountId,
+      number: invoices.number,
+      paymentReference: invoices.paymentReference,
+      currency: invoices.currency,
+    })
+    .from(invoices)
+    .where(
+      sql`${invoices.kind} <> 'creditNote' and (${invoices.paymentReference} in (select jsonb_array_elements_text(${list}::jsonb))
+        or ${invoices.number} in (select jsonb_array_elements_text(${list}::jsonb)))`,
+    );
+}

@@ -2,9 +2,11 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
+import { isValidBIC, isValidIBAN } from "ibantools";
 import type { TObject } from "typebox";
 import { canonicalTimeZone, isCalendarDate } from "../../shared/calendar.js";
 import { isCountryCode, isTaxJurisdiction } from "../../shared/contact.js";
+import { isSepaCreditorId } from "../../shared/creditor-reference.js";
 import { isCurrencyCode } from "../../shared/currency.js";
 import { Money } from "../../shared/money.js";
 import { vatIdCountry, vatIdProblem } from "../../shared/vat-id.js";
@@ -455,6 +457,19 @@ function checkIssuingEntities(entities: Array<{ item: IssuingEntity; at: string 
       );
     }
     if (canonicalTimeZone(item.timeZone) === null) problem(`${at}.timeZone`, "is not an IANA time zone");
+    if (item.bankAccount !== undefined) {
+      if (!isValidIBAN(item.bankAccount.iban))
+        problem(`${at}.bankAccount.iban`, "is not a valid IBAN (electronic format, mod 97)");
+      if (item.bankAccount.bic !== undefined && !isValidBIC(item.bankAccount.bic)) {
+        problem(`${at}.bankAccount.bic`, "is not a valid BIC");
+      }
+    }
+    if (item.sepaCreditorId !== undefined) {
+      if (!isSepaCreditorId(item.sepaCreditorId))
+        problem(`${at}.sepaCreditorId`, "is not a SEPA creditor identifier (check digits mod 97)");
+      else if (item.bankAccount === undefined)
+        problem(`${at}.bankAccount`, "is needed with a SEPA creditor identifier (the account debits are credited to)");
+    }
     billedCountries(item).forEach((country, index) => {
       const where = item.countries === undefined ? `${at}.country` : `${at}.countries[${index}]`;
       if (item.countries !== undefined && !isCountryCode(country)) {

@@ -219,6 +219,18 @@ export const IssuingEntitySchema = Type.Object(
     /** The countries whose accounts it bills (ISO 3166-1 alpha-2); omitted, its own country only. */
     countries: Type.Optional(Type.Array(CountryCode, { minItems: 1, uniqueItems: true })),
     series: Type.Object({ invoice: SeriesPrefix, creditNote: SeriesPrefix }, { additionalProperties: false }),
+    /** The account customers pay into, printed on bills and credited by direct debits (IBAN checked mod 97). */
+    bankAccount: Type.Optional(
+      Type.Object(
+        {
+          iban: Type.String({ minLength: 15, maxLength: 34 }),
+          bic: Type.Optional(Type.String({ minLength: 8, maxLength: 11 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Its SEPA creditor identifier (EPC262-08), which direct debit files need; absent: it collects no debits. */
+    sepaCreditorId: Type.Optional(Type.String({ minLength: 8, maxLength: 35 })),
   },
   { additionalProperties: false },
 );

@@ -104,12 +104,8 @@ export const directDebits = pgTable(
   (table) => [
     uniqueIndex("direct_debits_e2e_idx").on(table.endToEndId),
     // A bill is in at most one debit not yet collected or returned.
-    uniqueIndex("direct_debits_pending_idx")
-      .on(table.invoiceId)
-      .where(sql`${table.status} = 'pending'`),
-    index("direct_debits_due_idx")
-      .on(table.collectionDate)
-      .where(sql`${table.status} = 'pending'`),
+    uniqueIndex("direct_debits_pending_idx").on(table.invoiceId).where(sql`${table.status} = 'pending'`),
+    index("direct_debits_due_idx").on(table.collectionDate).where(sql`${table.status} = 'pending'`),
     check("direct_debits_sequence_check", sql`${table.sequenceType} in ('FRST', 'RCUR')`),
     check("direct_debits_status_check", sql`${table.status} in ('pending', 'collected', 'returned')`),
     check("direct_debits_amount_check", sql`${table.amount} > 0`),
@@ -185,9 +181,7 @@ export const statementEntries = pgTable(
   },
   (table) => [
     // Importing a statement twice applies nothing twice: one live entry per bank reference of an account.
-    uniqueIndex("statement_entries_ref_idx")
-      .on(table.account, table.bankRef)
-      .where(sql`${table.duplicateOf} is null`),
+    uniqueIndex("statement_entries_ref_idx").on(table.account, table.bankRef).where(sql`${table.duplicateOf} is null`),
     uniqueIndex("statement_entries_seq_idx").on(table.statementId, table.seq),
     index("statement_entries_worklist_idx")
       .on(table.createdAt)

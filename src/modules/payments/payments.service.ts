@@ -173,7 +173,7 @@ export class PaymentsService {
   }
 
   private async recordChunk(actor: Actor, requests: readonly PaymentRequest[]): Promise<PaymentOutcome[]> {
-    const written = await this.deps.database.transaction((tx) => this.writePayments(tx, actor, requests));    // Replays are presented as they stand now (their allocations may have moved on since: a reversal).
+    const written = await this.deps.database.transaction((tx) => this.writePayments(tx, actor, requests)); // Replays are presented as they stand now (their allocations may have moved on since: a reversal).
     const replays = new Map(
       (
         await this.presentMany(
@@ -213,9 +213,7 @@ export class PaymentsService {
     const accountIds = [...new Set(requests.map((request) => request.billingAccountId).filter(isId))];
     await lockAccounts(tx, accountIds);
     const now = this.deps.clock.now();
-    const keys = requests.flatMap((request) =>
-      request.idempotencyKey === undefined ? [] : [request.idempotencyKey],
-    );
+    const keys = requests.flatMap((request) => (request.idempotencyKey === undefined ? [] : [request.idempotencyKey]));
     const existing = new Map(
       (keys.length === 0 ? [] : await tx.select().from(payments).where(inArray(payments.idempotencyKey, keys))).map(
         (row) => [row.idempotencyKey as string, row],
@@ -581,8 +579,18 @@ export class PaymentsService {
         description: `Payment ${payment.description ?? payment.id}`,
       });
       const items = open.get(payment.billingAccountId) ?? [];
-      const credit: Credit = { entryId: payment.id, billingAccountId: payment.billingAccountId, available: amount, seq: 0 };
-      planned.push(...applyCredit(credit, items.filter((item) => item.id === invoiceId)));
+      const credit: Credit = {
+        entryId: payment.id,
+        billingAccountId: payment.billingAccountId,
+        available: amount,
+        seq: 0,
+      };
+      planned.push(
+        ...applyCredit(
+          credit,
+          items.filter((item) => item.id === invoiceId),
+        ),
+      );
       planned.push(...applyCredit(credit, defaultOrder(items)));
     }
     const ids = rows.map((row) => row.payment.id);
