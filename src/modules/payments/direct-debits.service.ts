@@ -434,7 +434,7 @@ export class DirectDebitsService {
         .where(inArray(mandates.id, [...new Set(chosen.map(({ row }) => row.mandate.id))]));
       await this.deps.queueMessages(
         tx,
-        chosen.flatMap(({ row, id }) => {
+        chosen.flatMap(({ row }) => {
           const account = accounts.get(row.bill.billingAccountId);
           const contact = account === undefined ? null : (contacts.get(account.customerId) ?? null);
           if (account === undefined || contact === null) return [];

@@ -986,7 +986,11 @@ export class PaymentsService {
       if (debit !== undefined) {
         // A direct debit not yet collected: the bill it is for, nothing allocated yet.
         const item = { id: debit.invoiceId, href: `${BILL_PATH}/${debit.invoiceId}`, "@referredType": "CustomerBill" };
-        const planned = { amount: tmfMoney(debit.amount, row.currency), item };
+        const planned = {
+          amount: tmfMoney(debit.amount, row.currency),
+          totalAmount: tmfMoney(debit.amount, row.currency),
+          item,
+        };
         return [presentPayment(row, [planned], new Money(0))];
       }
       const items = row.entryId === null ? [] : (byEntry.get(row.entryId) ?? []);
