@@ -2,6 +2,7 @@ import t from "tap";
 import { SYSTEM_ACTOR } from "../../src/platform/audit.js";
 import { isPublicPrefix, ROLES, type Role } from "../../src/platform/auth.js";
 import { EVENT_APIS } from "../../src/platform/events.js";
+import { camt053 } from "../support/bank-files.js";
 import { type Engine, startEngine } from "../support/engine.js";
 import {
   billingAccountBody,
@@ -23,6 +24,8 @@ type WriteSample = (engine: Engine) => Promise<{
   url: string;
   body?: unknown;
   contentType?: string;
+  /** Sent as is (an XML file), not JSON-encoded. */
+  rawBody?: string;
   entityId?: string;
   /** Where the audited entity's id is in the answer, when it is not `id` (imports answer with a batch). */
   entityIdFrom?: (answer: Record<string, unknown>) => string;
@@ -408,6 +411,64 @@ Object.assign(WRITE_SAMPLES, {
   },
 });
 
+/** A mandate signed yesterday on a fresh account. */
+async function mandateOn(engine: Engine, accountId: string, reference: string) {
+  const yesterday = new Date(engine.clock.now().getTime() - 86_400_000).toISOString().slice(0, 10);
+  const created = await engine.request("POST", `/api/v1/billing-accounts/${accountId}/mandates`, {
+    body: { reference, signatureDate: yesterday, debtorName: "Ada Lovelace", iban: "DE02120300000000202051" },
+  });
+  return created.json().id as string;
+}
+/** A statement with one credit nobody can place: its entry waits in the worklist. */
+async function unmatchedEntry(engine: Engine, ref: string): Promise<string> {
+  const imported = await engine.request("POST", "/api/v1/payments/statements", {
+    rawBody: camt053({ messageId: ref, entries: [{ ref, amount: "7.00", remittance: "no reference" }] }),
+    headers: { "content-type": "application/xml" },
+  });
+  return imported.json().items[0].id as string;
+}
+Object.assign(WRITE_SAMPLES, {
+  "POST /api/v1/billing-accounts/:id/mandates": async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100007200", "+4915100007209"], sims: 1 });
+    return {
+      url: `/api/v1/billing-accounts/${accountId}/mandates`,
+      body: { reference: "ROUTES-M-1", signatureDate: "2020-01-01", debtorName: "Ada", iban: "DE02120300000000202051" },
+    };
+  },
+  "DELETE /api/v1/billing-accounts/:id/mandates/:mandateId": async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100007210", "+4915100007219"], sims: 1 });
+    const mandateId = await mandateOn(engine, accountId, "ROUTES-M-2");
+    return { url: `/api/v1/billing-accounts/${accountId}/mandates/${mandateId}`, entityId: mandateId };
+  },
+  "POST /api/v1/payments/direct-debits": async (engine: Engine) => {
+    // Its own SIM: the samples before took the shared ones.
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100007220", "+4915100007229"], sims: 0 });
+    await engine.request("POST", "/api/v1/inventory/sim-imports", { body: [simRecord(7221)] });
+    const placed = await engine.request("POST", `${ORDERING}/productOrder`, { body: lineOrder(accountId) });
+    await engine.app.services.orders.fulfil(SYSTEM_ACTOR, placed.json().id);
+    engine.clock.set(new Date(engine.clock.now().getTime() + 40 * 86_400_000));
+    const issued = await engine.request("POST", `/api/v1/billing/accounts/${accountId}/invoices`, { body: {} });
+    if (issued.statusCode !== 201) throw new Error(`no bill: ${issued.body}`);
+    await mandateOn(engine, accountId, "ROUTES-M-3");
+    const collection = new Date(engine.clock.now().getTime() + 60 * 86_400_000).toISOString().slice(0, 10);
+    return { url: "/api/v1/payments/direct-debits", body: { collectionDate: collection } };
+  },
+  "POST /api/v1/payments/statements": async () => ({
+    url: "/api/v1/payments/statements",
+    rawBody: camt053({ messageId: "ROUTES-S", entries: [{ ref: "ROUTES-S-1", amount: "3.00", remittance: "hello" }] }),
+    contentType: "application/xml",
+  }),
+  "POST /api/v1/payments/unmatched/:id/assign": async (engine: Engine) => {
+    const { accountId } = await orderReadyAccount(engine, { numbers: ["+4915100007230", "+4915100007239"], sims: 1 });
+    const entryId = await unmatchedEntry(engine, "ROUTES-U-1");
+    return {
+      url: `/api/v1/payments/unmatched/${entryId}/assign`,
+      body: { billingAccount: { id: accountId } },
+      entityId: entryId,
+    };
+  },
+});
+
 const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);
 
 t.test("every route declares roles or is public, and has a response schema", async (t) => {
@@ -511,6 +572,7 @@ t.test("every write route leaves an audit row for the entity it changed", async 
     const before = last?.id ?? 0;
     const response = await engine.request(route.method, request.url, {
       ...(request.body === undefined ? {} : { body: request.body }),
+      ...(request.rawBody === undefined ? {} : { rawBody: request.rawBody }),
       ...(request.contentType ? { headers: { "content-type": request.contentType } } : {}),
     });
     t.ok(
