@@ -136,3 +136,46 @@ t.test("bill, part-payment, overpayment, credit used, chargeback with its fee, r
     { event_type: "RefundCreateEvent", n: 1 },
   ]);
 });
+
+t.test("a SEPA direct debit: pre-notified, pending, collected by the daily job on its date", async (t) => {
+  const { engine, api, moveTo, waitForOrder } = await clockEngine(t, { start: "2027-01-17T08:59:00Z" });
+  const finance = engine.keys.finance;
+  await moveTo("2027-01-17T09:00:00Z");
+  const { accountId, customerId } = await orderReadyAccount(engine);
+  const order = await api("POST", ORDERS, {
+    billingAccount: { id: accountId },
+    productOrderItem: [{ id: "1", action: "add", productOffering: { id: "plan-postpaid-m" } }],
+  });
+  await waitForOrder(order.id);
+  await api("POST", `/api/v1/billing-accounts/${accountId}/mandates`, {
+    reference: "SCENARIO-1",
+    signatureDate: "2027-01-17",
+    debtorName: "Ada Lovelace",
+    iban: "DE02120300000000202051",
+  });
+
+  // 1 February: the cycle bill (the bill run's job), then a file collecting it on the 16th.
+  await moveTo("2027-02-01T08:00:00Z");
+  const [bill] = await api("GET", `${BILLS}?billingAccount.id=${accountId}`);
+  t.ok(bill, "the bill run issued the cycle bill");
+  const file = await api("POST", "/api/v1/payments/direct-debits", { collectionDate: "2027-02-16" }, finance);
+  t.equal(file.transactions, 1);
+  const [debit] = await api("GET", `${PAYMENTS}?account.id=${accountId}`, undefined, finance);
+  t.match(debit, { status: "pending", paymentItem: [{ item: { id: bill.id } }] });
+  const notices = await engine.sql<{ body: string }>(
+    "select body from customer_messages where customer_id = $1 and reason = 'directDebit.prenotification'",
+    [customerId],
+  );
+  t.match(notices, [{ body: /on 2027-02-16 \(mandate SCENARIO-1/ }], "the debtor was pre-notified");
+
+  // 15 February: still pending; 16 February: the daily job collects it and the bill is settled.
+  await moveTo("2027-02-15T12:00:00Z");
+  t.equal((await api("GET", `${PAYMENTS}/${debit.id}`, undefined, finance)).status, "pending");
+  await moveTo("2027-02-16T12:00:00Z");
+  t.match(await api("GET", `${PAYMENTS}/${debit.id}`, undefined, finance), {
+    status: "succeeded",
+    paymentItem: [{ item: { id: bill.id } }],
+    unappliedAmount: { value: 0 },
+  });
+  t.match(await api("GET", `${BILLS}/${bill.id}`), { state: "settled", remainingAmount: { value: 0 } });
+});

@@ -15,6 +15,7 @@ import { type BillingAccountView, type CollectibleBill, lockAccounts, openBillsD
 import { directDebitFiles, directDebits, mandates } from "./bank-files.tables.js";
 import { buildPain008, type Creditor, type PlannedDebit, sepaText } from "./pain008.js";
 import type { PaymentsService } from "./payments.service.js";
+import { REVERSAL_REASONS } from "./reversal-reasons.js";
 
 /**
  * SEPA Core direct debits (EPC SDD Core rulebook; ISO 20022 pain.008.001.02). A billing account's mandates are the
@@ -33,7 +34,6 @@ const MANDATE_LIFE_MONTHS = 36;
 /** A return may come up to 8 weeks after collection (authorised), or 13 months when there was no mandate (MD01). */
 const RETURN_DAYS_AUTHORISED = 56;
 const RETURN_MONTHS_UNAUTHORISED = 13;
-const UNAUTHORISED_REASONS = new Set(["MD01"]);
 /** The characters a mandate reference may hold (EPC SEPA character set, at most 35, no leading or double "/"). */
 const MANDATE_REFERENCE = /^(?!\/)(?!.*\/\/)[A-Za-z0-9/\-?:().,'+ ]{1,35}$/;
 
@@ -572,11 +572,12 @@ export class DirectDebitsService {
   /** Why a return of `debit` booked on `bookingDate` with `reason` may not reverse it, or null when it may. */
   returnRefusal(debit: DebitView, reason: string, bookingDate: string): string | null {
     const collected = parseDate(debit.collectionDate);
-    const limit = UNAUTHORISED_REASONS.has(reason)
+    const unauthorised = REVERSAL_REASONS[reason]?.unauthorised === true;
+    const limit = unauthorised
       ? formatLocalDate(addMonths(collected, RETURN_MONTHS_UNAUTHORISED))
       : formatLocalDate(addDays(collected, RETURN_DAYS_AUTHORISED));
     if (bookingDate > limit) {
-      return `a return booked ${bookingDate}, after the ${UNAUTHORISED_REASONS.has(reason) ? "13 months" : "8 weeks"} a ${reason} return may come (collected ${debit.collectionDate}): for finance to take up with the bank`;
+      return `a return booked ${bookingDate}, after the ${unauthorised ? "13 months" : "8 weeks"} a ${reason} return may come (collected ${debit.collectionDate}): for finance to take up with the bank`;
     }
     return null;
   }

@@ -1,9 +1,11 @@
 /**
  * Why a payment came back, by the code the bank or card scheme gives: the ISO 20022 external return reason codes of
  * SEPA direct debits (EPC SDD Rulebook, R-transactions) and a card chargeback. `fee`: the payer caused it, so the
- * catalog's reversal fee is charged (a bank's own error costs the customer nothing).
+ * catalog's reversal fee is charged (a bank's own error costs the customer nothing). `unauthorised`: the debit had no
+ * valid mandate, so the debtor may have it returned for 13 months after collection, not the 8 weeks of an authorised
+ * debit (EPC SDD Core rulebook 4.3.4; camt.053 returns read by statements.service.ts).
  */
-export const REVERSAL_REASONS: Readonly<Record<string, { text: string; fee: boolean }>> = {
+export const REVERSAL_REASONS: Readonly<Record<string, { text: string; fee: boolean; unauthorised?: true }>> = {
   AC01: { text: "account identifier incorrect", fee: true },
   AC04: { text: "account closed", fee: true },
   AC06: { text: "account blocked", fee: true },
@@ -13,7 +15,7 @@ export const REVERSAL_REASONS: Readonly<Record<string, { text: string; fee: bool
   AM05: { text: "duplicate collection", fee: false },
   BE05: { text: "creditor not recognised", fee: false },
   FF01: { text: "invalid file format", fee: false },
-  MD01: { text: "no valid mandate", fee: false },
+  MD01: { text: "no valid mandate", fee: false, unauthorised: true },
   MD02: { text: "mandate data missing or incorrect", fee: false },
   MD06: { text: "refund requested by the debtor", fee: true },
   MD07: { text: "debtor deceased", fee: false },
