@@ -69,5 +69,5 @@ export {
   writeEntries,
 } from "./cash-application.js";
 export { ComposeError, type ComposeInput, composeInvoice, type Draft } from "./compose.js";
-export type { InvoicesService } from "./invoices.service.js";
+export type { BillMessage, Contact, InvoicesService } from "./invoices.service.js";
 export { lockAccounts } from "./invoices.service.js";

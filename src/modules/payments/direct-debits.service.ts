@@ -11,7 +11,14 @@ import { requestHash } from "../../platform/tmf.js";
 import { addMonths, formatLocalDate, isCalendarDate, type LocalDate } from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
 import { Money } from "../../shared/money.js";
-import { type BillingAccountView, type CollectibleBill, lockAccounts, openBillsDueBy } from "../billing/index.js";
+import {
+  type BillingAccountView,
+  type BillMessage,
+  type CollectibleBill,
+  type Contact,
+  lockAccounts,
+  openBillsDueBy,
+} from "../billing/index.js";
 import { directDebitFiles, directDebits, mandates } from "./bank-files.tables.js";
 import { buildPain008, type Creditor, type PlannedDebit, sepaText } from "./pain008.js";
 import type { PaymentsService } from "./payments.service.js";
@@ -43,19 +50,8 @@ export interface DirectDebitsDeps extends ServiceDeps {
   /** The SEPA creditor an issuing entity collects as, or null when the catalog gives it none. */
   creditorOf(issuerId: string): Promise<Creditor | null>;
   /** Pre-notifications through the customer channel, queued in the caller's transaction. */
-  contactFor(customerId: string): Promise<{ channel: "sms" | "email"; address: string } | null>;
-  queueMessages(
-    tx: Db,
-    messages: ReadonlyArray<{
-      id: string;
-      customerId: string;
-      channel: "sms" | "email";
-      to: string;
-      subject: string;
-      body: string;
-      reason: string;
-    }>,
-  ): Promise<void>;
+  contactFor(customerId: string): Promise<Contact | null>;
+  queueMessages(tx: Db, messages: readonly BillMessage[]): Promise<void>;
   prenotificationDays: number;
 }
 
