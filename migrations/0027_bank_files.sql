@@ -8,7 +8,7 @@ CREATE TABLE "bank_statements" (
 	"error" text,
 	"created_at" timestamp with time zone NOT NULL,
 	"completed_at" timestamp with time zone,
-	CONSTRAINT "bank_statements_status_check" CHECK ("bank_statements"."status" in ('receiving', 'applied', 'rejected'))
+	CONSTRAINT "bank_statements_status_check" CHECK ("bank_statements"."status" in ('receiving', 'staged', 'applied', 'rejected'))
 );
 --> statement-breakpoint
 CREATE TABLE "direct_debit_files" (
@@ -114,7 +114,8 @@ CREATE UNIQUE INDEX "statement_entries_seq_idx" ON "statement_entries" USING btr
 CREATE INDEX "statement_entries_worklist_idx" ON "statement_entries" USING btree ("created_at") WHERE "statement_entries"."outcome" in ('unmatched', 'ambiguous');--> statement-breakpoint
 CREATE INDEX "invoices_payment_reference_idx" ON "invoices" USING btree ("payment_reference");--> statement-breakpoint
 ALTER TABLE "payments" ADD CONSTRAINT "payments_pending_check" CHECK (("payments"."status" = 'pending') = ("payments"."entry_id" is null));--> statement-breakpoint
-ALTER TABLE "payments" ADD CONSTRAINT "payments_id_check" CHECK ("payments"."entry_id" is null or "payments"."id" = "payments"."entry_id");--> statement-breakpoint
+ALTER TABLE "payments" ADD CONSTRAINT "payments_id_check" CHECK ("payments"."entry_id" is null or "payments"."id" = "payments"."entry_id");
+--> statement-breakpoint
 -- A pending payment (a direct debit before its collection date) gets its ledger entry once, when it is collected;
 -- beyond that a payment or refund still changes only its status.
 CREATE OR REPLACE FUNCTION "money_movement_immutable"() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -472,6 +472,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       live: notifications.live,
       charging: charging.services,
       directDebits: payments.debits,
+      statements: payments.statements,
       log: app.log,
     });
     const mover =

@@ -25,6 +25,7 @@ export function registerScheduledJobs(
       reviewCreditBarring(): Promise<{ accounts: number }>;
     };
     directDebits: { collectDue(businessTime: Date): Promise<{ collected: number }> };
+    statements: { recover(): Promise<{ resumed: number; abandoned: number }> };
     log: FastifyBaseLogger;
   },
 ): void {
@@ -84,6 +85,14 @@ export function registerScheduledJobs(
     // Pending SEPA debits whose collection date has come are collected: their payments settle the bills (the query
     // takes every date up to the slot's, so the latest slot covers the days missed).
     run: async (businessTime) => services.directDebits.collectDue(businessTime),
+  });
+  scheduler.register({
+    name: "statement-recovery",
+    every: "hour",
+    catchUp: "latest",
+    // Bank statements a crashed process read whole but did not finish applying are applied; uploads cut off are
+    // cleared so the file can be imported again.
+    run: async () => services.statements.recover(),
   });
   scheduler.register({
     name: "reconcile",

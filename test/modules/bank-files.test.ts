@@ -346,3 +346,56 @@ for (const driver of drivers) {
     t.equal((await engine.request("GET", mandatesOf(accounts[1] as string), { key: own })).statusCode, 404);
   });
 }
+
+t.test(
+  "a statement whose import died part-way is finished by recovery, once; a cut-off upload is cleared",
+  async (t) => {
+    const { engine, bills } = await billedAccounts(t, drivers[0] as Engine["driver"]);
+    const finance = engine.keys.finance;
+    const [billA, billB] = bills as [Bill, Bill];
+    const statements = engine.app.services.statements as unknown as {
+      apply: (...args: unknown[]) => Promise<void>;
+      recover(abandonedAfterMs?: number): Promise<{ resumed: number; abandoned: number }>;
+    };
+    const xml = camt053({
+      messageId: "CRASH",
+      entries: [
+        { ref: "CR-1", amount: billA.amountDue.value.toFixed(2), creditorRef: billA.paymentReference },
+        { ref: "CR-2", amount: billB.amountDue.value.toFixed(2), creditorRef: billB.paymentReference },
+      ],
+    });
+    // The process dies while applying: the file was read whole and staged, nothing applied.
+    const apply = statements.apply;
+    statements.apply = async () => {
+      throw new Error("the process died here");
+    };
+    const died = await engine.request("POST", STATEMENTS, { key: finance, ...xmlRequest(xml) });
+    statements.apply = apply;
+    t.equal(died.statusCode, 500);
+    t.equal(await engine.count("bank_statements", "status = 'staged'"), 1);
+    t.equal(await engine.count("payments"), 0);
+
+    // The next import (or the hourly job) finishes it first: then the same file is all duplicates.
+    const again = await engine.request("POST", STATEMENTS, { key: finance, ...xmlRequest(xml) });
+    t.equal(again.statusCode, 201, again.body);
+    t.same(again.json().outcomes, { duplicate: 2 });
+    t.equal(await engine.count("payments"), 2, "each entry paid once");
+    t.equal((await bill(engine, billA.id)).state, "settled");
+    t.equal(await engine.count("bank_statements", "status = 'applied'"), 2);
+
+    // An upload cut off by a crash (never read whole) is cleared after an hour, so the file can come again.
+    const [statement] = await engine.sql<{ id: string }>(
+      "insert into bank_statements (id, status, created_at) values (gen_random_uuid(), 'receiving', now() - interval '2 hours') returning id",
+    );
+    await engine.sql(
+      `insert into statement_entries (id, statement_id, seq, account, bank_ref, direction, booking_status, amount, currency, outcome, created_at)
+     values (gen_random_uuid(), $1, 1, 'DE89370400440532013000', 'CUT-1', 'CRDT', 'BOOK', 5, 'EUR', 'staged', now())`,
+      [statement?.id],
+    );
+    t.same(await statements.recover(), { resumed: 0, abandoned: 1 });
+    t.equal(await engine.count("statement_entries", "bank_ref = 'CUT-1'"), 0);
+    const cut = camt053({ messageId: "CUT", entries: [{ ref: "CUT-1", amount: "5.00", remittance: "x" }] });
+    const retried = await engine.request("POST", STATEMENTS, { key: finance, ...xmlRequest(cut) });
+    t.same(retried.json().outcomes, { unmatched: 1 }, "not taken for a duplicate of the cut-off upload");
+  },
+);

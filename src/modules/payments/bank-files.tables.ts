@@ -121,14 +121,19 @@ export const bankStatements = pgTable(
     statementRef: text("statement_ref"),
     account: text("account"),
     messageId: text("message_id"),
-    /** receiving | applied | rejected (a file that did not parse whole: nothing of it applied) */
+    /**
+     * receiving (streaming in) | staged (read whole, being applied) | applied | rejected (a file that did not read
+     * whole: nothing of it applied)
+     */
     status: text("status").notNull(),
     entries: integer("entries").notNull().default(0),
     error: text("error"),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
     completedAt: timestamp("completed_at", { withTimezone: true, mode: "date" }),
   },
-  (table) => [check("bank_statements_status_check", sql`${table.status} in ('receiving', 'applied', 'rejected')`)],
+  (table) => [
+    check("bank_statements_status_check", sql`${table.status} in ('receiving', 'staged', 'applied', 'rejected')`),
+  ],
 );
 
 /** One credit or debit of a statement (a batch booking's transactions each their own) and what became of it. */

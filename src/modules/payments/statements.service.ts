@@ -1,6 +1,6 @@
 import { StringDecoder } from "node:string_decoder";
 import { and, asc, count, eq, gt, inArray, sql } from "drizzle-orm";
-import type { Actor } from "../../platform/audit.js";
+import { type Actor, SYSTEM_ACTOR } from "../../platform/audit.js";
 import { type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
@@ -81,6 +81,7 @@ export class StatementsService {
   /** Reads a camt.053 file from `source`, stages its entries, applies them; answers the statement with its counts. */
   async import(actor: Actor, source: AsyncIterable<Buffer | string>): Promise<object> {
     const db = this.deps.database.db;
+    await this.recover();
     const now = this.deps.clock.now();
     const statementId = newId(now.getTime());
     await db.insert(bankStatements).values({ id: statementId, status: "receiving", createdAt: now });
@@ -118,20 +119,12 @@ export class StatementsService {
       }
       throw error;
     }
+    // Read whole: from here on the statement is applied, by this request or, after a crash, by recovery.
     await db
       .update(bankStatements)
-      .set({ messageId: reader.messageId, entries: staged })
+      .set({ messageId: reader.messageId, entries: staged, status: "staged" })
       .where(eq(bankStatements.id, statementId));
-    let afterSeq = 0;
-    for (;;) {
-      const next = await this.applyChunk(actor, statementId, afterSeq);
-      if (next === null) break;
-      afterSeq = next;
-    }
-    await db
-      .update(bankStatements)
-      .set({ status: "applied", completedAt: this.deps.clock.now() })
-      .where(eq(bankStatements.id, statementId));
+    await this.applyAll(actor, statementId);
     await this.deps.audit.record(db, actor, {
       action: "import",
       entityType: "bankStatement",
@@ -215,11 +208,56 @@ export class StatementsService {
     return rows.length;
   }
 
+  /** Applies a statement's staged entries, a chunk per transaction, then marks it applied. */
+  private async applyAll(actor: Actor, statementId: string): Promise<void> {
+    let afterSeq = 0;
+    for (;;) {
+      const next = await this.applyChunk(actor, statementId, afterSeq);
+      if (next === null) break;
+      afterSeq = next;
+    }
+    await this.deps.database.db
+      .update(bankStatements)
+      .set({ status: "applied", completedAt: this.deps.clock.now() })
+      .where(and(eq(bankStatements.id, statementId), eq(bankStatements.status, "staged")));
+  }
+
+  /**
+   * After a crash: statements read whole but not applied to the end are applied (their staged entries hold bank
+   * references a new import would take for duplicates); uploads cut off before they were read whole, and older than
+   * `abandonedAfterMs`, are rejected and their staged entries removed, so the file can be imported again. Run by
+   * every import and by the hourly job.
+   */
+  async recover(abandonedAfterMs = 3_600_000): Promise<{ resumed: number; abandoned: number }> {
+    const db = this.deps.database.db;
+    const now = this.deps.clock.now();
+    const stale = await db
+      .select({ id: bankStatements.id, status: bankStatements.status, createdAt: bankStatements.createdAt })
+      .from(bankStatements)
+      .where(inArray(bankStatements.status, ["receiving", "staged"]));
+    let resumed = 0;
+    let abandoned = 0;
+    for (const statement of stale) {
+      if (statement.status === "staged") {
+        await this.applyAll(SYSTEM_ACTOR, statement.id);
+        resumed += 1;
+      } else if (now.getTime() - statement.createdAt.getTime() > abandonedAfterMs) {
+        await db.delete(statementEntries).where(eq(statementEntries.statementId, statement.id));
+        await db
+          .update(bankStatements)
+          .set({ status: "rejected", error: "the upload was cut off before the file was read whole", completedAt: now })
+          .where(and(eq(bankStatements.id, statement.id), eq(bankStatements.status, "receiving")));
+        abandoned += 1;
+      }
+    }
+    return { resumed, abandoned };
+  }
+
   /** Applies the next chunk of staged entries after `afterSeq` in one transaction; null when none is left. */
   private async applyChunk(actor: Actor, statementId: string, afterSeq: number): Promise<number | null> {
     const db = this.deps.database.db;
-    const entries = await db
-      .select()
+    const candidates = await db
+      .select({ id: statementEntries.id, seq: statementEntries.seq, currency: statementEntries.currency })
       .from(statementEntries)
       .where(
         and(
@@ -230,14 +268,31 @@ export class StatementsService {
       )
       .orderBy(asc(statementEntries.seq))
       .limit(APPLY_CHUNK);
-    const last = entries[entries.length - 1];
+    const last = candidates[candidates.length - 1];
     if (last === undefined) return null;
     // The catalog's fees are read before the transaction (embedded PGlite has one session).
     const fees = new Map<string, ReversalFee | null>();
-    for (const currency of new Set(entries.map((entry) => entry.currency))) {
+    for (const currency of new Set(candidates.map((entry) => entry.currency))) {
       fees.set(currency, await this.deps.reversalFee(currency));
     }
-    await this.deps.database.transaction((tx) => this.apply(tx, actor, entries, fees));
+    await this.deps.database.transaction(async (tx) => {
+      // Claimed under lock, still staged: a recovery running beside this request applies each entry once.
+      const entries = await tx
+        .select()
+        .from(statementEntries)
+        .where(
+          and(
+            inArray(
+              statementEntries.id,
+              candidates.map((entry) => entry.id),
+            ),
+            eq(statementEntries.outcome, "staged"),
+          ),
+        )
+        .orderBy(asc(statementEntries.seq))
+        .for("update", { skipLocked: true });
+      if (entries.length > 0) await this.apply(tx, actor, entries, fees);
+    });
     return last.seq;
   }
 
