@@ -437,8 +437,10 @@ export async function billsQuoted(db: Db, tokens: readonly string[]): Promise<Qu
       currency: invoices.currency,
     })
     .from(invoices)
+    // Each side by its own index (an OR of the two would read every bill).
     .where(
-      sql`${invoices.kind} <> 'creditNote' and (${invoices.paymentReference} in (select jsonb_array_elements_text(${list}::jsonb))
-        or ${invoices.number} in (select jsonb_array_elements_text(${list}::jsonb)))`,
+      sql`${invoices.kind} <> 'creditNote' and ${invoices.id} in (
+        select id from ${invoices} where payment_reference = any(select jsonb_array_elements_text(${list}::jsonb))
+        union select id from ${invoices} where number = any(select jsonb_array_elements_text(${list}::jsonb)))`,
     );
 }
