@@ -175,7 +175,7 @@ for (const driver of drivers) {
         ["plan-postpaid-classic"],
       );
       const paged = await engine.request("GET", PO, { query: { limit: "2", offset: "1", fields: "name" } });
-      t.equal(paged.headers["x-total-count"], "13");
+      t.equal(paged.headers["x-total-count"], "14");
       t.equal(paged.json().length, 2);
       t.same(Object.keys(paged.json()[0]).sort(), ["@type", "href", "id", "name"]);
 
@@ -237,3 +237,43 @@ t.test(
     t.equal(seen, "24.99", "the other process reloaded after the broadcast");
   },
 );
+
+t.test("dunning policies are checked when published: order, actions and the law of their jurisdiction", async (t) => {
+  const shipped = loadCatalog(CATALOG_DIR).dunningPolicies;
+  t.same(
+    shipped.map((policy) => policy.id),
+    ["dunning-de-consumer", "dunning-de-business", "dunning-gb"],
+  );
+  const directory = copyCatalog(t);
+  edit(directory, "dunning-policies.json", (policies) => {
+    // German consumers: barring for 50 EUR, a notice only a week ahead, full barring three days after outgoing.
+    policies[0].barringMinimum = "50.00";
+    policies[0].steps[1].daysPastDue = 21;
+    policies[0].steps[3].daysPastDue = 30;
+    // Steps out of order, an unknown action, a fee on a barring, a notice of a step the policy lacks.
+    policies[2].steps[0].daysPastDue = 30;
+    policies[1].steps[2].action = "disconnectEverything";
+    policies[2].steps[2].fee = "1.00";
+    policies[2].reconnectionFee = "no-such-offering";
+    policies.push({ ...policies[2], id: "dunning-gb-2" });
+  });
+  const error = t.throws(() => loadCatalog(directory)) as CatalogError;
+  t.ok(error instanceof CatalogError);
+  const lines = error.problems.map((problem) => `${problem.file}: ${problem.path}: ${problem.message}`);
+  for (const expected of [
+    /^dunning-policies\.json: \[0\]\.barringMinimum: TKG § 61: no barring for less than 100 EUR/,
+    /^dunning-policies\.json: \[0\]\.steps\[2\]\.daysPastDue: TKG § 61: outgoingBarring needs a written notice that names it at least 14 days before$/,
+    /^dunning-policies\.json: \[0\]\.steps\[3\]\.daysPastDue: TKG § 61: full barring no earlier than 7 days after outgoing barring \(day 28\)$/,
+    /^dunning-policies\.json: \[2\]\.steps\[1\]\.daysPastDue: 14 comes before the previous step's 30/,
+    /^dunning-policies\.json: \[1\]\.steps\[2\]\.action: /,
+    /^dunning-policies\.json: \[2\]\.steps\[2\]\.fee: only a reminder carries a fee$/,
+    /^dunning-policies\.json: \[2\]\.reconnectionFee: unknown offering no-such-offering$/,
+    /^dunning-policies\.json: \[3\]\.(id|segment): /,
+  ]) {
+    t.ok(
+      lines.some((line) => expected.test(line)),
+      `reports ${expected}`,
+    );
+  }
+  t.comment(lines.filter((line) => line.startsWith("dunning")).join("\n"));
+});

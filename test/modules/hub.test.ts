@@ -47,7 +47,7 @@ t.test("state changes write TMF events to the outbox in their own transaction", 
     "outbox_events",
     "api = 'productCatalogManagement' and event_type = 'ProductOfferingCreateEvent'",
   );
-  t.equal(catalogEvents, 13, "one event per published offering");
+  t.equal(catalogEvents, 14, "one event per published offering");
 });
 
 t.test("a hub receives matching events once, signed with its secret", async (t) => {

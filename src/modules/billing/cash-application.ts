@@ -428,19 +428,21 @@ export async function billsQuoted(db: Db, tokens: readonly string[]): Promise<Qu
   const wanted = [...new Set(tokens)].filter((token) => token.length >= 4 && token.length <= 64);
   if (wanted.length === 0) return [];
   const list = JSON.stringify(wanted);
-  return db
-    .select({
-      id: invoices.id,
-      billingAccountId: invoices.billingAccountId,
-      number: invoices.number,
-      paymentReference: invoices.paymentReference,
-      currency: invoices.currency,
-    })
-    .from(invoices)
-    // Each side by its own index (an OR of the two would read every bill).
-    .where(
-      sql`${invoices.kind} <> 'creditNote' and ${invoices.id} in (
+  return (
+    db
+      .select({
+        id: invoices.id,
+        billingAccountId: invoices.billingAccountId,
+        number: invoices.number,
+        paymentReference: invoices.paymentReference,
+        currency: invoices.currency,
+      })
+      .from(invoices)
+      // Each side by its own index (an OR of the two would read every bill).
+      .where(
+        sql`${invoices.kind} <> 'creditNote' and ${invoices.id} in (
         select id from ${invoices} where payment_reference = any(select jsonb_array_elements_text(${list}::jsonb))
         union select id from ${invoices} where number = any(select jsonb_array_elements_text(${list}::jsonb)))`,
-    );
+      )
+  );
 }

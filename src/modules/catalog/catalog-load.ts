@@ -13,6 +13,9 @@ import { vatIdCountry, vatIdProblem } from "../../shared/vat-id.js";
 import {
   type CatalogRoot,
   CatalogRootSchema,
+  type DunningAction,
+  type DunningPolicy,
+  DunningPolicySchema,
   EXEMPT_CATEGORIES,
   type IssuingEntity,
   IssuingEntitySchema,
@@ -40,6 +43,7 @@ import { type CompiledTariff, compileTariff, TariffError } from "./tariff-compil
  *   specifications.json   [product specification]
  *   promotions.json       [promotion]
  *   issuing-entities.json [issuing entity]: the companies that issue the bills, by the countries they bill
+ *   dunning-policies.json [dunning policy]: the steps for accounts that do not pay, per jurisdiction and segment
  *   offerings/*.json      [product offering] per file
  *   tariffs/*.json        one tariff per file
  */
@@ -66,6 +70,7 @@ export interface CatalogDefinition {
   offerings: Offering[];
   promotions: Promotion[];
   issuingEntities: IssuingEntity[];
+  dunningPolicies: DunningPolicy[];
   tariffs: TariffDefinition[];
   compiledTariffs: Map<string, CompiledTariff>;
 }
@@ -166,6 +171,12 @@ export function loadCatalog(directory: string): CatalogDefinition {
     "issuing-entities.json",
     readJson("issuing-entities.json"),
     IssuingEntitySchema,
+  );
+
+  const dunningPolicies = checkList<DunningPolicy>(
+    "dunning-policies.json",
+    readJson("dunning-policies.json"),
+    DunningPolicySchema,
   );
 
   const compiledTariffs = new Map<string, CompiledTariff>();
@@ -355,6 +366,10 @@ export function loadCatalog(directory: string): CatalogDefinition {
     });
   }
   if (offeringIds.size === 0 && problems.length === 0) problem("offerings", "(folder)", "has no offerings");
+  unique(dunningPolicies, "dunning policy");
+  checkDunningPolicies(dunningPolicies, currencies, offeringIds, (where, message) =>
+    problem("dunning-policies.json", where, message),
+  );
 
   if (problems.length > 0 || root === undefined) throw new CatalogError(problems);
   return {
@@ -364,6 +379,7 @@ export function loadCatalog(directory: string): CatalogDefinition {
     offerings: offerings.map((entry) => withOfferingDefaults(entry.item)),
     promotions: promotions.map((entry) => entry.item),
     issuingEntities: issuingEntities.map((entry) => entry.item),
+    dunningPolicies: dunningPolicies.map((entry) => entry.item),
     tariffs: tariffFiles.map((entry) => entry.tariff.definition),
     compiledTariffs,
   };
@@ -433,6 +449,112 @@ function checkTaxClass(taxClass: TaxClass, at: string, problem: Report): void {
     }
     starts.add(key);
   });
+}
+
+/**
+ * What the law of a jurisdiction asks before a consumer's service is barred for debt, where the engine knows it.
+ * Germany, Telecommunications Act (TKG) § 61: at least 100 EUR of undisputed arrears, a written notice at least two
+ * weeks ahead that names the barring, outgoing calls barred first and all calls no earlier than a week later.
+ */
+export const BARRING_LAW: Readonly<
+  Record<string, { law: string; minimum: Record<string, string>; noticeDays: number; fullAfterOutgoingDays: number }>
+> = {
+  DE: { law: "TKG § 61", minimum: { EUR: "100" }, noticeDays: 14, fullAfterOutgoingDays: 7 },
+};
+
+const BARRING_ACTIONS: readonly DunningAction[] = ["outgoingBarring", "fullBarring", "suspension", "termination"];
+
+/**
+ * Dunning policies: steps in the order of their days (a later step never comes earlier), each action at most once
+ * but reminders, barring before suspension before termination, fees only on reminders; one policy per jurisdiction,
+ * segment and currency; a catalog currency; the reconnection fee a one-time offering; and, for consumers where the
+ * law is known (BARRING_LAW), no barring earlier than it allows.
+ */
+function checkDunningPolicies(
+  policies: Array<{ item: DunningPolicy; at: string }>,
+  currencies: readonly string[],
+  offeringIds: ReadonlySet<string>,
+  problem: Report,
+): void {
+  const scopes = new Map<string, string>();
+  for (const { item, at } of policies) {
+    const scope = `${item.jurisdiction}/${item.segment ?? "any"}/${item.currency}`;
+    const other = scopes.get(scope);
+    if (other !== undefined) problem(`${at}.segment`, `${scope} is already dunned by policy ${other}`);
+    scopes.set(scope, item.id);
+    if (!currencies.includes(item.currency)) problem(`${at}.currency`, `${item.currency} is not a catalog currency`);
+    if (item.reconnectionFee !== undefined && !offeringIds.has(item.reconnectionFee)) {
+      problem(`${at}.reconnectionFee`, `unknown offering ${item.reconnectionFee}`);
+    }
+    const ids = new Set<string>();
+    const dayOf = new Map<DunningAction, number>();
+    item.steps.forEach((step, index) => {
+      const where = `${at}.steps[${index}]`;
+      if (ids.has(step.id)) problem(`${where}.id`, `duplicates step ${step.id}`);
+      ids.add(step.id);
+      const previous = item.steps[index - 1];
+      if (previous !== undefined && step.daysPastDue < previous.daysPastDue) {
+        problem(
+          `${where}.daysPastDue`,
+          `${step.daysPastDue} comes before the previous step's ${previous.daysPastDue}: steps are in the order of their days`,
+        );
+      }
+      if (step.action !== "reminder") {
+        if (dayOf.has(step.action)) problem(`${where}.action`, `${step.action} appears twice`);
+        const rank = BARRING_ACTIONS.indexOf(step.action);
+        const later = BARRING_ACTIONS.slice(rank + 1).find((action) => dayOf.has(action));
+        if (later !== undefined) problem(`${where}.action`, `${step.action} comes after ${later}`);
+        dayOf.set(step.action, step.daysPastDue);
+      }
+      if (step.fee !== undefined && step.action !== "reminder")
+        problem(`${where}.fee`, "only a reminder carries a fee");
+      for (const announced of step.announces ?? []) {
+        if (!BARRING_ACTIONS.includes(announced))
+          problem(`${where}.announces`, `${announced} is not announced: only barring, suspension and termination are`);
+        const target = item.steps.findIndex((candidate) => candidate.action === announced);
+        if (target === -1) problem(`${where}.announces`, `announces ${announced}, which the policy does not have`);
+        else if (target < index) problem(`${where}.announces`, `announces ${announced}, which comes before it`);
+      }
+    });
+    const law = BARRING_LAW[item.jurisdiction];
+    if (law === undefined || item.segment === "Organization") continue;
+    const barring = item.steps.filter((step) => BARRING_ACTIONS.includes(step.action));
+    if (barring.length === 0) continue;
+    const minimum = law.minimum[item.currency];
+    if (minimum !== undefined && new Money(item.barringMinimum).lt(minimum)) {
+      problem(
+        `${at}.barringMinimum`,
+        `${law.law}: no barring for less than ${minimum} ${item.currency} of undisputed arrears`,
+      );
+    }
+    for (const step of barring) {
+      const index = item.steps.indexOf(step);
+      const notice = item.steps.find(
+        (candidate) =>
+          (candidate.announces ?? []).includes(step.action) &&
+          candidate.daysPastDue + law.noticeDays <= step.daysPastDue,
+      );
+      if (notice === undefined) {
+        problem(
+          `${at}.steps[${index}].daysPastDue`,
+          `${law.law}: ${step.action} needs a written notice that names it at least ${law.noticeDays} days before`,
+        );
+      }
+    }
+    const outgoing = dayOf.get("outgoingBarring");
+    const full = dayOf.get("fullBarring");
+    if (full !== undefined) {
+      const index = item.steps.findIndex((step) => step.action === "fullBarring");
+      if (outgoing === undefined)
+        problem(`${at}.steps[${index}].action`, `${law.law}: outgoing calls are barred first`);
+      else if (full < outgoing + law.fullAfterOutgoingDays) {
+        problem(
+          `${at}.steps[${index}].daysPastDue`,
+          `${law.law}: full barring no earlier than ${law.fullAfterOutgoingDays} days after outgoing barring (day ${outgoing})`,
+        );
+      }
+    }
+  }
 }
 
 /**

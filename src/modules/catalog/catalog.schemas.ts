@@ -235,6 +235,48 @@ export const IssuingEntitySchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** What a dunning step does (DESIGN.md §10 "Dunning is data"). */
+export const DUNNING_ACTIONS = ["reminder", "outgoingBarring", "fullBarring", "suspension", "termination"] as const;
+export type DunningAction = (typeof DUNNING_ACTIONS)[number];
+const DecimalText = Type.String({ pattern: "^\\d{1,12}(\\.\\d{1,6})?$" });
+
+/** One step of a dunning policy: what is done once an account's oldest undisputed overdue bill is so many days late. */
+export const DunningStepSchema = Type.Object(
+  {
+    id: Id,
+    action: Type.Enum(DUNNING_ACTIONS),
+    daysPastDue: Type.Integer({ minimum: 0, maximum: 3650 }),
+    /** A reminder's fee, in the policy's currency: outside the scope of VAT, a receivable entry of its own. */
+    fee: Type.Optional(DecimalText),
+    /** The later steps this written notice announces (TKG § 61: a barring needs two weeks' notice that names it). */
+    announces: Type.Optional(Type.Array(Type.Enum(DUNNING_ACTIONS), { minItems: 1, uniqueItems: true })),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * A dunning policy: the steps for the accounts of one jurisdiction, segment (the customer's party: Individual or
+ * Organization; omitted, both) and currency. Versioned with the catalog and checked when published, against the law
+ * of its jurisdiction where the engine knows it (BARRING_LAW in catalog-load.ts).
+ */
+export const DunningPolicySchema = Type.Object(
+  {
+    id: Id,
+    name: Text,
+    jurisdiction: CountryCode,
+    segment: Type.Optional(Type.Union([Type.Literal("Individual"), Type.Literal("Organization")])),
+    currency: Type.String({ pattern: "^[A-Z]{3}$" }),
+    /** No case opens for less overdue than this. */
+    minimumOverdue: DecimalText,
+    /** No barring, suspension or termination step for less undisputed overdue than this. */
+    barringMinimum: DecimalText,
+    /** The one-time offering charged on the next invoice when service comes back after a barring (absent: none). */
+    reconnectionFee: Type.Optional(Id),
+    steps: Type.Array(DunningStepSchema, { minItems: 1, maxItems: 20 }),
+  },
+  { additionalProperties: false },
+);
+
 export type CatalogRoot = Static<typeof CatalogRootSchema>;
 export type TaxClass = Static<typeof TaxClassSchema>;
 export type Specification = Static<typeof SpecificationSchema>;
@@ -245,6 +287,8 @@ export type Price = Static<typeof PriceSchema>;
 export type TaxRate = Static<typeof TaxRateSchema>;
 export type VatCategory = (typeof VAT_CATEGORIES)[number];
 export type IssuingEntity = Static<typeof IssuingEntitySchema>;
+export type DunningPolicy = Static<typeof DunningPolicySchema>;
+export type DunningStep = Static<typeof DunningStepSchema>;
 
 // --- TMF620 read shapes ---
 

@@ -16,7 +16,15 @@ import {
   specificationResource,
   type VersionInfo,
 } from "./catalog.resources.js";
-import type { CatalogRoot, IssuingEntity, Offering, Promotion, Specification, TaxClass } from "./catalog.schemas.js";
+import type {
+  CatalogRoot,
+  DunningPolicy,
+  IssuingEntity,
+  Offering,
+  Promotion,
+  Specification,
+  TaxClass,
+} from "./catalog.schemas.js";
 import type { CatalogEntityRow } from "./catalog.tables.js";
 import { type CatalogDefinition, loadCatalog } from "./catalog-load.js";
 import { issuingEntityFor, nextRateChange } from "./catalog-terms.js";
@@ -32,6 +40,7 @@ export const ENTITY_KINDS = [
   "promotion",
   "tariff",
   "issuingEntity",
+  "dunningPolicy",
 ] as const;
 export type EntityKind = (typeof ENTITY_KINDS)[number];
 
@@ -55,7 +64,7 @@ export interface PublishResult {
   retired: number;
 }
 
-interface Versioned<T> {
+export interface Versioned<T> {
   content: T;
   info: VersionInfo;
 }
@@ -81,6 +90,7 @@ export interface CatalogSnapshot {
   taxClasses: Map<string, Versioned<TaxClass>>;
   promotions: Map<string, Versioned<Promotion>>;
   issuingEntities: Map<string, Versioned<IssuingEntity>>;
+  dunningPolicies: Map<string, Versioned<DunningPolicy>>;
   resources: {
     productOffering: object[];
     productOfferingPrice: object[];
@@ -108,6 +118,7 @@ function entitiesOf(definition: CatalogDefinition): Array<{ kind: EntityKind; id
     ...definition.promotions.map((promotion) => ({ kind: "promotion" as const, id: promotion.id, content: promotion })),
     ...definition.tariffs.map((tariff) => ({ kind: "tariff" as const, id: tariff.id, content: tariff })),
     ...definition.issuingEntities.map((entity) => ({ kind: "issuingEntity" as const, id: entity.id, content: entity })),
+    ...definition.dunningPolicies.map((policy) => ({ kind: "dunningPolicy" as const, id: policy.id, content: policy })),
   ];
 }
 
@@ -404,6 +415,25 @@ export class CatalogService {
   }
 
   /**
+   * The dunning policy for an account: of its jurisdiction's country, its currency, and its segment (the customer's
+   * party) or, failing that, the policy for both segments; undefined when the catalog has none (no dunning).
+   */
+  async dunningPolicyFor(
+    jurisdiction: string,
+    segment: "Individual" | "Organization",
+    currency: string,
+  ): Promise<Versioned<DunningPolicy> | undefined> {
+    const country = jurisdiction.slice(0, 2);
+    const policies = [...(await this.snapshot()).dunningPolicies.values()].filter(
+      (entry) => entry.content.jurisdiction === country && entry.content.currency === currency,
+    );
+    return (
+      policies.find((entry) => entry.content.segment === segment) ??
+      policies.find((entry) => entry.content.segment === undefined)
+    );
+  }
+
+  /**
    * The issuing entity that bills a country (ISO 3166-1 alpha-2; a jurisdiction such as "ES-CN" is taken as its
    * country), or undefined when the catalog names none for it.
    */
@@ -471,6 +501,7 @@ export class CatalogService {
       taxClasses: taxClassEntries,
       promotions,
       issuingEntities: byKind<IssuingEntity>("issuingEntity"),
+      dunningPolicies: byKind<DunningPolicy>("dunningPolicy"),
       resources: {
         productOffering: offeringList.map((entry) =>
           offeringResource(
