@@ -12,6 +12,7 @@ import { benchOrders, printOrders } from "./orders.js";
 import { benchPayments, printPayments } from "./payments.js";
 import { benchRating, printRating } from "./rating.js";
 import { benchRatingEngine, printRatingEngine } from "./rating-engine.js";
+import { benchStatements, printStatements } from "./statements.js";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   http: async () => printHttp(await benchHttp()),
@@ -24,6 +25,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   invoices: async () => printInvoices(await benchInvoices()),
   "bill-run": async () => printBillRun(await benchBillRun()),
   payments: async () => printPayments(await benchPayments()),
+  statements: async () => printStatements(await benchStatements()),
 };
 
 const requested = process.argv.slice(2);
