@@ -255,10 +255,13 @@ export function bankFilesRoutes(debits: DirectDebitsService, statements: Stateme
       async (request, reply) => {
         // A large statement is applied for minutes after its last byte arrives: the socket's idle timeout
         // (BSS_REQUEST_TIMEOUT_MS) is lifted for this request and set back when the answer is sent.
-        const socket = request.raw.socket;
+        // (An injected request's socket has no timer.)
+        const socket = request.raw.socket as { setTimeout?: (ms: number) => unknown } | undefined;
         const idle = request.server.server.timeout;
-        socket?.setTimeout(0);
-        reply.raw.once("finish", () => socket?.setTimeout(idle));
+        if (typeof socket?.setTimeout === "function") {
+          socket.setTimeout(0);
+          reply.raw.once("finish", () => socket.setTimeout?.(idle));
+        }
         const body = request.body as AsyncIterable<Buffer> | undefined;
         const statement = (await statements.import(actorOf(request), body ?? emptyBody())) as {
           id: string;
