@@ -21,13 +21,13 @@ const issuePath = (accountId: string) => `/api/v1/billing/accounts/${accountId}/
 type Bill = { id: string; billNo: string; paymentReference: string; amountDue: { value: number }; state: string };
 type Entry = { bankReference: string; outcome: string; detail?: string; payment?: { id: string }; id: string };
 
-/** Four German postpaid accounts (a Postpaid M line each from 17 March 2027), billed on 1 April 2027. */
-async function billedAccounts(t: Test, driver: Engine["driver"]) {
+/** German postpaid accounts (four unless asked; a Postpaid M line each from 17 March 2027), billed on 1 April 2027. */
+async function billedAccounts(t: Test, driver: Engine["driver"], count = 4) {
   const clock = new ManualClock("2027-03-17T09:00:00Z");
   const engine = await startEngine(t, { clock, driver });
   const first = await orderReadyAccount(engine);
   const accounts = [first.accountId];
-  for (let index = 0; index < 3; index += 1) accounts.push((await createBillingAccount(engine)).id);
+  for (let index = 1; index < count; index += 1) accounts.push((await createBillingAccount(engine)).id);
   for (const accountId of accounts) await activateLine(engine, accountId);
   clock.set("2027-04-01T08:00:00Z");
   const bills: Bill[] = [];
@@ -256,7 +256,8 @@ for (const driver of drivers) {
     );
     t.equal((await engine.request("GET", UNMATCHED, { key: finance })).json().length, 1);
 
-    // A return after the 8 weeks an authorised debit may come back: to the worklist, the payment stands.
+    // A return after the 8 weeks an authorised debit may come back: the bank took the money back all the same, so it
+    // is reversed, and said so for finance to dispute.
     const late = camt053({
       messageId: "STMT-LATE",
       entries: [
@@ -271,13 +272,31 @@ for (const driver of drivers) {
       ],
     });
     const lateAnswer = (await engine.request("POST", STATEMENTS, { key: finance, ...xmlRequest(late) })).json();
-    t.match(lateAnswer.items, [{ outcome: "unmatched", detail: /after the 8 weeks/ }]);
-    t.equal((await bill(engine, billA.id)).state, "settled");
+    t.match(lateAnswer.items, [{ outcome: "returned", detail: /MD06 .*after the 8 weeks .* dispute with the bank/ }]);
+    t.notOk(
+      ["settled", "partiallyPaid"].includes((await bill(engine, billA.id)).state),
+      "the money went back: A reopens",
+    );
+    // A debit not yet collected is not reversed by hand: the bank's statement says what became of it.
+    const later = await engine.request("POST", DEBITS, { key: finance, body: { collectionDate: "2027-07-20" } });
+    t.equal(later.statusCode, 201, later.body);
+    const [pendingDebit] = (
+      await engine.request("GET", PAYMENTS, { key: finance, query: { status: "pending" } })
+    ).json();
+    expectError(
+      t,
+      await engine.request("POST", `/api/v1/payments/${pendingDebit.id}/reversal`, {
+        key: finance,
+        body: { reasonCode: "AM04" },
+      }),
+      409,
+      "payment_pending",
+    );
   });
   if (!everyCase(driver)) continue;
 
   t.test(`${driver}: bad files and bad mandates change nothing`, async (t) => {
-    const { engine, accounts, bills } = await billedAccounts(t, driver);
+    const { engine, accounts, bills } = await billedAccounts(t, driver, 2);
     const finance = engine.keys.finance;
     const [a] = accounts as [string];
     const [billA] = bills as [Bill];
@@ -305,12 +324,28 @@ for (const driver of drivers) {
     await refused(good.replace(">1.00<", ">-1.00<"), /not a positive decimal/);
     await refused(camt053({ entries: [] }), /no entries/);
     await refused("this is not xml", /not well-formed|not a camt/);
+    await refused(good.replace(/OK-1/g, "R".repeat(36)), /AcctSvcrRef is longer than 35 characters/);
+    await refused(good.replace("<NtryDtls>", `${"<a>".repeat(50)}<NtryDtls>`), /nested deeper than 40/);
     t.same(await counts(), before, "no payment, entry or allocation from a refused file");
     t.equal(
       await engine.count("bank_statements", "status = 'rejected'"),
-      8,
+      10,
       "each refusal is on record with its reason",
     );
+    const asJson = await engine.request("POST", STATEMENTS, { key: finance, body: { statement: good } });
+    t.equal(asJson.statusCode, 415, "a statement is XML, not JSON");
+    // An amount finer than the currency's cents is not matched: it waits for finance, nothing else breaks.
+    const fine = await engine.request("POST", STATEMENTS, {
+      key: finance,
+      ...xmlRequest(
+        camt053({
+          messageId: "FINE",
+          entries: [{ ref: "FINE-1", amount: "10.125", creditorRef: billA.paymentReference }],
+        }),
+      ),
+    });
+    t.equal(fine.statusCode, 201, fine.body);
+    t.match(fine.json().items, [{ outcome: "unmatched", detail: /more decimals than EUR allows/ }]);
     const wrongType = await engine.request("POST", STATEMENTS, {
       key: finance,
       rawBody: good,
@@ -350,7 +385,7 @@ for (const driver of drivers) {
 t.test(
   "a statement whose import died part-way is finished by recovery, once; a cut-off upload is cleared",
   async (t) => {
-    const { engine, bills } = await billedAccounts(t, drivers[0] as Engine["driver"]);
+    const { engine, bills } = await billedAccounts(t, drivers[0] as Engine["driver"], 2);
     const finance = engine.keys.finance;
     const [billA, billB] = bills as [Bill, Bill];
     const statements = engine.app.services.statements as unknown as {

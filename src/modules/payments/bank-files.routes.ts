@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { actorOf, STAFF } from "../../platform/auth.js";
+import { AppError } from "../../platform/errors.js";
 import { errorResponses, idempotencyKeyOf, sendCreated } from "../../platform/tmf.js";
 import { registerReadRoutes } from "../../platform/tmf-routes.js";
 import { text } from "../../platform/tmf-schemas.js";
@@ -263,6 +264,16 @@ export function bankFilesRoutes(debits: DirectDebitsService, statements: Stateme
           reply.raw.once("finish", () => socket.setTimeout?.(idle));
         }
         const body = request.body as AsyncIterable<Buffer> | undefined;
+        if (
+          body !== undefined &&
+          typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== "function"
+        ) {
+          throw new AppError(
+            "unsupported_media_type",
+            "unsupported_media_type",
+            "a statement is sent as application/xml",
+          );
+        }
         const statement = (await statements.import(actorOf(request), body ?? emptyBody())) as {
           id: string;
           href: string;

@@ -14,6 +14,8 @@ import { isCalendarDate } from "../../shared/calendar.js";
 const NAMESPACE = /^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.0[2-8]$/;
 /** No text node the reader keeps is longer (remittance lines are 140, references 35). */
 const MAX_TEXT = 4_000;
+/** camt.053 nests about 12 deep; far deeper is not a statement. */
+const MAX_DEPTH = 40;
 
 export class StatementFormatError extends Error {
   override name = "StatementFormatError";
@@ -153,6 +155,7 @@ export class Camt053Reader {
       }
       this.sawRoot = true;
     }
+    if (this.path.length >= MAX_DEPTH) this.fail(`elements nested deeper than ${MAX_DEPTH}`);
     this.path.push(tag.local);
     this.text = "";
     const at = this.path.join("/");
@@ -180,7 +183,10 @@ export class Camt053Reader {
       };
     } else if (at.endsWith("/Ntry/NtryDtls/TxDtls")) {
       this.transaction = newTransaction();
-    } else if (tag.local === "Amt" && (at.endsWith("/Ntry/Amt") || at.endsWith("/TxDtls/Amt"))) {
+    } else if (
+      tag.local === "Amt" &&
+      (at.endsWith("/Ntry/Amt") || at.endsWith("/TxDtls/Amt") || at.endsWith("/TxDtls/AmtDtls/TxAmt/Amt"))
+    ) {
       const currency = tag.attributes.Ccy?.value ?? null;
       if (currency === null || !/^[A-Z]{3}$/.test(currency)) this.fail("an amount without a valid Ccy attribute");
       if (at.endsWith("/Ntry/Amt") && this.entry !== null) this.entry.currency = currency;
@@ -194,9 +200,10 @@ export class Camt053Reader {
     this.text = "";
     this.path.pop();
     if (at === "Document/GrpHdr/MsgId" || at === "Document/BkToCstmrStmt/GrpHdr/MsgId") this.messageId = value;
-    else if (at === "Document/BkToCstmrStmt/Stmt/Id") this.statementRef = value;
-    else if (at === "Document/BkToCstmrStmt/Stmt/Acct/Id/IBAN") this.account = value.replace(/\s+/g, "").toUpperCase();
-    else if (at === "Document/BkToCstmrStmt/Stmt/Acct/Id/Othr/Id") this.account ??= value;
+    else if (at === "Document/BkToCstmrStmt/Stmt/Id") this.statementRef = this.reference(value, "Stmt/Id");
+    else if (at === "Document/BkToCstmrStmt/Stmt/Acct/Id/IBAN") {
+      this.account = this.reference(value.replace(/\s+/g, "").toUpperCase(), "Acct/Id/IBAN");
+    } else if (at === "Document/BkToCstmrStmt/Stmt/Acct/Id/Othr/Id") this.account ??= this.reference(value, "Acct/Id");
     else if (this.entry !== null) this.closeInEntry(at, value);
   }
 
@@ -217,15 +224,20 @@ export class Camt053Reader {
           this.transaction = null;
           return;
         case "Refs/AcctSvcrRef":
-          tx.ref = value;
+          tx.ref = this.reference(value, "AcctSvcrRef");
           return;
         case "Refs/EndToEndId":
-          tx.endToEndId = value === "NOTPROVIDED" ? null : value;
+          tx.endToEndId = value === "NOTPROVIDED" ? null : this.reference(value, "EndToEndId");
           return;
         case "Amt":
           tx.amount = this.amount(value);
           return;
+        // camt.053.001.02 gives a transaction's amount only here.
+        case "AmtDtls/TxAmt/Amt":
+          tx.amount ??= this.amount(value);
+          return;
         case "CdtDbtInd":
+          if (value !== "CRDT" && value !== "DBIT") this.fail(`CdtDbtInd "${value}" is neither CRDT nor DBIT`);
           tx.direction = value;
           return;
         case "RltdPties/Dbtr/Pty/Nm":
@@ -250,10 +262,10 @@ export class Camt053Reader {
     }
     switch (inEntry) {
       case "NtryRef":
-        entry.ntryRef = value;
+        entry.ntryRef = this.reference(value, "NtryRef");
         return;
       case "AcctSvcrRef":
-        entry.servicerRef = value;
+        entry.servicerRef = this.reference(value, "AcctSvcrRef");
         return;
       case "Amt":
         entry.amount = this.amount(value);
@@ -292,6 +304,12 @@ export class Camt053Reader {
     }
   }
 
+  /** A reference: ISO 20022 Max35Text. */
+  private reference(value: string, field: string): string {
+    if (value.length > 35) this.fail(`${field} is longer than 35 characters`);
+    return value;
+  }
+
   private amount(value: string): string {
     if (!/^\d{1,18}(\.\d{1,5})?$/.test(value) || /^0*(\.0*)?$/.test(value)) {
       this.fail(`amount "${value}" is not a positive decimal`);
@@ -310,8 +328,9 @@ export class Camt053Reader {
     if (entry.amount === null || entry.currency === null) this.fail(`${where} has no amount (Amt)`);
     if (entry.direction === null) this.fail(`${where} has no CdtDbtInd`);
     if (entry.status === null) this.fail(`${where} has no status (Sts)`);
-    const ref = entry.servicerRef ?? entry.ntryRef;
-    if (ref === null || ref === "") {
+    // The bank's own reference is unique for the account; an entry reference is only unique in its statement.
+    const ref = entry.servicerRef ?? (entry.ntryRef === null ? null : `${this.statementRef ?? ""}:${entry.ntryRef}`);
+    if (ref === null || entry.servicerRef === "" || entry.ntryRef === "") {
       this.fail(`${where} has neither AcctSvcrRef nor NtryRef: it could not be told from a duplicate`);
     }
     const bankCode =

@@ -18,6 +18,7 @@ import {
   type Contact,
   lockAccounts,
   openBillsDueBy,
+  openItemsOf,
 } from "../billing/index.js";
 import { directDebitFiles, directDebits, mandates } from "./bank-files.tables.js";
 import { buildPain008, type Creditor, type PlannedDebit, sepaText } from "./pain008.js";
@@ -372,6 +373,40 @@ export class DirectDebitsService {
           `bill ${taken[0]?.invoiceId} entered another direct debit file meanwhile; build the file again`,
         );
       }
+      // Nor was a bill paid, credited or put on hold, nor a mandate revoked, since they were read.
+      const open = await openItemsOf(
+        tx,
+        chosen.map(({ row }) => row.bill.billingAccountId),
+      );
+      const stillActive = new Set(
+        (
+          await tx
+            .select({ id: mandates.id })
+            .from(mandates)
+            .where(
+              and(
+                inArray(mandates.id, [...new Set(chosen.map(({ row }) => row.mandate.id))]),
+                eq(mandates.status, "active"),
+              ),
+            )
+        ).map((row) => row.id),
+      );
+      const changed = chosen.find(({ row }) => {
+        const item = open.get(row.bill.billingAccountId)?.find((candidate) => candidate.id === row.bill.id);
+        return (
+          item === undefined ||
+          item.onHold ||
+          !new Money(item.open.toFixed()).eq(row.bill.open) ||
+          !stillActive.has(row.mandate.id)
+        );
+      });
+      if (changed !== undefined) {
+        throw new AppError(
+          "conflict",
+          "bills_changed",
+          `bill ${changed.row.bill.number} or mandate ${changed.row.mandate.reference} changed while the file was built; build it again`,
+        );
+      }
       if (lapsed.size > 0) {
         await tx
           .update(mandates)
@@ -407,22 +442,23 @@ export class DirectDebitsService {
           description: `SEPA direct debit of bill ${row.bill.number} (${row.bill.paymentReference}), mandate ${row.mandate.reference}`,
         })),
       );
-      await tx.insert(directDebits).values(
-        chosen.map(({ row, sequenceType, id }) => ({
-          id,
-          fileId,
-          mandateId: row.mandate.id,
-          billingAccountId: row.bill.billingAccountId,
-          invoiceId: row.bill.id,
-          amount: new Money(row.bill.open),
-          currency: "EUR",
-          sequenceType,
-          collectionDate,
-          endToEndId: endToEndIdOf(id),
-          status: "pending",
-          statusDate: now,
-        })),
-      );
+      const debitRows = chosen.map(({ row, sequenceType, id }) => ({
+        id,
+        fileId,
+        mandateId: row.mandate.id,
+        billingAccountId: row.bill.billingAccountId,
+        invoiceId: row.bill.id,
+        amount: new Money(row.bill.open),
+        currency: "EUR",
+        sequenceType,
+        collectionDate,
+        endToEndId: endToEndIdOf(id),
+        status: "pending",
+        statusDate: now,
+      }));
+      for (let start = 0; start < debitRows.length; start += 2000) {
+        await tx.insert(directDebits).values(debitRows.slice(start, start + 2000));
+      }
       // The mandates used: recurring from now on, used on the collection date (the 36 months restart).
       await tx
         .update(mandates)
@@ -565,15 +601,15 @@ export class DirectDebitsService {
     return new Map(rows.map((row) => [row.endToEndId, row]));
   }
 
-  /** Why a return of `debit` booked on `bookingDate` with `reason` may not reverse it, or null when it may. */
-  returnRefusal(debit: DebitView, reason: string, bookingDate: string): string | null {
+  /** Whether a return of `debit` booked on `bookingDate` with `reason` came later than the rulebook allows: why, or null. */
+  lateReturn(debit: DebitView, reason: string, bookingDate: string): string | null {
     const collected = parseDate(debit.collectionDate);
     const unauthorised = REVERSAL_REASONS[reason]?.unauthorised === true;
     const limit = unauthorised
       ? formatLocalDate(addMonths(collected, RETURN_MONTHS_UNAUTHORISED))
       : formatLocalDate(addDays(collected, RETURN_DAYS_AUTHORISED));
     if (bookingDate > limit) {
-      return `a return booked ${bookingDate}, after the ${unauthorised ? "13 months" : "8 weeks"} a ${reason} return may come (collected ${debit.collectionDate}): for finance to take up with the bank`;
+      return `booked ${bookingDate}, after the ${unauthorised ? "13 months" : "8 weeks"} a ${reason} return may come (collected ${debit.collectionDate}): for finance to dispute with the bank`;
     }
     return null;
   }

@@ -70,7 +70,8 @@ export function buildPain008(plan: Pain008Plan): { xml: string; transactions: nu
     const info = initiation.ele("PmtInf");
     info.ele("PmtInfId").txt(block.id);
     info.ele("PmtMtd").txt("DD");
-    info.ele("BtchBookg").txt("true");
+    // One booking per debit: the statement then quotes each end-to-end id, and collections match one by one.
+    info.ele("BtchBookg").txt("false");
     info.ele("NbOfTxs").txt(String(block.debits.length));
     info.ele("CtrlSum").txt(sum(block.debits));
     const type = info.ele("PmtTpInf");

@@ -393,6 +393,14 @@ export class PaymentsService {
       );
     }
     const found = await this.find(this.deps.database.db, actor, paymentId);
+    if (found.status === "pending") {
+      // The bank may still collect it: its statement reverses it with the return (or confirms it collected).
+      throw new AppError(
+        "conflict",
+        "payment_pending",
+        `payment ${paymentId} is a direct debit not yet collected; a return in the bank's statement reverses it`,
+      );
+    }
     // The catalog is read before the transaction (embedded PGlite has one session).
     const fee = reason.fee ? await this.deps.reversalFee(found.currency) : null;
     await this.deps.database.transaction(async (tx) => {
@@ -554,6 +562,15 @@ export class PaymentsService {
    */
   async collectDebits(tx: Db, paymentIds: readonly string[]): Promise<string[]> {
     if (paymentIds.length === 0) return [];
+    // Accounts first, then the payments (the order every writer of an account's money takes).
+    const owners = await tx
+      .select({ billingAccountId: payments.billingAccountId })
+      .from(payments)
+      .where(and(inArray(payments.id, [...paymentIds]), eq(payments.status, "pending")));
+    await lockAccounts(
+      tx,
+      owners.map((row) => row.billingAccountId),
+    );
     const rows = await tx
       .select({ payment: payments, invoiceId: directDebits.invoiceId })
       .from(payments)
@@ -563,7 +580,6 @@ export class PaymentsService {
     if (rows.length === 0) return [];
     const now = this.deps.clock.now();
     const accountIds = [...new Set(rows.map((row) => row.payment.billingAccountId))];
-    await lockAccounts(tx, accountIds);
     const open = await openItemsOf(tx, accountIds);
     const entries: NewEntry[] = [];
     const planned: PlannedAllocation[] = [];

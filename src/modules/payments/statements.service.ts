@@ -120,10 +120,12 @@ export class StatementsService {
       throw error;
     }
     // Read whole: from here on the statement is applied, by this request or, after a crash, by recovery.
-    await db
+    const [marked] = await db
       .update(bankStatements)
       .set({ messageId: reader.messageId, entries: staged, status: "staged" })
-      .where(eq(bankStatements.id, statementId));
+      .where(and(eq(bankStatements.id, statementId), eq(bankStatements.status, "receiving")))
+      .returning({ id: bankStatements.id });
+    if (marked === undefined) throw new Error(`statement ${statementId} was cleared while it streamed in`);
     await this.applyAll(actor, statementId);
     await this.deps.audit.record(db, actor, {
       action: "import",
@@ -137,6 +139,14 @@ export class StatementsService {
   /** Stages read entries; those whose bank reference an earlier entry of the account holds are duplicates. */
   private async stage(statementId: string, entries: readonly CamtEntry[]): Promise<number> {
     if (entries.length === 0) return 0;
+    if (entries.length > STAGE_CHUNK) {
+      // One piece of the file can hold a batch booking of thousands (one insert stays within its parameters).
+      let staged = 0;
+      for (let start = 0; start < entries.length; start += STAGE_CHUNK) {
+        staged += await this.stage(statementId, entries.slice(start, start + STAGE_CHUNK));
+      }
+      return staged;
+    }
     const db = this.deps.database.db;
     const now = this.deps.clock.now();
     const [first] = entries;
@@ -180,13 +190,31 @@ export class StatementsService {
     if (inserted.length < rows.length) {
       const kept = new Set(inserted.map((row) => row.id));
       const repeated = rows.filter((row) => !kept.has(row.id));
-      const originals = await queryRows<{ id: string; account: string; bank_ref: string; statement_id: string }>(
+      const originals = await queryRows<{
+        id: string;
+        account: string;
+        bank_ref: string;
+        statement_id: string;
+        status: string;
+      }>(
         db,
-        sql`select e.id, e.account, e.bank_ref, e.statement_id from ${statementEntries} e
+        sql`select e.id, e.account, e.bank_ref, e.statement_id, s.status from ${statementEntries} e
+            join ${bankStatements} s on s.id = e.statement_id
             join jsonb_to_recordset(${JSON.stringify(repeated.map((row) => ({ account: row.account, ref: row.bankRef })))}::jsonb)
               as r(account text, ref text) on e.account = r.account and e.bank_ref = r.ref
             where e.duplicate_of is null`,
       );
+      // An entry held by another upload still streaming in (or cut off by a crash, until recovery clears it) is not
+      // a duplicate yet: that upload may never be applied. This import waits for it to end.
+      const inFlight = originals.find((row) => row.statement_id !== statementId && row.status === "receiving");
+      if (inFlight !== undefined) {
+        throw new AppError(
+          "conflict",
+          "statement_in_progress",
+          `statement: entry ${inFlight.bank_ref} is being imported by statement ${inFlight.statement_id}, still streaming in or cut off; import again once it ends (an upload cut off is cleared after an hour)`,
+          "statement",
+        );
+      }
       const originalOf = new Map(originals.map((row) => [`${row.account}\u0000${row.bank_ref}`, row]));
       await db.insert(statementEntries).values(
         repeated.map((row) => {
@@ -216,10 +244,18 @@ export class StatementsService {
       if (next === null) break;
       afterSeq = next;
     }
+    // Applied only when no entry is left staged (a chunk skipped while another process held it, then rolled back,
+    // is taken by the next recovery).
     await this.deps.database.db
       .update(bankStatements)
       .set({ status: "applied", completedAt: this.deps.clock.now() })
-      .where(and(eq(bankStatements.id, statementId), eq(bankStatements.status, "staged")));
+      .where(
+        and(
+          eq(bankStatements.id, statementId),
+          eq(bankStatements.status, "staged"),
+          sql`not exists (select 1 from ${statementEntries} e where e.statement_id = ${statementId} and e.outcome = 'staged')`,
+        ),
+      );
   }
 
   /**
@@ -239,8 +275,18 @@ export class StatementsService {
     let abandoned = 0;
     for (const statement of stale) {
       if (statement.status === "staged") {
-        await this.applyAll(SYSTEM_ACTOR, statement.id);
-        resumed += 1;
+        // One statement that cannot be applied must not hold up the others (or every import): it is left staged,
+        // its error on record, for the next try.
+        try {
+          await this.applyAll(SYSTEM_ACTOR, statement.id);
+          resumed += 1;
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          await db
+            .update(bankStatements)
+            .set({ error: `applying stopped: ${message}`.slice(0, 1000) })
+            .where(eq(bankStatements.id, statement.id));
+        }
       } else if (now.getTime() - statement.createdAt.getTime() > abandonedAfterMs) {
         await db.delete(statementEntries).where(eq(statementEntries.statementId, statement.id));
         await db
@@ -313,15 +359,23 @@ export class StatementsService {
     );
     const credits: EntryRow[] = [];
     const returns: Array<{ entry: EntryRow; debit: NonNullable<ReturnType<typeof debits.get>>; reason: string }> = [];
-    const collected: Array<{ entry: EntryRow; debitId: string }> = [];
+    const collected: Array<{ entry: EntryRow; debitId: string; accountId: string }> = [];
     for (const entry of entries) {
       const debit = entry.endToEndId === null ? undefined : debits.get(entry.endToEndId);
-      if (entry.bookingStatus !== "BOOK") {
+      const decimals = currencyMinorUnits(entry.currency);
+      const isReturn =
+        entry.direction === "DBIT" && (entry.returnReason !== null || (entry.bankCode ?? "").includes("IDDT"));
+      if (entry.amount.decimalPlaces() > decimals) {
+        resolve(
+          entry,
+          "unmatched",
+          `the amount ${entry.amount.toFixed()} has more decimals than ${entry.currency} allows (${decimals})`,
+        );
+      } else if (entry.bookingStatus !== "BOOK") {
         resolve(entry, "ignored", `not booked (status ${entry.bookingStatus}): only booked entries move money`);
-      } else if (entry.reversal) {
+      } else if (entry.reversal && !(isReturn && debit !== undefined)) {
         resolve(entry, "ignored", "the bank's reversal of an earlier booking: for finance to reconcile by hand");
       } else if (entry.direction === "DBIT") {
-        const isReturn = entry.returnReason !== null || (entry.bankCode ?? "").includes("IDDT");
         if (!isReturn) resolve(entry, "ignored", "a debit from the operator's account, not money owed to it");
         else if (debit === undefined) {
           resolve(
@@ -333,7 +387,7 @@ export class StatementsService {
           returns.push({ entry, debit, reason: entry.returnReason ?? "MS03" });
         }
       } else if (debit !== undefined) {
-        collected.push({ entry, debitId: debit.id });
+        collected.push({ entry, debitId: debit.id, accountId: debit.billingAccountId });
       } else {
         credits.push(entry);
       }
@@ -355,6 +409,7 @@ export class StatementsService {
       ...quoted.map((bill) => bill.billingAccountId),
       ...[...ibanAccounts.values()].flatMap((ids) => [...ids]),
       ...returns.map(({ debit }) => debit.billingAccountId),
+      ...collected.map(({ accountId }) => accountId),
     ];
     await lockAccounts(tx, lockIds);
     const open = await openItemsOf(tx, [...new Set([...ibanAccounts.values()].flatMap((ids) => [...ids]))]);
@@ -406,15 +461,11 @@ export class StatementsService {
 
     for (const { entry, debit, reason } of returns) {
       const code = REVERSAL_REASONS[reason] === undefined ? "MS03" : reason;
-      const refusal = this.deps.debits.returnRefusal(
-        debit,
-        reason,
-        entry.bookingDate ?? now.toISOString().slice(0, 10),
-      );
+      // A return later than the rulebook allows still took the money back: it is reversed like any other, and
+      // said so for finance to dispute with the bank.
+      const late = this.deps.debits.lateReturn(debit, reason, entry.bookingDate ?? now.toISOString().slice(0, 10));
       if (debit.status === "returned") {
         resolve(entry, "ignored", `the direct debit ${entry.endToEndId} was returned before`, { paymentId: debit.id });
-      } else if (refusal !== null) {
-        resolve(entry, "unmatched", refusal, { paymentId: debit.id, billingAccountId: debit.billingAccountId });
       } else {
         try {
           await this.deps.payments.reverseWithin(tx, actor, debit.id, {
@@ -426,7 +477,7 @@ export class StatementsService {
           resolve(
             entry,
             "returned",
-            `direct debit ${entry.endToEndId} returned: ${reason} ${REVERSAL_REASONS[code]?.text ?? ""}`.trim(),
+            `direct debit ${entry.endToEndId} returned: ${reason} ${REVERSAL_REASONS[code]?.text ?? ""}${late === null ? "" : `; ${late}`}`.trim(),
             {
               paymentId: debit.id,
               billingAccountId: debit.billingAccountId,
