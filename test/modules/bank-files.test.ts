@@ -50,7 +50,7 @@ async function bill(engine: Engine, id: string) {
 for (const driver of drivers) {
   t.test(`${driver}: direct debits collect the open bills; a statement matches, returns and dedupes`, async (t) => {
     const { engine, clock, accounts, bills } = await billedAccounts(t, driver);
-    const [a, b, c, d] = accounts as [string, string, string, string];
+    const [a, b, c] = accounts as [string, string, string];
     const [billA, billB, billC, billD] = bills as [Bill, Bill, Bill, Bill];
     const finance = engine.keys.finance;
 
