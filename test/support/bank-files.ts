@@ -10,7 +10,7 @@ import { create } from "xmlbuilder2";
  */
 
 export const CAMT053_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08";
-export const SCHEMAS = path.resolve(import.meta.dirname, "../../../shared/reference/iso20022");
+export const SCHEMAS = path.resolve(import.meta.dirname, "../fixtures/iso20022");
 
 export interface StatementEntrySpec {
   /** The bank's reference (AcctSvcrRef). */
@@ -133,7 +133,7 @@ export function hasXmllint(): boolean {
   return spawnSync("xmllint", ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-/** Validates `xml` against an XSD in shared/reference/iso20022; answers xmllint's complaints, or null when valid. */
+/** Validates `xml` against an XSD in test/fixtures/iso20022; answers xmllint's complaints, or null when valid. */
 export function schemaProblems(xml: string, xsd: string): string | null {
   const folder = mkdtempSync(path.join(tmpdir(), "bss-xml-"));
   try {
