@@ -138,9 +138,10 @@ t.test("bill, part-payment, overpayment, credit used, chargeback with its fee, r
 });
 
 t.test("a SEPA direct debit: pre-notified, pending, collected by the daily job on its date", async (t) => {
-  const { engine, api, moveTo, waitForOrder } = await clockEngine(t, { start: "2027-01-17T08:59:00Z" });
+  // The line is ordered on the last day of January (each day the clock crosses runs that day's jobs).
+  const { engine, api, moveTo, waitForOrder } = await clockEngine(t, { start: "2027-01-31T08:59:00Z" });
   const finance = engine.keys.finance;
-  await moveTo("2027-01-17T09:00:00Z");
+  await moveTo("2027-01-31T09:00:00Z");
   const { accountId, customerId } = await orderReadyAccount(engine);
   const order = await api("POST", ORDERS, {
     billingAccount: { id: accountId },
@@ -149,7 +150,7 @@ t.test("a SEPA direct debit: pre-notified, pending, collected by the daily job o
   await waitForOrder(order.id);
   await api("POST", `/api/v1/billing-accounts/${accountId}/mandates`, {
     reference: "SCENARIO-1",
-    signatureDate: "2027-01-17",
+    signatureDate: "2027-01-31",
     debtorName: "Ada Lovelace",
     iban: "DE02120300000000202051",
   });
