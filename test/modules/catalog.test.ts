@@ -250,6 +250,7 @@ t.test("dunning policies are checked when published: order, actions and the law 
     policies[0].barringMinimum = "50.00";
     policies[0].steps[1].daysPastDue = 21;
     policies[0].steps[3].daysPastDue = 30;
+    policies[0].reconnectionFee = "plan-postpaid-m";
     // Steps out of order, an unknown action, a fee on a barring, a notice of a step the policy lacks.
     policies[2].steps[0].daysPastDue = 30;
     policies[1].steps[2].action = "disconnectEverything";
@@ -268,6 +269,7 @@ t.test("dunning policies are checked when published: order, actions and the law 
     /^dunning-policies\.json: \[1\]\.steps\[2\]\.action: /,
     /^dunning-policies\.json: \[2\]\.steps\[2\]\.fee: only a reminder carries a fee$/,
     /^dunning-policies\.json: \[2\]\.reconnectionFee: unknown offering no-such-offering$/,
+    /^dunning-policies\.json: \[0\]\.reconnectionFee: plan-postpaid-m has no one-time price$/,
     /^dunning-policies\.json: \[3\]\.(id|segment): /,
   ]) {
     t.ok(

@@ -367,7 +367,10 @@ export function loadCatalog(directory: string): CatalogDefinition {
   }
   if (offeringIds.size === 0 && problems.length === 0) problem("offerings", "(folder)", "has no offerings");
   unique(dunningPolicies, "dunning policy");
-  checkDunningPolicies(dunningPolicies, currencies, offeringIds, (where, message) =>
+  const oneTime = new Map(
+    offerings.map(({ item }) => [item.id, item.prices.some((price) => price.type === "oneTime")] as const),
+  );
+  checkDunningPolicies(dunningPolicies, currencies, oneTime, (where, message) =>
     problem("dunning-policies.json", where, message),
   );
 
@@ -467,13 +470,14 @@ const BARRING_ACTIONS: readonly DunningAction[] = ["outgoingBarring", "fullBarri
 /**
  * Dunning policies: steps in the order of their days (a later step never comes earlier), each action at most once
  * but reminders, barring before suspension before termination, fees only on reminders; one policy per jurisdiction,
- * segment and currency; a catalog currency; the reconnection fee a one-time offering; and, for consumers where the
+ * segment and currency; a catalog currency; the reconnection fee an offering with a one-time price; and, for consumers where the
  * law is known (BARRING_LAW), no barring earlier than it allows.
  */
 function checkDunningPolicies(
   policies: Array<{ item: DunningPolicy; at: string }>,
   currencies: readonly string[],
-  offeringIds: ReadonlySet<string>,
+  /** Offerings by id: whether each has a one-time price. */
+  offerings: ReadonlyMap<string, boolean>,
   problem: Report,
 ): void {
   const scopes = new Map<string, string>();
@@ -483,8 +487,10 @@ function checkDunningPolicies(
     if (other !== undefined) problem(`${at}.segment`, `${scope} is already dunned by policy ${other}`);
     scopes.set(scope, item.id);
     if (!currencies.includes(item.currency)) problem(`${at}.currency`, `${item.currency} is not a catalog currency`);
-    if (item.reconnectionFee !== undefined && !offeringIds.has(item.reconnectionFee)) {
-      problem(`${at}.reconnectionFee`, `unknown offering ${item.reconnectionFee}`);
+    if (item.reconnectionFee !== undefined) {
+      const fee = offerings.get(item.reconnectionFee);
+      if (fee === undefined) problem(`${at}.reconnectionFee`, `unknown offering ${item.reconnectionFee}`);
+      else if (!fee) problem(`${at}.reconnectionFee`, `${item.reconnectionFee} has no one-time price`);
     }
     const ids = new Set<string>();
     const dayOf = new Map<DunningAction, number>();
