@@ -62,7 +62,7 @@
  * bill run of 58,800 accounts.
  */
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import type { AddressInfo } from "node:net";
 import { loadavg } from "node:os";
@@ -83,6 +83,7 @@ import { camtEntry, camtParts } from "../test/support/bank-files.js";
 import { RecordingChannel } from "../test/support/recording-channel.js";
 import { excerpt, label } from "./invoices.js";
 import { measureStatements, type TimedStatement, timeStatementsOf } from "./support/db-time.js";
+import { busyShare, machineCpu, percentile, stats } from "./support/figures.js";
 import { generateAccounts } from "./support/generate-accounts.js";
 import { freshDatabase, table } from "./support/servers.js";
 
@@ -1153,33 +1154,6 @@ async function check(input: {
     failures.push(`ceiling's copy ${JSON.stringify(bare)}, engine's ${JSON.stringify(engine)}`);
   }
   return failures;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
-function stats(values: number[]): { p50: string; p99: string } {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50).toFixed(0), p99: percentile(sorted, 99).toFixed(0) };
-}
-
-/** The machine's CPU counters (all cores): busy and total jiffies, from /proc/stat (zeros elsewhere). */
-function machineCpu(): { busy: number; total: number } {
-  try {
-    const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
-    const total = fields.reduce((sum, value) => sum + value, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return { busy: 0, total: 0 };
-  }
-}
-
-function busyShare(before: { busy: number; total: number }, after: { busy: number; total: number }): number {
-  const total = after.total - before.total;
-  return total <= 0 ? 0 : (100 * (after.busy - before.busy)) / total;
 }
 
 /** Per statement of an apply chunk: how many per chunk, the p50 of its own time, its mean own time per chunk, its share. */
