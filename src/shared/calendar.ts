@@ -126,6 +126,12 @@ export function localDayNumber(ms: number, timeZone: string): number {
   return Math.floor((ms + offsetMs(timeZone, ms)) / DAY_MS);
 }
 
+/** A "YYYY-MM-DD" text as a calendar date (check it with isCalendarDate where it comes from outside). */
+export function parseLocalDate(text: string): LocalDate {
+  const [year, month, day] = text.slice(0, 10).split("-").map(Number) as [number, number, number];
+  return { year, month, day };
+}
+
 export function formatLocalDate(date: LocalDate): string {
   const pad = (n: number, width: number) => String(n).padStart(width, "0");
   return `${pad(date.year, 4)}-${pad(date.month, 2)}-${pad(date.day, 2)}`;

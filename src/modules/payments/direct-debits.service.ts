@@ -1,14 +1,22 @@
 import { createHash } from "node:crypto";
 import { and, asc, count, desc, eq, inArray, lte, sql } from "drizzle-orm";
 import { isSEPACountry, validateBIC, validateIBAN } from "ibantools";
-import { type Actor, SYSTEM_ACTOR } from "../../platform/audit.js";
+import type { Actor } from "../../platform/audit.js";
 import { mayReadAccount } from "../../platform/auth.js";
 import { type Db, queryRows } from "../../platform/database.js";
 import { AppError, notFound } from "../../platform/errors.js";
 import type { ServiceDeps } from "../../platform/resource-service.js";
 import { uuidList } from "../../platform/sql.js";
 import { requestHash } from "../../platform/tmf.js";
-import { addMonths, formatLocalDate, isCalendarDate, type LocalDate } from "../../shared/calendar.js";
+import {
+  addMonths,
+  dateOfDayNumber,
+  dayNumber,
+  formatLocalDate,
+  isCalendarDate,
+  type LocalDate,
+  parseLocalDate,
+} from "../../shared/calendar.js";
 import { isId, newId } from "../../shared/ids.js";
 import { Money } from "../../shared/money.js";
 import {
@@ -22,7 +30,7 @@ import {
 } from "../billing/index.js";
 import { directDebitFiles, directDebits, mandates } from "./bank-files.tables.js";
 import { buildPain008, type Creditor, type PlannedDebit, sepaText } from "./pain008.js";
-import type { PaymentsService } from "./payments.service.js";
+import { maskIban, type PaymentsService } from "./payments.service.js";
 import { REVERSAL_REASONS } from "./reversal-reasons.js";
 
 /**
@@ -168,7 +176,7 @@ export class DirectDebitsService {
         action: "create",
         entityType: "mandate",
         entityId: id,
-        after: { ...presented, iban: maskedIban(checked.iban) },
+        after: { ...presented, iban: maskIban(checked.iban) },
       });
       return presented;
     });
@@ -205,7 +213,7 @@ export class DirectDebitsService {
       reference: row.reference,
       signatureDate: row.signatureDate,
       debtorName: row.debtorName,
-      iban: maskedIban(row.iban),
+      iban: maskIban(row.iban),
       ...(row.bic === null ? {} : { bic: row.bic }),
       sequence: row.sequence,
       status,
@@ -237,7 +245,7 @@ export class DirectDebitsService {
       );
     }
     const today = this.today();
-    const earliest = formatLocalDate(addDays(today, this.deps.prenotificationDays));
+    const earliest = formatLocalDate(dateOfDayNumber(dayNumber(today) + this.deps.prenotificationDays));
     if (collectionDate < earliest) {
       throw new AppError(
         "unprocessable",
@@ -396,7 +404,7 @@ export class DirectDebitsService {
         return (
           item === undefined ||
           item.onHold ||
-          !new Money(item.open.toFixed()).eq(row.bill.open) ||
+          !item.open.toMoney().eq(row.bill.open) ||
           !stillActive.has(row.mandate.id)
         );
       });
@@ -478,7 +486,7 @@ export class DirectDebitsService {
               channel: contact.channel,
               to: contact.address,
               subject: `Direct debit of bill ${row.bill.number}`,
-              body: `We will collect ${amount} for bill ${row.bill.number} from ${maskedIban(row.mandate.iban)} on ${collectionDate} (mandate ${row.mandate.reference}, creditor ${creditors.get(row.bill.issuerId)?.creditorId}).`,
+              body: `We will collect ${amount} for bill ${row.bill.number} from ${maskIban(row.mandate.iban)} on ${collectionDate} (mandate ${row.mandate.reference}, creditor ${creditors.get(row.bill.issuerId)?.creditorId}).`,
               reason: "directDebit.prenotification",
             },
           ];
@@ -603,11 +611,11 @@ export class DirectDebitsService {
 
   /** Whether a return of `debit` booked on `bookingDate` with `reason` came later than the rulebook allows: why, or null. */
   lateReturn(debit: DebitView, reason: string, bookingDate: string): string | null {
-    const collected = parseDate(debit.collectionDate);
+    const collected = parseLocalDate(debit.collectionDate);
     const unauthorised = REVERSAL_REASONS[reason]?.unauthorised === true;
     const limit = unauthorised
       ? formatLocalDate(addMonths(collected, RETURN_MONTHS_UNAUTHORISED))
-      : formatLocalDate(addDays(collected, RETURN_DAYS_AUTHORISED));
+      : formatLocalDate(dateOfDayNumber(dayNumber(collected) + RETURN_DAYS_AUTHORISED));
     if (bookingDate > limit) {
       return `booked ${bookingDate}, after the ${unauthorised ? "13 months" : "8 weeks"} a ${reason} return may come (collected ${debit.collectionDate}): for finance to dispute with the bank`;
     }
@@ -632,9 +640,6 @@ export class DirectDebitsService {
     );
     return new Set(rows.map((row) => row.invoice_id));
   }
-
-  /** The system actor collects on schedule. */
-  static readonly actor = SYSTEM_ACTOR;
 }
 
 export type DebitView = typeof directDebits.$inferSelect;
@@ -649,23 +654,9 @@ export function endToEndIdOf(paymentId: string): string {
   return paymentId.replaceAll("-", "").toUpperCase();
 }
 
-function parseDate(text: string): LocalDate {
-  const [year, month, day] = text.split("-").map(Number);
-  return { year: year as number, month: month as number, day: day as number };
-}
-
-function addDays(date: LocalDate, days: number): LocalDate {
-  const moved = new Date(Date.UTC(date.year, date.month - 1, date.day + days));
-  return { year: moved.getUTCFullYear(), month: moved.getUTCMonth() + 1, day: moved.getUTCDate() };
-}
-
 /** The date from which a mandate is lapsed: 36 months after its last debit's collection date, or its signature. */
 function lapsesBy(row: { signatureDate: string; lastCollectionDate: string | null }): string {
-  return formatLocalDate(addMonths(parseDate(row.lastCollectionDate ?? row.signatureDate), MANDATE_LIFE_MONTHS));
-}
-
-export function maskedIban(iban: string): string {
-  return `${iban.slice(0, 4)}${"*".repeat(Math.max(0, iban.length - 8))}${iban.slice(-4)}`;
+  return formatLocalDate(addMonths(parseLocalDate(row.lastCollectionDate ?? row.signatureDate), MANDATE_LIFE_MONTHS));
 }
 
 /** A mandate's fields checked: the reference's characters, a signature date not in the future, the IBAN and BIC. */

@@ -1340,6 +1340,7 @@ function presentMethod(row: MethodRow): object {
 }
 
 /** An IBAN as shown back: its country, check digits and last four characters (the rest is not needed to pick it). */
-function maskIban(iban: string): string {
+/** An IBAN as it is shown: its country, check digits and last four characters. */
+export function maskIban(iban: string): string {
   return `${iban.slice(0, 4)}${"*".repeat(Math.max(0, iban.length - 8))}${iban.slice(-4)}`;
 }
