@@ -48,7 +48,6 @@
  * 100,000 accounts (5.8 million rows) about 75 s, the two runs about 2 and 1½ minutes, the rest under a minute.
  */
 
-import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { sql as drizzleSql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
@@ -63,6 +62,7 @@ import { RecordingChannel } from "../test/support/recording-channel.js";
 import { describeProblems, SUMMARY_CHECK, type SummaryProblems } from "../test/support/summaries.js";
 import { excerpt, label } from "./invoices.js";
 import { measureStatements, type TimedStatement, timeStatementsOf } from "./support/db-time.js";
+import { busyShare, machineCpu, percentile } from "./support/figures.js";
 import { type GeneratedAccounts, generateAccounts } from "./support/generate-accounts.js";
 import { freshDatabase, table } from "./support/servers.js";
 
@@ -323,23 +323,6 @@ function batchOf(
   };
 }
 
-/** The machine's CPU counters (all cores): busy and total jiffies, from /proc/stat (zeros elsewhere). */
-function machineCpu(): { busy: number; total: number } {
-  try {
-    const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
-    const total = fields.reduce((sum, value) => sum + value, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return { busy: 0, total: 0 };
-  }
-}
-
-function busyShare(before: { busy: number; total: number }, after: { busy: number; total: number }): number {
-  const total = after.total - before.total;
-  return total <= 0 ? 0 : (100 * (after.busy - before.busy)) / total;
-}
-
 /** A spread sample of the generated accounts composed by the engine (`invoices.prepare`, as a run's batch does). */
 async function verifySample(app: FastifyInstance, generated: GeneratedAccounts): Promise<string[]> {
   const failures: string[] = [];
@@ -551,11 +534,6 @@ async function check(
   const problem = describeProblems(problems);
   if (problem !== null) failures.push(problem);
   return failures;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
 function stats(values: number[], digits: number) {

@@ -44,7 +44,6 @@ import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { buildApp } from "../src/app.js";
-import { loadConfig } from "../src/config.js";
 import type { InvoicesService } from "../src/modules/billing/index.js";
 import type { RatedResult } from "../src/modules/charging/rating.service.js";
 import { recordRated } from "../src/modules/charging/summaries.js";
@@ -55,7 +54,8 @@ import { simRecord } from "../test/support/fixtures.js";
 import { RecordingChannel } from "../test/support/recording-channel.js";
 import { describeProblems, SUMMARY_CHECK, type SummaryProblems } from "../test/support/summaries.js";
 import { measureStatements, type TimedStatement, timeStatementsOf } from "./support/db-time.js";
-import { freshDatabase, table } from "./support/servers.js";
+import { percentile } from "./support/figures.js";
+import { benchConfig, freshDatabase, table } from "./support/servers.js";
 
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -89,16 +89,7 @@ export async function benchInvoices(): Promise<Record<string, string | number>[]
   const database = await freshDatabase(databaseUrl, `bss_bench_invoices_${process.pid}`);
   const prefix = `bench:${process.pid}:invoices:`;
   const clock = new ManualClock(ORDERED_AT);
-  const config = loadConfig({
-    DATABASE_URL: database.url,
-    REDIS_URL: redisUrl,
-    BSS_REDIS_KEY_PREFIX: prefix,
-    BSS_SECRETS_KEY: "0".repeat(64),
-    BSS_MIGRATE_ON_START: "true",
-    BSS_CATALOG_REFRESH_SECONDS: "0",
-    BSS_RATE_LIMIT_PER_MINUTE: "0",
-    LOG_LEVEL: "silent",
-  });
+  const config = benchConfig(database.url, redisUrl, prefix);
   const app = await buildApp(config, {
     clock,
     logger: false,
@@ -318,11 +309,6 @@ async function check(sql: postgres.Sql, accounts: string[], statuses: Map<string
   const problem = describeProblems(problems);
   if (problem !== null) failures.push(problem);
   return failures;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
 function figures(

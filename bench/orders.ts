@@ -11,17 +11,13 @@
  */
 
 import { simRecord } from "../test/support/fixtures.js";
+import { percentile } from "./support/figures.js";
 import { freshDatabase, startServer, table } from "./support/servers.js";
 
 const adminKey = "bench-admin-key-0123456789abcdefghijklmnop";
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const PHASE_MS = 15_000;
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
 
 export async function benchOrders(): Promise<Record<string, string | number>[]> {
   const database = await freshDatabase(databaseUrl, `bss_bench_orders_${process.pid}`);

@@ -58,7 +58,6 @@ import { loadavg } from "node:os";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { buildApp } from "../src/app.js";
-import { loadConfig } from "../src/config.js";
 import { SYSTEM_ACTOR } from "../src/platform/audit.js";
 import { ManualClock } from "../src/platform/clock.js";
 import { RecordingChannel } from "../test/support/recording-channel.js";
@@ -66,7 +65,7 @@ import { excerpt, label } from "./invoices.js";
 import { measureStatements, type TimedStatement, timeStatementsOf } from "./support/db-time.js";
 import { busyShare, machineCpu, percentile, stats } from "./support/figures.js";
 import { generateAccounts } from "./support/generate-accounts.js";
-import { freshDatabase, table } from "./support/servers.js";
+import { benchConfig, freshDatabase, table } from "./support/servers.js";
 
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -138,16 +137,7 @@ export async function benchPayments(): Promise<Row[][]> {
   const ceilingUrl = new URL(database.url);
   ceilingUrl.pathname = `/${ceilingName}`;
   const prefix = `bench:${process.pid}:payments:`;
-  const config = loadConfig({
-    DATABASE_URL: database.url,
-    REDIS_URL: redisUrl,
-    BSS_REDIS_KEY_PREFIX: prefix,
-    BSS_SECRETS_KEY: "0".repeat(64),
-    BSS_MIGRATE_ON_START: "true",
-    BSS_CATALOG_REFRESH_SECONDS: "0",
-    BSS_RATE_LIMIT_PER_MINUTE: "0",
-    LOG_LEVEL: "silent",
-  });
+  const config = benchConfig(database.url, redisUrl, prefix);
   const engineOptions = (clock: ManualClock) => ({
     clock,
     logger: false as const,

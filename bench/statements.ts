@@ -74,7 +74,6 @@ import { composeIBAN } from "ibantools";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { buildApp } from "../src/app.js";
-import { loadConfig } from "../src/config.js";
 import { STATEMENTS_PATH } from "../src/modules/payments/statements.service.js";
 import { SYSTEM_ACTOR } from "../src/platform/audit.js";
 import { ManualClock } from "../src/platform/clock.js";
@@ -85,7 +84,7 @@ import { excerpt, label } from "./invoices.js";
 import { measureStatements, type TimedStatement, timeStatementsOf } from "./support/db-time.js";
 import { busyShare, machineCpu, percentile, stats } from "./support/figures.js";
 import { generateAccounts } from "./support/generate-accounts.js";
-import { freshDatabase, table } from "./support/servers.js";
+import { benchConfig, freshDatabase, table } from "./support/servers.js";
 
 const argv = process.argv.slice(2);
 /** `--name value` or `--name=value` on the command line. */
@@ -216,16 +215,7 @@ export async function benchStatements(): Promise<Row[][]> {
   const ceilingUrl = new URL(database.url);
   ceilingUrl.pathname = `/${ceilingName}`;
   const prefix = `bench:${process.pid}:statements:`;
-  const config = loadConfig({
-    DATABASE_URL: database.url,
-    REDIS_URL: redisUrl,
-    BSS_REDIS_KEY_PREFIX: prefix,
-    BSS_SECRETS_KEY: "0".repeat(64),
-    BSS_MIGRATE_ON_START: "true",
-    BSS_CATALOG_REFRESH_SECONDS: "0",
-    BSS_RATE_LIMIT_PER_MINUTE: "0",
-    LOG_LEVEL: "silent",
-  });
+  const config = benchConfig(database.url, redisUrl, prefix);
   const engineOptions = (clock: ManualClock) => ({
     clock,
     logger: false as const,

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import autocannon from "autocannon";
 import postgres from "postgres";
+import { type Config, loadConfig } from "../../src/config.js";
 import { freePort } from "../../test/support/services.js";
 
 /** Helpers shared by the benchmarks: child-process servers, a fresh database, autocannon runs. */
@@ -65,6 +66,20 @@ export async function freshDatabase(adminUrl: string, name: string): Promise<{ u
       await admin.end();
     },
   };
+}
+
+/** The engine's configuration for an in-process bench: its own database and key prefix, no rate limits, silent. */
+export function benchConfig(databaseUrl: string, redisUrl: string, prefix: string): Config {
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    BSS_REDIS_KEY_PREFIX: prefix,
+    BSS_SECRETS_KEY: "0".repeat(64),
+    BSS_MIGRATE_ON_START: "true",
+    BSS_CATALOG_REFRESH_SECONDS: "0",
+    BSS_RATE_LIMIT_PER_MINUTE: "0",
+    LOG_LEVEL: "silent",
+  });
 }
 
 export interface LoadResult {
